@@ -1,0 +1,80 @@
+"""The files nftune generates: their names and where each layer puts them.
+
+Two layers, as systemd intends:
+  vendor  /usr/lib/...  rendered from the built-in defaults when the package is built;
+  admin   /etc/...      rendered by `nftune apply` from the defaults plus /etc/nftune.
+An /etc file of the same name masks the /usr/lib one, so the admin layer always wins and
+`nftune clean` falls back to the package defaults.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+from .config import DEFAULT_SYSCTL_PRIORITY
+from .root import Root
+
+
+class Layer(StrEnum):
+    ADMIN = "admin"
+    VENDOR = "vendor"
+
+
+class Kind(StrEnum):
+    MODULES_LOAD = "modules-load"
+    SYSCTL = "sysctl"
+    SYSCTL_MASK = "sysctl-mask"  # an admin-layer stand-in hiding a vendor sysctl file
+    UDEV = "udev"
+
+
+BASE = {Layer.ADMIN: "/etc", Layer.VENDOR: "/usr/lib"}
+CONF_DIR = {Kind.MODULES_LOAD: "modules-load.d", Kind.SYSCTL: "sysctl.d",
+            Kind.SYSCTL_MASK: "sysctl.d", Kind.UDEV: "udev/rules.d"}
+MODULES_LOAD_NAME = "nftune.conf"
+UDEV_NAME = "90-nftune.rules"
+# Names nftune may own; anything else in these directories is never looked at for removal.
+OWNED_NAME = {
+    "modules-load.d": re.compile(r"nftune\.conf"),
+    "sysctl.d": re.compile(r"[0-9]{2}-nftune\.conf"),
+    "udev/rules.d": re.compile(r"[0-9]{2}-nftune\.rules"),
+}
+
+
+def sysctl_name(priority: str) -> str:
+    return f"{priority}-nftune.conf"
+
+
+def name_of(kind: Kind, priority: str) -> str:
+    if kind is Kind.MODULES_LOAD:
+        return MODULES_LOAD_NAME
+    if kind is Kind.UDEV:
+        return UDEV_NAME
+    if kind is Kind.SYSCTL_MASK:
+        return sysctl_name(DEFAULT_SYSCTL_PRIORITY)
+    return sysctl_name(priority)
+
+
+def path_of(layer: Layer, kind: Kind, priority: str) -> str:
+    return f"{BASE[layer]}/{CONF_DIR[kind]}/{name_of(kind, priority)}"
+
+
+@dataclass(frozen=True)
+class Artifact:
+    kind: Kind
+    path: str  # in-tree
+    content: str
+    mode: int = 0o644
+
+
+def owned_candidates(root: Root, layer: Layer) -> list[str]:
+    """Files in this layer's directories whose names nftune uses (ownership is then
+    decided by the header)."""
+    out = []
+    for conf_dir, pattern in OWNED_NAME.items():
+        d = f"{BASE[layer]}/{conf_dir}"
+        host = root.host(d)
+        if host.is_dir():
+            out += [f"{d}/{p.name}" for p in sorted(host.iterdir()) if pattern.fullmatch(p.name)]
+    return out

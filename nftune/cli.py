@@ -1,0 +1,187 @@
+"""Verbs and options. Heavy modules are imported inside each verb, so --help and
+--version stay fast."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from . import __version__
+from .errors import EXIT_CHECK_FAILED, EXIT_OK
+
+EXIT_CODES = """\
+exit status:
+  0  success (verify: every check passed or was skipped)
+  1  verify: at least one check failed
+  2  usage or configuration error; nothing was written
+  3  the operation could not complete (a file in the way, I/O error, a command failed)
+"""
+
+
+def _root_opt(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--root", metavar="DIR",
+                   help="work on the image tree DIR: write files only, never touch the "
+                        "running kernel; runtime checks are skipped")
+
+
+def _json_opt(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nftune",
+        description="Load nf_conntrack before systemd-sysctl runs, so "
+                    "net.netfilter.nf_conntrack_tcp_be_liberal=1 survives every boot, "
+                    "and prove it.",
+        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"nftune {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
+
+    p = verbs.add_parser("apply", help="render and install the boot files; on a live "
+                         "system, also load the modules and apply the sysctls now",
+                         epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _root_opt(p)
+    p.add_argument("--dry-run", action="store_true",
+                   help="print a unified diff of what would change, change nothing")
+    p.add_argument("--vendor", action="store_true",
+                   help="write the built-in defaults under /usr/lib (for package builds)")
+    _json_opt(p)
+
+    p = verbs.add_parser("verify", help="check the boot files and, on a live system, "
+                         "the running kernel; one line per check",
+                         epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _root_opt(p)
+    _json_opt(p)
+
+    p = verbs.add_parser("clean", help="remove exactly the files nftune wrote",
+                         epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _root_opt(p)
+    p.add_argument("--dry-run", action="store_true", help="list what would be removed")
+    p.add_argument("--vendor", action="store_true",
+                   help="remove the vendor files under /usr/lib instead")
+    _json_opt(p)
+
+    p = verbs.add_parser("config", help="show the effective configuration and where each "
+                         "setting comes from")
+    _root_opt(p)
+    _json_opt(p)
+    return parser
+
+
+def _print_json(data: Any) -> None:
+    json.dump(data, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    from .apply import apply
+    from .artifacts import Layer
+    from .root import Root
+
+    root = Root.from_arg(args.root)
+    layer = Layer.VENDOR if args.vendor else Layer.ADMIN
+    plan = apply(root, layer, dry_run=args.dry_run)
+    if not plan.kernels:
+        print(f"nftune: warning: no kernel under {root.show('/lib/modules')}; module names "
+              "were not checked (a kernel installed later is checked by 'nftune verify')",
+              file=sys.stderr)
+    if args.json:
+        _print_json({"dry_run": args.dry_run, "live": root.live and not args.dry_run,
+                     "changes": [{"path": c.path, "action": str(c.action)}
+                                 for c in plan.changes]})
+        return EXIT_OK
+    for c in plan.changes:
+        if args.dry_run:
+            sys.stdout.write(c.diff(root))
+        else:
+            print(f"{c.action}: {root.show(c.path)}")
+    n = len(plan.changed)
+    verb = "would change" if args.dry_run else "changed"
+    print(f"apply: {n} file{'s' * (n != 1)} {verb}" if n else "apply: no change")
+    if root.live and layer is Layer.ADMIN and not args.dry_run:
+        print("apply: modules loaded and sysctls applied to the running system")
+    return EXIT_OK
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from .result import Status
+    from .root import Root
+    from .verify import verify
+
+    report = verify(Root.from_arg(args.root))
+    if args.json:
+        _print_json(report.to_json())
+    else:
+        for r in report.results:
+            print(r.line())
+            if r.failed and r.hint:
+                print(f"    hint: {r.hint}")
+        counts = ", ".join(f"{report.count(s)} {s}" for s in Status)
+        print(f"verify: {len(report.results)} checks: {counts}")
+    return EXIT_OK if report.ok else EXIT_CHECK_FAILED
+
+
+def cmd_clean(args: argparse.Namespace) -> int:
+    from .apply import clean
+    from .artifacts import Layer
+    from .root import Root
+
+    root = Root.from_arg(args.root)
+    changes = clean(root, Layer.VENDOR if args.vendor else Layer.ADMIN, dry_run=args.dry_run)
+    if args.json:
+        _print_json({"dry_run": args.dry_run,
+                     "removed": [c.path for c in changes]})
+        return EXIT_OK
+    for c in changes:
+        print(f"{'would remove' if args.dry_run else 'removed'}: {root.show(c.path)}")
+    print(f"clean: {len(changes)} file{'s' * (len(changes) != 1)}"
+          f"{' would be' if args.dry_run else ''} removed")
+    return EXIT_OK
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from .config import load
+    from .root import Root
+
+    cfg = load(Root.from_arg(args.root))
+    if args.json:
+        _print_json({
+            "sources": list(cfg.sources),
+            "modules": [{"load": m.name, "from": str(m.origin)} for m in cfg.modules],
+            "sysctl": [{"key": s.display, "value": s.value, "from": str(s.origin)}
+                       for s in cfg.sysctls],
+            "sysctl_priority": cfg.sysctl_priority,
+        })
+        return EXIT_OK
+    print("[Modules]")
+    for m in cfg.modules:
+        print(f"Load={m.name:<40} # {m.origin}")
+    print("\n[Sysctl]")
+    for s in cfg.sysctls:
+        print(f"{s.display + '=' + s.value:<45} # {s.origin}")
+    print(f"\n[Files]\nSysctlPriority={cfg.sysctl_priority}")
+    return EXIT_OK
+
+
+VERBS = {"apply": cmd_apply, "verify": cmd_verify, "clean": cmd_clean, "config": cmd_config}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from .errors import NftuneError
+
+    try:
+        return VERBS[args.verb](args)
+    except NftuneError as e:
+        if args.debug:
+            raise
+        print(f"nftune: error: {e}", file=sys.stderr)
+        if e.hint:
+            print(f"nftune: hint: {e.hint}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        return 130

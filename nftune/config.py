@@ -1,0 +1,200 @@
+"""nftune's configuration: built-in defaults, then /etc/nftune/nftune.conf, then
+/etc/nftune/nftune.conf.d/*.conf in name order. Later assignments win.
+
+One table (SETTINGS) defines every setting: its section, key, syntax and help text. The
+parser, the error messages, `nftune config` and the man page all read it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from . import ini, sysctl
+from .errors import NftuneError
+from .ini import Entry, Origin
+from .root import Root
+
+BUILTIN = "(built-in defaults)"
+DEFAULT_SYSCTL_PRIORITY = "90"
+DEFAULTS = f"""\
+[Modules]
+Load=nf_conntrack
+
+[Sysctl]
+net.netfilter.nf_conntrack_tcp_be_liberal=1
+
+[Files]
+SysctlPriority={DEFAULT_SYSCTL_PRIORITY}
+"""
+MODULE_NAME = re.compile(r"[A-Za-z0-9_-]{1,55}")
+
+
+@dataclass(frozen=True)
+class ModuleSpec:
+    """A module to load at boot; alternatives are tried in order (see kernel.resolve)."""
+
+    alternatives: tuple[str, ...]
+    origin: Origin
+
+    @property
+    def name(self) -> str:
+        return "|".join(self.alternatives)
+
+
+@dataclass(frozen=True)
+class SysctlSpec:
+    key: str  # canonical slash form, see sysctl.normalize
+    value: str
+    origin: Origin
+
+    @property
+    def display(self) -> str:
+        return sysctl.display(self.key)
+
+
+@dataclass(frozen=True)
+class Config:
+    modules: tuple[ModuleSpec, ...]
+    sysctls: tuple[SysctlSpec, ...]
+    sysctl_priority: str
+    sources: tuple[str, ...]  # in-tree config files read, in order
+
+    def sysctl(self, key: str) -> SysctlSpec | None:
+        return next((s for s in self.sysctls if s.key == key), None)
+
+
+@dataclass
+class _Builder:
+    modules: list[ModuleSpec] = field(default_factory=list)
+    sysctls: dict[str, SysctlSpec] = field(default_factory=dict)
+    sysctl_priority: str = DEFAULT_SYSCTL_PRIORITY
+
+
+def _bad(entry: Entry, message: str, hint: str) -> NftuneError:
+    return NftuneError(message, path=entry.origin.file, line=entry.origin.line,
+                       key=entry.key, value=entry.value, hint=hint)
+
+
+def _set_load(b: _Builder, e: Entry) -> None:
+    if not e.value:  # an empty assignment resets the list, as in unit files
+        b.modules.clear()
+        return
+    for token in e.value.split():
+        alts = tuple(a.replace("-", "_") for a in token.split("|"))
+        for a in alts:
+            if not MODULE_NAME.fullmatch(a):
+                raise _bad(e, f"invalid module name {a!r}",
+                           "module names are letters, digits, '_' and '-' (at most 55); "
+                           "separate alternatives with '|' and modules with spaces")
+        if all(m.alternatives != alts for m in b.modules):
+            b.modules.append(ModuleSpec(alts, e.origin))
+
+
+def _set_sysctl(b: _Builder, e: Entry) -> None:
+    try:
+        key = sysctl.validate_key(e.key)
+    except ValueError as err:
+        raise _bad(e, f"invalid sysctl key: {err}",
+                   "use a key as sysctl(8) shows it, like net.netfilter.nf_conntrack_max") \
+            from None
+    if not e.value:  # an empty assignment stops managing the key
+        b.sysctls.pop(key, None)
+        return
+    try:
+        value = sysctl.validate_value(e.value)
+    except ValueError as err:
+        raise _bad(e, f"invalid sysctl value: {err}", "write the value as sysctl(8) "
+                   "takes it; vectors are separated by spaces") from None
+    b.sysctls.pop(key, None)  # re-insert: file order follows the last assignment
+    b.sysctls[key] = SysctlSpec(key, value, e.origin)
+
+
+def _set_priority(b: _Builder, e: Entry) -> None:
+    if not re.fullmatch(r"[0-9]{2}", e.value):
+        raise _bad(e, "the priority must be two digits",
+                   "sysctl.d files apply in name order; use 10-99, e.g. SysctlPriority=90")
+    b.sysctl_priority = e.value
+
+
+@dataclass(frozen=True)
+class Setting:
+    section: str
+    key: str  # "*" takes any key (sysctl names)
+    syntax: str
+    help: str
+    apply: Callable[[_Builder, Entry], None]
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("Modules", "Load", "MODULE[|ALT...] ...",
+            "Kernel modules to load at boot, before systemd-sysctl runs. A list: each "
+            "assignment adds, an empty one resets. 'a|b' loads the first of a and b that "
+            "every installed kernel has.", _set_load),
+    Setting("Sysctl", "*", "KEY=VALUE",
+            "A sysctl to set at boot, written as sysctl(8) shows it. An empty value stops "
+            "managing the key.", _set_sysctl),
+    Setting("Files", "SysctlPriority", "NN",
+            "The two-digit prefix of nftune's sysctl.d file; it decides which files it "
+            "overrides and which override it.", _set_priority),
+)
+# Sections that later releases fill; named here so a typo is not mistaken for them.
+RESERVED_SECTIONS = ("RPS", "Verify")
+
+
+def _lookup(e: Entry) -> Setting:
+    sections = {s.section for s in SETTINGS}
+    if e.section not in sections:
+        hint = "known sections: " + ", ".join(f"[{s}]" for s in sorted(sections))
+        if e.section in RESERVED_SECTIONS:
+            hint = f"[{e.section}] is not supported by this version of nftune"
+        elif close := difflib.get_close_matches(e.section, sections, 1):
+            hint = f"did you mean [{close[0]}]?"
+        raise NftuneError(f"unknown section [{e.section}]", path=e.origin.file,
+                          line=e.origin.line, key=e.key, value=e.value, hint=hint)
+    in_section = [s for s in SETTINGS if s.section == e.section]
+    for s in in_section:
+        if s.key in ("*", e.key):
+            return s
+    keys = [s.key for s in in_section]
+    close = difflib.get_close_matches(e.key, keys, 1)
+    raise _bad(e, f"unknown setting in [{e.section}]",
+               f"did you mean {close[0]}=?" if close else "known: " + ", ".join(keys))
+
+
+def parse(texts: list[tuple[str, str]]) -> Config:
+    """Pure: (file name, text) pairs in the order they apply, after the built-in defaults."""
+    b = _Builder()
+    for name, text in [(BUILTIN, DEFAULTS), *texts]:
+        for e in ini.parse(text, name):
+            _lookup(e).apply(b, e)
+    return Config(tuple(b.modules), tuple(b.sysctls.values()), b.sysctl_priority,
+                  tuple(name for name, _ in texts))
+
+
+def load(root: Root) -> Config:
+    """Read the tree's config files. Origins and the generated headers use in-tree paths;
+    error messages use the real path, so the user can open the file."""
+    texts = []
+    for f in root.config_files():
+        if any(ord(c) < 32 or ord(c) == 127 for c in f):
+            raise NftuneError("a config file name contains control characters",
+                              path=repr(root.show(f)), hint="rename the file")
+        try:
+            raw = root.host(f).read_bytes()
+        except OSError as e:
+            raise NftuneError(f"cannot read: {e.strerror}", path=root.show(f)) from e
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise NftuneError("not valid UTF-8", path=root.show(f),
+                              hint="save the file as UTF-8 text") from None
+        texts.append((f, text))
+    try:
+        return parse(texts)
+    except NftuneError as e:
+        if e.path and e.path.startswith("/"):
+            e.path = root.show(e.path)
+        raise

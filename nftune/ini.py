@@ -1,0 +1,59 @@
+"""A systemd-style INI reader: [Section], Key=Value, # and ; comments, trailing-backslash
+continuation. Every assignment keeps its file and line for error messages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .conffiles import WHITESPACE, split_lines
+from .errors import NftuneError
+
+
+@dataclass(frozen=True)
+class Origin:
+    file: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}" if self.line else self.file
+
+
+@dataclass(frozen=True)
+class Entry:
+    section: str
+    key: str
+    value: str
+    origin: Origin
+
+
+def parse(text: str, file: str) -> list[Entry]:
+    entries: list[Entry] = []
+    section: str | None = None
+    lines = split_lines(text)
+    i = 0
+    while i < len(lines):
+        start = i + 1
+        line = lines[i].strip(WHITESPACE)
+        i += 1
+        if not line or line.startswith(("#", ";")):
+            continue
+        while line.endswith("\\") and i < len(lines):  # continuation, as in unit files
+            line = line[:-1] + " " + lines[i].strip(WHITESPACE)
+            i += 1
+        if line.startswith("["):
+            if not line.endswith("]") or len(line) < 3:
+                raise NftuneError("malformed section header", path=file, line=start,
+                                  hint="write it as [Section]")
+            section = line[1:-1].strip(WHITESPACE)
+            continue
+        if "=" not in line:
+            raise NftuneError(f"not an assignment: {line!r}", path=file, line=start,
+                              hint="write settings as Key=Value")
+        key, value = (s.strip(WHITESPACE) for s in line.split("=", 1))
+        if section is None:
+            raise NftuneError("assignment outside of any section", path=file, line=start,
+                              key=key, value=value, hint="put it under a [Section] header")
+        if not key:
+            raise NftuneError("empty key", path=file, line=start, value=value)
+        entries.append(Entry(section, key, value, Origin(file, start)))
+    return entries

@@ -1,0 +1,127 @@
+"""Which kernel modules the installed kernels have, and which name to load for each
+configured module.
+
+systemd-modules-load.service fails as a whole when one listed module is missing, so a name is
+rendered only when every installed kernel has it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .config import ModuleSpec
+from .errors import NftuneError
+from .root import Root
+
+_KO = re.compile(r"\.ko(\.(xz|gz|zst))?$")
+# Known renames, for hints: these were folded into nf_conntrack in Linux 4.19.
+RENAMED = {"nf_conntrack_ipv4": "nf_conntrack", "nf_conntrack_ipv6": "nf_conntrack",
+           "nf_defrag_ipv4": "nf_conntrack"}
+
+
+def modname(path: str) -> str:
+    """"kernel/net/netfilter/nf_conntrack.ko.xz" -> "nf_conntrack" ('-' and '_' are one)."""
+    return _KO.sub("", path.rsplit("/", 1)[-1]).replace("-", "_")
+
+
+@dataclass(frozen=True)
+class Kernel:
+    version: str
+    path: str  # in-tree module directory
+    modules: frozenset[str]
+    builtin: frozenset[str]
+
+    def has(self, name: str) -> str | None:
+        """"module", "builtin" or None. Aliases are not followed: /sys/module and
+        verification know a module by its real name."""
+        if name in self.modules:
+            return "module"
+        if name in self.builtin:
+            return "builtin"
+        return None
+
+
+def _read(root: Root, path: str) -> list[str]:
+    try:
+        return root.host(path).read_text(errors="replace").splitlines()
+    except FileNotFoundError:
+        return []
+
+
+def load_kernels(root: Root) -> list[Kernel]:
+    kernels = []
+    for d in root.kernel_dirs():
+        modules = frozenset(modname(line.split(":", 1)[0])
+                            for line in _read(root, f"{d}/modules.dep") if ":" in line)
+        builtin = frozenset(modname(line) for line in _read(root, f"{d}/modules.builtin")
+                            if line.strip())
+        kernels.append(Kernel(d.rsplit("/", 1)[-1], d, modules, builtin))
+    return kernels
+
+
+@dataclass(frozen=True)
+class ModuleChoice:
+    spec: ModuleSpec
+    name: str  # the alternative chosen
+    builtin_everywhere: bool  # no modules-load.d entry needed
+    checked: bool  # False when no kernel was installed to check against
+
+    @property
+    def listed(self) -> bool:
+        return not self.builtin_everywhere
+
+
+def choose(spec: ModuleSpec, kernels: list[Kernel]) -> ModuleChoice | NftuneError:
+    """The first alternative every installed kernel has, or the error that explains why
+    there is none. With no kernel installed nothing can be checked: the first is taken."""
+    if not kernels:
+        return ModuleChoice(spec, spec.alternatives[0], False, False)
+    for alt in spec.alternatives:
+        kinds = [k.has(alt) for k in kernels]
+        if all(kinds):
+            return ModuleChoice(spec, alt, all(x == "builtin" for x in kinds), True)
+    return missing_error(spec, kernels)
+
+
+def choose_all(specs: tuple[ModuleSpec, ...],
+               kernels: list[Kernel]) -> list[ModuleChoice | NftuneError]:
+    """choose() for each spec; a module reached twice (a|b and b) is listed once."""
+    out: list[ModuleChoice | NftuneError] = []
+    seen: set[str] = set()
+    for spec in specs:
+        c = choose(spec, kernels)
+        if isinstance(c, ModuleChoice):
+            if c.name in seen:
+                continue
+            seen.add(c.name)
+        out.append(c)
+    return out
+
+
+def resolve(specs: tuple[ModuleSpec, ...], kernels: list[Kernel]) -> list[ModuleChoice]:
+    """Like choose_all(), but the first module no alternative of which exists is an error."""
+    out = []
+    for c in choose_all(specs, kernels):
+        if isinstance(c, NftuneError):
+            raise c
+        out.append(c)
+    return out
+
+
+def missing_error(spec: ModuleSpec, kernels: list[Kernel]) -> NftuneError:
+    lacking = [k for k in kernels if not any(k.has(a) for a in spec.alternatives)]
+    where = ", ".join(f"{k.version} ({k.path})" for k in lacking[:3])
+    if len(lacking) > 3:
+        where += f" and {len(lacking) - 3} more"
+    if lacking:
+        msg = f"module {spec.name} is not in installed kernel {where}"
+    else:
+        msg = f"no alternative of {spec.name} is in every installed kernel"
+    renamed = [RENAMED[a] for a in spec.alternatives if a in RENAMED]
+    hint = ("one missing module fails systemd-modules-load.service as a whole; "
+            + (f"{spec.alternatives[0]} was merged into {renamed[0]} in Linux 4.19: use "
+               f"Load={renamed[0]}" if renamed else
+               "remove it, or list alternatives as Load=a|b"))
+    return NftuneError(msg, path=spec.origin.file, line=spec.origin.line,
+                       key="Load", value=spec.name, hint=hint)

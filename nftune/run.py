@@ -1,0 +1,39 @@
+"""The one way nftune runs another program."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .errors import EXIT_FAILED, NftuneError
+
+
+@dataclass(frozen=True)
+class Completed:
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run(argv: Sequence[str], *, check: bool = True, timeout: float = 60) -> Completed:
+    """Run argv without a shell; raise NftuneError (exit 3) on failure when check is set."""
+    try:
+        p = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout,
+                           check=False, stdin=subprocess.DEVNULL)
+    except FileNotFoundError as e:
+        raise NftuneError(f"command not found: {argv[0]}", exit_code=EXIT_FAILED,
+                          hint="install it, or run nftune with --root to write files only") from e
+    except subprocess.TimeoutExpired as e:
+        raise NftuneError(f"{' '.join(argv)} timed out after {timeout:g}s",
+                          exit_code=EXIT_FAILED) from e
+    done = Completed(tuple(argv), p.returncode, p.stdout, p.stderr)
+    if check and p.returncode != 0:
+        detail = (p.stderr or p.stdout).strip().splitlines()
+        raise NftuneError(
+            f"{' '.join(argv)} exited with {p.returncode}"
+            + (f": {detail[-1]}" if detail else ""),
+            exit_code=EXIT_FAILED,
+        )
+    return done

@@ -1,0 +1,202 @@
+"""sysctl keys and sysctl.d files, with systemd-sysctl's own semantics.
+
+A key is kept in canonical form: the path below /proc/sys with "/" separators
+("net/netfilter/nf_conntrack_tcp_be_liberal"), exactly what systemd's sysctl_normalize()
+produces, so keys from any file compare equal however they were written.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+
+from .conffiles import WHITESPACE, ConfFile, list_conf_files, read_lines
+from .root import Root
+
+GLOB_CHARS = frozenset("*?[")
+# One path component of a key nftune accepts: interface names may hold dots, never a
+# leading "-" (systemd's ignore-failure prefix) and never glob or control characters.
+COMPONENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:@+-]*")
+MAX_VALUE = 4096
+
+
+def normalize(key: str) -> str:
+    """systemd's sysctl_normalize(): if the first separator is ".", dots and slashes swap;
+    then the path is simplified and a leading slash dropped."""
+    key = key.strip(WHITESPACE)
+    m = re.search(r"[./]", key)
+    if m and m.group() == ".":
+        head, tail = key[: m.start()], key[m.start():]
+        key = head + tail.translate(str.maketrans("./", "/."))
+    parts = [p for p in key.split("/") if p and p != "."]
+    return "/".join(parts)
+
+
+def display(key: str) -> str:
+    """The familiar dotted spelling where it is unambiguous, else the slash form."""
+    parts = key.split("/")
+    return ".".join(parts) if not any("." in p for p in parts) else key
+
+
+def validate_key(raw: str) -> str:
+    """The canonical key for a key nftune is asked to manage; ValueError says why not."""
+    if not raw or any(ord(c) < 32 or ord(c) == 127 for c in raw):
+        raise ValueError("a sysctl key must be non-empty and free of control characters")
+    if any(c.isspace() for c in raw):
+        raise ValueError("a sysctl key cannot contain white space")
+    if GLOB_CHARS & set(raw):
+        raise ValueError("glob keys are not managed by nftune; name each key")
+    if raw.startswith("-"):
+        raise ValueError("the '-' (ignore failure) prefix would hide the very failure "
+                         "nftune exists to prevent")
+    if "=" in raw:
+        raise ValueError("a sysctl key cannot contain '='")
+    key = raw.lstrip("/")
+    if key.startswith("proc/sys/"):
+        key = key[len("proc/sys/"):]
+    key = normalize(key)
+    parts = key.split("/")
+    if len(parts) < 2:
+        raise ValueError("a sysctl key names a file below /proc/sys, like net.core.somaxconn")
+    for p in parts:
+        if p == ".." or not COMPONENT.fullmatch(p):
+            raise ValueError(f"invalid path component {p!r}")
+    # Round trip: what we render must normalize back to the same key.
+    if normalize(display(key)) != key:
+        raise ValueError("this key cannot be written unambiguously")
+    return key
+
+
+def validate_value(raw: str) -> str:
+    value = raw.strip(WHITESPACE)
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError("a sysctl value cannot contain control characters")
+    if len(value) > MAX_VALUE:
+        raise ValueError(f"a sysctl value is at most {MAX_VALUE} characters")
+    return value
+
+
+def same_value(a: str, b: str) -> bool:
+    """Compare the way the kernel prints: vectors are tab-separated on read, any white
+    space on write."""
+    return a.split() == b.split()  # kernel parsers skip any white space between fields
+
+
+def is_glob(key: str) -> bool:
+    return bool(GLOB_CHARS & set(key))
+
+
+def glob_matches(pattern: str, key: str) -> bool:
+    """glob(3) over /proc/sys: a wildcard never crosses a '/'."""
+    pp, kp = pattern.split("/"), key.split("/")
+    return len(pp) == len(kp) and all(fnmatchcase(k, p) for p, k in zip(pp, kp, strict=True))
+
+
+@dataclass(frozen=True)
+class Assignment:
+    key: str  # canonical; may be a glob
+    value: str | None  # None: a "-key" line with no "=", which only shields from globs
+    file: str  # in-tree path of the file as listed (not its symlink target)
+    line: int
+    ignore_failure: bool = False
+
+    @property
+    def where(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+def parse(text: str, file: str) -> list[Assignment]:
+    """One sysctl.d file, as systemd-sysctl's parse_line() reads it."""
+    out = []
+    for lineno, line in read_lines(text):
+        if "=" in line:
+            ignore = line.startswith("-")
+            k, v = line[1 if ignore else 0:].split("=", 1)
+            out.append(Assignment(normalize(k), v.strip(WHITESPACE), file, lineno, ignore))
+        elif line.startswith("-"):
+            out.append(Assignment(normalize(line[1:]), None, file, lineno, True))
+        # Anything else is "not an assignment" and ignored by systemd too.
+    return out
+
+
+@dataclass(frozen=True)
+class Effective:
+    """Who decides a key's boot value, and every other line that touches it."""
+
+    key: str
+    winner: Assignment | None  # None: nothing sets the key
+    losers: tuple[Assignment, ...]
+
+
+def resolve(assignments: Iterable[Assignment], key: str) -> Effective:
+    """The assignment systemd-sysctl applies to `key`: the last explicit one in file order,
+    else the last-inserted glob that matches (explicit keys always beat globs)."""
+    explicit: list[Assignment] = []
+    globs: list[Assignment] = []
+    for a in assignments:
+        if a.key == key:
+            explicit.append(a)
+        elif is_glob(a.key) and glob_matches(a.key, key):
+            globs.append(a)
+    if explicit:
+        winner = _last_distinct(explicit)
+        if winner.value is None:
+            return Effective(key, None, tuple(explicit + globs))
+        return Effective(key, winner, tuple(a for a in explicit + globs if a is not winner))
+    # Each glob pattern is one entry; entries are written in insertion order, so the
+    # pattern inserted last wins. A value-less glob only excludes, it never writes.
+    by_pattern: dict[str, list[tuple[int, Assignment]]] = {}
+    for i, a in enumerate(globs):
+        by_pattern.setdefault(a.key, []).append((i, a))
+    placed = [_last_distinct_indexed(entries) for entries in by_pattern.values()]
+    writers = [(i, a) for i, a in placed if a.value is not None]
+    if writers:
+        winner = max(writers, key=lambda ia: ia[0])[1]
+        return Effective(key, winner, tuple(a for a in globs if a is not winner))
+    return Effective(key, None, tuple(globs))
+
+
+def _last_distinct_indexed(entries: list[tuple[int, Assignment]]) -> tuple[int, Assignment]:
+    # A repeat of the same value does not move an entry (systemd keeps the first one).
+    winner = entries[0]
+    for e in entries[1:]:
+        if e[1].value != winner[1].value:
+            winner = e
+    return winner
+
+
+def _last_distinct(assignments: list[Assignment]) -> Assignment:
+    return _last_distinct_indexed(list(enumerate(assignments)))[1]
+
+
+@dataclass(frozen=True)
+class SysctlD:
+    """All of sysctl.d as the next boot will read it."""
+
+    files: tuple[ConfFile, ...]
+    assignments: tuple[Assignment, ...]
+    # /etc/sysctl.conf when no sysctl.d link reads it: `sysctl --system` applies it last.
+    procps_only: tuple[Assignment, ...]
+
+    @classmethod
+    def load(cls, root: Root) -> SysctlD:
+        files = tuple(list_conf_files(root, root.conf_dirs("sysctl.d"), ".conf"))
+        assignments: list[Assignment] = []
+        for f in files:
+            if not f.masked:
+                assignments += parse(root.host(f.path).read_text(errors="replace"), f.path)
+        procps: list[Assignment] = []
+        if root.host("/etc/sysctl.conf").is_file() and not any(
+            root.chase(f.path) == root.chase("/etc/sysctl.conf") for f in files
+        ):
+            text = root.host("/etc/sysctl.conf").read_text(errors="replace")
+            procps = parse(text, "/etc/sysctl.conf")
+        return cls(files, tuple(assignments), tuple(procps))
+
+    def resolve(self, key: str) -> Effective:
+        return resolve(self.assignments, key)
+
+    def resolve_procps(self, key: str) -> Effective:
+        return resolve([*self.assignments, *self.procps_only], key)

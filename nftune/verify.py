@@ -1,0 +1,327 @@
+"""`nftune verify`: is this node (or image) right, and if not, why.
+
+Static checks read the tree as the next boot will: modules-load.d, sysctl.d and udev rules
+with systemd's precedence. Runtime checks read /sys and /proc/sys, only on the live system.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from . import __version__, udev
+from .artifacts import Kind, Layer, name_of, path_of
+from .conffiles import ConfFile, list_conf_files, read_lines, winner_for
+from .config import Config, load
+from .errors import NftuneError
+from .fsio import is_ours
+from .kernel import Kernel, ModuleChoice, choose_all, load_kernels, modname
+from .result import Cause, CheckResult, Status, failed, passed, skipped
+from .root import Root
+from .sysctl import SysctlD, display, same_value
+
+
+@dataclass(frozen=True)
+class Report:
+    root: str
+    live: bool
+    results: tuple[CheckResult, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not any(r.failed for r in self.results)
+
+    def count(self, status: Status) -> int:
+        return sum(r.status is status for r in self.results)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": 1,
+            "nftune": __version__,
+            "root": self.root,
+            "live": self.live,
+            "ok": self.ok,
+            "counts": {str(s): self.count(s) for s in Status},
+            "checks": [r.to_json() for r in self.results],
+        }
+
+
+def verify(root: Root) -> Report:
+    config = load(root)
+    kernels = load_kernels(root)
+    picks = choose_all(config.modules, kernels)
+    choices = [c for c in picks if isinstance(c, ModuleChoice)]
+    sysctld = SysctlD.load(root)
+    results = [
+        *check_module_names(root, kernels, picks),
+        *check_modules_load(root, choices),
+        *check_sysctl_boot(root, config, sysctld),
+        *check_safety_net(root, config, choices),
+    ]
+    if root.live:
+        results += check_modules_loaded(root, choices)
+        results += check_sysctl_values(root, config, sysctld, choices)
+    else:
+        why = ("--root: not the running system" if not root.is_host
+               else "systemd is not running (a chroot or an image build)")
+        results += [skipped("module-loaded", c.name, Cause.NOT_LIVE, reason=why)
+                    for c in choices]
+        results += [skipped("sysctl-value", s.display, Cause.NOT_LIVE, expected=s.value,
+                            reason=why) for s in config.sysctls]
+    return Report(str(root.path), root.live, tuple(results))
+
+
+# -- modules ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    file: str
+    line: int
+
+
+def modules_load_entries(root: Root) -> list[Entry]:
+    out = []
+    for f in list_conf_files(root, root.conf_dirs("modules-load.d"), ".conf"):
+        if not f.masked:
+            text = root.host(f.path).read_text(errors="replace")
+            out += [Entry(modname(s), f.path, n) for n, s in read_lines(text)]
+    return out
+
+
+def check_module_names(root: Root, kernels: list[Kernel],
+                       picks: list[ModuleChoice | NftuneError]) -> list[CheckResult]:
+    """Every configured module, and every modules-load.d entry, exists in every installed
+    kernel: one missing name fails systemd-modules-load.service as a whole."""
+    if not kernels:
+        return [skipped("module-exists", "modules-load.d", Cause.NO_KERNEL,
+                        reason=f"no kernel under {root.show('/lib/modules')}")]
+    out = []
+    for p in picks:
+        if isinstance(p, NftuneError):
+            out.append(failed("module-exists", str(p.value), Cause.MODULE_MISSING,
+                              reason=p.message, hint=p.hint, source=p.location()))
+        else:
+            where = "built into" if p.builtin_everywhere else "in"
+            out.append(passed("module-exists", p.name,
+                              reason=f"{where} every installed kernel ({len(kernels)})"))
+    configured = {p.name for p in picks if isinstance(p, ModuleChoice)}
+    for e in modules_load_entries(root):
+        lacking = [k.version for k in kernels if not k.has(e.name)]
+        if e.name not in configured and lacking:
+            out.append(failed(
+                "module-exists", e.name, Cause.MODULE_MISSING, source=f"{e.file}:{e.line}",
+                reason=f"listed in {e.file}:{e.line} but not in kernel {', '.join(lacking)}; "
+                       "systemd-modules-load.service will fail",
+                hint="remove the line (nf_conntrack_ipv4 became part of nf_conntrack in 4.19)"))
+    return out
+
+
+def _own_file(root: Root, dirs: list[str], name: str) -> tuple[ConfFile | None, Cause | None]:
+    """nftune's file of this name as systemd sees it, or the cause it is not in effect."""
+    f = winner_for(root, dirs, name)
+    if f is None:
+        return None, Cause.FILE_MISSING
+    if f.masked or not is_ours(root, f.path):
+        return f, Cause.FILE_MASKED
+    return f, None
+
+
+def _file_reason(root: Root, f: ConfFile | None, cause: Cause, name: str) -> str:
+    if cause is Cause.FILE_MISSING or f is None:
+        return f"nftune's {name} is not installed"
+    what = "masked by" if f.masked else "hidden by"
+    return f"nftune's {name} is {what} {root.show(f.path)}"
+
+
+def check_modules_load(root: Root, choices: list[ModuleChoice]) -> list[CheckResult]:
+    """Each module to load is listed in a modules-load.d file systemd reads."""
+    entries = modules_load_entries(root)
+    dirs = root.conf_dirs("modules-load.d")
+    own, own_cause = _own_file(root, dirs, name_of(Kind.MODULES_LOAD, ""))
+    out = []
+    for c in choices:
+        if c.builtin_everywhere:
+            out.append(passed("modules-load", c.name, reason="built in: no entry needed"))
+            continue
+        hit = next((e for e in entries if e.name == c.name), None)
+        if hit:
+            out.append(passed("modules-load", c.name, source=f"{hit.file}:{hit.line}",
+                              reason=f"listed in {root.show(hit.file)}"))
+        elif own_cause:
+            out.append(failed("modules-load", c.name, own_cause,
+                              reason=_file_reason(root, own, own_cause, "modules-load.d file"),
+                              hint="run 'nftune apply'; remove the masking file if you did "
+                                   "not mean it"))
+        else:
+            out.append(failed("modules-load", c.name, Cause.NOT_LISTED,
+                              reason=f"not listed in {root.show(own.path) if own else ''}",
+                              hint="run 'nftune apply' to re-render it"))
+    return out
+
+
+# -- sysctl -----------------------------------------------------------------------------------
+
+def check_sysctl_boot(root: Root, config: Config, sysctld: SysctlD) -> list[CheckResult]:
+    """The value systemd-sysctl will apply at boot is nftune's: no later file overrides it."""
+    ours = {f.path for f in sysctld.files if not f.masked and is_ours(root, f.path)}
+    own_path = path_of(Layer.ADMIN, Kind.SYSCTL, config.sysctl_priority)
+    own, own_cause = _own_file(root, root.conf_dirs("sysctl.d"),
+                               name_of(Kind.SYSCTL, config.sysctl_priority))
+    out = []
+    for s in config.sysctls:
+        eff = sysctld.resolve(s.key)
+        w = eff.winner
+        if w is None:
+            negated = next((a for a in reversed(eff.losers) if a.key == s.key
+                            and a.value is None and a.file not in ours), None)
+            if negated:
+                out.append(failed("sysctl-boot", s.display, Cause.OVERRIDDEN_BY_FILE,
+                                  expected=s.value, source=negated.where,
+                                  reason=f"'-{display(s.key)}' in {root.show(negated.where)} "
+                                         "removes the setting",
+                                  hint="delete that line"))
+            else:
+                cause = own_cause or Cause.FILE_STALE
+                out.append(failed("sysctl-boot", s.display, cause, expected=s.value,
+                                  reason=_file_reason(root, own, cause, "sysctl.d file")
+                                  if own_cause else "nftune's sysctl.d file does not set it",
+                                  hint="run 'nftune apply'"))
+            continue
+        if w.file in ours:
+            if same_value(w.value or "", s.value):
+                out.append(passed("sysctl-boot", s.display, expected=s.value, actual=w.value,
+                                  source=w.where))
+            else:
+                out.append(failed("sysctl-boot", s.display, Cause.FILE_STALE,
+                                  expected=s.value, actual=w.value, source=w.where,
+                                  reason=f"{root.show(w.file)} is older than the configuration",
+                                  hint="run 'nftune apply'"))
+        elif same_value(w.value or "", s.value):
+            out.append(passed("sysctl-boot", s.display, expected=s.value, actual=w.value,
+                              source=w.where, reason=f"also set by {root.show(w.where)}"))
+        else:
+            out.append(_overridden(root, s.display, s.value, w.value, w.where, own_path,
+                                   "it sorts after nftune's file, so its value wins at boot"))
+            continue
+        # `sysctl --system` (procps) also reads /etc/sysctl.conf, last, when no link does.
+        p = sysctld.resolve_procps(s.key).winner
+        if p is not None and p.file == "/etc/sysctl.conf" and not same_value(p.value or "",
+                                                                           s.value):
+            out[-1] = _overridden(root, s.display, s.value, p.value, p.where, own_path,
+                                  "'sysctl --system' applies /etc/sysctl.conf after sysctl.d")
+    return out
+
+
+def _overridden(root: Root, key: str, want: str, got: str | None, where: str, own: str,
+                why: str) -> CheckResult:
+    return failed("sysctl-boot", key, Cause.OVERRIDDEN_BY_FILE, expected=want, actual=got,
+                  source=where, reason=f"overridden by {root.show(where)}: {why}",
+                  hint=f"remove or change that line, or set the value in /etc/nftune/ "
+                       f"(nftune's file is {own})")
+
+
+def check_sysctl_values(root: Root, config: Config, sysctld: SysctlD,
+                        choices: list[ModuleChoice]) -> list[CheckResult]:
+    out = []
+    for s in config.sysctls:
+        path = root.proc_sys(s.key)
+        try:
+            live = root.host(path).read_text().strip()
+        except FileNotFoundError:
+            module = next((m for m, trees in udev.MODULE_SYSCTL_TREES.items()
+                           if any(s.key == t or s.key.startswith(t + "/") for t in trees)),
+                          None)
+            if module and not root.host(root.sys_module(module)).exists():
+                out.append(failed("sysctl-value", s.display, Cause.NOT_LOADED,
+                                  expected=s.value, reason=f"{path} does not exist: "
+                                  f"{module} is not loaded", hint=f"modprobe {module}"))
+            else:
+                out.append(failed("sysctl-value", s.display, Cause.KEY_MISSING,
+                                  expected=s.value, reason=f"{path} does not exist",
+                                  hint="check the key name for this kernel"))
+            continue
+        except OSError as e:
+            out.append(skipped("sysctl-value", s.display, Cause.NOT_LIVE, expected=s.value,
+                               reason=f"cannot read {path}: {e.strerror}"))
+            continue
+        if same_value(live, s.value):
+            out.append(passed("sysctl-value", s.display, expected=s.value, actual=live))
+            continue
+        boot = sysctld.resolve(s.key).winner
+        if boot is not None and not same_value(boot.value or "", s.value):
+            out.append(failed("sysctl-value", s.display, Cause.OVERRIDDEN_BY_FILE,
+                              expected=s.value, actual=live, source=boot.where,
+                              reason=f"{root.show(boot.where)} sets {boot.value!r}",
+                              hint="see the sysctl-boot check"))
+        else:
+            out.append(failed("sysctl-value", s.display, Cause.CHANGED_AT_RUNTIME,
+                              expected=s.value, actual=live,
+                              reason="sysctl.d sets the value, but the live value differs: "
+                                     "set after boot, or the module loaded late",
+                              hint="run 'nftune apply' to set it now"))
+    return out
+
+
+def check_modules_loaded(root: Root, choices: list[ModuleChoice]) -> list[CheckResult]:
+    release = (root.host("/proc/sys/kernel/osrelease").read_text().strip()
+               if root.host("/proc/sys/kernel/osrelease").exists() else "")
+    running = next((k for k in load_kernels(root) if k.version == release), None)
+    out = []
+    for c in choices:
+        if root.host(root.sys_module(c.name)).exists():
+            out.append(passed("module-loaded", c.name, actual="loaded"))
+        elif running and running.has(c.name) == "builtin":
+            out.append(passed("module-loaded", c.name, actual="built in"))
+        elif running and not running.has(c.name):
+            out.append(failed("module-loaded", c.name, Cause.MODULE_MISSING, actual="missing",
+                              expected="loaded", reason=f"not in the running kernel {release}"))
+        else:
+            out.append(failed("module-loaded", c.name, Cause.NOT_LOADED, expected="loaded",
+                              actual="not loaded",
+                              reason=f"{root.sys_module(c.name)} does not exist",
+                              hint="run 'nftune apply' to load it now"))
+    return out
+
+
+# -- udev -------------------------------------------------------------------------------------
+
+_RUN = re.compile(r'RUN\+="([^"]*)"')
+
+
+def _rule_present(text: str, module: str, prefixes: tuple[str, ...]) -> bool:
+    """A rule for `module` on "add" that re-applies every prefix."""
+    want = {f"--prefix=/{p}" for p in prefixes}
+    for _, line in read_lines(text):
+        run = _RUN.search(line)
+        if (run and f'KERNEL=="{module}"' in line and 'SUBSYSTEM=="module"' in line
+                and 'ACTION=="add"' in line and want <= set(run.group(1).split())):
+            return True
+    return False
+
+
+def check_safety_net(root: Root, config: Config,
+                     choices: list[ModuleChoice]) -> list[CheckResult]:
+    rules = udev.rules(config, choices)
+    if not rules:
+        return []
+    dirs = root.conf_dirs("udev/rules.d")
+    name = name_of(Kind.UDEV, "")
+    own, cause = _own_file(root, dirs, name)
+    text = root.host(own.path).read_text(errors="replace") if own and not cause else ""
+    out = []
+    for r in rules:
+        want = " ".join(f"--prefix=/{p}" for p in r.prefixes)
+        if cause:
+            out.append(failed("safety-net", r.module, cause, expected=want,
+                              reason=_file_reason(root, own, cause, "udev rule"),
+                              hint="run 'nftune apply'"))
+        elif _rule_present(text, r.module, r.prefixes):
+            out.append(passed("safety-net", r.module, actual=want,
+                              source=own.path if own else None))
+        else:
+            out.append(failed("safety-net", r.module, Cause.FILE_STALE, expected=want,
+                              reason=f"no rule for {r.module} in {name}",
+                              hint="run 'nftune apply'"))
+    return out
