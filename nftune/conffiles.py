@@ -45,7 +45,7 @@ def list_conf_files(root: Root, dirs: list[str], suffix: str) -> list[ConfFile]:
     out = []
     for name in sorted(found):
         winner, *rest = found[name]
-        masked = root.is_masked(winner) or root.host(winner).stat().st_size == 0
+        masked = root.is_masked(winner) or root.host(root.chase(winner)).stat().st_size == 0
         out.append(ConfFile(name, winner, masked, tuple(rest)))
     return out
 

@@ -82,7 +82,7 @@ def _set_load(b: _Builder, e: Entry) -> None:
     if not e.value:  # an empty assignment resets the list, as in unit files
         b.modules.clear()
         return
-    for token in e.value.split():
+    for token in re.split(r"[ \t]+", e.value):  # systemd's white space, not str.split()'s
         alts = tuple(a.replace("-", "_") for a in token.split("|"))
         for a in alts:
             if not MODULE_NAME.fullmatch(a):

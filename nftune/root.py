@@ -81,6 +81,10 @@ class Root:
                 done.append(name)
         return "/" + "/".join(done)
 
+    def read_text(self, path: str) -> str:
+        """A file's text, following symlinks inside the tree (never out of it)."""
+        return self.host(self.chase(path)).read_text(errors="replace")
+
     def is_masked(self, path: str) -> bool:
         """systemd's masking: a symlink to /dev/null."""
         return self.host(path).is_symlink() and self.chase(path) == "/dev/null"

@@ -56,6 +56,9 @@ def validate_key(raw: str) -> str:
     key = raw.lstrip("/")
     if key.startswith("proc/sys/"):
         key = key[len("proc/sys/"):]
+    sep = re.search(r"[./]", key)
+    if sep and any(p in ("", ".", "..") for p in key.split(sep.group())):
+        raise ValueError("empty, '.' or '..' path component")
     key = normalize(key)
     parts = key.split("/")
     if len(parts) < 2:
@@ -186,13 +189,12 @@ class SysctlD:
         assignments: list[Assignment] = []
         for f in files:
             if not f.masked:
-                assignments += parse(root.host(f.path).read_text(errors="replace"), f.path)
+                assignments += parse(root.read_text(f.path), f.path)
         procps: list[Assignment] = []
-        if root.host("/etc/sysctl.conf").is_file() and not any(
+        if root.host(root.chase("/etc/sysctl.conf")).is_file() and not any(
             root.chase(f.path) == root.chase("/etc/sysctl.conf") for f in files
         ):
-            text = root.host("/etc/sysctl.conf").read_text(errors="replace")
-            procps = parse(text, "/etc/sysctl.conf")
+            procps = parse(root.read_text("/etc/sysctl.conf"), "/etc/sysctl.conf")
         return cls(files, tuple(assignments), tuple(procps))
 
     def resolve(self, key: str) -> Effective:

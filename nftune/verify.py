@@ -85,7 +85,7 @@ def modules_load_entries(root: Root) -> list[Entry]:
     out = []
     for f in list_conf_files(root, root.conf_dirs("modules-load.d"), ".conf"):
         if not f.masked:
-            text = root.host(f.path).read_text(errors="replace")
+            text = root.read_text(f.path)
             out += [Entry(modname(s), f.path, n) for n, s in read_lines(text)]
     return out
 
@@ -309,7 +309,7 @@ def check_safety_net(root: Root, config: Config,
     dirs = root.conf_dirs("udev/rules.d")
     name = name_of(Kind.UDEV, "")
     own, cause = _own_file(root, dirs, name)
-    text = root.host(own.path).read_text(errors="replace") if own and not cause else ""
+    text = root.read_text(own.path) if own and not cause else ""
     out = []
     for r in rules:
         want = " ".join(f"--prefix=/{p}" for p in r.prefixes)

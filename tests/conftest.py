@@ -1,0 +1,110 @@
+"""Shared fixtures. Tests work on tmp trees under /var/tmp and never touch the host's /etc,
+/proc/sys or kernel; nftune's run() is blocked unless a test allows a command."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nftune import run as run_mod
+from nftune.root import Root
+
+BASETEMP = Path(os.environ.get("NFTUNE_TEST_TMP", f"/var/tmp/nftune-pytest-{os.getpid()}"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not config.option.basetemp:  # keep test trees out of /tmp
+        config.option.basetemp = str(BASETEMP)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if config.option.basetemp == str(BASETEMP):
+        shutil.rmtree(BASETEMP, ignore_errors=True)
+
+
+class Commands:
+    """Records run() calls; answers the allowed ones with exit 0."""
+
+    def __init__(self) -> None:
+        self.allowed: set[str] = set()
+        self.calls: list[list[str]] = []
+
+    def allow(self, *names: str) -> None:
+        self.allowed.update(names)
+
+    def __call__(self, argv: list[str], **kw: Any) -> Any:
+        name = os.path.basename(argv[0])
+        if name not in self.allowed:
+            raise AssertionError(f"test ran an unexpected command: {argv}")
+        self.calls.append(list(argv))
+        return run_mod.Completed(tuple(argv), 0, "", "")
+
+
+@pytest.fixture(autouse=True)
+def commands(monkeypatch: pytest.MonkeyPatch) -> Commands:
+    c = Commands()
+    for mod in ("nftune.apply", "nftune.run"):
+        monkeypatch.setattr(f"{mod}.run", c)
+    return c
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    d = tmp_path / "root"
+    d.mkdir()
+    return d
+
+
+@pytest.fixture
+def root(tree: Path) -> Root:
+    return Root(tree, live=False)
+
+
+def write(tree: Path, path: str, text: str) -> Path:
+    p = tree / path.lstrip("/")
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(text)
+    return p
+
+
+def add_kernel(tree: Path, version: str, modules: tuple[str, ...] = ("nf_conntrack",),
+               builtin: tuple[str, ...] = ()) -> None:
+    d = tree / "lib/modules" / version
+    d.mkdir(parents=True)
+    (d / "modules.dep").write_text("".join(
+        f"kernel/net/netfilter/{m}.ko.xz: kernel/lib/libcrc32c.ko.xz\n" for m in modules))
+    (d / "modules.builtin").write_text("".join(f"kernel/net/{m}.ko\n" for m in builtin))
+
+
+def fake_live(tree: Path, *, loaded: tuple[str, ...] = ("nf_conntrack",),
+              values: dict[str, str] | None = None, release: str = "6.1.0-test") -> Root:
+    """A tmp tree that looks like a running system: /sys/module and /proc/sys."""
+    write(tree, "/proc/sys/kernel/osrelease", release + "\n")
+    for m in loaded:
+        (tree / "sys/module" / m).mkdir(parents=True, exist_ok=True)
+    for key, value in (values or {}).items():
+        write(tree, f"/proc/sys/{key}", value + "\n")
+    return Root(tree, live=True)
+
+
+def snapshot(tree: Path) -> dict[str, tuple[int, bytes | str]]:
+    """Every path under tree with its mode and content (or link target)."""
+    out: dict[str, tuple[int, bytes | str]] = {}
+    for dirpath, dirs, files in os.walk(tree):
+        for name in dirs + files:
+            p = Path(dirpath) / name
+            st = p.lstat()
+            rel = str(p.relative_to(tree))
+            if stat.S_ISLNK(st.st_mode):
+                out[rel] = (st.st_mode, os.readlink(p))
+            elif stat.S_ISREG(st.st_mode):
+                out[rel] = (st.st_mode, p.read_bytes())
+            else:
+                out[rel] = (st.st_mode, b"")
+    return out
+
