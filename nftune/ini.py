@@ -54,6 +54,7 @@ def parse(text: str, file: str) -> list[Entry]:
             raise NftuneError("assignment outside of any section", path=file, line=start,
                               key=key, value=value, hint="put it under a [Section] header")
         if not key:
-            raise NftuneError("empty key", path=file, line=start, value=value)
+            raise NftuneError("empty key", path=file, line=start, value=value,
+                              hint="write settings as Key=Value")
         entries.append(Entry(section, key, value, Origin(file, start)))
     return entries

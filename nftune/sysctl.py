@@ -76,6 +76,8 @@ def validate_value(raw: str) -> str:
     value = raw.strip(WHITESPACE)
     if any(ord(c) < 32 or ord(c) == 127 for c in value):
         raise ValueError("a sysctl value cannot contain control characters")
+    if value.endswith("\\"):
+        raise ValueError("a sysctl value cannot end with a backslash (line continuation)")
     if len(value) > MAX_VALUE:
         raise ValueError(f"a sysctl value is at most {MAX_VALUE} characters")
     return value

@@ -21,7 +21,8 @@ def test_defaults_do_the_job_with_no_config(root: Root) -> None:
 
 def test_main_file_then_dropins_in_name_order_later_wins(tree: Path, root: Root) -> None:
     write(tree, "/etc/nftune/nftune.conf", "[Sysctl]\nnet.netfilter.nf_conntrack_max=1\n")
-    write(tree, "/etc/nftune/nftune.conf.d/20-b.conf", "[Sysctl]\nnet.netfilter.nf_conntrack_max=3\n")
+    write(tree, "/etc/nftune/nftune.conf.d/20-b.conf",
+          "[Sysctl]\nnet.netfilter.nf_conntrack_max=3\n")
     write(tree, "/etc/nftune/nftune.conf.d/10-a.conf",
           "[Sysctl]\nnet.netfilter.nf_conntrack_max=2\n[Modules]\nLoad=ip_vs br_netfilter\n")
     write(tree, "/etc/nftune/nftune.conf.d/ignored.txt", "[Bogus]\n")

@@ -78,8 +78,8 @@ def test_created_directories_are_removed_by_clean_and_others_kept(tree: Path,
 
 
 def test_lock_serializes_runs(root: Root) -> None:
-    with locked(root), pytest.raises(NftuneError, match="holds the lock"):
-        with locked(root, timeout=0.3):
-            pass
+    with locked(root), pytest.raises(NftuneError, match="holds the lock"), \
+            locked(root, timeout=0.3):
+        pass
     with locked(root, timeout=0.3):
         pass

@@ -145,6 +145,7 @@ def test_vendor_files_alone_pass(tree: Path) -> None:
 
 def test_stale_file_after_a_config_change(tree: Path, commands: Commands) -> None:
     root = applied(tree, commands, values={KEY: "1"})
-    write(tree, "/etc/nftune/nftune.conf", "[Sysctl]\nnet.netfilter.nf_conntrack_tcp_be_liberal=2\n")
+    write(tree, "/etc/nftune/nftune.conf",
+          "[Sysctl]\nnet.netfilter.nf_conntrack_tcp_be_liberal=2\n")
     [r] = results(root, "sysctl-boot")
     assert (r.cause, r.expected, r.actual) == (Cause.FILE_STALE, "2", "1")
