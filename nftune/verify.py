@@ -216,8 +216,11 @@ def check_sysctl_boot(root: Root, config: Config, sysctld: SysctlD) -> list[Chec
 
 def _overridden(root: Root, key: str, want: str, got: str | None, where: str, own: str,
                 why: str) -> CheckResult:
+    file = where.rsplit(":", 1)[0]
+    target = root.chase(file)
+    link = f" (a link to {target})" if target != file else ""
     return failed("sysctl-boot", key, Cause.OVERRIDDEN_BY_FILE, expected=want, actual=got,
-                  source=where, reason=f"overridden by {root.show(where)}: {why}",
+                  source=where, reason=f"overridden by {root.show(where)}{link}: {why}",
                   hint=f"remove or change that line, or set the value in /etc/nftune/ "
                        f"(nftune's file is {own})")
 
