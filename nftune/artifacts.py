@@ -46,7 +46,7 @@ def sysctl_name(priority: str) -> str:
     return f"{priority}-nftune.conf"
 
 
-def name_of(kind: Kind, priority: str) -> str:
+def name_of(kind: Kind, priority: str = DEFAULT_SYSCTL_PRIORITY) -> str:
     if kind is Kind.MODULES_LOAD:
         return MODULES_LOAD_NAME
     if kind is Kind.UDEV:

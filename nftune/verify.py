@@ -16,7 +16,7 @@ from .conffiles import ConfFile, list_conf_files, read_lines, winner_for
 from .config import Config, load
 from .errors import NftuneError
 from .fsio import is_ours
-from .kernel import Kernel, ModuleChoice, choose_all, load_kernels, modname
+from .kernel import RENAMED, Kernel, ModuleChoice, choose_all, load_kernels, modname
 from .result import Cause, CheckResult, Status, failed, passed, skipped
 from .root import Root
 from .sysctl import SysctlD, display, same_value
@@ -53,14 +53,15 @@ def verify(root: Root) -> Report:
     picks = choose_all(config.modules, kernels)
     choices = [c for c in picks if isinstance(c, ModuleChoice)]
     sysctld = SysctlD.load(root)
+    entries = modules_load_entries(root)
     results = [
-        *check_module_names(root, kernels, picks),
-        *check_modules_load(root, choices),
+        *check_module_names(root, kernels, picks, entries),
+        *check_modules_load(root, choices, entries),
         *check_sysctl_boot(root, config, sysctld),
         *check_safety_net(root, config, choices),
     ]
     if root.live:
-        results += check_modules_loaded(root, choices)
+        results += check_modules_loaded(root, kernels, choices)
         results += check_sysctl_values(root, config, sysctld, choices)
     else:
         why = ("--root: not the running system" if not root.is_host
@@ -90,8 +91,8 @@ def modules_load_entries(root: Root) -> list[Entry]:
     return out
 
 
-def check_module_names(root: Root, kernels: list[Kernel],
-                       picks: list[ModuleChoice | NftuneError]) -> list[CheckResult]:
+def check_module_names(root: Root, kernels: list[Kernel], picks: list[ModuleChoice | NftuneError],
+                       entries: list[Entry]) -> list[CheckResult]:
     """Every configured module, and every modules-load.d entry, exists in every installed
     kernel: one missing name fails systemd-modules-load.service as a whole."""
     if not kernels:
@@ -107,14 +108,16 @@ def check_module_names(root: Root, kernels: list[Kernel],
             out.append(passed("module-exists", p.name,
                               reason=f"{where} every installed kernel ({len(kernels)})"))
     configured = {p.name for p in picks if isinstance(p, ModuleChoice)}
-    for e in modules_load_entries(root):
+    for e in entries:
         lacking = [k.version for k in kernels if not k.has(e.name)]
         if e.name not in configured and lacking:
+            renamed = RENAMED.get(e.name)
             out.append(failed(
                 "module-exists", e.name, Cause.MODULE_MISSING, source=f"{e.file}:{e.line}",
-                reason=f"listed in {e.file}:{e.line} but not in kernel {', '.join(lacking)}; "
-                       "systemd-modules-load.service will fail",
-                hint="remove the line (nf_conntrack_ipv4 became part of nf_conntrack in 4.19)"))
+                reason=f"listed in {root.show(e.file)}:{e.line} but not in kernel "
+                       f"{', '.join(lacking)}; systemd-modules-load.service will fail",
+                hint="remove the line" + (f" ({e.name} became part of {renamed} in Linux "
+                                          "4.19)" if renamed else "")))
     return out
 
 
@@ -135,11 +138,11 @@ def _file_reason(root: Root, f: ConfFile | None, cause: Cause, name: str) -> str
     return f"nftune's {name} is {what} {root.show(f.path)}"
 
 
-def check_modules_load(root: Root, choices: list[ModuleChoice]) -> list[CheckResult]:
+def check_modules_load(root: Root, choices: list[ModuleChoice],
+                       entries: list[Entry]) -> list[CheckResult]:
     """Each module to load is listed in a modules-load.d file systemd reads."""
-    entries = modules_load_entries(root)
     dirs = root.conf_dirs("modules-load.d")
-    own, own_cause = _own_file(root, dirs, name_of(Kind.MODULES_LOAD, ""))
+    own, own_cause = _own_file(root, dirs, name_of(Kind.MODULES_LOAD))
     out = []
     for c in choices:
         if c.builtin_everywhere:
@@ -267,10 +270,11 @@ def check_sysctl_values(root: Root, config: Config, sysctld: SysctlD,
     return out
 
 
-def check_modules_loaded(root: Root, choices: list[ModuleChoice]) -> list[CheckResult]:
-    release = (root.host("/proc/sys/kernel/osrelease").read_text().strip()
-               if root.host("/proc/sys/kernel/osrelease").exists() else "")
-    running = next((k for k in load_kernels(root) if k.version == release), None)
+def check_modules_loaded(root: Root, kernels: list[Kernel],
+                         choices: list[ModuleChoice]) -> list[CheckResult]:
+    osrelease = root.host(root.proc_sys("kernel/osrelease"))
+    release = osrelease.read_text().strip() if osrelease.exists() else ""
+    running = next((k for k in kernels if k.version == release), None)
     out = []
     for c in choices:
         if root.host(root.sys_module(c.name)).exists():
@@ -310,7 +314,7 @@ def check_safety_net(root: Root, config: Config,
     if not rules:
         return []
     dirs = root.conf_dirs("udev/rules.d")
-    name = name_of(Kind.UDEV, "")
+    name = name_of(Kind.UDEV)
     own, cause = _own_file(root, dirs, name)
     text = root.read_text(own.path) if own and not cause else ""
     out = []
