@@ -59,6 +59,7 @@ def verify(root: Root) -> Report:
         *check_modules_load(root, choices, entries),
         *check_sysctl_boot(root, config, sysctld),
         *check_safety_net(root, config, choices),
+        check_ordering(root),
     ]
     if root.live:
         results += check_modules_loaded(root, kernels, choices)
@@ -290,6 +291,28 @@ def check_modules_loaded(root: Root, kernels: list[Kernel],
                               reason=f"{root.sys_module(c.name)} does not exist",
                               hint="run 'nftune apply' to load it now"))
     return out
+
+
+# -- unit graph ------------------------------------------------------------------------------
+
+def check_ordering(root: Root) -> CheckResult:
+    """From the unit files the next boot loads: modules-load is ordered before sysctl."""
+    from .ordering import MODULES_LOAD, SYSCTL, prove
+    from .units import UnitTree
+
+    tree = UnitTree(root)
+    subject = f"{MODULES_LOAD} < {SYSCTL}"
+    if not any(tree.load(u).found for u in (MODULES_LOAD, SYSCTL)):
+        return skipped("ordering", subject, Cause.UNIT_MASKED,
+                       reason="systemd's units are not installed in this tree")
+    proof = prove(tree)
+    if proof.cause is Cause.OK:
+        return passed("ordering", subject, actual=proof.reason, source=proof.source)
+    hint = ("unmask it: systemctl unmask (or remove the /dev/null link)"
+            if proof.cause is Cause.UNIT_MASKED else
+            "restore After=systemd-modules-load.service in systemd-sysctl.service")
+    return failed("ordering", subject, proof.cause, expected="ordered", actual="not ordered",
+                  reason=proof.reason, source=proof.source, hint=hint)
 
 
 # -- udev -------------------------------------------------------------------------------------

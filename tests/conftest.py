@@ -81,6 +81,32 @@ def add_kernel(tree: Path, version: str, modules: tuple[str, ...] = ("nf_conntra
     (d / "modules.builtin").write_text("".join(f"kernel/net/{m}.ko\n" for m in builtin))
 
 
+LIB = "/usr/lib/systemd/system"
+SYSCTL_UNIT = """[Unit]
+Description=Apply Kernel Variables
+DefaultDependencies=no
+Conflicts=shutdown.target
+After=systemd-modules-load.service
+Before=sysinit.target shutdown.target
+ConditionPathIsReadWrite=/proc/sys/net/
+"""
+MODULES_UNIT = """[Unit]
+Description=Load Kernel Modules
+DefaultDependencies=no
+Before=sysinit.target shutdown.target
+ConditionCapability=CAP_SYS_MODULE
+"""
+
+
+
+
+def add_units(tree: Path) -> None:
+    """systemd-sysctl and systemd-modules-load as Debian 12 ships them."""
+    write(tree, f"{LIB}/systemd-sysctl.service", SYSCTL_UNIT)
+    write(tree, f"{LIB}/systemd-modules-load.service", MODULES_UNIT)
+    write(tree, f"{LIB}/sysinit.target", "[Unit]\nDescription=System Initialization\n")
+
+
 def fake_live(tree: Path, *, loaded: tuple[str, ...] = ("nf_conntrack",),
               values: dict[str, str] | None = None, release: str = "6.1.0-test") -> Root:
     """A tmp tree that looks like a running system: /sys/module and /proc/sys."""

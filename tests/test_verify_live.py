@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import Commands, add_kernel, fake_live, write
+from conftest import Commands, add_kernel, add_units, fake_live, write
 
 from nftune.apply import apply
 from nftune.artifacts import Layer
@@ -21,6 +21,7 @@ def results(root: Root, check: str) -> list[CheckResult]:
 
 def applied(tree: Path, commands: Commands, **live: object) -> Root:
     add_kernel(tree, "6.1.0-test", ("nf_conntrack", "ip_vs"))
+    add_units(tree)
     root = fake_live(tree, **live)  # type: ignore[arg-type]
     commands.allow("modprobe", "systemd-sysctl", "udevadm")
     apply(root, Layer.ADMIN)
@@ -52,7 +53,7 @@ def test_all_passes_on_a_right_node(tree: Path, commands: Commands) -> None:
     assert report.ok, [r.line() for r in report.results if r.failed]
     assert {r.check for r in report.results} >= {
         "module-exists", "modules-load", "sysctl-boot", "safety-net", "module-loaded",
-        "sysctl-value"}
+        "sysctl-value", "ordering"}
     assert all(r.status is Status.PASSED for r in report.results)
 
 

@@ -1,0 +1,134 @@
+"""Unit files read offline, as systemd would load them: the first fragment on the unit search
+path wins, a /dev/null symlink masks, and drop-ins (NAME.d/, dashed-prefix and type-level
+directories) apply in name order, the first directory winning for a drop-in name.
+
+Dependency lists only grow: systemd's config_parse_unit_deps() ignores an empty assignment,
+so "After=" in a drop-in does not remove an ordering (only a replaced fragment or a mask can).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from .conffiles import WHITESPACE, split_lines
+from .root import Root
+
+# The system unit search path without the runtime-only generator directories, which an
+# offline image does not have; highest precedence first (/lib for split-usr).
+UNIT_DIRS = ("/etc/systemd/system", "/run/systemd/system", "/usr/local/lib/systemd/system",
+             "/usr/lib/systemd/system", "/lib/systemd/system")
+DEPS = ("After", "Before", "Requires", "Wants")
+_UNIT_NAME = re.compile(r"[A-Za-z0-9:_.\\@-]+\.(service|target|socket|mount|path|timer|slice|"
+                        r"scope|device|swap|automount)")
+
+
+@dataclass(frozen=True)
+class Dep:
+    unit: str
+    source: str  # file:line
+
+
+@dataclass(frozen=True)
+class UnitFile:
+    name: str
+    fragment: str | None  # in-tree path of the fragment in effect; None: not found
+    masked: bool
+    dropins: tuple[str, ...] = ()
+    deps: dict[str, tuple[Dep, ...]] = field(default_factory=dict)
+
+    @property
+    def found(self) -> bool:
+        return self.fragment is not None
+
+    def dep_names(self, kind: str) -> list[str]:
+        return [d.unit for d in self.deps.get(kind, ())]
+
+
+def _dropin_dirs(name: str) -> list[str]:
+    """NAME.d, then dashed prefixes (a-b-.service.d, a-.service.d), then the type (service.d);
+    the more specific directory is listed first."""
+    stem, _, suffix = name.rpartition(".")
+    names = [f"{name}.d"]
+    parts = stem.split("-")
+    names += [f"{'-'.join(parts[:i])}-.{suffix}.d" for i in range(len(parts) - 1, 0, -1)]
+    names.append(f"{suffix}.d")
+    return names
+
+
+class UnitTree:
+    """Units of one tree, loaded on demand and cached: one read per file."""
+
+    def __init__(self, root: Root) -> None:
+        self.root = root
+        self.dirs = self._dirs()
+        self._cache: dict[str, UnitFile] = {}
+
+    def _dirs(self) -> list[str]:
+        seen: set[str] = set()
+        out = []
+        for d in UNIT_DIRS:
+            real = self.root.chase(d)
+            if real not in seen and self.root.host(real).is_dir():
+                seen.add(real)
+                out.append(d)
+        return out
+
+    def names(self) -> list[str]:
+        """Every unit name with a fragment anywhere on the search path."""
+        found: set[str] = set()
+        for d in self.dirs:
+            found.update(p.name for p in self.root.host(d).iterdir()
+                         if _UNIT_NAME.fullmatch(p.name))
+        return sorted(found)
+
+    def load(self, name: str) -> UnitFile:
+        if name not in self._cache:
+            self._cache[name] = self._load(name)
+        return self._cache[name]
+
+    def _load(self, name: str) -> UnitFile:
+        fragment = next((f"{d}/{name}" for d in self.dirs
+                         if self.root.host(f"{d}/{name}").is_symlink()
+                         or self.root.host(f"{d}/{name}").exists()), None)
+        if fragment is None:
+            return UnitFile(name, None, False)
+        if self.root.is_masked(fragment):
+            return UnitFile(name, fragment, True)
+        dropins = self._dropins(name)
+        deps: dict[str, list[Dep]] = {k: [] for k in DEPS}
+        for path in (fragment, *dropins):
+            self._parse(path, deps)
+        return UnitFile(name, fragment, False, tuple(dropins),
+                        {k: tuple(v) for k, v in deps.items()})
+
+    def _dropins(self, name: str) -> list[str]:
+        chosen: dict[str, str] = {}
+        for sub in _dropin_dirs(name):
+            for d in self.dirs:
+                host = self.root.host(f"{d}/{sub}")
+                if not host.is_dir():
+                    continue
+                for p in host.iterdir():
+                    if p.name.endswith(".conf") and p.name not in chosen:
+                        chosen[p.name] = f"{d}/{sub}/{p.name}"
+        return [chosen[n] for n in sorted(chosen) if not self.root.is_masked(chosen[n])]
+
+    def _parse(self, path: str, deps: dict[str, list[Dep]]) -> None:
+        section = ""
+        lines = split_lines(self.root.read_text(path))
+        i = 0
+        while i < len(lines):
+            lineno, line = i + 1, lines[i].strip(WHITESPACE)
+            i += 1
+            while line.endswith("\\") and i < len(lines):
+                line = line[:-1] + " " + lines[i].strip(WHITESPACE)
+                i += 1
+            if not line or line.startswith(("#", ";")):
+                continue
+            if line.startswith("[") and line.endswith("]"):
+                section = line[1:-1]
+            elif section == "Unit" and "=" in line:
+                key, value = (s.strip(WHITESPACE) for s in line.split("=", 1))
+                if key in deps:
+                    deps[key] += [Dep(u, f"{path}:{lineno}") for u in value.split()]
