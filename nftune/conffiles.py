@@ -52,10 +52,8 @@ def list_conf_files(root: Root, dirs: list[str], suffix: str) -> list[ConfFile]:
 
 def winner_for(root: Root, dirs: list[str], name: str) -> ConfFile | None:
     """The file systemd reads for one name, if any."""
-    for f in list_conf_files(root, dirs, name[name.rindex("."):] if "." in name else ""):
-        if f.name == name:
-            return f
-    return None
+    suffix = name[name.rfind("."):]
+    return next((f for f in list_conf_files(root, dirs, suffix) if f.name == name), None)
 
 
 def read_lines(text: str) -> Iterator[tuple[int, str]]:

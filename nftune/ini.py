@@ -26,7 +26,9 @@ class Entry:
     origin: Origin
 
 
-def parse(text: str, file: str) -> list[Entry]:
+def parse(text: str, file: str, *, strict: bool = True) -> list[Entry]:
+    """Entries in file order. Strict (nftune's own config): a malformed line is an error.
+    Lenient (unit files): it is skipped, as systemd logs and ignores it."""
     entries: list[Entry] = []
     section: str | None = None
     lines = split_lines(text)
@@ -40,21 +42,27 @@ def parse(text: str, file: str) -> list[Entry]:
         while line.endswith("\\") and i < len(lines):  # continuation, as in unit files
             line = line[:-1] + " " + lines[i].strip(WHITESPACE)
             i += 1
+        problem: NftuneError | None = None
         if line.startswith("["):
-            if not line.endswith("]") or len(line) < 3:
-                raise NftuneError("malformed section header", path=file, line=start,
+            if line.endswith("]") and len(line) > 2:
+                section = line[1:-1].strip(WHITESPACE)
+                continue
+            problem = NftuneError("malformed section header", path=file, line=start,
                                   hint="write it as [Section]")
-            section = line[1:-1].strip(WHITESPACE)
-            continue
-        if "=" not in line:
-            raise NftuneError(f"not an assignment: {line!r}", path=file, line=start,
-                              hint="write settings as Key=Value")
-        key, value = (s.strip(WHITESPACE) for s in line.split("=", 1))
-        if section is None:
-            raise NftuneError("assignment outside of any section", path=file, line=start,
-                              key=key, value=value, hint="put it under a [Section] header")
-        if not key:
-            raise NftuneError("empty key", path=file, line=start, value=value,
-                              hint="write settings as Key=Value")
-        entries.append(Entry(section, key, value, Origin(file, start)))
+        elif "=" not in line:
+            problem = NftuneError(f"not an assignment: {line!r}", path=file, line=start,
+                                  hint="write settings as Key=Value")
+        else:
+            key, value = (s.strip(WHITESPACE) for s in line.split("=", 1))
+            if section is None:
+                problem = NftuneError("assignment outside of any section", path=file,
+                                      line=start, key=key, value=value,
+                                      hint="put it under a [Section] header")
+            elif not key:
+                problem = NftuneError("empty key", path=file, line=start, value=value,
+                                      hint="write settings as Key=Value")
+            else:
+                entries.append(Entry(section, key, value, Origin(file, start)))
+        if problem and strict:
+            raise problem
     return entries

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .conffiles import WHITESPACE, split_lines
+from . import ini
 from .root import Root
 
 # The system unit search path without the runtime-only generator directories, which an
@@ -115,20 +115,6 @@ class UnitTree:
         return [chosen[n] for n in sorted(chosen) if not self.root.is_masked(chosen[n])]
 
     def _parse(self, path: str, deps: dict[str, list[Dep]]) -> None:
-        section = ""
-        lines = split_lines(self.root.read_text(path))
-        i = 0
-        while i < len(lines):
-            lineno, line = i + 1, lines[i].strip(WHITESPACE)
-            i += 1
-            while line.endswith("\\") and i < len(lines):
-                line = line[:-1] + " " + lines[i].strip(WHITESPACE)
-                i += 1
-            if not line or line.startswith(("#", ";")):
-                continue
-            if line.startswith("[") and line.endswith("]"):
-                section = line[1:-1]
-            elif section == "Unit" and "=" in line:
-                key, value = (s.strip(WHITESPACE) for s in line.split("=", 1))
-                if key in deps:
-                    deps[key] += [Dep(u, f"{path}:{lineno}") for u in value.split()]
+        for e in ini.parse(self.root.read_text(path), path, strict=False):
+            if e.section == "Unit" and e.key in deps:
+                deps[e.key] += [Dep(u, str(e.origin)) for u in e.value.split()]
