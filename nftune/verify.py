@@ -156,8 +156,8 @@ def check_modules_load(root: Root, choices: list[ModuleChoice],
         elif own_cause:
             out.append(failed("modules-load", c.name, own_cause,
                               reason=_file_reason(root, own, own_cause, "modules-load.d file"),
-                              hint="run 'nftune apply'; remove the masking file if you did "
-                                   "not mean it"))
+                              hint="remove the masking file, then run 'nftune apply'"
+                              if own_cause is Cause.FILE_MASKED else "run 'nftune apply'"))
         else:
             out.append(failed("modules-load", c.name, Cause.NOT_LISTED,
                               reason=f"not listed in {root.show(own.path) if own else ''}",
@@ -301,18 +301,19 @@ def check_ordering(root: Root) -> CheckResult:
     from .units import UnitTree
 
     tree = UnitTree(root)
-    subject = f"{MODULES_LOAD} < {SYSCTL}"
+    subject = SYSCTL
     if not any(tree.load(u).found for u in (MODULES_LOAD, SYSCTL)):
         return skipped("ordering", subject, Cause.UNIT_MASKED,
                        reason="systemd's units are not installed in this tree")
     proof = prove(tree)
     if proof.cause is Cause.OK:
-        return passed("ordering", subject, actual=proof.reason, source=proof.source)
+        return passed("ordering", subject, actual=" < ".join(proof.path),
+                      source=proof.source, reason=f"ordered after {MODULES_LOAD}")
     hint = ("unmask it: systemctl unmask (or remove the /dev/null link)"
             if proof.cause is Cause.UNIT_MASKED else
             "restore After=systemd-modules-load.service in systemd-sysctl.service")
-    return failed("ordering", subject, proof.cause, expected="ordered", actual="not ordered",
-                  reason=proof.reason, source=proof.source, hint=hint)
+    return failed("ordering", subject, proof.cause, reason=proof.reason, source=proof.source,
+                  hint=hint)
 
 
 # -- udev -------------------------------------------------------------------------------------
