@@ -72,8 +72,12 @@ def activate(root: Root, p: Plan) -> None:
         run(["modprobe", "-a", *names])
     if p.config.sysctls:
         run([p.facts.systemd_sysctl, *(f"--prefix=/{s.key}" for s in p.config.sysctls)])
-    udev_changed = any(c.path.endswith(".rules") for c in p.changed)
-    if udev_changed and root.host("/run/udev/control").exists():
+    _reload_udev(root, p.changed)
+
+
+def _reload_udev(root: Root, changes: list[Change]) -> None:
+    """udevd reads rules at start; tell a running one that nftune's rule changed."""
+    if any(c.path.endswith(".rules") for c in changes) and root.host("/run/udev/control").exists():
         run(["udevadm", "control", "--reload"])
 
 
@@ -87,7 +91,6 @@ def clean(root: Root, layer: Layer, *, dry_run: bool = False) -> list[Change]:
             writer.commit(changes)
             if layer is Layer.ADMIN:
                 writer.remove_created_dirs()
-            if root.live and any(c.path.endswith(".rules") for c in changes) \
-                    and root.host("/run/udev/control").exists():
-                run(["udevadm", "control", "--reload"])
+            if root.live:
+                _reload_udev(root, changes)
         return changes

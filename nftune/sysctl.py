@@ -193,9 +193,8 @@ class SysctlD:
             if not f.masked:
                 assignments += parse(root.read_text(f.path), f.path)
         procps: list[Assignment] = []
-        if root.host(root.chase("/etc/sysctl.conf")).is_file() and not any(
-            root.chase(f.path) == root.chase("/etc/sysctl.conf") for f in files
-        ):
+        conf = root.chase("/etc/sysctl.conf")
+        if root.host(conf).is_file() and not any(root.chase(f.path) == conf for f in files):
             procps = parse(root.read_text("/etc/sysctl.conf"), "/etc/sysctl.conf")
         return cls(files, tuple(assignments), tuple(procps))
 

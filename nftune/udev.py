@@ -27,6 +27,12 @@ def _under(key: str, tree: str) -> bool:
     return key == tree or key.startswith(tree + "/")
 
 
+def module_for_key(key: str) -> str | None:
+    """The module whose subtree holds `key`, when nftune knows it."""
+    return next((m for m, trees in MODULE_SYSCTL_TREES.items()
+                 if any(_under(key, t) for t in trees)), None)
+
+
 def rules(config: Config, choices: list[ModuleChoice]) -> list[Rule]:
     """A rule for each module that is configured, or whose subtree holds a configured key
     (whoever loads it later: kube-proxy, iptables, nft)."""

@@ -18,7 +18,7 @@ from .root import Root
 # offline image does not have; highest precedence first (/lib for split-usr).
 UNIT_DIRS = ("/etc/systemd/system", "/run/systemd/system", "/usr/local/lib/systemd/system",
              "/usr/lib/systemd/system", "/lib/systemd/system")
-DEPS = ("After", "Before", "Requires", "Wants")
+DEPS = ("After", "Before")  # ordering is all the proof needs
 _UNIT_NAME = re.compile(r"[A-Za-z0-9:_.\\@-]+\.(service|target|socket|mount|path|timer|slice|"
                         r"scope|device|swap|automount)")
 
@@ -40,9 +40,6 @@ class UnitFile:
     @property
     def found(self) -> bool:
         return self.fragment is not None
-
-    def dep_names(self, kind: str) -> list[str]:
-        return [d.unit for d in self.deps.get(kind, ())]
 
 
 def _dropin_dirs(name: str) -> list[str]:

@@ -17,9 +17,11 @@ from .config import Config, load
 from .errors import NftuneError
 from .fsio import is_ours
 from .kernel import RENAMED, Kernel, ModuleChoice, choose_all, load_kernels, modname
+from .ordering import MODULES_LOAD, SYSCTL, prove
 from .result import Cause, CheckResult, Status, failed, passed, skipped
 from .root import Root
-from .sysctl import SysctlD, display, same_value
+from .sysctl import Assignment, SysctlD, display, same_value
+from .units import UnitTree
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,7 @@ def verify(root: Root) -> Report:
     ]
     if root.live:
         results += check_modules_loaded(root, kernels, choices)
-        results += check_sysctl_values(root, config, sysctld, choices)
+        results += check_sysctl_values(root, config, sysctld)
     else:
         why = ("--root: not the running system" if not root.is_host
                else "systemd is not running (a chroot or an image build)")
@@ -206,40 +208,36 @@ def check_sysctl_boot(root: Root, config: Config, sysctld: SysctlD) -> list[Chec
             out.append(passed("sysctl-boot", s.display, expected=s.value, actual=w.value,
                               source=w.where, reason=f"also set by {root.show(w.where)}"))
         else:
-            out.append(_overridden(root, s.display, s.value, w.value, w.where, own_path,
+            out.append(_overridden(root, s.display, s.value, w, own_path,
                                    "it sorts after nftune's file, so its value wins at boot"))
             continue
         # `sysctl --system` (procps) also reads /etc/sysctl.conf, last, when no link does.
         p = sysctld.resolve_procps(s.key).winner
         if p is not None and p.file == "/etc/sysctl.conf" and not same_value(p.value or "",
                                                                            s.value):
-            out[-1] = _overridden(root, s.display, s.value, p.value, p.where, own_path,
+            out[-1] = _overridden(root, s.display, s.value, p, own_path,
                                   "'sysctl --system' applies /etc/sysctl.conf after sysctl.d")
     return out
 
 
-def _overridden(root: Root, key: str, want: str, got: str | None, where: str, own: str,
+def _overridden(root: Root, key: str, want: str, by: Assignment, own: str,
                 why: str) -> CheckResult:
-    file = where.rsplit(":", 1)[0]
-    target = root.chase(file)
-    link = f" (a link to {target})" if target != file else ""
-    return failed("sysctl-boot", key, Cause.OVERRIDDEN_BY_FILE, expected=want, actual=got,
-                  source=where, reason=f"overridden by {root.show(where)}{link}: {why}",
+    target = root.chase(by.file)
+    link = f" (a link to {target})" if target != by.file else ""
+    return failed("sysctl-boot", key, Cause.OVERRIDDEN_BY_FILE, expected=want, actual=by.value,
+                  source=by.where, reason=f"overridden by {root.show(by.where)}{link}: {why}",
                   hint=f"remove or change that line, or set the value in /etc/nftune/ "
                        f"(nftune's file is {own})")
 
 
-def check_sysctl_values(root: Root, config: Config, sysctld: SysctlD,
-                        choices: list[ModuleChoice]) -> list[CheckResult]:
+def check_sysctl_values(root: Root, config: Config, sysctld: SysctlD) -> list[CheckResult]:
     out = []
     for s in config.sysctls:
         path = root.proc_sys(s.key)
         try:
             live = root.host(path).read_text().strip()
         except FileNotFoundError:
-            module = next((m for m, trees in udev.MODULE_SYSCTL_TREES.items()
-                           if any(s.key == t or s.key.startswith(t + "/") for t in trees)),
-                          None)
+            module = udev.module_for_key(s.key)
             if module and not root.host(root.sys_module(module)).exists():
                 out.append(failed("sysctl-value", s.display, Cause.NOT_LOADED,
                                   expected=s.value, reason=f"{path} does not exist: "
@@ -297,9 +295,6 @@ def check_modules_loaded(root: Root, kernels: list[Kernel],
 
 def check_ordering(root: Root) -> CheckResult:
     """From the unit files the next boot loads: modules-load is ordered before sysctl."""
-    from .ordering import MODULES_LOAD, SYSCTL, prove
-    from .units import UnitTree
-
     tree = UnitTree(root)
     subject = SYSCTL
     if not any(tree.load(u).found for u in (MODULES_LOAD, SYSCTL)):
