@@ -73,12 +73,19 @@ def activate(root: Root, p: Plan) -> None:
     if p.config.sysctls:
         run([p.facts.systemd_sysctl, *(f"--prefix=/{s.key}" for s in p.config.sysctls)])
     _reload_udev(root, p.changed)
+    _reload_systemd(root, p.changed)
 
 
 def _reload_udev(root: Root, changes: list[Change]) -> None:
     """udevd reads rules at start; tell a running one that nftune's rule changed."""
     if any(c.path.endswith(".rules") for c in changes) and root.host("/run/udev/control").exists():
         run(["udevadm", "control", "--reload"])
+
+
+def _reload_systemd(root: Root, changes: list[Change]) -> None:
+    """Let the running manager see a changed drop-in, so its graph matches the files."""
+    if any("/systemd/system/" in c.path for c in changes) and root.systemd_running():
+        run(["systemctl", "daemon-reload"])
 
 
 def clean(root: Root, layer: Layer, *, dry_run: bool = False) -> list[Change]:
@@ -93,4 +100,5 @@ def clean(root: Root, layer: Layer, *, dry_run: bool = False) -> list[Change]:
                 writer.remove_created_dirs()
             if root.live:
                 _reload_udev(root, changes)
+                _reload_systemd(root, changes)
         return changes

@@ -27,18 +27,22 @@ class Kind(StrEnum):
     SYSCTL = "sysctl"
     SYSCTL_MASK = "sysctl-mask"  # an admin-layer stand-in hiding a vendor sysctl file
     UDEV = "udev"
+    SYSCTL_ORDER = "sysctl-order"  # a drop-in ordering systemd-sysctl after modules-load
 
 
 BASE = {Layer.ADMIN: "/etc", Layer.VENDOR: "/usr/lib"}
 CONF_DIR = {Kind.MODULES_LOAD: "modules-load.d", Kind.SYSCTL: "sysctl.d",
-            Kind.SYSCTL_MASK: "sysctl.d", Kind.UDEV: "udev/rules.d"}
+            Kind.SYSCTL_MASK: "sysctl.d", Kind.UDEV: "udev/rules.d",
+            Kind.SYSCTL_ORDER: "systemd/system/systemd-sysctl.service.d"}
 MODULES_LOAD_NAME = "nftune.conf"
 UDEV_NAME = "90-nftune.rules"
+DROPIN_NAME = "nftune.conf"
 # Names nftune may own; anything else in these directories is never looked at for removal.
 OWNED_NAME = {
     "modules-load.d": re.compile(r"nftune\.conf"),
     "sysctl.d": re.compile(r"[0-9]{2}-nftune\.conf"),
     "udev/rules.d": re.compile(r"[0-9]{2}-nftune\.rules"),
+    "systemd/system/systemd-sysctl.service.d": re.compile(r"nftune\.conf"),
 }
 
 
@@ -51,6 +55,8 @@ def name_of(kind: Kind, priority: str = DEFAULT_SYSCTL_PRIORITY) -> str:
         return MODULES_LOAD_NAME
     if kind is Kind.UDEV:
         return UDEV_NAME
+    if kind is Kind.SYSCTL_ORDER:
+        return DROPIN_NAME
     if kind is Kind.SYSCTL_MASK:
         return sysctl_name(DEFAULT_SYSCTL_PRIORITY)
     return sysctl_name(priority)

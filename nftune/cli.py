@@ -26,6 +26,14 @@ def _root_opt(p: argparse.ArgumentParser) -> None:
                         "running kernel; runtime checks are skipped")
 
 
+def _bus_opt(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--bus-address", metavar="ADDRESS",
+                   help="talk to the systemd behind this D-Bus address (also "
+                        "$NFTUNE_BUS_ADDRESS), e.g. a container's "
+                        "unix:path=/proc/PID/root/run/dbus/system_bus_socket; "
+                        "default: the system bus")
+
+
 def _json_opt(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
@@ -52,9 +60,19 @@ def build_parser() -> argparse.ArgumentParser:
     _json_opt(p)
 
     p = verbs.add_parser("verify", help="check the boot files and, on a live system, "
-                         "the running kernel; one line per check",
+                         "the running kernel and this boot; one line per check",
                          epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     _root_opt(p)
+    _bus_opt(p)
+    _json_opt(p)
+
+    p = verbs.add_parser("chain", help="prove that systemd-modules-load.service runs before "
+                         "systemd-sysctl.service, and show UNIT's critical chain",
+                         epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("unit", nargs="?", default="systemd-sysctl.service", metavar="UNIT",
+                   help="the unit whose chain to show (default: %(default)s)")
+    _root_opt(p)
+    _bus_opt(p)
     _json_opt(p)
 
     p = verbs.add_parser("clean", help="remove exactly the files nftune wrote",
@@ -112,7 +130,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from .root import Root
     from .verify import verify
 
-    report = verify(Root.from_arg(args.root))
+    report = verify(Root.from_arg(args.root), bus_address=_bus_address(args))
     if args.json:
         _print_json(report.to_json())
     else:
@@ -123,6 +141,27 @@ def cmd_verify(args: argparse.Namespace) -> int:
         counts = ", ".join(f"{report.count(s)} {s}" for s in Status)
         print(f"verify: {len(report.results)} checks: {counts}")
     return EXIT_OK if report.ok else EXIT_CHECK_FAILED
+
+
+def _bus_address(args: argparse.Namespace) -> str | None:
+    import os
+
+    from .systemd import BUS_ENV
+
+    return args.bus_address or os.environ.get(BUS_ENV) or None
+
+
+def cmd_chain(args: argparse.Namespace) -> int:
+    from .chain import build_chain
+    from .root import Root
+
+    chain = build_chain(Root.from_arg(args.root), args.unit, _bus_address(args),
+                        offline=args.root is not None)
+    if args.json:
+        _print_json(chain.to_json())
+    else:
+        print("\n".join(chain.lines()))
+    return EXIT_OK if chain.ok else EXIT_CHECK_FAILED
 
 
 def cmd_clean(args: argparse.Namespace) -> int:
@@ -167,7 +206,8 @@ def cmd_config(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-VERBS = {"apply": cmd_apply, "verify": cmd_verify, "clean": cmd_clean, "config": cmd_config}
+VERBS = {"apply": cmd_apply, "verify": cmd_verify, "chain": cmd_chain, "clean": cmd_clean,
+         "config": cmd_config}
 
 
 def main(argv: list[str] | None = None) -> int:

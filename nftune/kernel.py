@@ -1,8 +1,9 @@
 """Which kernel modules the installed kernels have, and which name to load for each
 configured module.
 
-systemd-modules-load.service fails as a whole when one listed module is missing, so a name is
-rendered only when every installed kernel has it.
+A listed module that is missing is never loaded (and older systemd fails
+systemd-modules-load.service as a whole for it), so a name is rendered only when every
+installed kernel has it.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from .conffiles import list_conf_files, read_lines
 from .config import ModuleSpec
 from .errors import NftuneError
 from .root import Root
@@ -119,9 +121,39 @@ def missing_error(spec: ModuleSpec, kernels: list[Kernel]) -> NftuneError:
     else:
         msg = f"no alternative of {spec.name} is in every installed kernel"
     renamed = [RENAMED[a] for a in spec.alternatives if a in RENAMED]
-    hint = ("one missing module fails systemd-modules-load.service as a whole; "
+    hint = ("a missing module is never loaded, and older systemd fails "
+            "systemd-modules-load.service as a whole; "
             + (f"{spec.alternatives[0]} was merged into {renamed[0]} in Linux 4.19: use "
                f"Load={renamed[0]}" if renamed else
                "remove it, or list alternatives as Load=a|b"))
     return NftuneError(msg, path=spec.origin.file, line=spec.origin.line,
                        key="Load", value=spec.name, hint=hint)
+
+
+@dataclass(frozen=True)
+class ListedModule:
+    """One modules-load.d line as systemd-modules-load reads it."""
+
+    name: str
+    file: str
+    line: int
+
+    @property
+    def where(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+def listed_modules(root: Root) -> list[ListedModule]:
+    out = []
+    for f in list_conf_files(root, root.conf_dirs("modules-load.d"), ".conf"):
+        if not f.masked:
+            text = root.read_text(f.path)
+            out += [ListedModule(modname(s), f.path, n) for n, s in read_lines(text)]
+    return out
+
+
+def running_kernel(root: Root, kernels: list[Kernel]) -> tuple[str, Kernel | None]:
+    """The running kernel's release, and its module directory in the tree if installed."""
+    osrelease = root.host(root.proc_sys("kernel/osrelease"))
+    release = osrelease.read_text().strip() if osrelease.exists() else ""
+    return release, next((k for k in kernels if k.version == release), None)

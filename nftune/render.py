@@ -50,6 +50,7 @@ def render(config: Config, choices: list[ModuleChoice], facts: Facts,
         one(Kind.MODULES_LOAD, "modules-load.conf.j2", choices=choices,
             kernels=list(facts.kernels)),
         one(Kind.SYSCTL, "sysctl.conf.j2", sysctls=config.sysctls),
+        one(Kind.SYSCTL_ORDER, "sysctl-order.conf.j2"),
     ]
     rules = udev.rules(config, choices)
     if rules:

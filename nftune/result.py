@@ -26,6 +26,8 @@ class Cause(StrEnum):
     MODULES_LOAD_FAILED = "modules-load-failed"
     MODULES_LOAD_SKIPPED = "modules-load-skipped"
     SYSCTL_SKIPPED = "sysctl-skipped"
+    SYSCTL_FAILED = "sysctl-failed"
+    NOT_RUN = "not-run"
     ORDERING_BROKEN = "ordering-broken"
     UNIT_MASKED = "unit-masked"
     LOADED_LATE = "loaded-late"
@@ -46,11 +48,17 @@ CAUSES: dict[Cause, str] = {
     Cause.MODULE_MISSING: "a module is neither a module nor built into an installed kernel",
     Cause.NOT_LOADED: "a module is not loaded in the running kernel",
     Cause.KEY_MISSING: "a sysctl key does not exist in the running kernel",
-    Cause.MODULES_LOAD_FAILED: "systemd-modules-load.service failed this boot",
+    Cause.MODULES_LOAD_FAILED: "systemd-modules-load.service failed this boot, or could not "
+                               "load a listed module (systemd 252 logs a missing module "
+                               "and still succeeds)",
     Cause.MODULES_LOAD_SKIPPED: "systemd-modules-load.service was skipped by a condition",
     Cause.SYSCTL_SKIPPED: "systemd-sysctl.service was skipped by a condition",
+    Cause.SYSCTL_FAILED: "systemd-sysctl.service failed this boot",
+    Cause.NOT_RUN: "a unit nftune relies on did not run this boot: nothing started it, "
+                   "or the boot has not got that far",
     Cause.ORDERING_BROKEN: "systemd-sysctl.service is not ordered after "
-                           "systemd-modules-load.service",
+                           "systemd-modules-load.service (or an ordering cycle), or this "
+                           "boot it started before systemd-modules-load.service finished",
     Cause.UNIT_MASKED: "a unit nftune relies on is masked or not found",
     Cause.LOADED_LATE: "a module was loaded after systemd-sysctl.service applied sysctl.d",
     Cause.OVERRIDDEN_BY_FILE: "another sysctl.d file (or /etc/sysctl.conf) sets the key "

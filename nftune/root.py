@@ -33,8 +33,9 @@ class Root:
                     "not a directory", path=arg, key="--root",
                     hint="give the top of an image tree, for example --root /mnt/image",
                 )
-            if p.resolve() != Path("/"):
-                return cls(p.resolve(), live=False)
+            # Not resolve(): it would follow /proc/PID/root, a container's root, to "/".
+            if not os.path.samefile(p, "/"):
+                return cls(Path(os.path.abspath(p)), live=False)
         host = cls(Path("/"))
         return cls(Path("/"), live=host.systemd_running())
 

@@ -19,7 +19,7 @@ from .root import Root
 UNIT_DIRS = ("/etc/systemd/system", "/run/systemd/system", "/usr/local/lib/systemd/system",
              "/usr/lib/systemd/system", "/lib/systemd/system")
 DEPS = ("After", "Before")  # ordering is all the proof needs
-_UNIT_NAME = re.compile(r"[A-Za-z0-9:_.\\@-]+\.(service|target|socket|mount|path|timer|slice|"
+UNIT_NAME = re.compile(r"[A-Za-z0-9:_.\\@-]+\.(service|target|socket|mount|path|timer|slice|"
                         r"scope|device|swap|automount)")
 
 
@@ -76,7 +76,7 @@ class UnitTree:
         found: set[str] = set()
         for d in self.dirs:
             found.update(p.name for p in self.root.host(d).iterdir()
-                         if _UNIT_NAME.fullmatch(p.name))
+                         if UNIT_NAME.fullmatch(p.name))
         return sorted(found)
 
     def load(self, name: str) -> UnitFile:

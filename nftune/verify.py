@@ -11,16 +11,27 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import __version__, udev
-from .artifacts import Kind, Layer, name_of, path_of
-from .conffiles import ConfFile, list_conf_files, read_lines, winner_for
+from .artifacts import CONF_DIR, Kind, Layer, name_of, path_of
+from .boot import BootFacts, check_boot
+from .conffiles import ConfFile, read_lines, winner_for
 from .config import Config, load
 from .errors import NftuneError
 from .fsio import is_ours
-from .kernel import RENAMED, Kernel, ModuleChoice, choose_all, load_kernels, modname
-from .ordering import MODULES_LOAD, SYSCTL, prove
+from .kernel import (
+    RENAMED,
+    Kernel,
+    ListedModule,
+    ModuleChoice,
+    choose_all,
+    listed_modules,
+    load_kernels,
+    running_kernel,
+)
+from .ordering import MODULES_LOAD, SYSCTL, FileGraph, prove
 from .result import Cause, CheckResult, Status, failed, passed, skipped
 from .root import Root
 from .sysctl import Assignment, SysctlD, display, same_value
+from .systemd import Bus, Systemd
 from .units import UnitTree
 
 
@@ -49,26 +60,35 @@ class Report:
         }
 
 
-def verify(root: Root) -> Report:
+def verify(root: Root, *, bus_address: str | None = None, bus: Bus | None = None) -> Report:
+    """Every check. The boot checks talk to systemd: the given bus, else the one at
+    bus_address, else the system bus when root is the running system."""
     config = load(root)
     kernels = load_kernels(root)
     picks = choose_all(config.modules, kernels)
     choices = [c for c in picks if isinstance(c, ModuleChoice)]
     sysctld = SysctlD.load(root)
-    entries = modules_load_entries(root)
+    entries = listed_modules(root)
+    facts = BootFacts(config, choices, entries, running_kernel(root, kernels)[1])
     results = [
         *check_module_names(root, kernels, picks, entries),
         *check_modules_load(root, choices, entries),
         *check_sysctl_boot(root, config, sysctld),
         *check_safety_net(root, config, choices),
         check_ordering(root),
+        check_order_dropin(root),
     ]
+    if bus is not None:
+        results += check_boot(bus, root, facts)
+    elif root.live or bus_address:
+        results += _boot_over_bus(root, bus_address, facts)
+    else:
+        results.append(skipped("boot-order", SYSCTL, Cause.NOT_LIVE, reason=_not_live(root)))
     if root.live:
         results += check_modules_loaded(root, kernels, choices)
         results += check_sysctl_values(root, config, sysctld)
     else:
-        why = ("--root: not the running system" if not root.is_host
-               else "systemd is not running (a chroot or an image build)")
+        why = _not_live(root)
         results += [skipped("module-loaded", c.name, Cause.NOT_LIVE, reason=why)
                     for c in choices]
         results += [skipped("sysctl-value", s.display, Cause.NOT_LIVE, expected=s.value,
@@ -76,28 +96,37 @@ def verify(root: Root) -> Report:
     return Report(str(root.path), root.live, tuple(results))
 
 
+def _not_live(root: Root) -> str:
+    return ("--root: not the running system" if not root.is_host
+            else "systemd is not running (a chroot or an image build)")
+
+
+def boot_facts(root: Root) -> BootFacts:
+    config = load(root)
+    kernels = load_kernels(root)
+    choices = [c for c in choose_all(config.modules, kernels) if isinstance(c, ModuleChoice)]
+    return BootFacts(config, choices, listed_modules(root), running_kernel(root, kernels)[1])
+
+
+def _boot_over_bus(root: Root, address: str | None, facts: BootFacts) -> list[CheckResult]:
+    try:
+        with Systemd(address) as bus:
+            return check_boot(bus, root, facts)
+    except NftuneError as e:
+        return [no_bus(e)]
+
+
+def no_bus(e: NftuneError) -> CheckResult:
+    return failed("boot", "systemd", Cause.NO_BUS, reason=e.message, hint=e.hint)
+
+
 # -- modules ----------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Entry:
-    name: str
-    file: str
-    line: int
-
-
-def modules_load_entries(root: Root) -> list[Entry]:
-    out = []
-    for f in list_conf_files(root, root.conf_dirs("modules-load.d"), ".conf"):
-        if not f.masked:
-            text = root.read_text(f.path)
-            out += [Entry(modname(s), f.path, n) for n, s in read_lines(text)]
-    return out
-
-
 def check_module_names(root: Root, kernels: list[Kernel], picks: list[ModuleChoice | NftuneError],
-                       entries: list[Entry]) -> list[CheckResult]:
+                       entries: list[ListedModule]) -> list[CheckResult]:
     """Every configured module, and every modules-load.d entry, exists in every installed
-    kernel: one missing name fails systemd-modules-load.service as a whole."""
+    kernel: a missing name is never loaded, and older systemd fails
+    systemd-modules-load.service as a whole for it."""
     if not kernels:
         return [skipped("module-exists", "modules-load.d", Cause.NO_KERNEL,
                         reason=f"no kernel under {root.show('/lib/modules')}")]
@@ -118,7 +147,7 @@ def check_module_names(root: Root, kernels: list[Kernel], picks: list[ModuleChoi
             out.append(failed(
                 "module-exists", e.name, Cause.MODULE_MISSING, source=f"{e.file}:{e.line}",
                 reason=f"listed in {root.show(e.file)}:{e.line} but not in kernel "
-                       f"{', '.join(lacking)}; systemd-modules-load.service will fail",
+                       f"{', '.join(lacking)}; systemd-modules-load.service cannot load it",
                 hint="remove the line" + (f" ({e.name} became part of {renamed} in Linux "
                                           "4.19)" if renamed else "")))
     return out
@@ -142,7 +171,7 @@ def _file_reason(root: Root, f: ConfFile | None, cause: Cause, name: str) -> str
 
 
 def check_modules_load(root: Root, choices: list[ModuleChoice],
-                       entries: list[Entry]) -> list[CheckResult]:
+                       entries: list[ListedModule]) -> list[CheckResult]:
     """Each module to load is listed in a modules-load.d file systemd reads."""
     dirs = root.conf_dirs("modules-load.d")
     own, own_cause = _own_file(root, dirs, name_of(Kind.MODULES_LOAD))
@@ -271,9 +300,7 @@ def check_sysctl_values(root: Root, config: Config, sysctld: SysctlD) -> list[Ch
 
 def check_modules_loaded(root: Root, kernels: list[Kernel],
                          choices: list[ModuleChoice]) -> list[CheckResult]:
-    osrelease = root.host(root.proc_sys("kernel/osrelease"))
-    release = osrelease.read_text().strip() if osrelease.exists() else ""
-    running = next((k for k in kernels if k.version == release), None)
+    release, running = running_kernel(root, kernels)
     out = []
     for c in choices:
         if root.host(root.sys_module(c.name)).exists():
@@ -300,7 +327,7 @@ def check_ordering(root: Root) -> CheckResult:
     if not any(tree.load(u).found for u in (MODULES_LOAD, SYSCTL)):
         return skipped("ordering", subject, Cause.UNIT_MASKED,
                        reason="systemd's units are not installed in this tree")
-    proof = prove(tree)
+    proof = prove(FileGraph(tree))
     if proof.cause is Cause.OK:
         return passed("ordering", subject, actual=" < ".join(proof.path),
                       source=proof.source, reason=f"ordered after {MODULES_LOAD}")
@@ -309,6 +336,19 @@ def check_ordering(root: Root) -> CheckResult:
             "restore After=systemd-modules-load.service in systemd-sysctl.service")
     return failed("ordering", subject, proof.cause, reason=proof.reason, source=proof.source,
                   hint=hint)
+
+
+def check_order_dropin(root: Root) -> CheckResult:
+    """nftune's drop-in keeps the ordering whatever the distribution's unit says."""
+    name = name_of(Kind.SYSCTL_ORDER)
+    own, cause = _own_file(root, root.conf_dirs(CONF_DIR[Kind.SYSCTL_ORDER]), name)
+    subject = f"{SYSCTL}.d/{name}"
+    if cause:
+        return failed("order-dropin", subject, cause,
+                      reason=_file_reason(root, own, cause, "drop-in"),
+                      hint="run 'nftune apply'")
+    return passed("order-dropin", subject, actual="in effect",
+                  source=own.path if own else None)
 
 
 # -- udev -------------------------------------------------------------------------------------

@@ -33,22 +33,28 @@ class Commands:
     def __init__(self) -> None:
         self.allowed: set[str] = set()
         self.calls: list[list[str]] = []
+        self.stdout: dict[str, str] = {}
 
     def allow(self, *names: str) -> None:
         self.allowed.update(names)
+
+    def answer(self, name: str, stdout: str) -> None:
+        """Allow `name` and give it this output."""
+        self.allow(name)
+        self.stdout[name] = stdout
 
     def __call__(self, argv: list[str], **kw: Any) -> Any:
         name = os.path.basename(argv[0])
         if name not in self.allowed:
             raise AssertionError(f"test ran an unexpected command: {argv}")
         self.calls.append(list(argv))
-        return run_mod.Completed(tuple(argv), 0, "", "")
+        return run_mod.Completed(tuple(argv), 0, self.stdout.get(name, ""), "")
 
 
 @pytest.fixture(autouse=True)
 def commands(monkeypatch: pytest.MonkeyPatch) -> Commands:
     c = Commands()
-    for mod in ("nftune.apply", "nftune.run"):
+    for mod in ("nftune.apply", "nftune.boot", "nftune.run"):
         monkeypatch.setattr(f"{mod}.run", c)
     return c
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import LIB, SYSCTL_UNIT, add_units, write
 
-from nftune.ordering import prove
+from nftune.ordering import FileGraph, prove
 from nftune.result import Cause, Status
 from nftune.root import Root
 from nftune.units import UnitTree, _dropin_dirs
@@ -22,7 +22,7 @@ def units(tree: Path) -> Path:
 
 
 def test_vendor_units_prove_the_ordering(units: Path) -> None:
-    p = prove(UnitTree(Root(units)))
+    p = prove(FileGraph(UnitTree(Root(units))))
     assert p.cause is Cause.OK
     assert p.path == ("systemd-modules-load.service", "systemd-sysctl.service")
     assert p.source == f"{LIB}/systemd-sysctl.service:5"
@@ -33,7 +33,7 @@ def test_vendor_units_prove_the_ordering(units: Path) -> None:
 def test_masked_modules_load(units: Path) -> None:
     (units / "etc/systemd/system").mkdir(parents=True)
     os.symlink("/dev/null", units / "etc/systemd/system/systemd-modules-load.service")
-    p = prove(UnitTree(Root(units)))
+    p = prove(FileGraph(UnitTree(Root(units))))
     assert (p.cause, p.source) == (Cause.UNIT_MASKED,
                                    "/etc/systemd/system/systemd-modules-load.service")
 
@@ -41,7 +41,7 @@ def test_masked_modules_load(units: Path) -> None:
 def test_fragment_replaced_in_etc_without_the_ordering(units: Path) -> None:
     write(units, "/etc/systemd/system/systemd-sysctl.service",
           SYSCTL_UNIT.replace("After=systemd-modules-load.service\n", ""))
-    p = prove(UnitTree(Root(units)))
+    p = prove(FileGraph(UnitTree(Root(units))))
     assert p.cause is Cause.ORDERING_BROKEN
     assert "/etc/systemd/system/systemd-sysctl.service" in p.reason
     r = check_ordering(Root(units))
@@ -51,7 +51,7 @@ def test_fragment_replaced_in_etc_without_the_ordering(units: Path) -> None:
 def test_empty_after_in_a_dropin_does_not_reset(units: Path) -> None:
     # systemd ignores an empty dependency assignment (config_parse_unit_deps).
     write(units, "/etc/systemd/system/systemd-sysctl.service.d/zz.conf", "[Unit]\nAfter=\n")
-    assert prove(UnitTree(Root(units))).cause is Cause.OK
+    assert prove(FileGraph(UnitTree(Root(units)))).cause is Cause.OK
 
 
 def test_dropin_restores_the_ordering_and_masked_dropins_do_not_apply(units: Path) -> None:
@@ -59,12 +59,12 @@ def test_dropin_restores_the_ordering_and_masked_dropins_do_not_apply(units: Pat
           SYSCTL_UNIT.replace("After=systemd-modules-load.service\n", ""))
     write(units, f"{LIB}/systemd-sysctl.service.d/50-nftune.conf",
           "[Unit]\nAfter=systemd-modules-load.service\n")
-    p = prove(UnitTree(Root(units)))
+    p = prove(FileGraph(UnitTree(Root(units))))
     assert (p.cause, p.source) == (Cause.OK,
                                    f"{LIB}/systemd-sysctl.service.d/50-nftune.conf:2")
     (units / "etc/systemd/system/systemd-sysctl.service.d").mkdir(parents=True)
     os.symlink("/dev/null", units / "etc/systemd/system/systemd-sysctl.service.d/50-nftune.conf")
-    assert prove(UnitTree(Root(units))).cause is Cause.ORDERING_BROKEN
+    assert prove(FileGraph(UnitTree(Root(units)))).cause is Cause.ORDERING_BROKEN
 
 
 def test_transitive_through_before_of_another_unit(units: Path) -> None:
@@ -73,7 +73,7 @@ def test_transitive_through_before_of_another_unit(units: Path) -> None:
     write(units, f"{LIB}/early.target", "[Unit]\n")
     write(units, "/etc/systemd/system/systemd-modules-load.service.d/x.conf",
           "[Unit]\nBefore=early.target\n")
-    p = prove(UnitTree(Root(units)))
+    p = prove(FileGraph(UnitTree(Root(units))))
     assert p.path == ("systemd-modules-load.service", "early.target", "systemd-sysctl.service")
 
 

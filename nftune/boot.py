@@ -1,0 +1,257 @@
+"""This boot, as the service manager saw it: the loaded unit graph, whether both units ran,
+whether modules-load finished before sysctl started, and whether each module was there in
+time. Read over D-Bus (see systemd.py) and, for the names of failed modules, the journal.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+from . import udev
+from .config import Config, SysctlSpec
+from .errors import NftuneError
+from .kernel import Kernel, ListedModule, ModuleChoice
+from .ordering import MODULES_LOAD, SYSCTL, BusGraph, prove
+from .result import Cause, CheckResult, failed, passed, skipped
+from .root import Root
+from .run import run
+from .sysctl import same_value
+from .systemd import BootTimes, Bus, UnitState
+
+_FAILED_MODULE = re.compile(r"module '([^']+)'")
+SKIPPED = {MODULES_LOAD: Cause.MODULES_LOAD_SKIPPED, SYSCTL: Cause.SYSCTL_SKIPPED}
+FAILED = {MODULES_LOAD: Cause.MODULES_LOAD_FAILED, SYSCTL: Cause.SYSCTL_FAILED}
+CONDITION_HINTS = {
+    "ConditionCapability": "the manager lacks the capability: a container? Load the modules "
+                           "on the host, or give the container CAP_SYS_MODULE",
+    "ConditionPathIsReadWrite": "the path is read-only: a container sharing the host's "
+                                "network namespace? Set the sysctls on the host",
+}
+
+
+def since_boot(t: int, boot: BootTimes) -> str:
+    """A monotonic timestamp as systemd-analyze shows it: time since userspace began."""
+    return fmt_span(max(t - boot.userspace, 0))
+
+
+def fmt_span(us: int) -> str:
+    if us < 1000:
+        return f"{us}us"
+    if us < 1_000_000:
+        return f"{us // 1000}ms"
+    if us < 60_000_000:
+        return f"{us / 1e6:.3f}".rstrip("0").rstrip(".") + "s"
+    minutes, rest = divmod(us, 60_000_000)
+    return f"{minutes}min {fmt_span(rest)}"
+
+
+def started(u: UnitState) -> int:
+    return u.exec_main_start or u.inactive_exit
+
+
+def finished(u: UnitState) -> int:
+    return u.exec_main_exit or u.active_enter
+
+
+def ran(u: UnitState) -> bool:
+    return u.found and not u.masked and u.condition_result and started(u) > 0
+
+
+# -- the journal ------------------------------------------------------------------------------
+
+def boot_id(root: Root) -> str | None:
+    """The boot ID the tree's own processes see (nspawn gives a container its own)."""
+    p = root.host(root.proc_sys("kernel/random/boot_id"))
+    try:
+        return p.read_text().strip().replace("-", "") or None
+    except OSError:
+        return None
+
+
+def journal(root: Root, identifier: str, pid: int, priority: int = 7) -> list[str]:
+    """The messages one process logged this boot, oldest first; [] when the journal cannot
+    be read (no journalctl, no boot ID, no journal files in the tree)."""
+    bid = boot_id(root)
+    if bid is None or pid <= 0:
+        return []
+    argv = ["journalctl", "--no-pager", "--quiet", "--output=json", f"--priority={priority}"]
+    if not root.is_host:
+        argv.append(f"--root={root.path}")
+    argv += [f"_BOOT_ID={bid}", f"SYSLOG_IDENTIFIER={identifier}", f"_PID={pid}"]
+    try:
+        out = run(argv, check=False, timeout=10).stdout
+    except NftuneError:
+        return []
+    messages = []
+    for line in out.splitlines():
+        try:
+            m = json.loads(line).get("MESSAGE")
+        except ValueError:
+            continue
+        if isinstance(m, str):
+            messages.append(m)
+    return messages
+
+
+# -- the checks -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class BootFacts:
+    """What the boot checks need from the rest of verify."""
+
+    config: Config
+    choices: list[ModuleChoice]
+    listed: list[ListedModule]  # modules-load.d lines as they are now
+    running: Kernel | None  # the running kernel's module directory, when installed
+
+
+def check_boot(bus: Bus, root: Root, facts: BootFacts) -> list[CheckResult]:
+    boot = bus.boot()
+    ml, sc = bus.unit(MODULES_LOAD), bus.unit(SYSCTL)
+    out = [check_graph(bus), check_ran(root, ml, boot, facts), check_ran(root, sc, boot, facts),
+           check_order(ml, sc, boot)]
+    if root.live:
+        out += check_module_timing(root, ml, sc, boot, facts)
+    return out
+
+
+def check_graph(bus: Bus) -> CheckResult:
+    proof = prove(BusGraph(bus))
+    if proof.cause is Cause.OK:
+        return passed("boot-graph", SYSCTL, actual=" < ".join(proof.path), source=proof.source,
+                      reason="as loaded by systemd this boot")
+    return failed("boot-graph", SYSCTL, proof.cause, reason=proof.reason, source=proof.source,
+                  hint="compare with 'nftune verify --root /' (the files); after changing "
+                       "unit files run 'systemctl daemon-reload'")
+
+
+def check_ran(root: Root, u: UnitState, boot: BootTimes, facts: BootFacts) -> CheckResult:
+    if not u.found or u.masked:
+        return failed("unit-state", u.name, Cause.UNIT_MASKED, actual=u.load_state,
+                      expected="loaded", reason=f"{u.name} is {u.load_state}",
+                      source=u.fragment_path or None, hint=f"systemctl unmask {u.name}")
+    if not u.condition_result and u.condition_timestamp:
+        conds = u.failed_conditions
+        kinds = {c.kind for c in conds}
+        return failed("unit-state", u.name, SKIPPED.get(u.name, Cause.NOT_RUN),
+                      actual="skipped", expected="ran",
+                      reason="skipped: " + (", ".join(f"{c} failed" for c in conds)
+                                            or "a condition failed"),
+                      hint=next((CONDITION_HINTS[k] for k in sorted(kinds)
+                                 if k in CONDITION_HINTS), None))
+    bad = failed_modules(root, u, facts) if u.name == MODULES_LOAD and started(u) else []
+    if u.active_state == "failed" or u.result not in ("", "success") or bad:
+        if u.active_state == "failed" or u.result not in ("", "success"):
+            reason = f"failed ({u.result or u.active_state}"
+            reason += f", exit status {u.exec_main_status})" if u.exec_main_code == 1 else ")"
+        else:  # systemd >= 250 logs a module it cannot find, and still succeeds
+            reason = f"{u.active_state}, but not every listed module was loaded"
+        hint = f"journalctl -b -u {u.name}"
+        if bad:
+            reason += ": " + "; ".join(bad)
+            hint = "remove the module from modules-load.d (see the module-exists check)"
+        return failed("unit-state", u.name, FAILED.get(u.name, Cause.NOT_RUN),
+                      actual=u.active_state, expected="every listed module loaded"
+                      if u.name == MODULES_LOAD else "active", reason=reason, hint=hint)
+    if not started(u):
+        return failed("unit-state", u.name, Cause.NOT_RUN, actual=u.active_state,
+                      expected="ran", reason="did not run this boot"
+                      + (" (the boot has not finished)" if not boot.finish else ""),
+                      hint=f"systemctl list-dependencies --reverse {u.name}")
+    took = finished(u) - started(u) if finished(u) else 0
+    return passed("unit-state", u.name, actual="ran",
+                  reason=f"@{since_boot(started(u), boot)} +{fmt_span(max(took, 0))}")
+
+
+def failed_modules(root: Root, ml: UnitState, facts: BootFacts) -> list[str]:
+    """What systemd-modules-load could not load this boot, as it said in the journal; when
+    the journal is not readable, the listed modules the running kernel lacks."""
+    said = [m for m in journal(root, "systemd-modules-load", ml.exec_main_pid, priority=3)
+            if _FAILED_MODULE.search(m)]
+    if said or facts.running is None:
+        return said
+    return [f"{e.name} (listed in {e.where}) is not in the running kernel"
+            for e in facts.listed if not facts.running.has(e.name)]
+
+
+def check_order(ml: UnitState, sc: UnitState, boot: BootTimes) -> CheckResult:
+    if not (ran(ml) and ran(sc)):
+        who = next(u for u in (ml, sc) if not ran(u))
+        return skipped("boot-order", SYSCTL, Cause.NOT_RUN,
+                       reason=f"{who.name} did not run this boot (see unit-state)")
+    done, start = finished(ml), started(sc)
+    actual = (f"{MODULES_LOAD} finished @{since_boot(done, boot)}, "
+              f"{SYSCTL} started @{since_boot(start, boot)}")
+    if done and done <= start:
+        return passed("boot-order", SYSCTL, actual=actual)
+    return failed("boot-order", SYSCTL, Cause.ORDERING_BROKEN, actual=actual,
+                  reason=f"{SYSCTL} started before {MODULES_LOAD} had finished",
+                  hint="see the boot-graph check; 'nftune apply' installs a drop-in that "
+                       "orders them")
+
+
+def check_module_timing(root: Root, ml: UnitState, sc: UnitState, boot: BootTimes,
+                        facts: BootFacts) -> list[CheckResult]:
+    """Each module was there when systemd-sysctl applied sysctl.d, so its keys got their
+    values; a module loaded later gets them only from the udev safety net."""
+    out = []
+    in_time = ran(ml) and ran(sc) and finished(ml) <= started(sc)
+    sysctl_said = journal(root, "systemd-sysctl", sc.exec_main_pid) if ran(sc) else []
+    for c in facts.choices:
+        if facts.running is not None and facts.running.has(c.name) == "builtin":
+            out.append(passed("module-timing", c.name, actual="built in",
+                              reason="built into the running kernel: there before any unit"))
+            continue
+        if not root.host(root.sys_module(c.name)).exists():
+            out.append(skipped("module-timing", c.name, Cause.NOT_LOADED,
+                               reason="not loaded (see module-loaded)"))
+            continue
+        keys = [s for s in facts.config.sysctls if udev.module_for_key(s.key) == c.name]
+        missed = [m for m in sysctl_said
+                  if "Couldn't write" in m and any(f"'{s.key}'" in m for s in keys)]
+        entry = next((e for e in facts.listed if e.name == c.name), None)
+        if entry is not None and _newer_than_boot(root, entry.file, boot):
+            out.append(skipped("module-timing", c.name, Cause.LOADED_LATE,
+                               source=entry.where,
+                               reason=f"listed in {root.show(entry.file)} after this boot "
+                                      "began: loaded at runtime; the boot order holds from "
+                                      "the next boot"))
+            continue
+        if entry is not None and in_time and ml.result in ("", "success") and not missed:
+            out.append(passed("module-timing", c.name, actual="loaded in time",
+                              source=entry.where,
+                              reason=f"listed in {root.show(entry.file)}, loaded by "
+                                     f"{MODULES_LOAD} before {SYSCTL} started"))
+            continue
+        why = (missed[0] if missed else
+               "not listed in modules-load.d at boot" if entry is None else
+               f"{MODULES_LOAD} did not load it before {SYSCTL} ran")
+        out.append(failed("module-timing", c.name, Cause.LOADED_LATE,
+                          actual="loaded late", expected="loaded before sysctl.d applied",
+                          reason=f"{why}; {_safety_net(root, keys)}",
+                          hint="run 'nftune apply' and reboot; see the unit-state and "
+                               "boot-order checks"))
+    return out
+
+
+def _newer_than_boot(root: Root, path: str, boot: BootTimes) -> bool:
+    try:
+        mtime_us = int(root.host(root.chase(path)).stat().st_mtime * 1e6)
+    except OSError:
+        return False
+    return boot.userspace_realtime > 0 and mtime_us > boot.userspace_realtime
+
+
+def _safety_net(root: Root, keys: list[SysctlSpec]) -> str:
+    values = []
+    for s in keys:
+        try:
+            values.append(same_value(root.host(root.proc_sys(s.key)).read_text().strip(),
+                                     s.value))
+        except OSError:
+            values.append(False)
+    if values and all(values):
+        return "its sysctls were re-applied after the load (nftune's udev rule does this)"
+    return "its sysctls were not re-applied: whoever loaded it got the kernel defaults"

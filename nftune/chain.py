@@ -1,0 +1,190 @@
+"""`nftune chain [UNIT]`: the verdict of the ordering proof on top, then the unit's
+critical chain as `systemd-analyze critical-chain` draws it.
+
+Live, the chain follows, from each unit, the After= dependency that became active last
+before the unit started (as systemd-analyze does); units on the proof path are always
+shown. Offline (--root, no bus), the tree is the proof path with the line behind each edge.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .boot import fmt_span
+from .errors import NftuneError
+from .ordering import MODULES_LOAD, SYSCTL, FileGraph, prove, search
+from .result import CheckResult, Status
+from .root import Root
+from .systemd import BootTimes, Bus, Systemd, UnitState
+from .units import UNIT_NAME, UnitTree
+
+MAX_DEPTH = 32
+
+
+@dataclass
+class Link:
+    unit: str
+    activating: int | None = None  # µs since userspace began
+    activated: int | None = None
+    note: str = ""  # offline: the line that orders this unit before its parent
+    children: list[Link] = field(default_factory=list)
+
+    @property
+    def duration(self) -> int | None:
+        if self.activating is None or self.activated is None:
+            return None
+        return max(self.activated - self.activating, 0)
+
+    def to_json(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"unit": self.unit}
+        if self.activated is not None:
+            d["activated_us"] = self.activated
+            d["activating_us"] = self.activating
+            d["duration_us"] = self.duration
+        if self.note:
+            d["source"] = self.note
+        d["children"] = [c.to_json() for c in self.children]
+        return d
+
+    def label(self) -> str:
+        text = self.unit
+        if self.duration:
+            text += f" @{fmt_span(self.activating or 0)} +{fmt_span(self.duration)}"
+        elif self.activated is not None:
+            text += f" @{fmt_span(self.activated)}"
+        if self.note:
+            text += f"  ({self.note})"
+        return text
+
+
+@dataclass(frozen=True)
+class Chain:
+    unit: str
+    live: bool
+    verdict: CheckResult  # the first failed check, else a summary of the proof
+    checks: tuple[CheckResult, ...]
+    tree: Link
+
+    @property
+    def ok(self) -> bool:
+        return not self.verdict.failed
+
+    def to_json(self) -> dict[str, Any]:
+        return {"schema": 1, "unit": self.unit, "live": self.live, "ok": self.ok,
+                "verdict": self.verdict.to_json(),
+                "checks": [c.to_json() for c in self.checks], "chain": self.tree.to_json()}
+
+    def lines(self) -> list[str]:
+        v = self.verdict
+        head = ("proven" if self.ok else "NOT proven") + f" [{v.cause}]: "
+        out = [head + (v.reason or (v.actual or ""))]
+        if v.failed and v.hint:
+            out.append(f"    hint: {v.hint}")
+        out += [f"  {c.line()}" for c in self.checks]
+        out += ["", *_draw(self.tree, "", True, root=True)]
+        return out
+
+
+def _draw(link: Link, prefix: str, last: bool, root: bool = False) -> list[str]:
+    out = [link.label() if root else f"{prefix}└─{link.label()}"]
+    inner = prefix + ("  " if root or last else "│ ")
+    for i, c in enumerate(link.children):
+        out += _draw(c, inner, i == len(link.children) - 1)
+    return out
+
+
+def verdict_of(checks: list[CheckResult], proof_line: str) -> CheckResult:
+    bad = next((c for c in checks if c.failed), None)
+    if bad is not None:
+        return bad
+    first = checks[0]
+    return CheckResult(first.check, first.subject, Status.PASSED, first.cause,
+                       actual=proof_line, reason=proof_line)
+
+
+# -- live ------------------------------------------------------------------------------------
+
+def _since(t: int, boot: BootTimes) -> int | None:
+    return t - boot.userspace if t >= boot.userspace and t > 0 else None
+
+
+def _times(u: UnitState, boot: BootTimes) -> tuple[int | None, int | None]:
+    return _since(u.inactive_exit, boot), _since(u.active_enter, boot)
+
+
+def critical_chain(bus: Bus, unit: str, keep: tuple[str, ...] = ()) -> Link:
+    """The chain of `unit`; units named in `keep` are shown whenever a parent lists them."""
+    boot = bus.boot()
+    seen: set[str] = set()
+
+    def walk(name: str, depth: int) -> Link:
+        seen.add(name)
+        u = bus.unit(name)
+        activating, activated = _times(u, boot)
+        link = Link(name, activating, activated)
+        bound = activating if activating is not None else activated
+        if bound is None or depth >= MAX_DEPTH:
+            return link
+        deps = []
+        for d in u.after:
+            da = _times(bus.unit(d), boot)[1]
+            if da is not None and da <= bound:
+                deps.append((d, da))
+        latest = max((da for _, da in deps), default=None)
+        for d, da in sorted(deps, key=lambda x: x[1], reverse=True):
+            if d not in seen and (da == latest or d in keep):
+                link.children.append(walk(d, depth + 1))
+        return link
+
+    return walk(unit, 0)
+
+
+def live_chain(bus: Bus, unit: str, checks: list[CheckResult], live: bool) -> Chain:
+    proof_line = f"{MODULES_LOAD} finished before {SYSCTL} started, this boot"
+    tree = critical_chain(bus, unit, keep=(MODULES_LOAD, SYSCTL))
+    return Chain(unit, live, verdict_of(checks, proof_line), tuple(checks), tree)
+
+
+# -- offline ---------------------------------------------------------------------------------
+
+def offline_chain(root: Root, unit: str, checks: list[CheckResult]) -> Chain:
+    graph = FileGraph(UnitTree(root))
+    proof = prove(graph)
+    # unit < ... < systemd-sysctl, then the proof path down to systemd-modules-load.
+    above = search(graph, SYSCTL, unit) if unit != SYSCTL else []
+    top = Link(unit)
+    at = top
+    hops = [*reversed(above or []), *reversed(proof.edges)]
+    for e in hops:
+        at.children.append(Link(e.unit, note=e.source))
+        at = at.children[0]
+    if above is None:
+        top.note = f"not ordered after {SYSCTL}"
+    line = f"{' < '.join(proof.path)} in the unit files (not booted)"
+    return Chain(unit, False, verdict_of(checks, line), tuple(checks), top)
+
+
+# -- the verb --------------------------------------------------------------------------------
+
+def build_chain(root: Root, unit: str, address: str | None, *, offline: bool,
+                bus: Bus | None = None) -> Chain:
+    """Live when a manager is reachable (a bus given, or the running system); offline
+    from the tree's unit files with --root and no bus address."""
+    from .boot import check_boot
+    from .verify import boot_facts, check_ordering, no_bus
+
+    if not UNIT_NAME.fullmatch(unit):
+        raise NftuneError("not a unit name", key="UNIT", value=unit,
+                          hint="give a full unit name, e.g. systemd-sysctl.service")
+    if bus is not None:
+        return live_chain(bus, unit, check_boot(bus, root, boot_facts(root)), root.live)
+    if offline and not address:
+        return offline_chain(root, unit, [check_ordering(root)])
+    try:
+        with Systemd(address) as live:
+            return live_chain(live, unit, check_boot(live, root, boot_facts(root)), root.live)
+    except NftuneError as e:
+        # Still show what the files say, under the no-bus verdict.
+        files = offline_chain(root, unit, [check_ordering(root)])
+        return Chain(unit, False, no_bus(e), (no_bus(e), *files.checks), files.tree)

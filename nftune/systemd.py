@@ -1,0 +1,219 @@
+"""The one door to systemd's D-Bus API. Only this module imports pystemd.
+
+Each unit is read with one Properties.GetAll call on its object path (no introspection), and
+one connection serves a whole run. Callers get plain typed values, never bytes or pystemd
+objects. Timestamps are CLOCK_MONOTONIC microseconds; 0 means "never".
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from .errors import EXIT_FAILED, NftuneError
+
+BUS_ENV = "NFTUNE_BUS_ADDRESS"
+DESTINATION = b"org.freedesktop.systemd1"
+MANAGER_PATH = b"/org/freedesktop/systemd1"
+UNIT_PATH = "/org/freedesktop/systemd1/unit/"
+PROPERTIES = b"org.freedesktop.DBus.Properties"
+NO_BUS_HINT = ("on a node, check that systemd is PID 1 and D-Bus runs; for a container give "
+               "--bus-address unix:path=/proc/PID/root/run/dbus/system_bus_socket; "
+               "for an image, use --root DIR for the offline proof")
+
+
+@dataclass(frozen=True)
+class Condition:
+    kind: str  # "ConditionCapability", "AssertPathExists", ...
+    trigger: bool  # "|": any trigger condition may pass
+    negate: bool
+    param: str
+    state: int  # > 0 passed, < 0 failed, 0 not checked
+
+    def __str__(self) -> str:
+        return f"{self.kind}={'|' * self.trigger}{'!' * self.negate}{self.param}"
+
+
+@dataclass(frozen=True)
+class UnitState:
+    name: str
+    load_state: str  # loaded, not-found, masked, bad-setting, error
+    unit_file_state: str = ""  # static, enabled, masked, ...
+    active_state: str = "inactive"
+    sub_state: str = ""
+    result: str = ""  # service result: success, exit-code, ...
+    condition_result: bool = True
+    conditions: tuple[Condition, ...] = ()
+    after: tuple[str, ...] = ()  # systemd merges Before= of others into this list
+    before: tuple[str, ...] = ()
+    requires: tuple[str, ...] = ()
+    wants: tuple[str, ...] = ()
+    fragment_path: str = ""
+    dropin_paths: tuple[str, ...] = ()
+    condition_timestamp: int = 0
+    inactive_exit: int = 0  # activation began
+    active_enter: int = 0  # active (for a oneshot: after its process exited)
+    exec_main_start: int = 0
+    exec_main_exit: int = 0
+    exec_main_pid: int = 0
+    exec_main_code: int = 0  # CLD_EXITED=1, CLD_KILLED=2, ...
+    exec_main_status: int = 0
+
+    @property
+    def found(self) -> bool:
+        return self.load_state not in ("not-found", "")
+
+    @property
+    def masked(self) -> bool:
+        return self.load_state == "masked" or self.unit_file_state.startswith("masked")
+
+    @property
+    def failed_conditions(self) -> tuple[Condition, ...]:
+        return tuple(c for c in self.conditions if c.state < 0)
+
+    @property
+    def sources(self) -> str:
+        return ", ".join((self.fragment_path, *self.dropin_paths)) or "no unit file"
+
+
+@dataclass(frozen=True)
+class BootTimes:
+    userspace: int  # monotonic: when the manager started
+    userspace_realtime: int  # the same moment, in µs since the epoch
+    finish: int  # 0 while the boot is not finished
+    version: str = ""
+    virtualization: str = ""
+    system_state: str = ""
+
+
+class Bus(Protocol):
+    """What nftune reads from a service manager; tests use a fake."""
+
+    def unit(self, name: str) -> UnitState: ...
+
+    def boot(self) -> BootTimes: ...
+
+
+def unit_path(name: str) -> bytes:
+    """sd-bus's label escaping: anything but [A-Za-z0-9] (and a leading digit) is _XX."""
+    out = []
+    for i, ch in enumerate(name):
+        if ch.isascii() and (ch.isalpha() or (ch.isdigit() and i > 0)):
+            out.append(ch)
+        else:
+            out.append("".join(f"_{b:02x}" for b in ch.encode()))
+    return (UNIT_PATH + ("".join(out) or "_")).encode()
+
+
+def _s(v: Any) -> str:
+    return v.decode(errors="replace") if isinstance(v, bytes) else str(v or "")
+
+
+def _names(v: Any) -> tuple[str, ...]:
+    return tuple(_s(x) for x in v or ())
+
+
+def _int(v: Any) -> int:
+    return int(v or 0)
+
+
+def unit_from_properties(name: str, p: dict[bytes, Any]) -> UnitState:
+    conditions = tuple(Condition(_s(c[0]), bool(c[1]), bool(c[2]), _s(c[3]), int(c[4]))
+                       for c in p.get(b"Conditions") or ())
+    return UnitState(
+        name=name,
+        load_state=_s(p.get(b"LoadState")),
+        unit_file_state=_s(p.get(b"UnitFileState")),
+        active_state=_s(p.get(b"ActiveState")),
+        sub_state=_s(p.get(b"SubState")),
+        result=_s(p.get(b"Result")),
+        condition_result=bool(p.get(b"ConditionResult", True)),
+        conditions=conditions,
+        after=_names(p.get(b"After")),
+        before=_names(p.get(b"Before")),
+        requires=_names(p.get(b"Requires")),
+        wants=_names(p.get(b"Wants")),
+        fragment_path=_s(p.get(b"FragmentPath")),
+        dropin_paths=_names(p.get(b"DropInPaths")),
+        condition_timestamp=_int(p.get(b"ConditionTimestampMonotonic")),
+        inactive_exit=_int(p.get(b"InactiveExitTimestampMonotonic")),
+        active_enter=_int(p.get(b"ActiveEnterTimestampMonotonic")),
+        exec_main_start=_int(p.get(b"ExecMainStartTimestampMonotonic")),
+        exec_main_exit=_int(p.get(b"ExecMainExitTimestampMonotonic")),
+        exec_main_pid=_int(p.get(b"ExecMainPID")),
+        exec_main_code=_int(p.get(b"ExecMainCode")),
+        exec_main_status=_int(p.get(b"ExecMainStatus")),
+    )
+
+
+class Systemd:
+    """One connection to a service manager; every unit is fetched at most once."""
+
+    def __init__(self, address: str | None = None) -> None:
+        self.address = address if address is not None else os.environ.get(BUS_ENV) or None
+        self._bus: Any = None
+        self._units: dict[str, UnitState] = {}
+        self._boot: BootTimes | None = None
+
+    def where(self) -> str:
+        return self.address or "the system bus"
+
+    def __enter__(self) -> Systemd:
+        from pystemd.dbusexc import DBusBaseError
+        from pystemd.dbuslib import DBus, DBusAddress
+
+        bus = DBusAddress(self.address.encode()) if self.address else DBus()
+        try:
+            bus.open()
+        except DBusBaseError as e:
+            raise self._error("cannot connect to", e) from e
+        self._bus = bus
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bus is not None:
+            self._bus.close()
+            self._bus = None
+
+    def _error(self, what: str, e: Any) -> NftuneError:
+        """pystemd's errors carry a negative errno and D-Bus's own message."""
+        detail = getattr(e, "err_message", "") or str(e)
+        errno = abs(getattr(e, "errno", 0) or 0)
+        if errno:
+            detail += f" ({os.strerror(errno)})"
+        return NftuneError(f"{what} systemd on {self.where()}: {detail}", key="--bus-address",
+                           value=self.address, hint=NO_BUS_HINT, exit_code=EXIT_FAILED)
+
+    def _get_all(self, path: bytes, interface: bytes) -> dict[bytes, Any]:
+        from pystemd.dbusexc import DBusBaseError
+
+        if self._bus is None:
+            raise NftuneError("not connected", exit_code=EXIT_FAILED)
+        try:
+            reply = self._bus.call_method(DESTINATION, path, PROPERTIES, b"GetAll",
+                                          [(ord("s"), interface)])
+        except DBusBaseError as e:
+            raise self._error("cannot read properties from", e) from e
+        body = reply.body
+        return body if isinstance(body, dict) else {}
+
+    def unit(self, name: str) -> UnitState:
+        if name not in self._units:
+            # An empty interface name returns every interface's properties in one reply;
+            # systemd loads a unit that is asked for by path, so not-found is an answer too.
+            self._units[name] = unit_from_properties(name, self._get_all(unit_path(name), b""))
+        return self._units[name]
+
+    def boot(self) -> BootTimes:
+        if self._boot is None:
+            p = self._get_all(MANAGER_PATH, b"org.freedesktop.systemd1.Manager")
+            self._boot = BootTimes(
+                userspace=_int(p.get(b"UserspaceTimestampMonotonic")),
+                userspace_realtime=_int(p.get(b"UserspaceTimestamp")),
+                finish=_int(p.get(b"FinishTimestampMonotonic")),
+                version=_s(p.get(b"Version")),
+                virtualization=_s(p.get(b"Virtualization")),
+                system_state=_s(p.get(b"SystemState")),
+            )
+        return self._boot
