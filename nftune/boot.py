@@ -141,9 +141,11 @@ def check_ran(root: Root, u: UnitState, boot: BootTimes, facts: BootFacts) -> Ch
                                             or "a condition failed"),
                       hint=next((CONDITION_HINTS[k] for k in sorted(kinds)
                                  if k in CONDITION_HINTS), None))
-    bad = failed_modules(root, u, facts) if u.name == MODULES_LOAD and started(u) else []
-    if u.active_state == "failed" or u.result not in ("", "success") or bad:
-        if u.active_state == "failed" or u.result not in ("", "success"):
+    unit_failed = u.active_state == "failed" or u.result not in ("", "success")
+    bad = (failed_modules(root, u, facts, unit_failed=unit_failed)
+           if u.name == MODULES_LOAD and started(u) else [])
+    if unit_failed or bad:
+        if unit_failed:
             reason = f"failed ({u.result or u.active_state}"
             reason += f", exit status {u.exec_main_status})" if u.exec_main_code == 1 else ")"
         else:  # systemd >= 250 logs a module it cannot find, and still succeeds
@@ -160,20 +162,26 @@ def check_ran(root: Root, u: UnitState, boot: BootTimes, facts: BootFacts) -> Ch
                       expected="ran", reason="did not run this boot"
                       + (" (the boot has not finished)" if not boot.finish else ""),
                       hint=f"systemctl list-dependencies --reverse {u.name}")
-    took = finished(u) - started(u) if finished(u) else 0
+    # As systemd-analyze shows a unit: from leaving "inactive" to becoming "active".
+    begin = u.inactive_exit or started(u)
+    took = max(u.active_enter - begin, 0) if u.active_enter else 0
     return passed("unit-state", u.name, actual="ran",
-                  reason=f"@{since_boot(started(u), boot)} +{fmt_span(max(took, 0))}")
+                  reason=f"@{since_boot(begin, boot)} +{fmt_span(took)}")
 
 
-def failed_modules(root: Root, ml: UnitState, facts: BootFacts) -> list[str]:
-    """What systemd-modules-load could not load this boot, as it said in the journal; when
-    the journal is not readable, the listed modules the running kernel lacks."""
+def failed_modules(root: Root, ml: UnitState, facts: BootFacts, *, unit_failed: bool
+                   ) -> list[str]:
+    """What systemd-modules-load could not load this boot. A unit that succeeded can only
+    have missed modules the running kernel lacks, which its module list tells without a
+    journal query; for a failed unit the journal says what went wrong."""
+    lacking = [] if facts.running is None else [
+        f"{e.name} (listed in {e.where}) is not in the running kernel"
+        for e in facts.listed if not facts.running.has(e.name)]
+    if not unit_failed and facts.running is not None:
+        return lacking
     said = [m for m in journal(root, "systemd-modules-load", ml.exec_main_pid, priority=3)
             if _FAILED_MODULE.search(m)]
-    if said or facts.running is None:
-        return said
-    return [f"{e.name} (listed in {e.where}) is not in the running kernel"
-            for e in facts.listed if not facts.running.has(e.name)]
+    return said or lacking
 
 
 def check_order(ml: UnitState, sc: UnitState, boot: BootTimes) -> CheckResult:

@@ -27,7 +27,7 @@ class Link:
     unit: str
     activating: int | None = None  # µs since userspace began
     activated: int | None = None
-    note: str = ""  # offline: the line that orders this unit before its parent
+    note: str = ""  # offline: the line that orders this unit before its parent; live: state
     children: list[Link] = field(default_factory=list)
 
     @property
@@ -87,8 +87,12 @@ class Chain:
 
 
 def _draw(link: Link, prefix: str, last: bool, root: bool = False) -> list[str]:
-    out = [link.label() if root else f"{prefix}└─{link.label()}"]
-    inner = prefix + ("  " if root or last else "│ ")
+    """systemd-analyze's layout: children of the top unit start at column 0."""
+    if root:
+        out, inner = [link.label()], ""
+    else:
+        out, inner = [f"{prefix}{'└' if last else '├'}─{link.label()}"], \
+            prefix + ("  " if last else "│ ")
     for i, c in enumerate(link.children):
         out += _draw(c, inner, i == len(link.children) - 1)
     return out
@@ -135,6 +139,14 @@ def critical_chain(bus: Bus, unit: str, keep: tuple[str, ...] = ()) -> Link:
         for d, da in sorted(deps, key=lambda x: x[1], reverse=True):
             if d not in seen and (da == latest or d in keep):
                 link.children.append(walk(d, depth + 1))
+        # A unit the proof is about is shown even when it never became active.
+        for d in keep:
+            if d in u.after and d not in seen and _times(bus.unit(d), boot)[1] is None:
+                seen.add(d)
+                state = bus.unit(d)
+                link.children.append(Link(d, note=state.active_state + (
+                    f", {state.result}" if state.result not in ("", "success") else "")
+                    + ("" if state.condition_result else ", condition failed")))
         return link
 
     return walk(unit, 0)

@@ -8,6 +8,7 @@ so "After=" in a drop-in does not remove an ordering (only a replaced fragment o
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 
@@ -36,6 +37,7 @@ class UnitFile:
     masked: bool
     dropins: tuple[str, ...] = ()
     deps: dict[str, tuple[Dep, ...]] = field(default_factory=dict)
+    empty: tuple[str, ...] = ()  # file:line of each "After=" or "Before=": they reset nothing
 
     @property
     def found(self) -> bool:
@@ -54,29 +56,39 @@ def _dropin_dirs(name: str) -> list[str]:
 
 
 class UnitTree:
-    """Units of one tree, loaded on demand and cached: one read per file."""
+    """Units of one tree, loaded on demand and cached: each directory is listed once and
+    each file read once."""
 
     def __init__(self, root: Root) -> None:
         self.root = root
         self.dirs = self._dirs()
         self._cache: dict[str, UnitFile] = {}
+        self._listings: dict[str, dict[str, os.DirEntry[str]]] = {}
 
     def _dirs(self) -> list[str]:
-        seen: set[str] = set()
-        out = []
+        """The search path, symlinks resolved inside the tree (so /lib -> usr/lib counts
+        once, and no listing can leave the tree)."""
+        out: list[str] = []
         for d in UNIT_DIRS:
             real = self.root.chase(d)
-            if real not in seen and self.root.host(real).is_dir():
-                seen.add(real)
-                out.append(d)
+            if real not in out and self.root.host(real).is_dir():
+                out.append(real)
         return out
+
+    def _list(self, d: str) -> dict[str, os.DirEntry[str]]:
+        if d not in self._listings:
+            try:
+                with os.scandir(self.root.host(d)) as it:
+                    self._listings[d] = {e.name: e for e in it}
+            except OSError:  # missing, or not a directory
+                self._listings[d] = {}
+        return self._listings[d]
 
     def names(self) -> list[str]:
         """Every unit name with a fragment anywhere on the search path."""
         found: set[str] = set()
         for d in self.dirs:
-            found.update(p.name for p in self.root.host(d).iterdir()
-                         if UNIT_NAME.fullmatch(p.name))
+            found.update(n for n in self._list(d) if UNIT_NAME.fullmatch(n))
         return sorted(found)
 
     def load(self, name: str) -> UnitFile:
@@ -85,33 +97,45 @@ class UnitTree:
         return self._cache[name]
 
     def _load(self, name: str) -> UnitFile:
-        fragment = next((f"{d}/{name}" for d in self.dirs
-                         if self.root.host(f"{d}/{name}").is_symlink()
-                         or self.root.host(f"{d}/{name}").exists()), None)
+        fragment = next((f"{d}/{name}" for d in self.dirs if name in self._list(d)), None)
         if fragment is None:
             return UnitFile(name, None, False)
-        if self.root.is_masked(fragment):
+        if self._list(fragment.rpartition("/")[0])[name].is_symlink() and \
+                self.root.is_masked(fragment):
             return UnitFile(name, fragment, True)
         dropins = self._dropins(name)
         deps: dict[str, list[Dep]] = {k: [] for k in DEPS}
+        empty: list[str] = []
         for path in (fragment, *dropins):
-            self._parse(path, deps)
+            self._parse(path, deps, empty)
         return UnitFile(name, fragment, False, tuple(dropins),
-                        {k: tuple(v) for k, v in deps.items()})
+                        {k: tuple(v) for k, v in deps.items()}, tuple(empty))
 
     def _dropins(self, name: str) -> list[str]:
         chosen: dict[str, str] = {}
         for sub in _dropin_dirs(name):
             for d in self.dirs:
-                host = self.root.host(f"{d}/{sub}")
-                if not host.is_dir():
+                if sub not in self._list(d):
                     continue
-                for p in host.iterdir():
-                    if p.name.endswith(".conf") and p.name not in chosen:
-                        chosen[p.name] = f"{d}/{sub}/{p.name}"
+                for conf in self._list(f"{d}/{sub}"):
+                    if conf.endswith(".conf") and conf not in chosen:
+                        chosen[conf] = f"{d}/{sub}/{conf}"
         return [chosen[n] for n in sorted(chosen) if not self.root.is_masked(chosen[n])]
 
-    def _parse(self, path: str, deps: dict[str, list[Dep]]) -> None:
-        for e in ini.parse(self.root.read_text(path), path, strict=False):
+    def _read(self, path: str) -> str:
+        d, _, name = path.rpartition("/")
+        entry = self._list(d).get(name)
+        if entry is not None and not entry.is_symlink():  # the usual case: no chase needed
+            with open(entry.path, encoding="utf-8", errors="replace") as f:
+                return f.read()
+        return self.root.read_text(path)
+
+    def _parse(self, path: str, deps: dict[str, list[Dep]], empty: list[str]) -> None:
+        text = self._read(path)
+        if "After" not in text and "Before" not in text:
+            return  # most units: nothing to parse for the proof
+        for e in ini.parse(text, path, strict=False):
             if e.section == "Unit" and e.key in deps:
                 deps[e.key] += [Dep(u, str(e.origin)) for u in e.value.split()]
+                if not e.value.split():
+                    empty.append(f"{e.key}= at {e.origin}")

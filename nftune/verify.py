@@ -329,8 +329,12 @@ def check_ordering(root: Root) -> CheckResult:
                        reason="systemd's units are not installed in this tree")
     proof = prove(FileGraph(tree))
     if proof.cause is Cause.OK:
+        # An admin's empty After= meant to reset the list; say that it did not.
+        empty = [e for u in (MODULES_LOAD, SYSCTL) for e in tree.load(u).empty]
+        note = (f" (the empty {', '.join(empty)} resets nothing: systemd ignores an empty "
+                "dependency assignment)") if empty else ""
         return passed("ordering", subject, actual=" < ".join(proof.path),
-                      source=proof.source, reason=f"ordered after {MODULES_LOAD}")
+                      source=proof.source, reason=f"ordered after {MODULES_LOAD}{note}")
     hint = ("unmask it: systemctl unmask (or remove the /dev/null link)"
             if proof.cause is Cause.UNIT_MASKED else
             "restore After=systemd-modules-load.service in systemd-sysctl.service")

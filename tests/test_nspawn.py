@@ -186,6 +186,7 @@ def test_empty_after_and_a_replaced_fragment_cannot_beat_the_dropin(
     proof = o.check("ordering", SC)
     assert proof["status"] == "passed"
     assert proof["source"] == f"/etc/systemd/system/{SC}.d/nftune.conf:9"
+    assert "zz-reset.conf:2 resets nothing" in proof["reason"]
     assert o.check("boot-graph", SC)["status"] == "passed"
     assert o.check("boot-order", SC)["status"] == "passed"
     assert o.value == "1"
@@ -214,6 +215,20 @@ def test_missing_module_fails_modules_load(base: Path, tmp_path: Path) -> None:
     assert ml["cause"] == "modules-load-failed"
     assert "nftune_no_such_module" in ml["reason"]
     assert o.check("module-exists", "nftune_no_such_module")["cause"] == "module-missing"
+    assert o.chain["verdict"]["cause"] == "modules-load-failed"
+
+
+def test_module_that_fails_to_load_fails_the_unit(base: Path, tmp_path: Path) -> None:
+    """A module that exists but cannot be inserted fails the real unit; the journal
+    names it."""
+    def broken(rootfs: Path) -> None:
+        write(rootfs, "/etc/modprobe.d/nftune-test.conf", "install nftune_broken /bin/false\n")
+        write(rootfs, "/etc/modules-load.d/zz-broken.conf", "nftune_broken\n")
+
+    o = run_scenario(base, tmp_path, "broken-module", broken)
+    ml = o.check("unit-state", ML)
+    assert (ml["cause"], ml["actual"]) == ("modules-load-failed", "failed")
+    assert "Failed to insert module 'nftune_broken'" in ml["reason"], ml["reason"]
     assert o.chain["verdict"]["cause"] == "modules-load-failed"
 
 

@@ -52,6 +52,20 @@ def test_empty_after_in_a_dropin_does_not_reset(units: Path) -> None:
     # systemd ignores an empty dependency assignment (config_parse_unit_deps).
     write(units, "/etc/systemd/system/systemd-sysctl.service.d/zz.conf", "[Unit]\nAfter=\n")
     assert prove(FileGraph(UnitTree(Root(units)))).cause is Cause.OK
+    r = check_ordering(Root(units))
+    assert r.status is Status.PASSED
+    assert r.reason.endswith("(the empty After= at /etc/systemd/system/systemd-sysctl.service.d/"
+                             "zz.conf:2 resets nothing: systemd ignores an empty dependency "
+                             "assignment)")
+
+
+def test_a_cycle_names_the_dropin_that_closes_it(units: Path) -> None:
+    dropin = "/etc/systemd/system/systemd-modules-load.service.d/50-local.conf"
+    write(units, dropin, "[Unit]\nAfter=sysinit.target\n")
+    p = prove(FileGraph(UnitTree(Root(units))))
+    assert p.cause is Cause.ORDERING_BROKEN
+    assert p.source == f"{dropin}:2"
+    assert "ordering cycle" in p.reason and "sysinit.target" in p.reason
 
 
 def test_dropin_restores_the_ordering_and_masked_dropins_do_not_apply(units: Path) -> None:

@@ -1,0 +1,84 @@
+#!/usr/bin/env python3
+"""`nftune verify` (every check) against a booted container, as a ratio to the container's
+own `systemd-analyze critical-chain systemd-sysctl.service`, interleaved in one run on the
+same container (the machine is shared and noisy).
+
+Target (issue 3): nftune verify <= 1.5x systemd-analyze critical-chain.
+Needs root, systemd-nspawn and mmdebstrap (tools/bootstrap installs them); the rootfs is
+the nspawn tests' cached one. Usage: bench/verify_vs_analyze.py [--runs N] [--check]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from nspawn import base_rootfs, booted, copy_rootfs, missing_tools
+
+TARGET = 1.5
+
+
+def nftune_argv() -> list[str]:
+    exe = Path(sys.executable).with_name("nftune")
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "nftune"]
+
+
+def timed(argv: list[str]) -> float:
+    t = time.perf_counter()
+    subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    return time.perf_counter() - t
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=15)
+    ap.add_argument("--check", action="store_true")
+    args = ap.parse_args()
+    if os.geteuid() != 0 or missing_tools():
+        print("bench skipped: needs root and " + ", ".join(missing_tools() or ["root"]))
+        return 1 if args.check else 0
+    work = Path(f"/var/tmp/nftune-bench-{os.getpid()}")
+    work.mkdir(parents=True)
+    try:
+        rootfs = copy_rootfs(base_rootfs(), work / "rootfs")
+        subprocess.run([*nftune_argv(), "apply", "--root", str(rootfs)], check=True,
+                       stdout=subprocess.DEVNULL)
+        with booted(rootfs, f"nftune-bench-{os.getpid()}") as c:
+            cases = {
+                "systemd-analyze critical-chain": [
+                    "nsenter", "-t", str(c.leader), "-m", "-p", "systemd-analyze",
+                    "critical-chain", "systemd-sysctl.service"],
+                "nftune verify": [*nftune_argv(), "verify", "--root", str(c.root),
+                                  "--bus-address", c.bus_address],
+            }
+            for argv in cases.values():  # warm caches
+                timed(argv)
+            samples: dict[str, list[float]] = {name: [] for name in cases}
+            for _ in range(args.runs):
+                for name, argv in cases.items():
+                    samples[name].append(timed(argv))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    base = statistics.median(samples["systemd-analyze critical-chain"])
+    ratio = statistics.median(samples["nftune verify"]) / base
+    print(f"{'command':<32} {'median ms':>10} {'ratio':>7}")
+    for name, s in samples.items():
+        print(f"{name:<32} {statistics.median(s) * 1000:>10.1f} "
+              f"{statistics.median(s) / base:>7.2f}")
+    ok = ratio <= TARGET
+    print(f"target: nftune verify <= {TARGET:g}x systemd-analyze critical-chain: "
+          f"{'met' if ok else 'MISSED'}")
+    return 0 if ok or not args.check else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

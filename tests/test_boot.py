@@ -1,0 +1,205 @@
+"""The proof from this boot's unit states and timestamps, on a fake of the bus adapter
+(the real one is exercised in test_nspawn.py)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from conftest import Commands, add_kernel, fake_live, write
+from fakes import CAP, ML, RW, SC, T0, healthy, ran, skipped
+
+from nftune.boot import BootFacts, check_boot, fmt_span
+from nftune.config import parse
+from nftune.kernel import choose_all, listed_modules, load_kernels
+from nftune.result import Cause, CheckResult, Status
+from nftune.root import Root
+from nftune.systemd import unit_from_properties, unit_path
+
+KEY = "net/netfilter/nf_conntrack_tcp_be_liberal"
+BOOT_ID = "0f3a2c1e-6a8b-4c7d-9e0f-112233445566"
+
+
+@pytest.fixture
+def node(tree: Path) -> Root:
+    """A live-looking node: nf_conntrack a module of the running kernel, listed, value 1."""
+    add_kernel(tree, "6.1.0-test")
+    write(tree, "/etc/modules-load.d/nftune.conf", "nf_conntrack\n")
+    return fake_live(tree, values={KEY: "1"})
+
+
+def facts(root: Root) -> BootFacts:
+    config = parse([])
+    kernels = load_kernels(root)
+    choices = [c for c in choose_all(config.modules, kernels) if not isinstance(c, Exception)]
+    running = next((k for k in kernels if k.version == "6.1.0-test"), None)
+    return BootFacts(config, choices, listed_modules(root), running)  # type: ignore[arg-type]
+
+
+def by(results: list[CheckResult], check: str, subject: str) -> CheckResult:
+    [r] = [r for r in results if r.check == check and r.subject == subject]
+    return r
+
+
+def journal_lines(*messages: str) -> str:
+    return "".join(json.dumps({"MESSAGE": m}) + "\n" for m in messages)
+
+
+def test_a_healthy_boot_passes_every_check(node: Root) -> None:
+    out = check_boot(healthy(), node, facts(node))
+    assert [r.status for r in out] == [Status.PASSED] * len(out), [r.line() for r in out]
+    order = by(out, "boot-order", SC)
+    assert order.actual == f"{ML} finished @109ms, {SC} started @120ms"
+    assert by(out, "unit-state", ML).reason == "@100ms +10ms"
+    timing = by(out, "module-timing", "nf_conntrack")
+    assert timing.source == "/etc/modules-load.d/nftune.conf:1"
+
+
+def test_container_without_cap_sys_module(node: Root) -> None:
+    bus = healthy()
+    bus.units[ML] = skipped(ML, CAP)
+    bus.units[SC] = skipped(SC, RW, after=(ML,))
+    out = check_boot(bus, node, facts(node))
+    ml, sc = by(out, "unit-state", ML), by(out, "unit-state", SC)
+    assert (ml.cause, ml.reason) == (Cause.MODULES_LOAD_SKIPPED,
+                                     "skipped: ConditionCapability=CAP_SYS_MODULE failed")
+    assert ml.hint and "capability" in ml.hint
+    assert (sc.cause, sc.reason) == (Cause.SYSCTL_SKIPPED,
+                                     "skipped: ConditionPathIsReadWrite=/proc/sys/net/ failed")
+    assert by(out, "boot-order", SC).status is Status.SKIPPED
+    assert by(out, "boot-graph", SC).status is Status.PASSED
+    late = by(out, "module-timing", "nf_conntrack")
+    assert late.cause is Cause.LOADED_LATE and late.failed
+    assert "re-applied after the load" in late.reason  # the value is 1 after all
+
+
+def test_module_loaded_late_and_value_lost(tree: Path) -> None:
+    add_kernel(tree, "6.1.0-test")
+    root = fake_live(tree, values={KEY: "0"})  # nothing lists nf_conntrack
+    out = check_boot(healthy(), root, facts(root))
+    late = by(out, "module-timing", "nf_conntrack")
+    assert late.cause is Cause.LOADED_LATE
+    assert late.reason.startswith("not listed in modules-load.d at boot; its sysctls were not "
+                                  "re-applied")
+
+
+def test_sysctl_said_the_key_was_missing(node: Root, commands: Commands) -> None:
+    write(node.path, "/proc/sys/kernel/random/boot_id", BOOT_ID + "\n")
+    commands.answer("journalctl", journal_lines(
+        f"Couldn't write '1' to '{KEY}', ignoring: No such file or directory"))
+    out = check_boot(healthy(), node, facts(node))
+    late = by(out, "module-timing", "nf_conntrack")
+    assert late.cause is Cause.LOADED_LATE and "Couldn't write" in late.reason
+    sysctl_call = commands.calls[-1]
+    assert f"_BOOT_ID={BOOT_ID.replace('-', '')}" in sysctl_call
+    assert f"--root={node.path}" in sysctl_call
+    assert f"_PID={healthy().units[SC].exec_main_pid}" in sysctl_call
+
+
+def test_listed_after_this_boot_began(node: Root) -> None:
+    out = check_boot(healthy(booted_at=time.time() - 3600), node, facts(node))
+    r = by(out, "module-timing", "nf_conntrack")
+    assert (r.status, r.cause) == (Status.SKIPPED, Cause.LOADED_LATE)
+    assert "after this boot began" in r.reason
+
+
+def test_builtin_modules_are_always_in_time(tree: Path) -> None:
+    d = tree / "lib/modules/6.1.0-test"
+    d.mkdir(parents=True)
+    (d / "modules.builtin").write_text("kernel/net/netfilter/nf_conntrack.ko\n")
+    root = fake_live(tree, values={KEY: "1"})
+    r = by(check_boot(healthy(), root, facts(root)), "module-timing", "nf_conntrack")
+    assert (r.status, r.actual) == (Status.PASSED, "built in")
+
+
+def test_modules_load_failed_names_the_module_from_the_journal(
+        node: Root, commands: Commands) -> None:
+    write(node.path, "/proc/sys/kernel/random/boot_id", BOOT_ID + "\n")
+    commands.answer("journalctl", journal_lines("Failed to find module 'nf_conntrack_ipv4'"))
+    bus = healthy().change(ML, active_state="failed", result="exit-code", exec_main_status=1)
+    r = by(check_boot(bus, node, facts(node)), "unit-state", ML)
+    assert r.cause is Cause.MODULES_LOAD_FAILED
+    assert r.reason == ("failed (exit-code, exit status 1): "
+                        "Failed to find module 'nf_conntrack_ipv4'")
+    assert "--priority=3" in commands.calls[0]
+
+
+def test_modules_load_succeeded_but_a_module_was_missing(node: Root) -> None:
+    """systemd 252 logs a missing module and exits 0; without a journal the running
+    kernel's module list names it."""
+    write(node.path, "/etc/modules-load.d/k8s.conf", "nf_conntrack_ipv4\n")
+    r = by(check_boot(healthy(), node, facts(node)), "unit-state", ML)
+    assert r.cause is Cause.MODULES_LOAD_FAILED
+    assert r.reason == ("active, but not every listed module was loaded: nf_conntrack_ipv4 "
+                        "(listed in /etc/modules-load.d/k8s.conf:1) is not in the running "
+                        "kernel")
+
+
+def test_sysctl_started_before_modules_load_finished(node: Root) -> None:
+    bus = healthy().change(SC, exec_main_start=T0 + 105_000, inactive_exit=T0 + 105_000)
+    r = by(check_boot(bus, node, facts(node)), "boot-order", SC)
+    assert r.cause is Cause.ORDERING_BROKEN
+    assert r.actual == f"{ML} finished @109ms, {SC} started @105ms"
+
+
+@pytest.mark.parametrize("state", ["masked", "not-found"])
+def test_masked_or_missing_unit(node: Root, state: str) -> None:
+    bus = healthy().change(ML, load_state=state)
+    out = check_boot(bus, node, facts(node))
+    assert by(out, "unit-state", ML).cause is Cause.UNIT_MASKED
+    assert by(out, "boot-graph", SC).cause is Cause.UNIT_MASKED
+
+
+def test_unit_that_never_ran(node: Root) -> None:
+    bus = healthy()
+    bus.units[ML] = ran(ML, 0, 0, active_state="inactive", result="", condition_timestamp=0,
+                        inactive_exit=0, exec_main_start=0, exec_main_exit=0, active_enter=0)
+    r = by(check_boot(bus, node, facts(node)), "unit-state", ML)
+    assert r.cause is Cause.NOT_RUN
+
+
+def test_live_graph_cycle_is_ordering_broken(node: Root) -> None:
+    bus = healthy()
+    bus.change(ML, after=(*bus.units[ML].after, SC),
+               dropin_paths=("/etc/systemd/system/systemd-modules-load.service.d/x.conf",))
+    r = by(check_boot(bus, node, facts(node)), "boot-graph", SC)
+    assert r.cause is Cause.ORDERING_BROKEN
+    assert r.source and "modules-load.service.d/x.conf" in r.source
+    assert "cycle" in r.reason
+
+
+def test_live_graph_without_the_edge(node: Root) -> None:
+    bus = healthy().change(SC, after=("-.slice",))
+    r = by(check_boot(bus, node, facts(node)), "boot-graph", SC)
+    assert r.cause is Cause.ORDERING_BROKEN
+
+
+# -- the adapter's pure parts -----------------------------------------------------------------
+
+def test_unit_path_escaping() -> None:
+    assert unit_path("systemd-sysctl.service") == \
+        b"/org/freedesktop/systemd1/unit/systemd_2dsysctl_2eservice"
+    assert unit_path("-.mount") == b"/org/freedesktop/systemd1/unit/_2d_2emount"
+    assert unit_path("1x.service").endswith(b"/_31x_2eservice")
+
+
+def test_properties_become_plain_values() -> None:
+    u = unit_from_properties(SC, {
+        b"LoadState": b"loaded", b"After": [b"a.service", b"b.target"],
+        b"Conditions": [(b"ConditionCapability", False, True, b"CAP_SYS_MODULE", -1)],
+        b"ConditionResult": False, b"ExecMainStartTimestampMonotonic": 12,
+        b"DropInPaths": [b"/etc/x.conf"], b"FragmentPath": b"/usr/lib/x"})
+    assert u.after == ("a.service", "b.target")
+    assert str(u.failed_conditions[0]) == "ConditionCapability=!CAP_SYS_MODULE"
+    assert (u.exec_main_start, u.condition_result, u.sources) == (
+        12, False, "/usr/lib/x, /etc/x.conf")
+    assert u.found and not u.masked
+
+
+@pytest.mark.parametrize(("us", "text"), [(0, "0us"), (999, "999us"), (1500, "1ms"),
+                                          (1_234_000, "1.234s"), (2_000_000, "2s"),
+                                          (61_500_000, "1min 1.5s")])
+def test_fmt_span(us: int, text: str) -> None:
+    assert fmt_span(us) == text
