@@ -110,10 +110,11 @@ class BootFacts:
 def check_boot(bus: Bus, root: Root, facts: BootFacts) -> list[CheckResult]:
     boot = bus.boot()
     ml, sc = bus.unit(MODULES_LOAD), bus.unit(SYSCTL)
-    out = [check_graph(bus), check_ran(root, ml, boot, facts), check_ran(root, sc, boot, facts),
+    bad = failed_modules(root, ml, facts) if ran(ml) else []
+    out = [check_graph(bus), check_ran(ml, boot, bad), check_ran(sc, boot, []),
            check_order(ml, sc, boot)]
     if root.live:
-        out += check_module_timing(root, ml, sc, boot, facts)
+        out += check_module_timing(root, ml, sc, boot, facts, bad)
     return out
 
 
@@ -127,7 +128,12 @@ def check_graph(bus: Bus) -> CheckResult:
                        "unit files run 'systemctl daemon-reload'")
 
 
-def check_ran(root: Root, u: UnitState, boot: BootTimes, facts: BootFacts) -> CheckResult:
+def _failed(u: UnitState) -> bool:
+    return u.active_state == "failed" or u.result not in ("", "success")
+
+
+def check_ran(u: UnitState, boot: BootTimes, bad: list[str]) -> CheckResult:
+    """`bad`: what the unit could not do although it ran (modules it did not load)."""
     if not u.found or u.masked:
         return failed("unit-state", u.name, Cause.UNIT_MASKED, actual=u.load_state,
                       expected="loaded", reason=f"{u.name} is {u.load_state}",
@@ -141,14 +147,11 @@ def check_ran(root: Root, u: UnitState, boot: BootTimes, facts: BootFacts) -> Ch
                                             or "a condition failed"),
                       hint=next((CONDITION_HINTS[k] for k in sorted(kinds)
                                  if k in CONDITION_HINTS), None))
-    unit_failed = u.active_state == "failed" or u.result not in ("", "success")
-    bad = (failed_modules(root, u, facts, unit_failed=unit_failed)
-           if u.name == MODULES_LOAD and started(u) else [])
-    if unit_failed or bad:
-        if unit_failed:
+    if _failed(u) or bad:
+        if _failed(u):
             reason = f"failed ({u.result or u.active_state}"
             reason += f", exit status {u.exec_main_status})" if u.exec_main_code == 1 else ")"
-        else:  # systemd >= 250 logs a module it cannot find, and still succeeds
+        else:  # systemd 252 logs a module it cannot find, and still succeeds
             reason = f"{u.active_state}, but not every listed module was loaded"
         hint = f"journalctl -b -u {u.name}"
         if bad:
@@ -169,15 +172,14 @@ def check_ran(root: Root, u: UnitState, boot: BootTimes, facts: BootFacts) -> Ch
                   reason=f"@{since_boot(begin, boot)} +{fmt_span(took)}")
 
 
-def failed_modules(root: Root, ml: UnitState, facts: BootFacts, *, unit_failed: bool
-                   ) -> list[str]:
+def failed_modules(root: Root, ml: UnitState, facts: BootFacts) -> list[str]:
     """What systemd-modules-load could not load this boot. A unit that succeeded can only
     have missed modules the running kernel lacks, which its module list tells without a
     journal query; for a failed unit the journal says what went wrong."""
     lacking = [] if facts.running is None else [
         f"{e.name} (listed in {e.where}) is not in the running kernel"
         for e in facts.listed if not facts.running.has(e.name)]
-    if not unit_failed and facts.running is not None:
+    if not _failed(ml) and facts.running is not None:
         return lacking
     said = [m for m in journal(root, "systemd-modules-load", ml.exec_main_pid, priority=3)
             if _FAILED_MODULE.search(m)]
@@ -201,7 +203,7 @@ def check_order(ml: UnitState, sc: UnitState, boot: BootTimes) -> CheckResult:
 
 
 def check_module_timing(root: Root, ml: UnitState, sc: UnitState, boot: BootTimes,
-                        facts: BootFacts) -> list[CheckResult]:
+                        facts: BootFacts, bad: list[str]) -> list[CheckResult]:
     """Each module was there when systemd-sysctl applied sysctl.d, so its keys got their
     values; a module loaded later gets them only from the udev safety net."""
     out = []
@@ -227,13 +229,15 @@ def check_module_timing(root: Root, ml: UnitState, sc: UnitState, boot: BootTime
                                       "began: loaded at runtime; the boot order holds from "
                                       "the next boot"))
             continue
-        if entry is not None and in_time and ml.result in ("", "success") and not missed:
+        # systemd-modules-load goes on after a module fails: only this module's failure counts.
+        failed_here = [m for m in bad if f"'{c.name}'" in m or m.startswith(f"{c.name} ")]
+        if entry is not None and in_time and not failed_here and not missed:
             out.append(passed("module-timing", c.name, actual="loaded in time",
                               source=entry.where,
                               reason=f"listed in {root.show(entry.file)}, loaded by "
                                      f"{MODULES_LOAD} before {SYSCTL} started"))
             continue
-        why = (missed[0] if missed else
+        why = (missed[0] if missed else failed_here[0] if failed_here else
                "not listed in modules-load.d at boot" if entry is None else
                f"{MODULES_LOAD} did not load it before {SYSCTL} ran")
         out.append(failed("module-timing", c.name, Cause.LOADED_LATE,

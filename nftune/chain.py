@@ -61,7 +61,7 @@ class Link:
 @dataclass(frozen=True)
 class Chain:
     unit: str
-    live: bool
+    live: bool  # proven from a running manager (this boot), not from unit files
     verdict: CheckResult  # the first failed check, else a summary of the proof
     checks: tuple[CheckResult, ...]
     tree: Link
@@ -152,10 +152,10 @@ def critical_chain(bus: Bus, unit: str, keep: tuple[str, ...] = ()) -> Link:
     return walk(unit, 0)
 
 
-def live_chain(bus: Bus, unit: str, checks: list[CheckResult], live: bool) -> Chain:
+def live_chain(bus: Bus, unit: str, checks: list[CheckResult]) -> Chain:
     proof_line = f"{MODULES_LOAD} finished before {SYSCTL} started, this boot"
     tree = critical_chain(bus, unit, keep=(MODULES_LOAD, SYSCTL))
-    return Chain(unit, live, verdict_of(checks, proof_line), tuple(checks), tree)
+    return Chain(unit, True, verdict_of(checks, proof_line), tuple(checks), tree)
 
 
 # -- offline ---------------------------------------------------------------------------------
@@ -189,13 +189,14 @@ def build_chain(root: Root, unit: str, address: str | None, *, offline: bool,
     if not UNIT_NAME.fullmatch(unit):
         raise NftuneError("not a unit name", key="UNIT", value=unit,
                           hint="give a full unit name, e.g. systemd-sysctl.service")
-    if bus is not None:
-        return live_chain(bus, unit, check_boot(bus, root, boot_facts(root)), root.live)
-    if offline and not address:
+    if offline and not address and bus is None:
         return offline_chain(root, unit, [check_ordering(root)])
+    facts = boot_facts(root)  # configuration errors are errors, not "no bus"
+    if bus is not None:
+        return live_chain(bus, unit, check_boot(bus, root, facts))
     try:
         with Systemd(address) as live:
-            return live_chain(live, unit, check_boot(live, root, boot_facts(root)), root.live)
+            return live_chain(live, unit, check_boot(live, root, facts))
     except NftuneError as e:
         # Still show what the files say, under the no-bus verdict.
         files = offline_chain(root, unit, [check_ordering(root)])

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from .errors import EXIT_FAILED, NftuneError
 
-BUS_ENV = "NFTUNE_BUS_ADDRESS"
+BUS_ENV = "NFTUNE_BUS_ADDRESS"  # read by the CLI, like --bus-address
 DESTINATION = b"org.freedesktop.systemd1"
 MANAGER_PATH = b"/org/freedesktop/systemd1"
 UNIT_PATH = "/org/freedesktop/systemd1/unit/"
@@ -151,7 +151,7 @@ class Systemd:
     """One connection to a service manager; every unit is fetched at most once."""
 
     def __init__(self, address: str | None = None) -> None:
-        self.address = address if address is not None else os.environ.get(BUS_ENV) or None
+        self.address = address  # None: the system bus
         self._bus: Any = None
         self._units: dict[str, UnitState] = {}
         self._boot: BootTimes | None = None

@@ -126,6 +126,18 @@ def test_modules_load_failed_names_the_module_from_the_journal(
     assert "--priority=3" in commands.calls[0]
 
 
+@pytest.mark.parametrize(("failing", "timing"), [("ip_vs", Status.PASSED),
+                                                 ("nf_conntrack", Status.FAILED)])
+def test_a_failed_unit_still_loads_the_other_modules(
+        node: Root, commands: Commands, failing: str, timing: Status) -> None:
+    write(node.path, "/proc/sys/kernel/random/boot_id", BOOT_ID + "\n")
+    commands.answer("journalctl", journal_lines(
+        f"Failed to insert module '{failing}': Invalid argument"))
+    bus = healthy().change(ML, active_state="failed", result="exit-code", exec_main_status=1)
+    r = by(check_boot(bus, node, facts(node)), "module-timing", "nf_conntrack")
+    assert r.status is timing, r.line()
+
+
 def test_modules_load_succeeded_but_a_module_was_missing(node: Root) -> None:
     """systemd 252 logs a missing module and exits 0; without a journal the running
     kernel's module list names it."""

@@ -55,7 +55,7 @@ def test_live_chain_text_and_json(root: Root) -> None:
                     "  └─systemd-journald.socket @60ms",
                     "    └─-.slice @0us"]
     data = chain.to_json()
-    assert data["verdict"]["cause"] == "ok" and data["live"] is False
+    assert data["verdict"]["cause"] == "ok" and data["live"] is True
     assert data["chain"]["children"][0]["unit"] == ML
     assert data["chain"]["children"][0]["duration_us"] == 10_000
 
@@ -141,3 +141,10 @@ def test_no_bus_from_the_environment_never_tracebacks(tree: Path) -> None:
     assert p.returncode == 1, p.stderr
     assert p.stdout.startswith("NOT proven [no-bus]: ")
     assert "hint:" in p.stdout and "Traceback" not in p.stderr
+
+
+def test_a_config_error_is_not_hidden_behind_no_bus(
+        tree: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write(tree, "/etc/nftune/nftune.conf", "[Modules]\nLoad=bad/name\n")
+    assert main(["chain", "--root", str(tree), "--bus-address", NOWHERE]) == 2
+    assert "/etc/nftune/nftune.conf:2" in capsys.readouterr().err
