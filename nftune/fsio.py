@@ -4,7 +4,6 @@ owns. A file is nftune's when its first line is MARKER; nothing else is ever tou
 from __future__ import annotations
 
 import contextlib
-import difflib
 import errno
 import fcntl
 import json
@@ -55,6 +54,8 @@ class Change:
     mode: int = FILE_MODE
 
     def diff(self, root: Root) -> str:
+        import difflib  # only --dry-run shows diffs
+
         name = root.show(self.path)
         return "".join(difflib.unified_diff(
             (self.old or "").splitlines(keepends=True), (self.new or "").splitlines(keepends=True),

@@ -73,19 +73,25 @@ class FileGraph:
 
 
 class BusGraph:
-    """The units systemd has loaded; its After= lists already include others' Before=."""
+    """The units systemd has loaded; its After= lists already include others' Before=.
+    Units the proof is about are read whole (their files name the culprit of a broken
+    edge); others only for their After= list."""
 
     def __init__(self, bus: Bus) -> None:
         self.bus = bus
+        self._whole: set[str] = set()
 
     def node(self, name: str) -> Node:
+        self._whole.add(name)
         u = self.bus.unit(name)
         return Node(name, u.found, u.masked, u.sources)
 
     def ordered_before(self, name: str) -> Iterator[Edge]:
-        u = self.bus.unit(name)
-        for other in u.after:
-            yield Edge(other, f"After= of {name} ({u.sources})")
+        if name in self._whole:
+            u = self.bus.unit(name)
+            yield from (Edge(other, f"After= of {name} ({u.sources})") for other in u.after)
+        else:
+            yield from (Edge(other, f"After= of {name}") for other in self.bus.after(name))
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -19,6 +18,8 @@ class Completed:
 
 def run(argv: Sequence[str], *, check: bool = True, timeout: float = 60) -> Completed:
     """Run argv without a shell; raise NftuneError (exit 3) on failure when check is set."""
+    import subprocess  # most runs of nftune start no program
+
     try:
         p = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout,
                            check=False, stdin=subprocess.DEVNULL)

@@ -92,6 +92,10 @@ class Bus(Protocol):
 
     def unit(self, name: str) -> UnitState: ...
 
+    def after(self, name: str) -> tuple[str, ...]:
+        """Only the units ordered before `name`: a cheaper read for walking the graph."""
+        ...
+
     def boot(self) -> BootTimes: ...
 
 
@@ -154,6 +158,7 @@ class Systemd:
         self.address = address  # None: the system bus
         self._bus: Any = None
         self._units: dict[str, UnitState] = {}
+        self._after: dict[str, tuple[str, ...]] = {}
         self._boot: BootTimes | None = None
 
     def where(self) -> str:
@@ -185,17 +190,20 @@ class Systemd:
         return NftuneError(f"{what} systemd on {self.where()}: {detail}", key="--bus-address",
                            value=self.address, hint=NO_BUS_HINT, exit_code=EXIT_FAILED)
 
-    def _get_all(self, path: bytes, interface: bytes) -> dict[bytes, Any]:
+    def _call(self, path: bytes, method: bytes, *args: bytes) -> Any:
         from pystemd.dbusexc import DBusBaseError
 
         if self._bus is None:
             raise NftuneError("not connected", exit_code=EXIT_FAILED)
         try:
-            reply = self._bus.call_method(DESTINATION, path, PROPERTIES, b"GetAll",
-                                          [(ord("s"), interface)])
+            reply = self._bus.call_method(DESTINATION, path, PROPERTIES, method,
+                                          [(ord("s"), a) for a in args])
         except DBusBaseError as e:
             raise self._error("cannot read properties from", e) from e
-        body = reply.body
+        return reply.body
+
+    def _get_all(self, path: bytes, interface: bytes) -> dict[bytes, Any]:
+        body = self._call(path, b"GetAll", interface)
         return body if isinstance(body, dict) else {}
 
     def unit(self, name: str) -> UnitState:
@@ -204,6 +212,14 @@ class Systemd:
             # systemd loads a unit that is asked for by path, so not-found is an answer too.
             self._units[name] = unit_from_properties(name, self._get_all(unit_path(name), b""))
         return self._units[name]
+
+    def after(self, name: str) -> tuple[str, ...]:
+        if name in self._units:
+            return self._units[name].after
+        if name not in self._after:
+            self._after[name] = _names(self._call(unit_path(name), b"Get",
+                                                  b"org.freedesktop.systemd1.Unit", b"After"))
+        return self._after[name]
 
     def boot(self) -> BootTimes:
         if self._boot is None:
