@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from typing import Any
 
 from . import __version__
 from .errors import EXIT_CHECK_FAILED, EXIT_OK
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows it)
+if TYPE_CHECKING:
+    from typing import Any
 
 EXIT_CODES = """\
 exit status:
@@ -91,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _print_json(data: Any) -> None:
+    import json
+
     json.dump(data, sys.stdout, indent=2)
     sys.stdout.write("\n")
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows it)
+
+if TYPE_CHECKING:  # importing pathlib costs every start of nftune, --version included
+    from pathlib import Path
 
 # Exit codes, documented in nftune(8) and the README.
 EXIT_OK = 0
