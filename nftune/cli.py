@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
                          epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     _root_opt(p)
     _bus_opt(p)
+    p.add_argument("--check", action="append", metavar="NAME",
+                   help="report only this check (repeatable), e.g. --check module-exists "
+                        "after a kernel install")
     _json_opt(p)
 
     p = verbs.add_parser("chain", help="prove that systemd-modules-load.service runs before "
@@ -135,6 +138,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from .verify import verify
 
     report = verify(Root.from_arg(args.root), bus_address=_bus_address(args))
+    if args.check:
+        report = report.only(args.check)
     if args.json:
         _print_json(report.to_json())
     else:

@@ -45,6 +45,14 @@ class Report:
     def ok(self) -> bool:
         return not any(r.failed for r in self.results)
 
+    def only(self, checks: list[str]) -> Report:
+        known = {r.check for r in self.results}
+        if unknown := [c for c in checks if c not in known]:
+            raise NftuneError("no such check", key="--check", value=unknown[0],
+                              hint="checks here: " + ", ".join(sorted(known)))
+        return Report(self.root, self.live,
+                      tuple(r for r in self.results if r.check in checks))
+
     def count(self, status: Status) -> int:
         return sum(r.status is status for r in self.results)
 

@@ -172,3 +172,14 @@ def test_console_script_version_and_help() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_verify_check_filter(tree: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    add_kernel(tree, "6.1.0-test")
+    assert main(["apply", "--root", str(tree)]) == 0
+    capsys.readouterr()
+    assert main(["verify", "--root", str(tree), "--check", "module-exists", "--json"]) == 0
+    checks = json.loads(capsys.readouterr().out)["checks"]
+    assert {c["check"] for c in checks} == {"module-exists"}
+    assert main(["verify", "--root", str(tree), "--check", "nosuch"]) == 2
+    assert "--check=nosuch: no such check" in capsys.readouterr().err
