@@ -43,7 +43,7 @@ class Link:
             d["activating_us"] = self.activating
             d["duration_us"] = self.duration
         if self.note:
-            d["source"] = self.note
+            d["note"] = self.note
         d["children"] = [c.to_json() for c in self.children]
         return d
 

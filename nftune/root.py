@@ -18,6 +18,18 @@ CONF_BASES = ("/etc", "/run", "/usr/local/lib", "/usr/lib", "/lib")
 MAX_SYMLINK_HOPS = 40
 
 
+def _in_chroot() -> bool:
+    """Like systemd's running_in_chroot(): "/" is not PID 1's root. An image build's chroot
+    may have the build host's /run mounted, so /run/systemd/system alone does not tell."""
+    try:
+        ours, init = os.stat("/"), os.stat("/proc/1/root")
+    except PermissionError:
+        return False  # not root: cannot tell, and cannot change the kernel anyway
+    except OSError:
+        return True  # no /proc: not a booted system
+    return (ours.st_dev, ours.st_ino) != (init.st_dev, init.st_ino)
+
+
 @dataclass(frozen=True)
 class Root:
     path: Path
@@ -37,7 +49,7 @@ class Root:
             if not os.path.samefile(p, "/"):
                 return cls(Path(os.path.abspath(p)), live=False)
         host = cls(Path("/"))
-        return cls(Path("/"), live=host.systemd_running())
+        return cls(Path("/"), live=host.systemd_running() and not _in_chroot())
 
     @property
     def is_host(self) -> bool:
