@@ -12,22 +12,17 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
+from common import medians, table
+
 TOP = Path(__file__).resolve().parents[1]
-OUT = Path(os.environ.get("OUT", TOP / "out"))
+OUT = Path(os.environ.get("OUT", "out"))
+OUT = OUT if OUT.is_absolute() else TOP / OUT
 MB = 1024 * 1024
-
-
-def timed(argv: list[str]) -> float:
-    t = time.perf_counter()
-    subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
-    return time.perf_counter() - t
 
 
 def main() -> int:
@@ -36,7 +31,7 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--check", action="store_true")
     args = ap.parse_args()
-    binary = (OUT if OUT.is_absolute() else TOP / OUT) / "bin/nftune/nftune"
+    binary = OUT / "bin/nftune/nftune"
     if not binary.exists():
         print(f"bench skipped: no {binary} (make bin)")
         return 1 if args.check else 0
@@ -49,29 +44,20 @@ def main() -> int:
             "nftune --version": [str(binary), "--version"],
             "nftune verify --root TMP": [str(binary), "verify", "--root", str(tree)],
         }
-        for argv in cases.values():
-            timed(argv)
-        samples: dict[str, list[float]] = {name: [] for name in cases}
-        for _ in range(args.runs):
-            for name, argv in cases.items():
-                samples[name].append(timed(argv))
+        results = medians(cases, args.runs)
     finally:
         shutil.rmtree(tree, ignore_errors=True)
-    base = statistics.median(samples["python3 -c pass"])
-    ratios = {n: statistics.median(s) / base for n, s in samples.items()}
-    print(f"{'command':<26} {'median ms':>10} {'ratio':>7}")
-    for name, s in samples.items():
-        print(f"{name:<26} {statistics.median(s) * 1000:>10.1f} {ratios[name]:>7.2f}")
-    results = [("nftune --version <= 2x python3 -c pass", ratios["nftune --version"] <= 2),
+    ratios = table(results, "python3 -c pass")
+    targets = [("nftune --version <= 2x python3 -c pass", ratios["nftune --version"] <= 2),
                ("nftune verify <= 3x python3 -c pass", ratios["nftune verify --root TMP"] <= 3)]
-    debs = sorted((OUT if OUT.is_absolute() else TOP / OUT).glob("nftune_*.deb"))
+    debs = sorted(OUT.glob("nftune_*.deb"))
     if debs:
         size = debs[-1].stat().st_size
         print(f"{debs[-1].name}: {size / MB:.1f} MB")
-        results.append((".deb <= 15 MB", size <= 15 * MB))
-    for name, ok in results:
+        targets.append((".deb <= 15 MB", size <= 15 * MB))
+    for name, ok in targets:
         print(f"target: {name}: {'met' if ok else 'MISSED'}")
-    return 0 if all(ok for _, ok in results) or not args.check else 1
+    return 0 if all(ok for _, ok in targets) or not args.check else 1
 
 
 if __name__ == "__main__":

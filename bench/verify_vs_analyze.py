@@ -13,28 +13,16 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+from common import medians, nftune_argv, table
 from nspawn import base_rootfs, booted, copy_rootfs, missing_tools
 
 TARGET = 1.5
-
-
-def nftune_argv() -> list[str]:
-    exe = Path(sys.executable).with_name("nftune")
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "nftune"]
-
-
-def timed(argv: list[str]) -> float:
-    t = time.perf_counter()
-    subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
-    return time.perf_counter() - t
 
 
 def main() -> int:
@@ -44,7 +32,8 @@ def main() -> int:
     ap.add_argument("--check", action="store_true")
     args = ap.parse_args()
     if os.geteuid() != 0 or missing_tools():
-        print("bench skipped: needs root and " + ", ".join(missing_tools() or ["root"]))
+        why = "needs root" if os.geteuid() != 0 else f"missing {', '.join(missing_tools())}"
+        print(f"bench skipped: {why}")
         return 1 if args.check else 0
     work = Path(f"/var/tmp/nftune-bench-{os.getpid()}")
     work.mkdir(parents=True)
@@ -60,20 +49,10 @@ def main() -> int:
                 "nftune verify": [*nftune_argv(), "verify", "--root", str(c.root),
                                   "--bus-address", c.bus_address],
             }
-            for argv in cases.values():  # warm caches
-                timed(argv)
-            samples: dict[str, list[float]] = {name: [] for name in cases}
-            for _ in range(args.runs):
-                for name, argv in cases.items():
-                    samples[name].append(timed(argv))
+            results = medians(cases, args.runs)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    base = statistics.median(samples["systemd-analyze critical-chain"])
-    ratio = statistics.median(samples["nftune verify"]) / base
-    print(f"{'command':<32} {'median ms':>10} {'ratio':>7}")
-    for name, s in samples.items():
-        print(f"{name:<32} {statistics.median(s) * 1000:>10.1f} "
-              f"{statistics.median(s) / base:>7.2f}")
+    ratio = table(results, "systemd-analyze critical-chain")["nftune verify"]
     ok = ratio <= TARGET
     print(f"target: nftune verify <= {TARGET:g}x systemd-analyze critical-chain: "
           f"{'met' if ok else 'MISSED'}")

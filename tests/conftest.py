@@ -27,6 +27,16 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         shutil.rmtree(BASETEMP, ignore_errors=True)
 
 
+def require(why: str | None, env: str, what: str) -> None:
+    """Skip the calling test module when `why` says it cannot run here, unless the
+    environment variable `env` is 1 (tests/run sets it): then that is a failure."""
+    if why is None:
+        return
+    if os.environ.get(env) == "1":
+        pytest.fail(f"{what} required but cannot run: {why}", pytrace=False)
+    pytest.skip(f"{what}: {why}", allow_module_level=True)
+
+
 class Commands:
     """Records run() calls; answers the allowed ones with exit 0."""
 

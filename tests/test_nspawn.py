@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import require
 from nspawn import base_rootfs, booted, copy_rootfs, missing_tools
 
 ARTIFACTS = Path(os.environ.get("NFTUNE_ARTIFACTS",
@@ -36,10 +37,7 @@ def _why_not() -> str | None:
     return None
 
 
-if (why := _why_not()) is not None:
-    if os.environ.get("NFTUNE_REQUIRE_NSPAWN") == "1":
-        pytest.fail(f"nspawn tests required but cannot run: {why}", pytrace=False)
-    pytest.skip(f"nspawn tests: {why}", allow_module_level=True)
+require(_why_not(), "NFTUNE_REQUIRE_NSPAWN", "nspawn tests")
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import require
 from nspawn import base_rootfs, copy_rootfs
 
 TOP = Path(__file__).resolve().parents[1]
@@ -41,10 +42,7 @@ def _why_not() -> str | None:
     return None
 
 
-if (why := _why_not()) is not None:
-    if os.environ.get("NFTUNE_REQUIRE_PACKAGES") == "1":
-        pytest.fail(f"package tests required but cannot run: {why}", pytrace=False)
-    pytest.skip(f"package tests: {why}", allow_module_level=True)
+require(_why_not(), "NFTUNE_REQUIRE_PACKAGES", "package tests")
 
 
 @pytest.fixture
