@@ -74,10 +74,9 @@ def verify(root: Root, *, bus_address: str | None = None, bus: Bus | None = None
     config = load(root)
     kernels = load_kernels(root)
     picks = choose_all(config.modules, kernels)
-    choices = [c for c in picks if isinstance(c, ModuleChoice)]
+    facts = _facts(root, config, kernels, picks)
+    choices, entries = facts.choices, facts.listed
     sysctld = SysctlD.load(root)
-    entries = listed_modules(root)
-    facts = BootFacts(config, choices, entries, running_kernel(root, kernels)[1])
     results = [
         *check_module_names(root, kernels, picks, entries),
         *check_modules_load(root, choices, entries),
@@ -112,7 +111,12 @@ def _not_live(root: Root) -> str:
 def boot_facts(root: Root) -> BootFacts:
     config = load(root)
     kernels = load_kernels(root)
-    choices = [c for c in choose_all(config.modules, kernels) if isinstance(c, ModuleChoice)]
+    return _facts(root, config, kernels, choose_all(config.modules, kernels))
+
+
+def _facts(root: Root, config: Config, kernels: list[Kernel],
+           picks: list[ModuleChoice | NftuneError]) -> BootFacts:
+    choices = [c for c in picks if isinstance(c, ModuleChoice)]
     return BootFacts(config, choices, listed_modules(root), running_kernel(root, kernels)[1])
 
 

@@ -12,11 +12,10 @@ from conftest import Commands, add_kernel, fake_live, write
 from fakes import CAP, ML, RW, SC, T0, healthy, ran, skipped
 
 from nftune.boot import BootFacts, check_boot, fmt_span
-from nftune.config import parse
-from nftune.kernel import choose_all, listed_modules, load_kernels
 from nftune.result import Cause, CheckResult, Status
 from nftune.root import Root
 from nftune.systemd import unit_from_properties, unit_path
+from nftune.verify import boot_facts
 
 KEY = "net/netfilter/nf_conntrack_tcp_be_liberal"
 BOOT_ID = "0f3a2c1e-6a8b-4c7d-9e0f-112233445566"
@@ -31,11 +30,7 @@ def node(tree: Path) -> Root:
 
 
 def facts(root: Root) -> BootFacts:
-    config = parse([])
-    kernels = load_kernels(root)
-    choices = [c for c in choose_all(config.modules, kernels) if not isinstance(c, Exception)]
-    running = next((k for k in kernels if k.version == "6.1.0-test"), None)
-    return BootFacts(config, choices, listed_modules(root), running)  # type: ignore[arg-type]
+    return boot_facts(root)
 
 
 def by(results: list[CheckResult], check: str, subject: str) -> CheckResult:
