@@ -3,7 +3,7 @@
 OUT ?= out
 export OUT
 
-.PHONY: all bin deb rpm clean
+.PHONY: all bin deb rpm e2e clean
 all: deb rpm
 
 bin:
@@ -14,6 +14,10 @@ deb: bin
 
 rpm: bin
 	tools/build-rpm
+
+# Real boots under qemu (not yet part of tests/run): python -m e2e --help for the options.
+e2e: deb rpm
+	.venv/bin/python -m e2e
 
 clean:
 	rm -rf $(OUT)

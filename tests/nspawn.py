@@ -20,6 +20,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from e2e.vm import remove_tree
+
 SUITE = "bookworm"
 PACKAGES = ("systemd", "systemd-sysv", "dbus", "kmod")
 EXCLUDE = ("/usr/share/man/*", "/usr/share/doc/*", "/usr/share/locale/*")
@@ -45,14 +47,14 @@ def base_rootfs() -> Path:
         return done
     CACHE.mkdir(parents=True, exist_ok=True)
     work = CACHE / f".{done.name}.{os.getpid()}"
-    shutil.rmtree(work, ignore_errors=True)
+    remove_tree(work)
     subprocess.run(["mmdebstrap", "--quiet", "--variant=minbase",
                     f"--include={','.join(PACKAGES)}",
                     *(f"--dpkgopt=path-exclude={e}" for e in EXCLUDE), SUITE, str(work)],
                    check=True, stdin=subprocess.DEVNULL)
     _prepare(work)
     (work / ".complete").touch()
-    shutil.rmtree(done, ignore_errors=True)
+    remove_tree(done)
     work.rename(done)
     return done
 

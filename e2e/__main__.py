@@ -1,0 +1,104 @@
+"""`python -m e2e`: boot real guests and report one line per assertion.
+
+Each scenario gets its own copy of the release's cached root filesystem and its own disk
+image; its serial logs stay in LOGS/RELEASE/SCENARIO/ (kept, and named, on a failure).
+Exit status: 0 when every assertion passed, 1 when one failed or a boot gave no report,
+2 when the suite cannot run here (no qemu, not root): never counted as a pass.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from . import vm
+from .scenarios import RELEASES, Inputs, Scenario, by_name
+
+TOP = Path(__file__).resolve().parents[1]
+
+
+def run_scenario(release: str, s: Scenario, inputs: Inputs, logs: Path) -> tuple[int, int]:
+    base = vm.base_rootfs(release)
+    kernel, initrd = vm.kernel_and_initrd(base / "rootfs")
+    work = Path(f"/var/tmp/nftune-e2e-{os.getpid()}/{release}-{s.name}")
+    out = logs / release / s.name
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    passed = failed = 0
+    try:
+        work.mkdir(parents=True)
+        rootfs = work / "rootfs"
+        vm.copy_tree(base / "rootfs", rootfs)
+        if s.setup:
+            s.setup(rootfs, inputs)
+        vm.write_steps(rootfs, list(s.steps))
+        image = work / "disk.raw"
+        vm.make_image(rootfs, image)
+        vm.remove_tree(rootfs)
+        for n in range(1, len(s.steps) + 1):
+            b = vm.boot(image, kernel, initrd, out / f"serial-boot{n}.log", n)
+            for r in b.results:
+                print(f"{'PASS' if r.ok else 'FAIL'} {release}/{s.name}#{n} {r.name}: "
+                      f"expected {r.expected!r}, actual {r.actual!r}", flush=True)
+                passed += r.ok
+                failed += not r.ok
+            if not b.finished or not b.results:
+                print(f"FAIL {release}/{s.name}#{n} boot: {b.output or 'no end marker'}",
+                      flush=True)
+                failed += 1
+            if b.output:
+                (out / f"output-boot{n}.txt").write_text(b.output + "\n")
+    finally:
+        vm.remove_tree(work)
+    if failed:
+        print(f"  logs: {out}", flush=True)
+    return passed, failed
+
+
+def _newest(pattern: str) -> Path | None:
+    """The newest package in $OUT (default out/), as "make deb rpm" leaves them."""
+    out = TOP / os.environ.get("OUT", "out")
+    return next(iter(sorted(out.glob(pattern), reverse=True)), None)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m e2e", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--release", action="append", choices=RELEASES,
+                    help="a Debian release to boot (repeatable; default: all)")
+    ap.add_argument("--scenario", action="append", help="a scenario (repeatable; default: all)")
+    ap.add_argument("--deb", type=Path, help="the nftune .deb (default: the newest in $OUT, out/)")
+    ap.add_argument("--rpm", type=Path, help="the nftune .rpm (default: the newest in $OUT, out/)")
+    ap.add_argument("--logs", type=Path, default=TOP / "build/e2e",
+                    help="where serial logs go (default: %(default)s)")
+    args = ap.parse_args(argv)
+    if os.geteuid() != 0 or vm.tools_missing():
+        why = "needs root" if os.geteuid() != 0 else "missing " + ", ".join(vm.tools_missing())
+        print(f"e2e: SKIPPED, every scenario: {why}. A skip is not a pass.", file=sys.stderr)
+        return 2
+    deb = args.deb or _newest("nftune_*.deb")
+    rpm = args.rpm or _newest("nftune-*.rpm")
+    scenarios = by_name(args.scenario)
+    passed = failed = 0
+    for release in args.release or list(RELEASES):
+        for s in scenarios:
+            if release not in s.releases:
+                continue
+            lacking = [k for k, v in (("deb", deb), ("rpm", rpm)) if k in s.needs and v is None]
+            if lacking:
+                print(f"FAIL {release}/{s.name}: no .{lacking[0]} (make {lacking[0]}, or "
+                      f"--{lacking[0]})")
+                failed += 1
+                continue
+            p, f = run_scenario(release, s, Inputs(deb, rpm), args.logs)
+            passed += p
+            failed += f
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,15 @@
+# Helpers for scenario steps: each step script sources this file first.
+# check NAME EXPECTED ACTUAL: one assertion, one line for the host.
+check() {
+    if [ "$2" = "$3" ]; then verdict=PASS; else verdict=FAIL; fi
+    printf 'NFTUNE-E2E RESULT %s %s expected=%s actual=%s\n' "$verdict" "$1" "$2" "$3"
+}
+liberal() { cat /proc/sys/net/netfilter/nf_conntrack_tcp_be_liberal 2>/dev/null || echo missing; }
+loaded() { if [ -d /sys/module/nf_conntrack ]; then echo loaded; else echo absent; fi; }
+# show NAME COMMAND...: run it, print its output indented, and check its exit status is 0.
+show() {
+    name=$1; shift
+    "$@" > /tmp/e2e-out 2>&1; rc=$?
+    sed 's/^/    | /' /tmp/e2e-out
+    check "$name" 0 "$rc"
+}

@@ -1,0 +1,163 @@
+"""Real boots for the end-to-end suite: a Debian root filesystem per release (mmdebstrap,
+cached), turned into a disk image without mounting it (mkfs.ext4 -d), booted under qemu
+with the release's own kernel and initrd. The guest tests itself (guest/agent.sh) and
+reports on its serial console, which the host reads back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+GUEST = Path(__file__).resolve().parent / "guest"
+CACHE = Path(os.environ.get("NFTUNE_CACHE", "/var/tmp/nftune-cache"))
+PACKAGES = ("systemd", "systemd-sysv", "udev", "kmod", "iproute2", "procps",
+            "linux-image-amd64", "dbus", "nftables", "rpm")
+EXCLUDE = ("/usr/share/man/*", "/usr/share/doc/*", "/usr/share/locale/*")
+IMAGE_SIZE = "2G"
+BOOT_TIMEOUT = 240.0  # TCG: about 25 s a boot here, far more on a loaded machine
+STATE = "/var/lib/nftune-e2e"
+_RESULT = re.compile(r"NFTUNE-E2E RESULT (PASS|FAIL) (\S+) expected=(.*?) actual=(.*)$")
+
+
+@dataclass(frozen=True)
+class Result:
+    name: str
+    ok: bool
+    expected: str
+    actual: str
+
+
+@dataclass(frozen=True)
+class Boot:
+    number: int
+    results: tuple[Result, ...]
+    output: str  # what the step printed besides its results
+    finished: bool  # the agent reached its END marker
+
+
+def tools_missing() -> list[str]:
+    return [t for t in ("qemu-system-x86_64", "mmdebstrap", "mkfs.ext4")
+            if shutil.which(t) is None]
+
+
+def remove_tree(path: Path) -> None:
+    """rm -rf, but never through a mount: an interrupted mmdebstrap leaves the host's /proc,
+    /sys and /dev mounted inside its root."""
+    inside = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()
+              if line.split()[1].startswith(f"{path}/")]
+    if inside:
+        raise RuntimeError(f"{path} has mounts inside ({', '.join(inside[:3])}); "
+                           "unmount them first")
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def copy_tree(src: Path, dest: Path) -> None:
+    subprocess.run(["cp", "-a", "--reflink=auto", str(src), str(dest)], check=True)
+
+
+def base_rootfs(suite: str) -> Path:
+    """The release's root filesystem with the guest agent enabled; built once (about a
+    minute) and cached by recipe."""
+    recipe = "\n".join([suite, *PACKAGES, *EXCLUDE,
+                        *(p.read_text() for p in sorted(GUEST.iterdir()))])
+    done = CACHE / f"e2e-{suite}-{hashlib.sha256(recipe.encode()).hexdigest()[:12]}"
+    if (done / ".complete").exists():
+        return done
+    work = CACHE / f".{done.name}.{os.getpid()}"
+    remove_tree(work)
+    work.mkdir(parents=True)
+    rootfs = work / "rootfs"
+    subprocess.run(["mmdebstrap", "--quiet", "--mode=root", "--variant=minbase",
+                    f"--include={','.join(PACKAGES)}",
+                    *(f"--dpkgopt=path-exclude={e}" for e in EXCLUDE), suite, str(rootfs)],
+                   check=True, stdin=subprocess.DEVNULL)
+    _install_agent(rootfs)
+    (work / ".complete").touch()
+    remove_tree(done)
+    work.rename(done)
+    return done
+
+
+def _install_agent(rootfs: Path) -> None:
+    lib = rootfs / "usr/local/lib/nftune-e2e"
+    lib.mkdir(parents=True)
+    shutil.copy(GUEST / "agent.sh", lib / "agent.sh")
+    (lib / "agent.sh").chmod(0o755)
+    state = rootfs / STATE.lstrip("/")
+    state.mkdir(parents=True)
+    shutil.copy(GUEST / "lib.sh", state / "lib.sh")
+    unit = rootfs / "etc/systemd/system/nftune-e2e.service"
+    shutil.copy(GUEST / "nftune-e2e.service", unit)
+    wants = rootfs / "etc/systemd/system/multi-user.target.wants"
+    wants.mkdir(parents=True, exist_ok=True)
+    (wants / "nftune-e2e.service").symlink_to("/etc/systemd/system/nftune-e2e.service")
+    (rootfs / "etc/hostname").write_text("nftune-e2e\n")
+    # The serial console carries the report; no login prompt in the middle of it.
+    (rootfs / "etc/systemd/system/serial-getty@ttyS0.service").symlink_to("/dev/null")
+
+
+def kernel_and_initrd(rootfs: Path) -> tuple[Path, Path]:
+    [kernel] = sorted((rootfs / "boot").glob("vmlinuz-*"))[-1:]
+    [initrd] = sorted((rootfs / "boot").glob("initrd.img-*"))[-1:]
+    return kernel, initrd
+
+
+def write_steps(rootfs: Path, steps: list[str]) -> None:
+    """One shell script per boot; each runs after that boot has settled."""
+    state = rootfs / STATE.lstrip("/")
+    for n, body in enumerate(steps, 1):
+        p = state / f"boot-{n}.sh"
+        p.write_text(f"#!/bin/sh\n. {STATE}/lib.sh\n{body.strip()}\n")
+        p.chmod(0o755)
+
+
+def make_image(rootfs: Path, image: Path) -> None:
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-d", str(rootfs), str(image), IMAGE_SIZE],
+                   check=True, stdout=subprocess.DEVNULL)
+
+
+def boot(image: Path, kernel: Path, initrd: Path, log: Path, number: int,
+         timeout: float = BOOT_TIMEOUT) -> Boot:
+    """Boot the image once, until the guest powers off (or the timeout kills it)."""
+    argv = ["qemu-system-x86_64", "-accel", "tcg,thread=multi", "-smp", "2", "-m", "1024",
+            "-machine", "q35", "-display", "none", "-monitor", "none",
+            "-serial", f"file:{log}", "-no-reboot", "-nic", "none",
+            "-kernel", str(kernel), "-initrd", str(initrd),
+            "-append", "root=/dev/vda rw console=ttyS0 panic=1",
+            "-drive", f"file={image},format=raw,if=virtio,cache=unsafe"]
+    started = time.monotonic()
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    took = time.monotonic() - started
+    return parse(log.read_text(errors="replace"), number, took)
+
+
+def parse(serial: str, number: int, took: float = 0.0) -> Boot:
+    begin = f"NFTUNE-E2E BEGIN boot={number}"
+    end = f"NFTUNE-E2E END boot={number}"
+    if begin not in serial:
+        return Boot(number, (), f"no report from boot {number} after {took:.0f}s", False)
+    body = serial.split(begin, 1)[1]
+    finished = end in body
+    body = body.split(end, 1)[0]
+    results, output = [], []
+    for line in body.splitlines():
+        line = line.rstrip("\r")
+        m = _RESULT.search(line)
+        if m:
+            results.append(Result(m.group(2), m.group(1) == "PASS", m.group(3), m.group(4)))
+        elif line.strip():
+            output.append(line)
+    return Boot(number, tuple(results), "\n".join(output), finished)
