@@ -133,13 +133,14 @@ def boot(image: Path, kernel: Path, initrd: Path, log: Path, number: int,
             "-append", "root=/dev/vda rw console=ttyS0 panic=1",
             "-drive", f"file={image},format=raw,if=virtio,cache=unsafe"]
     started = time.monotonic()
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, start_new_session=True)
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    with open(log.with_suffix(".qemu.log"), "wb") as err:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=err, start_new_session=True)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
     took = time.monotonic() - started
     return parse(log.read_text(errors="replace"), number, took)
 
