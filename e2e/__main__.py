@@ -18,12 +18,13 @@ from . import vm
 from .scenarios import RELEASES, Inputs, Scenario, by_name
 
 TOP = Path(__file__).resolve().parents[1]
+WORK = Path(f"/var/tmp/nftune-e2e-{os.getpid()}")  # copies and disk images, while they run
 
 
 def run_scenario(release: str, s: Scenario, inputs: Inputs, logs: Path) -> tuple[int, int]:
     base = vm.base_rootfs(release)
     kernel, initrd = vm.kernel_and_initrd(base / "rootfs")
-    work = Path(f"/var/tmp/nftune-e2e-{os.getpid()}/{release}-{s.name}")
+    work = WORK / f"{release}-{s.name}"
     out = logs / release / s.name
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
@@ -96,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             p, f = run_scenario(release, s, Inputs(deb, rpm), args.logs)
             passed += p
             failed += f
+    vm.remove_tree(WORK)
     print(f"{passed} passed, {failed} failed")
     return 1 if failed else 0
 
