@@ -15,7 +15,7 @@ deb: bin
 rpm: bin
 	tools/build-rpm
 
-# Real boots under qemu (tests/run runs them too): python -m e2e --help for the options.
+# Real boots under qemu (not yet run by tests/run): python -m e2e --help for the options.
 e2e: deb rpm
 	.venv/bin/python -m e2e
 
