@@ -23,7 +23,7 @@ WORK = Path(f"/var/tmp/nftune-e2e-{os.getpid()}")  # copies and disk images, whi
 
 def run_scenario(release: str, s: Scenario, inputs: Inputs, logs: Path) -> tuple[int, int]:
     base = vm.base_rootfs(release)
-    kernel, initrd = vm.kernel_and_initrd(base / "rootfs")
+    kernel, initrd = vm.kernel_and_initrd(base)
     work = WORK / f"{release}-{s.name}"
     out = logs / release / s.name
     shutil.rmtree(out, ignore_errors=True)
@@ -32,7 +32,7 @@ def run_scenario(release: str, s: Scenario, inputs: Inputs, logs: Path) -> tuple
     try:
         work.mkdir(parents=True)
         rootfs = work / "rootfs"
-        vm.copy_tree(base / "rootfs", rootfs)
+        vm.copy_tree(base, rootfs)
         if s.setup:
             s.setup(rootfs, inputs)
         vm.write_steps(rootfs, list(s.steps))

@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,7 @@ EXCLUDE = ("/usr/share/man/*", "/usr/share/doc/*", "/usr/share/locale/*")
 IMAGE_SIZE = "2G"
 BOOT_TIMEOUT = 240.0  # TCG: about 25 s a boot here, far more on a loaded machine
 STATE = "/var/lib/nftune-e2e"
+CACHE_LAYOUT = "DIR/rootfs, DIR/.complete"  # part of the key: an old layout is never reused
 _RESULT = re.compile(r"NFTUNE-E2E RESULT (PASS|FAIL) (\S+) expected=(.*?) actual=(.*)$")
 
 
@@ -62,27 +64,34 @@ def copy_tree(src: Path, dest: Path) -> None:
     subprocess.run(["cp", "-a", "--reflink=auto", str(src), str(dest)], check=True)
 
 
-def base_rootfs(suite: str) -> Path:
-    """The release's root filesystem with the guest agent enabled; built once (about a
-    minute) and cached by recipe."""
-    recipe = "\n".join([suite, *PACKAGES, *EXCLUDE,
-                        *(p.read_text() for p in sorted(GUEST.iterdir()))])
-    done = CACHE / f"e2e-{suite}-{hashlib.sha256(recipe.encode()).hexdigest()[:12]}"
+def cached_root(name: str, suite: str, packages: tuple[str, ...],
+                prepare: Callable[[Path], None], recipe: str = "",
+                mode: tuple[str, ...] = ()) -> Path:
+    """A minbase root of `suite` with `packages`, finished by `prepare`; built once and
+    cached by everything that makes it (a changed recipe builds anew)."""
+    text = "\n".join([CACHE_LAYOUT, suite, *packages, *EXCLUDE, *mode, recipe])
+    done = CACHE / f"{name}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
     if (done / ".complete").exists():
-        return done
+        return done / "rootfs"
     work = CACHE / f".{done.name}.{os.getpid()}"
     remove_tree(work)
     work.mkdir(parents=True)
-    rootfs = work / "rootfs"
-    subprocess.run(["mmdebstrap", "--quiet", "--mode=root", "--variant=minbase",
-                    f"--include={','.join(PACKAGES)}",
-                    *(f"--dpkgopt=path-exclude={e}" for e in EXCLUDE), suite, str(rootfs)],
-                   check=True, stdin=subprocess.DEVNULL)
-    _install_agent(rootfs)
+    subprocess.run(["mmdebstrap", "--quiet", *mode, "--variant=minbase",
+                    f"--include={','.join(packages)}",
+                    *(f"--dpkgopt=path-exclude={e}" for e in EXCLUDE), suite,
+                    str(work / "rootfs")], check=True, stdin=subprocess.DEVNULL)
+    prepare(work / "rootfs")
     (work / ".complete").touch()
     remove_tree(done)
     work.rename(done)
-    return done
+    return done / "rootfs"
+
+
+def base_rootfs(suite: str) -> Path:
+    """The release's root filesystem with the guest agent enabled (about a minute)."""
+    agent = "".join(p.read_text() for p in sorted(GUEST.iterdir()))
+    return cached_root(f"e2e-{suite}", suite, PACKAGES, _install_agent, agent,
+                       ("--mode=root",))
 
 
 def _install_agent(rootfs: Path) -> None:

@@ -9,7 +9,6 @@ its PID, on failure too.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import signal
@@ -20,12 +19,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from e2e.vm import remove_tree
+from e2e.vm import cached_root
 
 SUITE = "bookworm"
 PACKAGES = ("systemd", "systemd-sysv", "dbus", "kmod")
-EXCLUDE = ("/usr/share/man/*", "/usr/share/doc/*", "/usr/share/locale/*")
-CACHE = Path(os.environ.get("NFTUNE_CACHE", "/var/tmp/nftune-cache"))
 BOOT_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
 TOOLS = ("systemd-nspawn", "mmdebstrap", "nsenter")
@@ -35,28 +32,9 @@ def missing_tools() -> list[str]:
     return [t for t in TOOLS if shutil.which(t) is None]
 
 
-def _recipe() -> str:
-    return "\n".join([SUITE, *PACKAGES, *EXCLUDE, os.uname().release])
-
-
 def base_rootfs() -> Path:
     """The cached bookworm rootfs, built on first use (about 20 s)."""
-    key = hashlib.sha256(_recipe().encode()).hexdigest()[:12]
-    done = CACHE / f"{SUITE}-{key}"
-    if (done / ".complete").exists():
-        return done
-    CACHE.mkdir(parents=True, exist_ok=True)
-    work = CACHE / f".{done.name}.{os.getpid()}"
-    remove_tree(work)
-    subprocess.run(["mmdebstrap", "--quiet", "--variant=minbase",
-                    f"--include={','.join(PACKAGES)}",
-                    *(f"--dpkgopt=path-exclude={e}" for e in EXCLUDE), SUITE, str(work)],
-                   check=True, stdin=subprocess.DEVNULL)
-    _prepare(work)
-    (work / ".complete").touch()
-    remove_tree(done)
-    work.rename(done)
-    return done
+    return cached_root(SUITE, SUITE, PACKAGES, _prepare, os.uname().release)
 
 
 def _prepare(rootfs: Path) -> None:
