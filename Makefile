@@ -3,7 +3,7 @@
 OUT ?= out
 export OUT
 
-.PHONY: all bin deb rpm e2e clean
+.PHONY: all bin deb rpm e2e demo clean
 all: deb rpm
 
 bin:
@@ -15,9 +15,13 @@ deb: bin
 rpm: bin
 	tools/build-rpm
 
-# Real boots under qemu (not yet run by tests/run): python -m e2e --help for the options.
+# Real boots under qemu: every scenario on every release (python -m e2e --help).
 e2e: deb rpm
 	.venv/bin/python -m e2e
+
+# The README's main job: the bug and the fix on a bookworm guest (tools/demo).
+demo:
+	tools/demo
 
 clean:
 	rm -rf $(OUT)

@@ -15,13 +15,16 @@ import sys
 from pathlib import Path
 
 from . import vm
-from .scenarios import RELEASES, Inputs, Scenario, by_name
+from .scenarios import DEMO, RELEASES, Inputs, Scenario, by_name
 
 TOP = Path(__file__).resolve().parents[1]
 WORK = Path(f"/var/tmp/nftune-e2e-{os.getpid()}")  # copies and disk images, while they run
 
 
-def run_scenario(release: str, s: Scenario, inputs: Inputs, logs: Path) -> tuple[int, int]:
+def run_scenario(release: str, s: Scenario, inputs: Inputs, logs: Path,
+                 show: bool = False) -> tuple[int, int]:
+    """Boot the scenario's steps; print one line per assertion (and, with `show`, what
+    each step printed). Returns (passed, failed)."""
     base = vm.base_rootfs(release)
     kernel, initrd = vm.kernel_and_initrd(base)
     work = WORK / f"{release}-{s.name}"
@@ -30,17 +33,17 @@ def run_scenario(release: str, s: Scenario, inputs: Inputs, logs: Path) -> tuple
     out.mkdir(parents=True)
     passed = failed = 0
     try:
-        work.mkdir(parents=True)
-        rootfs = work / "rootfs"
-        vm.copy_tree(base, rootfs)
-        if s.setup:
-            s.setup(rootfs, inputs)
-        vm.write_steps(rootfs, list(s.steps))
-        image = work / "disk.raw"
-        vm.make_image(rootfs, image)
-        vm.remove_tree(rootfs)
+        setup = s.setup
+        image = vm.scenario_image(base, work, list(s.steps),
+                                  (lambda root: setup(root, inputs)) if setup else None)
         for n in range(1, len(s.steps) + 1):
-            b = vm.boot(image, kernel, initrd, out / f"serial-boot{n}.log", n)
+            if show:
+                print(f"\n>>> booting the {release} guest under qemu, boot {n} of "
+                      f"{len(s.steps)} (about 30 s with TCG)", flush=True)
+            b = vm.boot_step(f"{release}/{s.name}#{n}", image, kernel, initrd,
+                             out / f"serial-boot{n}.log", n)
+            if show:
+                print(b.output, flush=True)
             for r in b.results:
                 print(f"{'PASS' if r.ok else 'FAIL'} {release}/{s.name}#{n} {r.name}: "
                       f"expected {r.expected!r}, actual {r.actual!r}", flush=True)
@@ -75,29 +78,39 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rpm", type=Path, help="the nftune .rpm (default: the newest in $OUT, out/)")
     ap.add_argument("--logs", type=Path, default=TOP / "build/e2e",
                     help="where serial logs go (default: %(default)s)")
+    ap.add_argument("--demo", action="store_true",
+                    help="show the bug and the fix on a bookworm guest, with the guest's "
+                         "output (tools/demo)")
     args = ap.parse_args(argv)
+    deb = args.deb or _newest("nftune_*.deb")
+    rpm = args.rpm or _newest("nftune-*.rpm")
+    if args.demo and args.scenario:
+        ap.error("--demo runs its own scenario; leave out --scenario")
+    scenarios = [DEMO] if args.demo else by_name(args.scenario)
+    releases = args.release or (["bookworm"] if args.demo else list(RELEASES))
+    plan = [(r, s) for r in releases for s in scenarios if r in s.releases]
+    if not plan:
+        ap.error(f"no scenario of {', '.join(s.name for s in scenarios)} runs on "
+                 f"{', '.join(releases)}")
     if os.geteuid() != 0 or vm.tools_missing():
         why = "needs root" if os.geteuid() != 0 else "missing " + ", ".join(vm.tools_missing())
         print(f"e2e: SKIPPED, every scenario: {why}. A skip is not a pass.", file=sys.stderr)
         return 2
-    deb = args.deb or _newest("nftune_*.deb")
-    rpm = args.rpm or _newest("nftune-*.rpm")
-    scenarios = by_name(args.scenario)
     passed = failed = 0
-    for release in args.release or list(RELEASES):
-        for s in scenarios:
-            if release not in s.releases:
-                continue
-            lacking = [k for k, v in (("deb", deb), ("rpm", rpm)) if k in s.needs and v is None]
-            if lacking:
-                print(f"FAIL {release}/{s.name}: no .{lacking[0]} (make {lacking[0]}, or "
-                      f"--{lacking[0]})")
-                failed += 1
-                continue
-            p, f = run_scenario(release, s, Inputs(deb, rpm), args.logs)
-            passed += p
-            failed += f
+    for release, s in plan:
+        lacking = [k for k, v in (("deb", deb), ("rpm", rpm)) if k in s.needs and v is None]
+        if lacking:
+            print(f"FAIL {release}/{s.name}: no .{lacking[0]} (make {lacking[0]}, or "
+                  f"--{lacking[0]})")
+            failed += 1
+            continue
+        p, f = run_scenario(release, s, Inputs(deb, rpm), args.logs, show=args.demo)
+        passed += p
+        failed += f
     vm.remove_tree(WORK)
+    ran = {r: [s.name for q, s in plan if q == r] for r in releases}
+    print(f"scenarios run: {len(plan)}; " + "; ".join(
+        f"{r}: {len(names)} ({', '.join(names)})" for r, names in ran.items() if names))
     print(f"{passed} passed, {failed} failed")
     return 1 if failed else 0
 

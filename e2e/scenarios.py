@@ -43,7 +43,7 @@ def _sysctl_d_only(rootfs: Path, _: Inputs) -> None:
     (rootfs / "etc/sysctl.d/90-local.conf").write_text(f"{KEY} = 1\n")
 
 
-def _dpkg_root(rootfs: Path, inputs: Inputs) -> None:
+def install_offline(rootfs: Path, inputs: Inputs) -> None:
     """What an image build does: install into the tree, before it ever boots."""
     assert inputs.deb is not None
     p = subprocess.run(["dpkg", f"--root={rootfs}", "-i", str(inputs.deb)],
@@ -58,11 +58,12 @@ def _copy_deb(rootfs: Path, inputs: Inputs) -> None:
 
 
 def _drift(rootfs: Path, inputs: Inputs) -> None:
-    _dpkg_root(rootfs, inputs)
+    install_offline(rootfs, inputs)
     (rootfs / "etc/sysctl.d/99-zz-local.conf").write_text(f"{KEY} = 0\n")
 
 
-def _purge(rootfs: Path, inputs: Inputs) -> None:
+def _sysctl_d_and_deb(rootfs: Path, inputs: Inputs) -> None:
+    """No nftune yet, an admin's sysctl.d line, and the .deb to install in the guest."""
     _sysctl_d_only(rootfs, inputs)
     _copy_deb(rootfs, inputs)
 
@@ -80,6 +81,7 @@ check chain-live true "$(nftune chain --json | grep -o '"live": [a-z]*' | cut -d
 
 BASELINE = """
 check nf_conntrack-at-boot absent "$(loaded)"
+check sysctl-could-not-write yes "$(couldnt_write > /dev/null && echo yes || echo no)"
 modprobe nf_conntrack
 check value-after-late-load 0 "$(liberal)"
 """
@@ -100,7 +102,7 @@ SCENARIOS = (
 check nf_conntrack-at-boot loaded "$(loaded)"
 check value-at-boot 1 "$(liberal)"
 """ + VERIFY_AND_CHAIN,),
-        _dpkg_root, ("deb",)),
+        install_offline, ("deb",)),
     Scenario(
         "first-boot", "dpkg -i on the running guest: 1 at once; after a reboot, 1 at boot",
         (f"""
@@ -117,7 +119,7 @@ check value-at-boot 1 "$(liberal)"
 check value-at-boot 1 "$(liberal)"
 show verify-exit nftune verify
 """ for _ in range(REBOOTS)),
-        _dpkg_root, ("deb",)),
+        install_offline, ("deb",)),
     Scenario(
         "drift", "an admin's later sysctl.d file sets 0: verify fails and names it",
         ("""
@@ -135,7 +137,7 @@ check dpkg-install-exit 0 $?
 dpkg -P nftune >> /tmp/dpkg.log 2>&1
 check dpkg-purge-exit 0 $?
 """ + LEFTOVERS, BASELINE),
-        _purge, ("deb",)),
+        _sysctl_d_and_deb, ("deb",)),
     Scenario(
         "rpm", "the .rpm with rpm -i --nodeps, scriptlets against the real systemd; reboot",
         (f"""
@@ -147,6 +149,35 @@ check value-at-boot 1 "$(liberal)"
 """ + VERIFY_AND_CHAIN),
         _copy_rpm, ("rpm",), ("bookworm",)),
 )
+
+# `python -m e2e --demo` (tools/demo): the bug, then the fix, in one run; its output is
+# printed, and its assertions count like a scenario's.
+DEMO = Scenario(
+    "demo", "the bug without nftune, then dpkg -i, a reboot, verify and chain",
+    (f"""
+say "Boot 1, without nftune. The admin's sysctl.d line, as on most nodes:"
+show cat-exit cat /etc/sysctl.d/90-local.conf
+say "At boot nf_conntrack was $(loaded), so systemd-sysctl could not set the key:"
+show journal-exit couldnt_write
+say "kube-proxy (or an nft ct rule) loads nf_conntrack later; the key keeps its default:"
+modprobe nf_conntrack
+show sysctl-exit sysctl {KEY}
+check value-after-late-load 0 "$(liberal)"
+say "Install nftune; its postinst applies the fix at once:"
+show dpkg-exit dpkg -i {STATE}/nftune.deb
+check value-at-once 1 "$(liberal)"
+""", f"""
+say "Boot 2, with nftune. nf_conntrack at boot: $(loaded); the value:"
+show sysctl-exit sysctl {KEY}
+check value-at-boot 1 "$(liberal)"
+say "nftune-verify.service checked this boot:"
+check verify-unit active "$(systemctl is-active nftune-verify.service)"
+say "nftune verify: every check, with expected and actual:"
+show verify-exit nftune verify
+say "nftune chain: the ordering, proven from this boot's timestamps:"
+show chain-exit nftune chain
+"""),
+    _sysctl_d_and_deb, ("deb",))
 
 
 def by_name(names: list[str] | None) -> list[Scenario]:

@@ -3,11 +3,13 @@ guest's serial console, and that a broken step is a failure, never a pass."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from e2e.__main__ import main
 from e2e.scenarios import SCENARIOS, by_name
-from e2e.vm import parse
+from e2e.vm import Boot, boot_step, parse
 
 SERIAL = """\
 [    2.1] systemd[1]: Started nftune end-to-end test agent.
@@ -49,3 +51,46 @@ def test_cannot_run_is_exit_2_and_says_skipped(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setattr("os.geteuid", lambda: 1000)
     assert main(["--release", "bookworm"]) == 2
     assert "SKIPPED" in capsys.readouterr().err
+
+
+def _fake_boots(monkeypatch: pytest.MonkeyPatch, serials: list[str]) -> list[int]:
+    """vm.boot replaced by boots that print the given serial logs, one per call."""
+    calls: list[int] = []
+
+    def boot(image: Path, kernel: Path, initrd: Path, log: Path, number: int) -> Boot:
+        serial = serials[len(calls)]
+        calls.append(number)
+        log.write_text(serial)
+        log.with_suffix(".qemu.log").write_text("")
+        return parse(serial, number)
+
+    monkeypatch.setattr("e2e.vm.boot", boot)
+    return calls
+
+
+def test_a_silent_boot_is_booted_once_more(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    calls = _fake_boots(monkeypatch, ["[ 1.0] Kernel panic - not syncing", SERIAL])
+    b = boot_step("bookworm/x#2", tmp_path, tmp_path, tmp_path, tmp_path / "serial.log", 2)
+    assert calls == [2, 2] and b.finished and len(b.results) == 3
+    assert "RETRY bookworm/x#2: no report from boot 2" in capsys.readouterr().out
+    assert "Kernel panic" in (tmp_path / "serial-first.log").read_text()  # kept
+    assert (tmp_path / "serial.log").read_text() == SERIAL
+
+
+def test_only_once_and_never_a_boot_that_began(monkeypatch: pytest.MonkeyPatch,
+                                               tmp_path: Path) -> None:
+    calls = _fake_boots(monkeypatch, ["", "", ""])
+    b = boot_step("bookworm/x#1", tmp_path, tmp_path, tmp_path, tmp_path / "serial.log", 1)
+    assert calls == [1, 1] and not b.reported  # a second silent boot fails the step
+    died = SERIAL.split("NFTUNE-E2E RESULT")[0]  # began, then died: the step may have run
+    calls = _fake_boots(monkeypatch, [died, SERIAL])
+    b = boot_step("bookworm/x#2", tmp_path, tmp_path, tmp_path, tmp_path / "serial.log", 2)
+    assert calls == [2] and b.reported and not b.finished
+
+
+def test_a_plan_that_boots_nothing_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(["--release", "trixie", "--scenario", "rpm"])  # rpm runs on bookworm only
+    assert e.value.code == 2
+    assert "no scenario of rpm runs on trixie" in capsys.readouterr().err

@@ -6,9 +6,12 @@ state=/var/lib/nftune-e2e
 out=/dev/ttyS0
 systemctl is-system-running --wait >/dev/null 2>&1
 n=$(( $(cat "$state/boot-count" 2>/dev/null || echo 0) + 1 ))
+# BEGIN reaches the host before the count moves on: a boot the host saw no BEGIN from
+# left the image at the same step, so the host may boot it again.
+echo "NFTUNE-E2E BEGIN boot=$n" > "$out"
 echo "$n" > "$state/boot-count"
+sync
 {
-    echo "NFTUNE-E2E BEGIN boot=$n"
     if [ -x "$state/boot-$n.sh" ]; then
         "$state/boot-$n.sh" 2>&1
     else
