@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import sys
 from pathlib import Path
 
@@ -41,7 +42,7 @@ def run_scenario(release: str, s: Scenario, inputs: Inputs, logs: Path,
                 print(f"\n>>> booting the {release} guest under qemu, boot {n} of "
                       f"{len(s.steps)} (about 30 s with TCG)", flush=True)
             b = vm.boot_step(f"{release}/{s.name}#{n}", image, kernel, initrd,
-                             out / f"serial-boot{n}.log", n)
+                             out / f"serial-boot{n}.log", n, s.hardware)
             if show:
                 print(b.output, flush=True)
             for r in b.results:
@@ -92,22 +93,27 @@ def main(argv: list[str] | None = None) -> int:
     if not plan:
         ap.error(f"no scenario of {', '.join(s.name for s in scenarios)} runs on "
                  f"{', '.join(releases)}")
+    # A stopped run (SIGTERM) unwinds like Ctrl-C: qemu killed, work directory removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if os.geteuid() != 0 or vm.tools_missing():
         why = "needs root" if os.geteuid() != 0 else "missing " + ", ".join(vm.tools_missing())
         print(f"e2e: SKIPPED, every scenario: {why}. A skip is not a pass.", file=sys.stderr)
         return 2
     passed = failed = 0
-    for release, s in plan:
-        lacking = [k for k, v in (("deb", deb), ("rpm", rpm)) if k in s.needs and v is None]
-        if lacking:
-            print(f"FAIL {release}/{s.name}: no .{lacking[0]} (make {lacking[0]}, or "
-                  f"--{lacking[0]})")
-            failed += 1
-            continue
-        p, f = run_scenario(release, s, Inputs(deb, rpm), args.logs, show=args.demo)
-        passed += p
-        failed += f
-    vm.remove_tree(WORK)
+    try:
+        for release, s in plan:
+            lacking = [k for k, v in (("deb", deb), ("rpm", rpm))
+                       if k in s.needs and v is None]
+            if lacking:
+                print(f"FAIL {release}/{s.name}: no .{lacking[0]} (make {lacking[0]}, or "
+                      f"--{lacking[0]})")
+                failed += 1
+                continue
+            p, f = run_scenario(release, s, Inputs(deb, rpm), args.logs, show=args.demo)
+            passed += p
+            failed += f
+    finally:
+        vm.remove_tree(WORK)
     ran = {r: [s.name for q, s in plan if q == r] for r in releases}
     print(f"scenarios run: {len(plan)}; " + "; ".join(
         f"{r}: {len(names)} ({', '.join(names)})" for r, names in ran.items() if names))

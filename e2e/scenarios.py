@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .vm import Hardware
+
 RELEASES = ("bullseye", "bookworm", "trixie")
 KEY = "net.netfilter.nf_conntrack_tcp_be_liberal"
 STATE = "/var/lib/nftune-e2e"
@@ -36,6 +38,7 @@ class Scenario:
     setup: Setup | None = None
     needs: tuple[str, ...] = field(default=())  # "deb", "rpm"
     releases: tuple[str, ...] = RELEASES
+    hardware: Hardware = field(default_factory=Hardware)
 
 
 def _sysctl_d_only(rootfs: Path, _: Inputs) -> None:
@@ -90,6 +93,82 @@ LEFTOVERS = f"""
 check no-nftune-files "" "$(find / -xdev -name '*nftune*' ! -path '{STATE}*' \\
     ! -path '/usr/local/lib/nftune-e2e*' ! -name 'nftune-e2e.service' \\
     ! -path '/var/lib/dpkg/*' ! -path '/var/log/*' | sort | tr '\\n' ' ')"
+"""
+
+# RPS: 4 CPUs, a single-queue NIC and a 2-queue NIC (a multiqueue tap, in a network
+# namespace of qemu's own), then a NIC hot-plugged after boot, and virtual devices that
+# must get no mask and start no process.
+RPS_HARDWARE = Hardware(
+    cpus=4,
+    nics=(("-netdev", "user,id=n1", "-device", "virtio-net-pci,netdev=n1"),
+          ("-netdev", "tap,id=n2,ifname=nftq0,script=no,downscript=no,queues=2,vhost=off",
+           "-device", "virtio-net-pci,netdev=n2,mq=on,vectors=6")),
+    own_netns=True,
+    on_request=(("hotplug", ({"execute": "netdev_add", "arguments": {"type": "user",
+                                                                      "id": "hp0"}},
+                             {"execute": "device_add",
+                              "arguments": {"driver": "virtio-net-pci", "netdev": "hp0",
+                                            "id": "hpnic", "bus": "hp"}})),))
+RPS = """
+# The physical NIC with N receive queues; masks read as values ("00000000,0000000f" = f).
+nic_with() {
+    for d in /sys/class/net/*; do
+        [ -e "$d/device" ] || continue
+        [ "$(ls -d "$d"/queues/rx-* | wc -l)" = "$1" ] && basename "$d" && return
+    done
+}
+mask() { tr -d ',\n' < "/sys/class/net/$1/queues/$2/rps_cpus" | sed 's/^0*//; s/^$/0/'; }
+flows() { cat "/sys/class/net/$1/queues/$2/rps_flow_cnt"; }
+# Processes udevd started for nftune since the cursor (udevd logs each command at debug).
+udevd_cursor() { journalctl -u systemd-udevd.service -n 0 --show-cursor |
+    sed -n 's/^-- cursor: //p'; }
+nftune_runs() { journalctl -u systemd-udevd.service --after-cursor="$1" -o cat |
+    grep -c "nftune rps apply"; }
+udevadm control --log-level=debug
+one=$(nic_with 1); two=$(nic_with 2)
+check rps-unit active "$(systemctl is-active nftune-rps.service)"
+check one-queue-mask f "$(mask "$one" rx-0)"
+check one-queue-flows 32768 "$(flows "$one" rx-0)"
+check two-queue-masks "f f" "$(mask "$two" rx-0) $(mask "$two" rx-1)"
+check two-queue-flows "16384 16384" "$(flows "$two" rx-0) $(flows "$two" rx-1)"
+check rfs-table 32768 "$(cat /proc/sys/net/core/rps_sock_flow_entries)"
+# rps_default_mask: kernels 6.3 and later have it, and nftune uses it there.
+case $(uname -r) in 5.*|6.[0-2].*) want=absent ;; *) want=f ;; esac
+have=absent
+[ -e /proc/sys/net/core/rps_default_mask ] && have=$(tr -d ',\n' \
+    < /proc/sys/net/core/rps_default_mask | sed 's/^0*//; s/^$/0/')
+check default-mask "$want" "$have"
+# Virtual devices: no mask, and udev starts no process for them (only for a NIC's queue).
+cursor=$(udevd_cursor)
+ip link add nftv0 type veth peer name nftv1
+ip link add nftd0 type dummy
+udevadm settle
+check veth-mask 0 "$(mask nftv0 rx-0)"
+check dummy-mask 0 "$(mask nftd0 rx-0)"
+check virtual-starts-nothing 0 "$(nftune_runs "$cursor")"
+# A NIC hot-plugged now (QMP device_add) gets its mask from the udev rule.
+before=$(ls /sys/class/net)
+cursor=$(udevd_cursor)
+echo "NFTUNE-E2E QMP hotplug"
+new=
+for _ in $(seq 120); do
+    for d in /sys/class/net/*; do
+        echo "$before" | grep -qx "$(basename "$d")" || new=$(basename "$d")
+    done
+    [ -n "$new" ] && break
+    sleep 0.5
+done
+udevadm settle
+check hotplugged yes "${new:+yes}"
+check hotplug-mask f "$(mask "${new:-none}" rx-0 2>/dev/null)"
+check hotplug-ran-nftune yes "$([ "$(nftune_runs "$cursor")" -gt 0 ] && echo yes)"
+udevadm control --log-level=info
+# A renamed interface keeps its mask: it belongs to the queue.
+ip link set dev "$one" name nftren0
+udevadm settle
+check renamed-mask f "$(mask nftren0 rx-0)"
+show verify-exit nftune verify
+show rps-show-exit nftune rps show
 """
 
 SCENARIOS = (
@@ -148,6 +227,10 @@ check value-at-once 1 "$(liberal)"
 check value-at-boot 1 "$(liberal)"
 """ + VERIFY_AND_CHAIN),
         _copy_rpm, ("rpm",), ("bookworm",)),
+    Scenario(
+        "rps", "4 CPUs, a 1-queue and a 2-queue NIC, a hot-plugged NIC, a veth and a dummy: "
+               "masks, RFS, exclusion, verify",
+        (RPS,), install_offline, ("deb",), hardware=RPS_HARDWARE),
 )
 
 # `python -m e2e --demo` (tools/demo): the bug, then the fix, in one run; its output is

@@ -7,13 +7,15 @@ reports on its serial console, which the host reads back.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 GUEST = Path(__file__).resolve().parent / "guest"
@@ -148,34 +150,95 @@ def scenario_image(base: Path, work: Path, steps: list[str],
     return image
 
 
+@dataclass(frozen=True)
+class Hardware:
+    """The guest's machine: CPUs, NICs, and devices it may ask the host to hot-plug."""
+
+    cpus: int = 2
+    nics: tuple[tuple[str, ...], ...] = ()  # qemu arguments for each NIC
+    own_netns: bool = False  # qemu in a network namespace of its own (tap NICs stay there)
+    # When the guest prints "NFTUNE-E2E QMP NAME", the host sends these QMP commands.
+    on_request: tuple[tuple[str, tuple[dict[str, object], ...]], ...] = ()
+
+
 def boot(image: Path, kernel: Path, initrd: Path, log: Path, number: int,
-         timeout: float = BOOT_TIMEOUT) -> Boot:
+         timeout: float = BOOT_TIMEOUT, hw: Hardware = Hardware()) -> Boot:
     """Boot the image once, until the guest powers off (or the timeout kills it)."""
-    argv = ["qemu-system-x86_64", "-accel", "tcg,thread=multi", "-smp", "2", "-m", "1024",
-            "-machine", "q35", "-display", "none", "-monitor", "none",
-            "-serial", f"file:{log}", "-no-reboot", "-nic", "none",
+    argv = ["qemu-system-x86_64", "-accel", "tcg,thread=multi", "-smp", str(hw.cpus),
+            "-m", "1024", "-machine", "q35", "-display", "none", "-monitor", "none",
+            "-serial", f"file:{log}", "-no-reboot",
             "-kernel", str(kernel), "-initrd", str(initrd),
             "-append", "root=/dev/vda rw console=ttyS0 panic=1",
             "-drive", f"file={image},format=raw,if=virtio,cache=unsafe"]
+    argv += [a for nic in hw.nics for a in nic] if hw.nics else ["-nic", "none"]
+    qmp = log.with_suffix(".qmp")
+    if hw.on_request:
+        # A free PCIe slot to hot-plug into, and a control socket.
+        argv += ["-device", "pcie-root-port,id=hp,chassis=9",
+                 "-qmp", f"unix:{qmp},server=on,wait=off"]
+    if hw.own_netns:
+        argv = ["unshare", "--net", "--", *argv]
     started = time.monotonic()
     with open(log.with_suffix(".qemu.log"), "wb") as err:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=err, start_new_session=True)
         try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+            _serve(proc, log, qmp, hw, started + timeout)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
             proc.wait()
+            qmp.unlink(missing_ok=True)
     took = time.monotonic() - started
-    return parse(log.read_text(errors="replace"), number, took)
+    b = parse(log.read_text(errors="replace"), number, took)
+    errors = log.with_suffix(".qemu.log").read_text(errors="replace").strip().splitlines()
+    if not b.reported and errors:  # qemu itself failed: say how
+        b = replace(b, output=f"{b.output}; qemu (exit {proc.returncode}): {errors[-1]}")
+    return b
+
+
+def _serve(proc: subprocess.Popen[bytes], log: Path, qmp: Path, hw: Hardware,
+           deadline: float) -> None:
+    """Wait for qemu to exit; meanwhile answer the guest's hot-plug requests."""
+    pending = dict(hw.on_request)
+    while time.monotonic() < deadline:
+        try:
+            proc.wait(0.5 if pending else max(0.0, deadline - time.monotonic()))
+            return
+        except subprocess.TimeoutExpired:
+            pass
+        for name in [n for n in pending if f"NFTUNE-E2E QMP {n}" in
+                     log.read_text(errors="replace")]:
+            replies = qmp_send(qmp, pending.pop(name))
+            with open(log.with_suffix(".qemu.log"), "a") as f:
+                f.write(f"QMP {name}: {replies}\n")
+
+
+def qmp_send(path: Path, commands: tuple[dict[str, object], ...]) -> list[object]:
+    """Send QMP commands to qemu's control socket; return their replies (events skipped)."""
+    replies: list[object] = []
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(30)
+        s.connect(str(path))
+        stream = s.makefile("rwb")
+        stream.readline()  # the greeting
+        for cmd in ({"execute": "qmp_capabilities"}, *commands):
+            stream.write(json.dumps(cmd).encode() + b"\n")
+            stream.flush()
+            while True:
+                reply = json.loads(stream.readline())
+                if "event" not in reply:
+                    replies.append(reply)
+                    break
+    return replies
 
 
 def boot_step(label: str, image: Path, kernel: Path, initrd: Path, log: Path,
-              n: int) -> Boot:
+              n: int, hw: Hardware = Hardware()) -> Boot:
     """Boot for step n; once more if the guest never began the step. Under TCG a guest
     kernel has panicked early, once in about 90 boots; the image is then still at step n
     (the agent counts a boot only after its BEGIN marker). A second silent boot fails."""
-    b = boot(image, kernel, initrd, log, n)
+    b = boot(image, kernel, initrd, log, n, hw=hw)
     if b.reported:
         return b
     first = log.with_name(f"{log.stem}-first.log")
@@ -183,7 +246,7 @@ def boot_step(label: str, image: Path, kernel: Path, initrd: Path, log: Path,
     log.with_suffix(".qemu.log").rename(first.with_suffix(".qemu.log"))
     print(f"RETRY {label}: {b.output}; booting once more (first serial log: {first})",
           flush=True)
-    return boot(image, kernel, initrd, log, n)
+    return boot(image, kernel, initrd, log, n, hw=hw)
 
 
 def parse(serial: str, number: int, took: float = 0.0) -> Boot:

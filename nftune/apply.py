@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import __version__
+from . import __version__, rps
 from .artifacts import Artifact, Layer, owned_candidates
 from .config import Config, load, parse
 from .fsio import Action, Change, Writer, is_ours, locked, plan_remove, plan_write
@@ -74,6 +74,7 @@ def activate(root: Root, p: Plan) -> None:
         run([p.facts.systemd_sysctl, *(f"--prefix=/{s.key}" for s in p.config.sysctls)])
     _reload_udev(root, p.changed)
     _reload_systemd(root, p.changed)
+    rps.apply(root, p.config)
 
 
 def _reload_udev(root: Root, changes: list[Change]) -> None:

@@ -28,20 +28,24 @@ class Kind(StrEnum):
     SYSCTL_MASK = "sysctl-mask"  # an admin-layer stand-in hiding a vendor sysctl file
     UDEV = "udev"
     SYSCTL_ORDER = "sysctl-order"  # a drop-in ordering systemd-sysctl after modules-load
+    RPS_UDEV = "rps-udev"  # RPS for NICs and receive queues that appear after boot
 
 
 BASE = {Layer.ADMIN: "/etc", Layer.VENDOR: "/usr/lib"}
 CONF_DIR = {Kind.MODULES_LOAD: "modules-load.d", Kind.SYSCTL: "sysctl.d",
             Kind.SYSCTL_MASK: "sysctl.d", Kind.UDEV: "udev/rules.d",
+            Kind.RPS_UDEV: "udev/rules.d",
             Kind.SYSCTL_ORDER: "systemd/system/systemd-sysctl.service.d"}
 MODULES_LOAD_NAME = "nftune.conf"
 UDEV_NAME = "90-nftune.rules"
+RPS_UDEV_NAME = "90-nftune-rps.rules"
+NFTUNE_BIN = "/usr/sbin/nftune"  # where the packages install nftune; udev runs it there
 DROPIN_NAME = "nftune.conf"
 # Names nftune may own; anything else in these directories is never looked at for removal.
 OWNED_NAME = {
     "modules-load.d": re.compile(r"nftune\.conf"),
     "sysctl.d": re.compile(r"[0-9]{2}-nftune\.conf"),
-    "udev/rules.d": re.compile(r"[0-9]{2}-nftune\.rules"),
+    "udev/rules.d": re.compile(r"[0-9]{2}-nftune(-rps)?\.rules"),
     "systemd/system/systemd-sysctl.service.d": re.compile(r"nftune\.conf"),
 }
 
@@ -55,6 +59,8 @@ def name_of(kind: Kind, priority: str = DEFAULT_SYSCTL_PRIORITY) -> str:
         return MODULES_LOAD_NAME
     if kind is Kind.UDEV:
         return UDEV_NAME
+    if kind is Kind.RPS_UDEV:
+        return RPS_UDEV_NAME
     if kind is Kind.SYSCTL_ORDER:
         return DROPIN_NAME
     if kind is Kind.SYSCTL_MASK:

@@ -92,6 +92,22 @@ def build_parser() -> argparse.ArgumentParser:
                          "setting comes from")
     _root_opt(p)
     _json_opt(p)
+
+    p = verbs.add_parser("rps", help="receive packet steering (RPS/RFS) on this machine's "
+                         "NICs: show the masks, or set them",
+                         epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    rps_verbs = p.add_subparsers(dest="rps_verb", metavar="ACTION", required=True)
+    q = rps_verbs.add_parser("show", help="per interface and receive queue: the wanted and "
+                             "the actual mask, rps_flow_cnt, the NUMA node, and why the "
+                             "interface is or is not chosen")
+    _root_opt(q)
+    _json_opt(q)
+    q = rps_verbs.add_parser("apply", help="set the masks nftune decides for this machine "
+                             "(nftune-rps.service runs this at boot)")
+    _root_opt(q)
+    q.add_argument("--devpath", metavar="DEVPATH",
+                   help="only the interface of this receive queue (udev's $devpath)")
+    _json_opt(q)
     return parser
 
 
@@ -193,9 +209,12 @@ def cmd_clean(args: argparse.Namespace) -> int:
 
 def cmd_config(args: argparse.Namespace) -> int:
     from .config import load
+    from .cpus import format_list
     from .root import Root
 
     cfg = load(Root.from_arg(args.root))
+    r = cfg.rps
+    cpus = "auto" if r.cpus is None else format_list(set(r.cpus))
     if args.json:
         _print_json({
             "sources": list(cfg.sources),
@@ -203,6 +222,10 @@ def cmd_config(args: argparse.Namespace) -> int:
             "sysctl": [{"key": s.display, "value": s.value, "from": str(s.origin)}
                        for s in cfg.sysctls],
             "sysctl_priority": cfg.sysctl_priority,
+            "rps": {"mode": r.mode, "interfaces": list(r.interfaces),
+                    "exclude_interfaces": list(r.exclude), "cpus": cpus,
+                    "exclude_isolated_cpus": r.exclude_isolated,
+                    "flow_entries": r.flow_entries},
         })
         return EXIT_OK
     print("[Modules]")
@@ -212,11 +235,43 @@ def cmd_config(args: argparse.Namespace) -> int:
     for s in cfg.sysctls:
         print(f"{s.display + '=' + s.value:<45} # {s.origin}")
     print(f"\n[Files]\nSysctlPriority={cfg.sysctl_priority}")
+    print(f"\n[RPS]\nMode={r.mode}\nInterfaces={' '.join(r.interfaces)}"
+          f"\nExcludeInterfaces={' '.join(r.exclude)}\nCPUs={cpus}"
+          f"\nExcludeIsolatedCPUs={'yes' if r.exclude_isolated else 'no'}"
+          f"\nFlowEntries={r.flow_entries}")
+    return EXIT_OK
+
+
+def cmd_rps(args: argparse.Namespace) -> int:
+    from . import rps
+    from .config import load
+    from .root import Root
+
+    root = Root.from_arg(args.root)
+    config = load(root)
+    if args.rps_verb == "apply":
+        only = rps.interfaces_at(root, args.devpath) if args.devpath else None
+        done = rps.apply(root, config, only)
+        if args.json:
+            _print_json({"skipped": done.skipped, "writes": [
+                {"path": w.path, "old": w.old, "new": w.new} for w in done.writes]})
+            return EXIT_OK
+        for w in done.writes:
+            print(f"{root.show(w.path)}: {w.old} -> {w.new}")
+        print(f"rps: skipped: {done.skipped}" if done.skipped else
+              f"rps: {len(done.writes)} value{'s' * (len(done.writes) != 1)} set"
+              if done.writes else "rps: no change")
+        return EXIT_OK
+    view = rps.show(root, config)
+    if args.json:
+        _print_json(view.to_json())
+    else:
+        print("\n".join(view.lines()))
     return EXIT_OK
 
 
 VERBS = {"apply": cmd_apply, "verify": cmd_verify, "chain": cmd_chain, "clean": cmd_clean,
-         "config": cmd_config}
+         "config": cmd_config, "rps": cmd_rps}
 
 
 def main(argv: list[str] | None = None) -> int:

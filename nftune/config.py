@@ -28,8 +28,18 @@ net.netfilter.nf_conntrack_tcp_be_liberal=1
 
 [Files]
 SysctlPriority={DEFAULT_SYSCTL_PRIORITY}
+
+[RPS]
+Mode=auto
+CPUs=auto
+ExcludeIsolatedCPUs=yes
+FlowEntries=32768
 """
 MODULE_NAME = re.compile(r"[A-Za-z0-9_-]{1,55}")
+# An interface glob: what a Linux interface name may hold (no "/", ":" or white space),
+# plus fnmatch's "*", "?" and "[...]".
+IFACE_GLOB = re.compile(r"[A-Za-z0-9_.@*?\[\]!-]{1,64}")
+MAX_FLOW_ENTRIES = 1 << 29  # the kernel refuses a larger rps_sock_flow_entries
 
 
 @dataclass(frozen=True)
@@ -56,11 +66,25 @@ class SysctlSpec:
 
 
 @dataclass(frozen=True)
+class RpsConfig:
+    """[RPS]: how receive processing is spread over CPUs (see rps.py)."""
+
+    mode: str = "auto"  # auto: only NICs with fewer rx queues than CPUs; on; off
+    interfaces: tuple[str, ...] = ()  # globs; none: every physical NIC
+    exclude: tuple[str, ...] = ()
+    cpus: frozenset[int] | None = None  # None: the NIC's NUMA node, else all online CPUs
+    cpus_origin: Origin | None = None
+    exclude_isolated: bool = True
+    flow_entries: int = 32768  # rps_sock_flow_entries; 0 turns RFS off
+
+
+@dataclass(frozen=True)
 class Config:
     modules: tuple[ModuleSpec, ...]
     sysctls: tuple[SysctlSpec, ...]
     sysctl_priority: str
     sources: tuple[str, ...]  # in-tree config files read, in order
+    rps: RpsConfig = field(default_factory=RpsConfig)
 
     def sysctl(self, key: str) -> SysctlSpec | None:
         return next((s for s in self.sysctls if s.key == key), None)
@@ -71,6 +95,13 @@ class _Builder:
     modules: list[ModuleSpec] = field(default_factory=list)
     sysctls: dict[str, SysctlSpec] = field(default_factory=dict)
     sysctl_priority: str = DEFAULT_SYSCTL_PRIORITY
+    rps_mode: str = "auto"
+    rps_interfaces: list[str] = field(default_factory=list)
+    rps_exclude: list[str] = field(default_factory=list)
+    rps_cpus: frozenset[int] | None = None
+    rps_cpus_origin: Origin | None = None
+    rps_exclude_isolated: bool = True
+    rps_flow_entries: int = 32768
 
 
 def _bad(entry: Entry, message: str, hint: str) -> NftuneError:
@@ -119,6 +150,66 @@ def _set_priority(b: _Builder, e: Entry) -> None:
     b.sysctl_priority = e.value
 
 
+def _set_rps_mode(b: _Builder, e: Entry) -> None:
+    if e.value not in ("auto", "on", "off"):
+        raise _bad(e, "Mode must be auto, on or off",
+                   "auto spreads only NICs with fewer receive queues than CPUs; on spreads "
+                   "every selected NIC; off leaves RPS alone")
+    b.rps_mode = e.value
+
+
+def _add_globs(target: list[str], e: Entry) -> None:
+    """A list of interface globs: each assignment adds, an empty one resets."""
+    if not e.value:
+        target.clear()
+        return
+    for g in re.split(r"[ \t]+", e.value):
+        if not IFACE_GLOB.fullmatch(g) or g in (".", ".."):
+            raise _bad(e, f"invalid interface name or glob {g!r}",
+                       "interface names hold letters, digits and '_.@-'; globs add "
+                       "'*', '?' and '[...]'; separate them with spaces")
+        if g not in target:
+            target.append(g)
+
+
+def _set_rps_interfaces(b: _Builder, e: Entry) -> None:
+    _add_globs(b.rps_interfaces, e)
+
+
+def _set_rps_exclude(b: _Builder, e: Entry) -> None:
+    _add_globs(b.rps_exclude, e)
+
+
+def _set_rps_cpus(b: _Builder, e: Entry) -> None:
+    from .cpus import parse_list
+
+    if e.value == "auto":
+        b.rps_cpus, b.rps_cpus_origin = None, None
+        return
+    try:
+        cpus = parse_list(e.value)
+    except ValueError as err:
+        raise _bad(e, f"invalid CPU list: {err}",
+                   "write CPUs=auto, or a list such as 0-3,8") from None
+    if not cpus:
+        raise _bad(e, "the CPU list is empty", "write CPUs=auto, or a list such as 0-3,8")
+    b.rps_cpus, b.rps_cpus_origin = cpus, e.origin
+
+
+def _set_rps_isolated(b: _Builder, e: Entry) -> None:
+    if e.value not in ("yes", "no"):
+        raise _bad(e, "ExcludeIsolatedCPUs must be yes or no",
+                   "yes keeps RPS off the CPUs in isolcpus= and nohz_full=")
+    b.rps_exclude_isolated = e.value == "yes"
+
+
+def _set_rps_flows(b: _Builder, e: Entry) -> None:
+    if not e.value.isdigit() or int(e.value) > MAX_FLOW_ENTRIES:
+        raise _bad(e, "FlowEntries must be a number from 0 to 536870912",
+                   "32768 suits most servers; 0 turns RFS off")
+    b.rps_flow_entries = int(e.value)
+
+
 @dataclass(frozen=True)
 class Setting:
     section: str
@@ -139,9 +230,29 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("Files", "SysctlPriority", "NN",
             "The two-digit prefix of nftune's sysctl.d file; it decides which files it "
             "overrides and which override it.", _set_priority),
+    Setting("RPS", "Mode", "auto|on|off",
+            "Receive packet steering at boot. auto: only NICs with fewer receive queues "
+            "than CPUs, where spreading helps; on: every selected NIC; off: nftune "
+            "leaves RPS alone.", _set_rps_mode),
+    Setting("RPS", "Interfaces", "GLOB ...",
+            "Interfaces RPS may be set on (a list; empty resets: every physical NIC). "
+            "Only physical NICs, which have a device link in sysfs, are ever chosen.",
+            _set_rps_interfaces),
+    Setting("RPS", "ExcludeInterfaces", "GLOB ...",
+            "Interfaces RPS is never set on (a list; empty resets).", _set_rps_exclude),
+    Setting("RPS", "CPUs", "auto|LIST",
+            "The CPUs that process received packets. auto: the CPUs of the NIC's NUMA "
+            "node, else every online CPU. A list such as 0-3,8 must name online CPUs.",
+            _set_rps_cpus),
+    Setting("RPS", "ExcludeIsolatedCPUs", "yes|no",
+            "Keep RPS off the CPUs isolated by isolcpus= or nohz_full=.", _set_rps_isolated),
+    Setting("RPS", "FlowEntries", "N",
+            "RFS: net.core.rps_sock_flow_entries (rounded up to a power of two); each "
+            "receive queue gets an equal share as rps_flow_cnt. 0 turns RFS off.",
+            _set_rps_flows),
 )
 # Sections that later releases fill; named here so a typo is not mistaken for them.
-RESERVED_SECTIONS = ("RPS", "Verify")
+RESERVED_SECTIONS = ("Verify",)
 
 
 def _lookup(e: Entry) -> Setting:
@@ -170,8 +281,10 @@ def parse(texts: list[tuple[str, str]]) -> Config:
     for name, text in [(BUILTIN, DEFAULTS), *texts]:
         for e in ini.parse(text, name):
             _lookup(e).apply(b, e)
+    rps = RpsConfig(b.rps_mode, tuple(b.rps_interfaces), tuple(b.rps_exclude), b.rps_cpus,
+                    b.rps_cpus_origin, b.rps_exclude_isolated, b.rps_flow_entries)
     return Config(tuple(b.modules), tuple(b.sysctls.values()), b.sysctl_priority,
-                  tuple(name for name, _ in texts))
+                  tuple(name for name, _ in texts), rps)
 
 
 def load(root: Root) -> Config:

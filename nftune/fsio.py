@@ -1,5 +1,6 @@
 """Every write nftune makes: atomic, only when the content changes, and only to files it
-owns. A file is nftune's when its first line is MARKER; nothing else is ever touched."""
+owns. A file is nftune's when its first line is MARKER; nothing else is ever touched.
+Kernel attributes (sysfs, /proc/sys) are the exception that cannot be atomic: sync_attr."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -210,5 +211,46 @@ def locked(root: Root, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
                     told = True
                 time.sleep(0.1)
         yield
+    finally:
+        os.close(fd)
+
+
+def read_attr(root: Root, path: str) -> str | None:
+    """A kernel attribute's text (they are short), or None when it cannot be read."""
+    try:
+        fd = os.open(root.host_str(path), os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        return os.read(fd, 4096).decode("ascii", "replace").strip()
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def sync_attr(root: Root, path: str, new: str, same: Callable[[str], bool], *,
+              write: bool = True) -> str | None:
+    """A kernel attribute: read it and, unless `same(old)`, write `new` with one write()
+    (sysfs and /proc/sys cannot be replaced atomically; one open serves both). Returns the
+    old value when it differed (and was written, with `write`), None when it did not or
+    the attribute does not exist in this kernel."""
+    try:
+        fd = os.open(root.host_str(path), (os.O_RDWR if write else os.O_RDONLY) | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise NftuneError(f"cannot open: {e.strerror}", path=root.show(path),
+                          exit_code=EXIT_FAILED) from e
+    try:
+        old = os.read(fd, 4096).decode("ascii", "replace").strip()
+        if same(old):
+            return None
+        if write:
+            os.pwrite(fd, new.encode() + b"\n", 0)
+        return old
+    except OSError as e:
+        raise NftuneError(f"cannot write {new!r}: {e.strerror}", path=root.show(path),
+                          exit_code=EXIT_FAILED) from e
     finally:
         os.close(fd)

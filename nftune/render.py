@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import udev
-from .artifacts import Artifact, Kind, Layer, path_of
+from .artifacts import NFTUNE_BIN, Artifact, Kind, Layer, path_of
 from .config import DEFAULT_SYSCTL_PRIORITY, Config
 from .kernel import ModuleChoice
 
@@ -56,6 +56,8 @@ def render(config: Config, choices: list[ModuleChoice], facts: Facts,
     if rules:
         out.append(one(Kind.UDEV, "udev.rules.j2", rules=rules,
                        systemd_sysctl=facts.systemd_sysctl))
+    # Always rendered: with Mode=off the admin file is empty of rules and masks the vendor's.
+    out.append(one(Kind.RPS_UDEV, "rps.rules.j2", mode=config.rps.mode, nftune=NFTUNE_BIN))
     if layer is Layer.ADMIN and config.sysctl_priority != DEFAULT_SYSCTL_PRIORITY:
         out.append(one(Kind.SYSCTL_MASK, "sysctl-mask.conf.j2",
                        vendor=path_of(Layer.VENDOR, Kind.SYSCTL, DEFAULT_SYSCTL_PRIORITY),

@@ -39,6 +39,8 @@ class Cause(StrEnum):
     NO_BUS = "no-bus"
     NO_KERNEL = "no-kernel"
     NOT_LIVE = "not-live"
+    NOT_APPLIED = "not-applied"
+    READ_ONLY = "read-only"
 
 
 # The documentation of every cause; the man page and README are generated from the same text.
@@ -71,6 +73,9 @@ CAUSES: dict[Cause, str] = {
     Cause.NO_BUS: "systemd's D-Bus API could not be reached",
     Cause.NO_KERNEL: "no kernel is installed in the tree to check module names against",
     Cause.NOT_LIVE: "a runtime check was not made: not the running system",
+    Cause.NOT_APPLIED: "an RPS or RFS value nftune computes for this machine is not in "
+                       "effect: nftune-rps.service did not run, or something changed it",
+    Cause.READ_ONLY: "sysfs or /proc/sys is read-only here (a container): RPS cannot be set",
 }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from .errors import NftuneError
@@ -58,6 +59,14 @@ class Root:
     def host(self, path: str) -> Path:
         """The real path of an in-tree absolute path."""
         return self.path / path.lstrip("/")
+
+    @cached_property
+    def _prefix(self) -> str:
+        return "" if self.is_host else str(self.path)
+
+    def host_str(self, path: str) -> str:
+        """root.host() as a string, for loops over thousands of sysfs files (no pathlib)."""
+        return self._prefix + path
 
     def show(self, path: str) -> str:
         """How to name an in-tree path to the user."""

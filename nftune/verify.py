@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from . import __version__, udev
+from . import __version__, rps, udev
 from .artifacts import CONF_DIR, Kind, Layer, name_of, path_of
 from .boot import BootFacts, check_boot
 from .conffiles import ConfFile, read_lines, winner_for
@@ -94,12 +94,14 @@ def verify(root: Root, *, bus_address: str | None = None, bus: Bus | None = None
     if root.live:
         results += check_modules_loaded(root, kernels, choices)
         results += check_sysctl_values(root, config, sysctld)
+        results += rps.checks(root, config)
     else:
         why = _not_live(root)
         results += [skipped("module-loaded", c.name, Cause.NOT_LIVE, reason=why)
                     for c in choices]
         results += [skipped("sysctl-value", s.display, Cause.NOT_LIVE, expected=s.value,
                             reason=why) for s in config.sysctls]
+        results += rps.checks(root, config)
     return Report(str(root.path), root.live, tuple(results))
 
 

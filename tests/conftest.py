@@ -134,6 +134,37 @@ def fake_live(tree: Path, *, loaded: tuple[str, ...] = ("nf_conntrack",),
     return Root(tree, live=True)
 
 
+def add_cpus(tree: Path, online: str = "0-3", *, possible: str | None = None,
+             isolated: str = "", nohz_full: str | None = None,
+             nodes: dict[int, str] | None = None, default_mask: str | None = None,
+             flow_entries: str = "0") -> None:
+    """The CPU side of a fake sysfs, and net.core's RPS sysctls."""
+    cpu = "/sys/devices/system/cpu"
+    write(tree, f"{cpu}/online", online + "\n")
+    write(tree, f"{cpu}/possible", (possible or online) + "\n")
+    write(tree, f"{cpu}/isolated", isolated + "\n")
+    if nohz_full is not None:
+        write(tree, f"{cpu}/nohz_full", nohz_full + "\n")
+    for n, cpus in (nodes or {}).items():
+        write(tree, f"/sys/devices/system/node/node{n}/cpulist", cpus + "\n")
+    write(tree, "/proc/sys/net/core/rps_sock_flow_entries", flow_entries + "\n")
+    if default_mask is not None:
+        write(tree, "/proc/sys/net/core/rps_default_mask", default_mask + "\n")
+
+
+def add_nic(tree: Path, name: str, rx: int = 1, *, physical: bool = True, numa: int = -1,
+            mask: str = "0") -> None:
+    """A NIC in a fake /sys/class/net: a device link (a directory here) when physical."""
+    base = f"/sys/class/net/{name}"
+    (tree / base.lstrip("/")).mkdir(parents=True)
+    if physical:
+        write(tree, f"{base}/device/numa_node", f"{numa}\n")
+    for i in range(rx):
+        write(tree, f"{base}/queues/rx-{i}/rps_cpus", mask + "\n")
+        write(tree, f"{base}/queues/rx-{i}/rps_flow_cnt", "0\n")
+    write(tree, f"{base}/queues/tx-0/xps_cpus", "0\n")
+
+
 def snapshot(tree: Path) -> dict[str, tuple[int, bytes | str]]:
     """Every path under tree with its mode and content (or link target)."""
     out: dict[str, tuple[int, bytes | str]] = {}

@@ -65,7 +65,7 @@ def test_apply_verify_override_clean(tree: Path, capsys: pytest.CaptureFixture[s
     (tree / "etc/sysctl.d/99-zz.conf").unlink()
 
     rc, out, _ = run_cli(capsys, "clean", "--root", str(tree))
-    assert rc == 0 and "clean: 4 files removed" in out
+    assert rc == 0 and "clean: 5 files removed" in out
     assert snapshot(tree) == before
 
 
@@ -113,7 +113,7 @@ def test_dry_run_prints_a_diff_and_changes_nothing(tree: Path,
     assert rc == 0 and snapshot(tree) == before
     assert f"+++ {tree}/etc/sysctl.d/90-nftune.conf" in out
     assert f"+{KEY} = 1" in out
-    assert out.splitlines()[-1] == "apply: 4 files would change"
+    assert out.splitlines()[-1] == "apply: 5 files would change"
 
 
 def test_priority_change_moves_the_file_and_masks_the_vendor_one(

@@ -63,7 +63,7 @@ def test_alternatives_and_dash_names_normalize() -> None:
     ("Load=x\n", 1, "outside of any section"),
     ("[Modules]\nLoad x\n", 2, "not an assignment"),
     ("[Modulez]\nLoad=x\n", 2, "did you mean [Modules]"),
-    ("[RPS]\nMode=auto\n", 2, "not supported by this version"),
+    ("[Verify]\nInterval=5\n", 2, "not supported by this version"),
     ("[Modules]\nLaod=x\n", 2, "did you mean Load="),
     ("[Files]\nSysctlPriority=9\n", 2, "two digits"),
     ("[Files]\nSysctlPriority=../x\n", 2, "two digits"),

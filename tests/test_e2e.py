@@ -9,7 +9,7 @@ import pytest
 
 from e2e.__main__ import main
 from e2e.scenarios import SCENARIOS, by_name
-from e2e.vm import Boot, boot_step, parse
+from e2e.vm import Boot, Hardware, boot_step, parse
 
 SERIAL = """\
 [    2.1] systemd[1]: Started nftune end-to-end test agent.
@@ -57,7 +57,8 @@ def _fake_boots(monkeypatch: pytest.MonkeyPatch, serials: list[str]) -> list[int
     """vm.boot replaced by boots that print the given serial logs, one per call."""
     calls: list[int] = []
 
-    def boot(image: Path, kernel: Path, initrd: Path, log: Path, number: int) -> Boot:
+    def boot(image: Path, kernel: Path, initrd: Path, log: Path, number: int,
+             hw: Hardware) -> Boot:
         serial = serials[len(calls)]
         calls.append(number)
         log.write_text(serial)

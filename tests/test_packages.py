@@ -27,7 +27,7 @@ if not OUT.is_absolute():
 DEBS = sorted(OUT.glob("nftune_*_amd64.deb"))
 RPMS = sorted(OUT.glob("nftune-*.x86_64.rpm"))
 GENERATED = ("/etc/modules-load.d/nftune.conf", "/etc/sysctl.d/90-nftune.conf",
-             "/etc/udev/rules.d/90-nftune.rules",
+             "/etc/udev/rules.d/90-nftune.rules", "/etc/udev/rules.d/90-nftune-rps.rules",
              "/etc/systemd/system/systemd-sysctl.service.d/nftune.conf")
 ADMIN_FILE = "/etc/sysctl.d/99-admin.conf"
 
@@ -104,7 +104,7 @@ def assert_installed(root: Path) -> None:
     unit = next(p for p in ("lib/systemd/system", "usr/lib/systemd/system")
                 if (root / p / "nftune-verify.service").exists())
     v = sh("systemd-analyze", f"--root={root}", "--man=no", "verify",
-           f"/{unit}/nftune-verify.service", ok=False)
+           f"/{unit}/nftune-verify.service", f"/{unit}/nftune-rps.service", ok=False)
     assert v.returncode == 0, v.stderr
 
 
@@ -143,6 +143,7 @@ def test_deb_lifecycle(rootfs: Path, tmp_path: Path) -> None:
         (rootfs / "run/systemd").rmdir()
     wants = rootfs / "etc/systemd/system/multi-user.target.wants/nftune-verify.service"
     assert wants.is_symlink()
+    assert (rootfs / "etc/systemd/system/sysinit.target.wants/nftune-rps.service").is_symlink()
     state = generated_state(rootfs)
 
     sh(*dpkg, "-i", deb)  # the same version again changes nothing
@@ -204,6 +205,7 @@ def test_rpm_lifecycle(rootfs: Path, tmp_path: Path) -> None:
     assert_installed(rootfs)
     assert (rootfs / "etc/systemd/system/multi-user.target.wants/nftune-verify.service"
             ).is_symlink()  # %systemd_post presets it: enabled
+    assert (rootfs / "etc/systemd/system/sysinit.target.wants/nftune-rps.service").is_symlink()
     state = generated_state(rootfs)
 
     sh(*rpm, "-i", "--replacepkgs", pkg)  # the same version again changes nothing
@@ -248,9 +250,9 @@ def test_installed_deb_boots_and_verifies_itself(rootfs: Path) -> None:
     sh("dpkg", f"--root={rootfs}", "-i", DEBS[-1])
     assert not (rootfs / "usr/bin/python3").exists()
     with booted(rootfs, f"nftune-pkg-{os.getpid()}") as c:
-        state = c.enter("systemctl", "show", "-P", "Result,ActiveState",
-                        "nftune-verify.service")
-        assert state.stdout.split() == ["success", "active"], state.stdout + state.stderr
+        for unit in ("nftune-verify.service", "nftune-rps.service"):
+            state = c.enter("systemctl", "show", "-P", "Result,ActiveState", unit)
+            assert state.stdout.split() == ["success", "active"], unit + state.stdout
         inside = subprocess.run(["nsenter", "-t", str(c.leader), "-m", "-p", "-n",
                                  "/usr/sbin/nftune", "verify", "--json"],
                                 capture_output=True, text=True, timeout=60, check=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import Commands, add_kernel, add_units, fake_live, write
+from conftest import Commands, add_cpus, add_kernel, add_nic, add_units, fake_live, write
 from fakes import healthy
 
 from nftune.apply import apply
@@ -55,13 +55,15 @@ def test_apply_under_root_never_touches_the_kernel(tree: Path, commands: Command
 
 
 def test_all_passes_on_a_right_node(tree: Path, commands: Commands) -> None:
+    add_cpus(tree, "0-3")
+    add_nic(tree, "eth0", rx=1)
     root = applied(tree, commands, values={KEY: "1"})
     report = verify(root, bus=healthy())
     assert report.ok, [r.line() for r in report.results if r.failed]
     assert {r.check for r in report.results} >= {
         "module-exists", "modules-load", "sysctl-boot", "safety-net", "module-loaded",
         "sysctl-value", "ordering", "order-dropin", "boot-graph", "unit-state", "boot-order",
-        "module-timing"}
+        "module-timing", "rps", "rfs", "rps-new-devices"}
     assert all(r.status is Status.PASSED for r in report.results)
 
 
