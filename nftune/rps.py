@@ -193,8 +193,7 @@ def decide(rps: RpsConfig, machine: Machine, nics: list[Nic]) -> list[Decision]:
                        if rps.mode == "auto" else "Mode=on")
                 out.append(Decision(nic, True, f"{why}; {where}", cpus,
                                     format_mask(cpus, machine.nbits),
-                                    pow2(pow2(rps.flow_entries) // n)
-                                    if rps.flow_entries else 0))
+                                    pow2(-(-pow2(rps.flow_entries) // n))))
     return out
 
 

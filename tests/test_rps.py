@@ -117,7 +117,8 @@ def test_cpus_naming_an_offline_cpu_is_an_error_with_file_line_and_hint(tree: Pa
 
 @pytest.mark.parametrize(("entries", "queues", "table", "per_queue"), [
     (32768, 1, 32768, 32768), (32768, 3, 32768, 16384), (32768, 8, 32768, 4096),
-    (1000, 1, 1024, 1024), (1000, 3, 1024, 512), (5, 2, 8, 4), (0, 4, 0, 0)])
+    (1000, 1, 1024, 1024), (1000, 3, 1024, 512), (5, 2, 8, 4), (1, 2, 1, 1),
+    (0, 4, 0, 0)])
 def test_rfs_arithmetic(tree: Path, entries: int, queues: int, table: int,
                         per_queue: int) -> None:
     add_cpus(tree, "0-15")
