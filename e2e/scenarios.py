@@ -171,6 +171,56 @@ show verify-exit nftune verify
 show rps-show-exit nftune rps show
 """
 
+KUBELET = """[Unit]
+Description=A stand-in for kubelet: records when it starts
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/bin/true
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+def _kubelet(rootfs: Path, inputs: Inputs) -> None:
+    """nftune installed offline, and a kubelet.service that only records its start."""
+    install_offline(rootfs, inputs)
+    unit = rootfs / "etc/systemd/system/kubelet.service"
+    unit.write_text(KUBELET)
+    (rootfs / "etc/systemd/system/multi-user.target.wants/kubelet.service").symlink_to(
+        "/etc/systemd/system/kubelet.service")
+
+
+GATE = """
+mono() { systemctl show -P "$2" "$1"; }
+say "Boot 1: nftune-verify finished before kubelet started"
+check verify-passed success "$(mono nftune-verify.service Result)"
+verified=$(mono nftune-verify.service ExecMainExitTimestampMonotonic)
+started=$(mono kubelet.service ExecMainStartTimestampMonotonic)
+check verify-before-kubelet yes "$([ "$verified" -gt 0 ] && [ "$verified" -le "$started" ] \
+    && echo yes || echo "no: verify done @$verified, kubelet started @$started")"
+check multi-user-not-after-verify yes "$(systemctl show -P Before nftune-verify.service |
+    grep -qw multi-user.target && echo no || echo yes)"
+# Next boot: the gate on, and an admin file that overrides nftune's value.
+mkdir -p /etc/nftune/nftune.conf.d
+printf '[Verify]\nGate=yes\n' > /etc/nftune/nftune.conf.d/gate.conf
+nftune apply > /tmp/apply.log 2>&1
+check apply-exit 0 $?
+check gate-dropin yes "$([ -f /etc/systemd/system/kubelet.service.d/nftune-gate.conf ] \
+    && echo yes || echo no)"
+echo "net.netfilter.nf_conntrack_tcp_be_liberal = 0" > /etc/sysctl.d/99-zz-local.conf
+""", """
+say "Boot 2: Gate=yes and a broken configuration: kubelet does not start"
+check verify-failed failed "$(systemctl show -P ActiveState nftune-verify.service)"
+check kubelet-not-started 0 "$(systemctl show -P ExecMainStartTimestampMonotonic kubelet.service)"
+show verify-names-the-file sh -c "nftune verify | grep 99-zz-local.conf"
+rm /etc/sysctl.d/99-zz-local.conf
+nftune apply > /tmp/apply.log 2>&1
+check apply-exit 0 $?
+systemctl start kubelet.service
+check kubelet-started-after-fix active "$(systemctl show -P ActiveState kubelet.service)"
+"""
+
 SCENARIOS = (
     Scenario(
         "baseline", "no nftune: sysctl.d alone, then a late load; the bug: the value is 0",
@@ -228,6 +278,10 @@ check value-at-boot 1 "$(liberal)"
 """ + VERIFY_AND_CHAIN),
         _copy_rpm, ("rpm",), ("bookworm",)),
     Scenario(
+        "gate", "a stand-in kubelet starts after verify; with Gate=yes and an override it "
+                "does not, until the override is gone",
+        GATE, _kubelet, ("deb",), ("bookworm",)),
+    Scenario(
         "rps", "4 CPUs, a 1-queue and a 2-queue NIC, a hot-plugged NIC, a veth and a dummy: "
                "masks, RFS, exclusion, verify",
         (RPS,), install_offline, ("deb",), hardware=RPS_HARDWARE),
@@ -254,7 +308,7 @@ say "Boot 2, with nftune. nf_conntrack at boot: $(loaded); the value:"
 show sysctl-exit sysctl {KEY}
 check value-at-boot 1 "$(liberal)"
 say "nftune-verify.service checked this boot:"
-check verify-unit active "$(systemctl is-active nftune-verify.service)"
+check verify-unit success "$(systemctl show -P Result nftune-verify.service)"
 say "nftune verify: every check, with expected and actual:"
 show verify-exit nftune verify
 say "nftune chain: the ordering, proven from this boot's timestamps:"

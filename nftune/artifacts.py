@@ -29,12 +29,18 @@ class Kind(StrEnum):
     UDEV = "udev"
     SYSCTL_ORDER = "sysctl-order"  # a drop-in ordering systemd-sysctl after modules-load
     RPS_UDEV = "rps-udev"  # RPS for NICs and receive queues that appear after boot
+    TIMER_DROPIN = "timer-dropin"  # [Verify] Interval= other than the unit's 5 minutes
+    GATE_DROPIN = "gate-dropin"  # [Verify] Gate=yes: kubelet waits for a passing verify
+    VERIFY_DROPIN = "verify-dropin"  # [Verify] Repair=, PrometheusDirectory=: the sandbox
 
 
 BASE = {Layer.ADMIN: "/etc", Layer.VENDOR: "/usr/lib"}
 CONF_DIR = {Kind.MODULES_LOAD: "modules-load.d", Kind.SYSCTL: "sysctl.d",
             Kind.SYSCTL_MASK: "sysctl.d", Kind.UDEV: "udev/rules.d",
             Kind.RPS_UDEV: "udev/rules.d",
+            Kind.TIMER_DROPIN: "systemd/system/nftune-verify.timer.d",
+            Kind.GATE_DROPIN: "systemd/system/kubelet.service.d",
+            Kind.VERIFY_DROPIN: "systemd/system/nftune-verify.service.d",
             Kind.SYSCTL_ORDER: "systemd/system/systemd-sysctl.service.d"}
 MODULES_LOAD_NAME = "nftune.conf"
 UDEV_NAME = "90-nftune.rules"
@@ -47,7 +53,11 @@ OWNED_NAME = {
     "sysctl.d": re.compile(r"[0-9]{2}-nftune\.conf"),
     "udev/rules.d": re.compile(r"[0-9]{2}-nftune(-rps)?\.rules"),
     "systemd/system/systemd-sysctl.service.d": re.compile(r"nftune\.conf"),
+    "systemd/system/nftune-verify.timer.d": re.compile(r"nftune\.conf"),
+    "systemd/system/kubelet.service.d": re.compile(r"nftune-gate\.conf"),
+    "systemd/system/nftune-verify.service.d": re.compile(r"nftune\.conf"),
 }
+GATE_NAME = "nftune-gate.conf"
 
 
 def sysctl_name(priority: str) -> str:
@@ -61,8 +71,10 @@ def name_of(kind: Kind, priority: str = DEFAULT_SYSCTL_PRIORITY) -> str:
         return UDEV_NAME
     if kind is Kind.RPS_UDEV:
         return RPS_UDEV_NAME
-    if kind is Kind.SYSCTL_ORDER:
+    if kind in (Kind.SYSCTL_ORDER, Kind.TIMER_DROPIN, Kind.VERIFY_DROPIN):
         return DROPIN_NAME
+    if kind is Kind.GATE_DROPIN:
+        return GATE_NAME
     if kind is Kind.SYSCTL_MASK:
         return sysctl_name(DEFAULT_SYSCTL_PRIORITY)
     return sysctl_name(priority)

@@ -7,11 +7,14 @@ import argparse
 import sys
 
 from . import __version__
-from .errors import EXIT_CHECK_FAILED, EXIT_OK
+from .errors import EXIT_CHECK_FAILED, EXIT_FAILED, EXIT_OK
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows it)
 if TYPE_CHECKING:
     from typing import Any
+
+    from .root import Root
+    from .verify import Report
 
 EXIT_CODES = """\
 exit status:
@@ -70,6 +73,31 @@ def build_parser() -> argparse.ArgumentParser:
                    help="report only this check (repeatable), e.g. --check module-exists "
                         "after a kernel install")
     _json_opt(p)
+    p.add_argument("--report", action="store_true",
+                   help="also write the result to /run/nftune/report.json (schema in nftune(8))")
+    p.add_argument("--journal", action="store_true",
+                   help="also log one journal entry per failed check, with MESSAGE_ID="
+                        "fa14c8a71f284adba5fa982e34c9d8cc and fields NFTUNE_CHECK, "
+                        "NFTUNE_CAUSE, NFTUNE_EXPECTED, NFTUNE_ACTUAL")
+    p.add_argument("--prometheus", metavar="DIR",
+                   help="also write DIR/nftune.prom (atomically) for node_exporter's "
+                        "textfile collector")
+    p.add_argument("--repair", action="store_true",
+                   help="put back each sysctl changed at runtime, and say what changed; one "
+                        "changed again within an interval of a repair is 'contested' and "
+                        "left alone")
+    p.add_argument("--service", action="store_true",
+                   help="what nftune-verify.service runs: --report and --journal, plus "
+                        "--repair and --prometheus as [Verify] Repair= and "
+                        "PrometheusDirectory= say")
+    p.add_argument("--npd", action="store_true",
+                   help="node-problem-detector plugin mode: judge the last report "
+                        "(/run/nftune/report.json) without checking again; exit 0 OK, 1 a "
+                        "problem, 2 unknown; one short line on stdout")
+    p.add_argument("--cause", metavar="CAUSE",
+                   help="with --npd: a problem only when a check failed with this cause")
+    p.add_argument("--max-age", type=float, default=900.0, metavar="SECONDS",
+                   help="with --npd: an older report is unknown (default: %(default)s)")
 
     p = verbs.add_parser("chain", help="prove that systemd-modules-load.service runs before "
                          "systemd-sysctl.service, and show UNIT's critical chain",
@@ -148,14 +176,34 @@ def cmd_apply(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_npd(args: argparse.Namespace) -> int:
+    import time
+
+    from . import npd, report
+    from .root import Root
+
+    root = Root.from_arg(args.root)
+    code, message = npd.verdict(report.read(root), report.boot_id(root), time.time(),
+                                args.max_age, args.cause)
+    print(message)
+    return code
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
+    if args.npd:
+        return cmd_npd(args)
+    import time
+
     from .result import Status
     from .root import Root
     from .verify import verify
 
-    report = verify(Root.from_arg(args.root), bus_address=_bus_address(args))
+    started = time.monotonic()
+    root = Root.from_arg(args.root)
+    report = verify(root, bus_address=_bus_address(args))
     if args.check:
         report = report.only(args.check)
+    report = _publish(args, root, report, started)
     if args.json:
         _print_json(report.to_json())
     else:
@@ -166,6 +214,50 @@ def cmd_verify(args: argparse.Namespace) -> int:
         counts = ", ".join(f"{report.count(s)} {s}" for s in Status)
         print(f"verify: {len(report.results)} checks: {counts}")
     return EXIT_OK if report.ok else EXIT_CHECK_FAILED
+
+
+def _publish(args: argparse.Namespace, root: Root, report: Report, started: float) -> Report:
+    """Repairs first (they change the results), then where else the result goes: the
+    report file, the journal, Prometheus."""
+    import time
+
+    from .config import load
+
+    config = load(root)
+    entries: list[dict[str, str]] = []
+    if args.repair or (args.service and config.verify.repair):
+        from dataclasses import replace
+
+        from . import drift, journal
+
+        results, repairs = drift.repair(root, config, report.results, time.time())
+        report = replace(report, results=results)
+        for r in repairs:  # with --json, the results say it (stdout stays JSON)
+            print(f"repaired: {r.key}: {r.old!r} -> {r.new!r} (changed at runtime)",
+                  file=sys.stderr if args.json else sys.stdout)
+            entries.append(journal.repair_fields(r.key, r.old, r.new))
+    finished, duration = time.time(), time.monotonic() - started
+    if args.report or args.service:
+        from . import report as report_file
+
+        report_file.write(root, report_file.document(report.to_json(), root, finished,
+                                                     duration))
+    if args.journal or args.service:
+        from . import journal
+
+        entries += [journal.failure_fields(r) for r in report.results if r.failed]
+        journal.send(root, entries)
+    directory = args.prometheus or (config.verify.prometheus_dir if args.service else None)
+    if directory:
+        from . import prometheus
+        from .fsio import read_attr
+
+        live = {s.display: read_attr(root, root.proc_sys(s.key)) if root.live else None
+                for s in config.sysctls}
+        prometheus.write(directory, prometheus.render(
+            report.results, live, {s.display: s.value for s in config.sysctls}, finished,
+            duration))
+    return report
 
 
 def _bus_address(args: argparse.Namespace) -> str | None:
@@ -287,5 +379,10 @@ def main(argv: list[str] | None = None) -> int:
         if e.hint:
             print(f"nftune: hint: {e.hint}", file=sys.stderr)
         return e.exit_code
+    except OSError as e:  # what no check foresaw (a sandbox, a vanished file): no traceback
+        if args.debug:
+            raise
+        print(f"nftune: error: {e}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         return 130

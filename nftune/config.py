@@ -34,12 +34,19 @@ Mode=auto
 CPUs=auto
 ExcludeIsolatedCPUs=yes
 FlowEntries=32768
+
+[Verify]
+Interval=5
+Gate=no
+Repair=no
+PrometheusDirectory=
 """
 MODULE_NAME = re.compile(r"[A-Za-z0-9_-]{1,55}")
 # An interface glob: what a Linux interface name may hold (no "/", ":" or white space),
 # plus fnmatch's "*", "?" and "[...]".
 IFACE_GLOB = re.compile(r"[A-Za-z0-9_.@*?\[\]!-]{1,64}")
 MAX_FLOW_ENTRIES = 1 << 29  # the kernel refuses a larger rps_sock_flow_entries
+IN_TREE_PATH = re.compile(r"[A-Za-z0-9_./@+-]{1,255}")  # no spaces, quotes or specifiers
 
 
 @dataclass(frozen=True)
@@ -79,12 +86,23 @@ class RpsConfig:
 
 
 @dataclass(frozen=True)
+class VerifyConfig:
+    """[Verify]: the checks after boot (nftune-verify.timer) and where results go."""
+
+    interval: int = 5  # minutes between checks
+    gate: bool = False  # kubelet.service waits for, and requires, a passing verify
+    repair: bool = False  # put nftune's values back when changed at runtime
+    prometheus_dir: str | None = None  # node_exporter's textfile directory
+
+
+@dataclass(frozen=True)
 class Config:
     modules: tuple[ModuleSpec, ...]
     sysctls: tuple[SysctlSpec, ...]
     sysctl_priority: str
     sources: tuple[str, ...]  # in-tree config files read, in order
     rps: RpsConfig = field(default_factory=RpsConfig)
+    verify: VerifyConfig = field(default_factory=VerifyConfig)
 
     def sysctl(self, key: str) -> SysctlSpec | None:
         return next((s for s in self.sysctls if s.key == key), None)
@@ -102,6 +120,10 @@ class _Builder:
     rps_cpus_origin: Origin | None = None
     rps_exclude_isolated: bool = True
     rps_flow_entries: int = 32768
+    verify_interval: int = 5
+    verify_gate: bool = False
+    verify_repair: bool = False
+    verify_prometheus: str | None = None
 
 
 def _bad(entry: Entry, message: str, hint: str) -> NftuneError:
@@ -210,6 +232,36 @@ def _set_rps_flows(b: _Builder, e: Entry) -> None:
     b.rps_flow_entries = int(e.value)
 
 
+def _yes_no(e: Entry, what: str) -> bool:
+    if e.value not in ("yes", "no"):
+        raise _bad(e, f"{e.key} must be yes or no", what)
+    return e.value == "yes"
+
+
+def _set_interval(b: _Builder, e: Entry) -> None:
+    if not e.value.isdigit() or not 1 <= int(e.value) <= 1440:
+        raise _bad(e, "Interval must be whole minutes from 1 to 1440",
+                   "how often nftune-verify.timer checks again, e.g. Interval=5")
+    b.verify_interval = int(e.value)
+
+
+def _set_gate(b: _Builder, e: Entry) -> None:
+    b.verify_gate = _yes_no(e, "yes: kubelet.service does not start while verify fails")
+
+
+def _set_repair(b: _Builder, e: Entry) -> None:
+    b.verify_repair = _yes_no(e, "yes: put nftune's values back when changed at runtime")
+
+
+def _set_prometheus(b: _Builder, e: Entry) -> None:
+    if e.value and (not e.value.startswith("/") or not IN_TREE_PATH.fullmatch(e.value)
+                    or "/../" in e.value + "/" or "/./" in e.value + "/"):
+        raise _bad(e, "PrometheusDirectory must be an absolute, plain directory path",
+                   "node_exporter's --collector.textfile.directory, e.g. "
+                   "/var/lib/prometheus/node-exporter; empty: no metrics file")
+    b.verify_prometheus = e.value or None
+
+
 @dataclass(frozen=True)
 class Setting:
     section: str
@@ -250,18 +302,26 @@ SETTINGS: tuple[Setting, ...] = (
             "RFS: net.core.rps_sock_flow_entries (rounded up to a power of two); each "
             "receive queue gets an equal share as rps_flow_cnt. 0 turns RFS off.",
             _set_rps_flows),
+    Setting("Verify", "Interval", "MINUTES",
+            "How often nftune-verify.timer checks again after boot (a randomized delay of "
+            "up to a minute is added, so a fleet does not check in lockstep).", _set_interval),
+    Setting("Verify", "Gate", "yes|no",
+            "yes: kubelet.service requires a passing nftune-verify.service and starts "
+            "after it (a drop-in nftune installs only then).", _set_gate),
+    Setting("Verify", "Repair", "yes|no",
+            "yes: a sysctl changed at runtime is put back, and reported; one reset again "
+            "within an interval is 'contested' and left alone.", _set_repair),
+    Setting("Verify", "PrometheusDirectory", "DIR",
+            "node_exporter's textfile directory: each check run writes DIR/nftune.prom. "
+            "Empty: none.", _set_prometheus),
 )
-# Sections that later releases fill; named here so a typo is not mistaken for them.
-RESERVED_SECTIONS = ("Verify",)
 
 
 def _lookup(e: Entry) -> Setting:
     sections = {s.section for s in SETTINGS}
     if e.section not in sections:
         hint = "known sections: " + ", ".join(f"[{s}]" for s in sorted(sections))
-        if e.section in RESERVED_SECTIONS:
-            hint = f"[{e.section}] is not supported by this version of nftune"
-        elif close := difflib.get_close_matches(e.section, sections, 1):
+        if close := difflib.get_close_matches(e.section, sections, 1):
             hint = f"did you mean [{close[0]}]?"
         raise NftuneError(f"unknown section [{e.section}]", path=e.origin.file,
                           line=e.origin.line, key=e.key, value=e.value, hint=hint)
@@ -283,8 +343,10 @@ def parse(texts: list[tuple[str, str]]) -> Config:
             _lookup(e).apply(b, e)
     rps = RpsConfig(b.rps_mode, tuple(b.rps_interfaces), tuple(b.rps_exclude), b.rps_cpus,
                     b.rps_cpus_origin, b.rps_exclude_isolated, b.rps_flow_entries)
+    verify = VerifyConfig(b.verify_interval, b.verify_gate, b.verify_repair,
+                          b.verify_prometheus)
     return Config(tuple(b.modules), tuple(b.sysctls.values()), b.sysctl_priority,
-                  tuple(name for name, _ in texts), rps)
+                  tuple(name for name, _ in texts), rps, verify)
 
 
 def load(root: Root) -> Config:

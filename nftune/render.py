@@ -7,7 +7,7 @@ from typing import Any
 
 from . import udev
 from .artifacts import NFTUNE_BIN, Artifact, Kind, Layer, path_of
-from .config import DEFAULT_SYSCTL_PRIORITY, Config
+from .config import DEFAULT_SYSCTL_PRIORITY, Config, VerifyConfig
 from .kernel import ModuleChoice
 
 
@@ -58,6 +58,14 @@ def render(config: Config, choices: list[ModuleChoice], facts: Facts,
                        systemd_sysctl=facts.systemd_sysctl))
     # Always rendered: with Mode=off the admin file is empty of rules and masks the vendor's.
     out.append(one(Kind.RPS_UDEV, "rps.rules.j2", mode=config.rps.mode, nftune=NFTUNE_BIN))
+    v = config.verify
+    if v.interval != VerifyConfig().interval:
+        out.append(one(Kind.TIMER_DROPIN, "verify-timer.conf.j2", minutes=v.interval))
+    if v.gate:
+        out.append(one(Kind.GATE_DROPIN, "kubelet-gate.conf.j2"))
+    if v.repair or v.prometheus_dir:
+        out.append(one(Kind.VERIFY_DROPIN, "verify-service.conf.j2", repair=v.repair,
+                       prometheus_dir=v.prometheus_dir))
     if layer is Layer.ADMIN and config.sysctl_priority != DEFAULT_SYSCTL_PRIORITY:
         out.append(one(Kind.SYSCTL_MASK, "sysctl-mask.conf.j2",
                        vendor=path_of(Layer.VENDOR, Kind.SYSCTL, DEFAULT_SYSCTL_PRIORITY),

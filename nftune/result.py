@@ -40,6 +40,7 @@ class Cause(StrEnum):
     NO_KERNEL = "no-kernel"
     NOT_LIVE = "not-live"
     NOT_APPLIED = "not-applied"
+    CONTESTED = "contested"
     READ_ONLY = "read-only"
 
 
@@ -75,6 +76,8 @@ CAUSES: dict[Cause, str] = {
     Cause.NOT_LIVE: "a runtime check was not made: not the running system",
     Cause.NOT_APPLIED: "an RPS or RFS value nftune computes for this machine is not in "
                        "effect: nftune-rps.service did not run, or something changed it",
+    Cause.CONTESTED: "a sysctl nftune put back (Repair=yes) was changed again within one "
+                     "interval: another tool sets it, and nftune stopped repairing it",
     Cause.READ_ONLY: "sysfs or /proc/sys is read-only here (a container): RPS cannot be set",
 }
 

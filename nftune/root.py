@@ -143,7 +143,14 @@ class Root:
             d = self.host(base)
             if not d.is_dir():
                 continue
-            for k in sorted(d.iterdir()):
+            try:
+                kernels = sorted(d.iterdir())
+            except OSError as e:
+                raise NftuneError(f"cannot list the installed kernels: {e.strerror}",
+                                  path=self.show(base), exit_code=3,
+                                  hint="a service sandbox with ProtectKernelModules=yes "
+                                       "hides this directory") from e
+            for k in kernels:
                 path = f"{base}/{k.name}"
                 real = self.chase(path)
                 if real in seen or not k.is_dir():

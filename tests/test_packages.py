@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -250,9 +252,12 @@ def test_installed_deb_boots_and_verifies_itself(rootfs: Path) -> None:
     sh("dpkg", f"--root={rootfs}", "-i", DEBS[-1])
     assert not (rootfs / "usr/bin/python3").exists()
     with booted(rootfs, f"nftune-pkg-{os.getpid()}") as c:
-        for unit in ("nftune-verify.service", "nftune-rps.service"):
+        expect = {"nftune-verify.service": ["success", "inactive"],  # oneshot: ran, passed
+                  "nftune-rps.service": ["success", "active"],
+                  "nftune-verify.timer": ["success", "active"]}
+        for unit, want in expect.items():
             state = c.enter("systemctl", "show", "-P", "Result,ActiveState", unit)
-            assert state.stdout.split() == ["success", "active"], unit + state.stdout
+            assert state.stdout.split() == want, unit + state.stdout
         inside = subprocess.run(["nsenter", "-t", str(c.leader), "-m", "-p", "-n",
                                  "/usr/sbin/nftune", "verify", "--json"],
                                 capture_output=True, text=True, timeout=60, check=False)
@@ -262,3 +267,81 @@ def test_installed_deb_boots_and_verifies_itself(rootfs: Path) -> None:
         statuses = {(r["check"], r["status"]) for r in report["checks"]}
         for check in ("boot-graph", "boot-order", "sysctl-value", "module-timing"):
             assert (check, "passed") in statuses, check
+        # The boot's run left its report.
+        boot_report = json.loads((c.root / "run/nftune/report.json").read_text())
+        assert boot_report["ok"] and boot_report["boot_id"]
+
+
+SECURITY = re.compile(r"Overall exposure level for nftune-verify\.service: ([0-9.]+)")
+
+
+def test_verify_service_sandbox_timer_drift_and_repair(rootfs: Path) -> None:
+    """In a booted container: the service's exposure (systemd-analyze security), a runtime
+    change found by the next run (report, journal), then Repair=yes putting it back."""
+    from nspawn import booted
+
+    sh("dpkg", f"--root={rootfs}", "-i", DEBS[-1])
+    key = "net.netfilter.nf_conntrack_tcp_be_liberal"
+    with booted(rootfs, f"nftune-drift-{os.getpid()}") as c:
+        security = c.enter("systemd-analyze", "security", "--no-pager",
+                           "nftune-verify.service")
+        m = SECURITY.search(security.stdout)
+        assert m, security.stdout + security.stderr
+        assert float(m.group(1)) <= 2.0, security.stdout
+
+        # The timer runs the service: made quick here (a drop-in), then watched.
+        def started() -> str:
+            return c.enter("systemctl", "show", "-P", "ExecMainStartTimestampMonotonic",
+                           "nftune-verify.service").stdout.strip()
+
+        before = started()
+        quick = c.root / "etc/systemd/system/nftune-verify.timer.d"
+        quick.mkdir(parents=True)
+        (quick / "zz-test.conf").write_text("[Timer]\nOnUnitInactiveSec=\n"
+                                            "OnUnitInactiveSec=1s\nRandomizedDelaySec=0\n")
+        c.enter("systemctl", "daemon-reload")
+        c.enter("systemctl", "restart", "nftune-verify.timer")
+        deadline = time.monotonic() + 60
+        while started() == before and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert started() != before, "nftune-verify.timer did not run nftune-verify.service"
+        # Quiet again: no timer run may overlap the runs below (a start job would merge
+        # into it and report its result).
+        (quick / "zz-test.conf").unlink()
+        c.enter("systemctl", "daemon-reload")
+        c.enter("systemctl", "stop", "nftune-verify.timer")
+        while c.enter("systemctl", "show", "-P", "ActiveState", "nftune-verify.service"
+                      ).stdout.strip() not in ("inactive", "failed"):
+            assert time.monotonic() < deadline + 60, "nftune-verify.service never finished"
+            time.sleep(0.2)
+
+        # Something changes the value at runtime (in the container's network namespace).
+        assert c.enter("sysctl", "-w", f"{key}=0", net_only=True).returncode == 0
+        run = c.enter("systemctl", "start", "nftune-verify.service")
+        assert run.returncode != 0  # a failed check fails the unit
+        report = json.loads((c.root / "run/nftune/report.json").read_text())
+        [bad] = [r for r in report["checks"] if r["status"] == "failed"]
+        assert (bad["check"], bad["cause"], bad["expected"], bad["actual"]) == (
+            "sysctl-value", "changed-at-runtime", "1", "0")
+        journal = c.enter("journalctl", "-o", "json", "--no-pager",
+                          "MESSAGE_ID=fa14c8a71f284adba5fa982e34c9d8cc")
+        entries = [json.loads(x) for x in journal.stdout.splitlines()]
+        assert any(e.get("NFTUNE_CAUSE") == "changed-at-runtime" and
+                   e.get("NFTUNE_ACTUAL") == "0" for e in entries), journal.stdout
+
+        # Repair=yes: nftune apply installs the sandbox drop-in; the next run puts it back.
+        conf = c.root / "etc/nftune/nftune.conf.d"
+        conf.mkdir(parents=True, exist_ok=True)
+        (conf / "repair.conf").write_text("[Verify]\nRepair=yes\n")
+        applied = subprocess.run(["nsenter", "-t", str(c.leader), "-m", "-p", "-n",
+                                  "/usr/sbin/nftune", "apply"],
+                                 capture_output=True, text=True, timeout=60, check=False)
+        assert applied.returncode == 0, applied.stdout + applied.stderr
+        assert c.enter("sysctl", "-w", f"{key}=0", net_only=True).returncode == 0
+        run = c.enter("systemctl", "start", "nftune-verify.service")
+        assert run.returncode == 0, c.enter("journalctl", "-u", "nftune-verify",
+                                            "--no-pager", "-n", "30").stdout
+        value = c.enter("sysctl", "-n", key, net_only=True).stdout.strip()
+        assert value == "1"
+        log = c.enter("journalctl", "-u", "nftune-verify.service", "--no-pager", "-o", "cat")
+        assert f"repaired: {key}: '0' -> '1' (changed at runtime)" in log.stdout

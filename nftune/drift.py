@@ -1,0 +1,90 @@
+"""Runtime drift: a sysctl nftune manages, changed after boot (another tool, a `sysctl -w`).
+verify reports it as changed-at-runtime. With repair on, nftune puts the value back and
+says what it changed. A value reset again within one interval of nftune's repair is
+contested: another tool sets it, and nftune stops repairing it (no loop) until the value
+is right again. The memory of repairs is per boot: /run/nftune/repairs.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, replace
+from functools import partial
+from typing import Any
+
+from .config import Config
+from .fsio import atomic_write, sync_attr
+from .result import Cause, CheckResult, Status, failed
+from .root import Root
+from .sysctl import same_value
+
+STATE = "/run/nftune/repairs.json"
+MARGIN = 120.0  # seconds: the timer's randomized delay and a slow run
+
+
+@dataclass(frozen=True)
+class Repair:
+    key: str  # as sysctl(8) shows it
+    old: str
+    new: str
+
+
+def _load(root: Root) -> dict[str, dict[str, Any]]:
+    try:
+        data = json.loads(root.host(STATE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return {k: v for k, v in data.items() if isinstance(v, dict)} \
+        if isinstance(data, dict) else {}
+
+
+def _save(root: Root, state: dict[str, dict[str, Any]]) -> None:
+    os.makedirs(root.host("/run/nftune"), mode=0o755, exist_ok=True)
+    atomic_write(root, STATE, json.dumps(state, indent=2, sort_keys=True) + "\n", 0o644)
+
+
+def repair(root: Root, config: Config, results: tuple[CheckResult, ...],
+           now: float) -> tuple[tuple[CheckResult, ...], list[Repair]]:
+    """Put back each value changed at runtime, unless contested; the results say what was
+    done. Only the sysctl-value check's changed-at-runtime failures are touched."""
+    state = _load(root)
+    before = dict(state)
+    window = config.verify.interval * 60 + MARGIN
+    specs = {s.display: s for s in config.sysctls}
+    out: list[CheckResult] = []
+    repairs: list[Repair] = []
+    for r in results:
+        spec = specs.get(r.subject) if r.check == "sysctl-value" else None
+        if spec is None:
+            out.append(r)
+            continue
+        if r.status is Status.PASSED:
+            state.pop(spec.display, None)  # right again: a later change is news
+            out.append(r)
+            continue
+        if r.cause is not Cause.CHANGED_AT_RUNTIME or r.actual is None:
+            out.append(r)
+            continue
+        last = state.get(spec.display)
+        if last and (last.get("contested") or now - float(last.get("at", 0)) <= window):
+            state[spec.display] = {**last, "contested": True}
+            out.append(failed(
+                "sysctl-value", spec.display, Cause.CONTESTED, expected=spec.value,
+                actual=r.actual, source=r.source,
+                reason=f"set to {r.actual!r} again after nftune put it back "
+                       f"{now - float(last.get('at', now)):.0f}s ago: another tool sets it, "
+                       "and nftune no longer repairs it",
+                hint="find what writes it (kube-proxy's conntrack settings, a tuned "
+                     "profile, a script's sysctl -w) and make it agree"))
+            continue
+        sync_attr(root, root.proc_sys(spec.key), spec.value,
+                  partial(same_value, b=spec.value))
+        state[spec.display] = {"at": now, "from": r.actual}
+        repairs.append(Repair(spec.display, r.actual, spec.value))
+        out.append(replace(r, status=Status.PASSED, cause=Cause.OK, actual=spec.value,
+                           reason=f"repaired: was {r.actual!r}, changed at runtime",
+                           hint=None))
+    if state != before:
+        _save(root, state)
+    return tuple(out), repairs

@@ -1,0 +1,83 @@
+"""verify's result as Prometheus metrics, for node_exporter's textfile collector: one
+`nftune.prom` in its directory, replaced atomically, with no timestamps (the collector
+rules). Rendering is pure; the file goes through fsio's one atomic writer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import __version__
+from .fsio import atomic_write
+from .result import CheckResult, Status
+from .root import Root
+
+FILE = "nftune.prom"
+ORDERING_CHECKS = ("ordering", "boot-graph", "boot-order")
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _number(text: str | None) -> str | None:
+    """A sysctl value as a sample, when it is one number (vectors are left out)."""
+    if text is None:
+        return None
+    try:
+        return repr(float(int(text.strip())))
+    except ValueError:
+        return None
+
+
+def render(results: tuple[CheckResult, ...], live: dict[str, str | None],
+           wanted: dict[str, str], finished: float, duration: float) -> str:
+    """The exposition text. `live` and `wanted`: each managed sysctl's value as sysctl(8)
+    names it; `finished`: the Unix time of the run."""
+    out: list[str] = []
+
+    def family(name: str, kind: str, text: str) -> None:
+        out.append(f"# HELP {name} {text}")
+        out.append(f"# TYPE {name} {kind}")
+
+    family("nftune_check_ok", "gauge",
+           "1 when the check passed, 0 when it failed (skipped checks are left out).")
+    seen: set[tuple[str, str]] = set()
+    for r in results:
+        if r.status is Status.SKIPPED or (r.check, r.subject) in seen:
+            continue
+        seen.add((r.check, r.subject))
+        out.append(f'nftune_check_ok{{check="{_label(r.check)}",subject="{_label(r.subject)}",'
+                   f'cause="{r.cause}"}} {0 if r.failed else 1}')
+    family("nftune_checks", "gauge", "Checks of the last run, by status.")
+    for status in Status:
+        n = sum(r.status is status for r in results)
+        out.append(f'nftune_checks{{status="{status}"}} {n}')
+    family("nftune_sysctl_value", "gauge", "The live value of a sysctl nftune manages.")
+    for key, value in live.items():
+        if (sample := _number(value)) is not None:
+            out.append(f'nftune_sysctl_value{{key="{_label(key)}"}} {sample}')
+    family("nftune_sysctl_wanted", "gauge", "The value nftune wants for that sysctl.")
+    for key, value in wanted.items():
+        if (sample := _number(value)) is not None:
+            out.append(f'nftune_sysctl_wanted{{key="{_label(key)}"}} {sample}')
+    ordering = [r for r in results if r.check in ORDERING_CHECKS and r.status is not
+                Status.SKIPPED]
+    family("nftune_ordering_proven", "gauge",
+           "1 when systemd-modules-load is proven to run before systemd-sysctl (unit files "
+           "and, on a running node, this boot), 0 when not.")
+    proven = bool(ordering) and not any(r.failed for r in ordering)
+    out.append(f"nftune_ordering_proven {int(proven)}")
+    family("nftune_last_run_timestamp_seconds", "gauge", "When the last verify finished.")
+    out.append(f"nftune_last_run_timestamp_seconds {finished:.3f}")
+    family("nftune_last_run_duration_seconds", "gauge", "How long the last verify took.")
+    out.append(f"nftune_last_run_duration_seconds {duration:.6f}")
+    family("nftune_info", "gauge", "nftune's version.")
+    out.append(f'nftune_info{{version="{_label(__version__)}"}} 1')
+    return "\n".join(out) + "\n"
+
+
+def write(directory: str, text: str) -> Path:
+    """DIR/nftune.prom, replaced atomically (a temp file that is not *.prom, then rename)."""
+    root = Root(Path(directory))
+    atomic_write(root, f"/{FILE}", text, 0o644)
+    return root.host(f"/{FILE}")

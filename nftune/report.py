@@ -1,0 +1,43 @@
+"""The last verify's report on a running node, /run/nftune/report.json: for operators,
+for node-problem-detector (`nftune verify --npd`) and for scripts.
+
+Schema 1: the object `nftune verify --json` prints ("schema", "nftune", "root", "live",
+"ok", "counts", "checks"), plus "finished" (Unix time, seconds), "duration_seconds" and
+"boot_id" (the kernel's, so a report from an earlier boot is never taken for this one).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from .fsio import atomic_write, read_attr
+from .root import Root
+
+REPORT = "/run/nftune/report.json"
+BOOT_ID = "/proc/sys/kernel/random/boot_id"
+
+
+def boot_id(root: Root) -> str | None:
+    return read_attr(root, BOOT_ID)
+
+
+def document(data: dict[str, Any], root: Root, finished: float,
+             duration: float) -> dict[str, Any]:
+    return {**data, "finished": round(finished, 3), "duration_seconds": round(duration, 6),
+            "boot_id": boot_id(root)}
+
+
+def write(root: Root, doc: dict[str, Any]) -> str:
+    os.makedirs(root.host("/run/nftune"), mode=0o755, exist_ok=True)
+    atomic_write(root, REPORT, json.dumps(doc, indent=2) + "\n", 0o644)
+    return root.show(REPORT)
+
+
+def read(root: Root) -> dict[str, Any] | None:
+    try:
+        data = json.loads(root.host(REPORT).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and data.get("schema") == 1 else None

@@ -1,0 +1,211 @@
+"""Where verify's result goes besides the terminal: the report file, the journal (native
+protocol, to a real datagram socket), Prometheus (checked by promtool) and
+node-problem-detector (its exit codes, message length and config)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import struct
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import Commands, add_kernel, add_units, fake_live, write
+
+from nftune import journal, npd, prometheus
+from nftune.apply import apply
+from nftune.artifacts import Layer
+from nftune.cli import main
+from nftune.result import CAUSES, Cause, failed, passed, skipped
+
+TOP = Path(__file__).resolve().parents[1]
+PROMTOOL = shutil.which("promtool") or str(TOP / ".venv/bin/promtool")
+KEY = "net.netfilter.nf_conntrack_tcp_be_liberal"
+BOOT = "0b5ea5c5-6f1e-4d43-8b3e-6a7c2f1d9e01"
+
+
+def decode(datagram: bytes) -> dict[str, str]:
+    """journald's side of the native protocol."""
+    fields, i = {}, 0
+    while i < len(datagram):
+        nl = datagram.index(b"\n", i)
+        line = datagram[i:nl]
+        if b"=" in line:
+            key, value = line.split(b"=", 1)
+            i = nl + 1
+        else:
+            key = line
+            (n,) = struct.unpack("<Q", datagram[nl + 1:nl + 9])
+            value = datagram[nl + 9:nl + 9 + n]
+            assert datagram[nl + 9 + n:nl + 10 + n] == b"\n"
+            i = nl + 10 + n
+        fields[key.decode()] = value.decode()
+    return fields
+
+
+def test_native_protocol_encoding() -> None:
+    data = journal.encode({"MESSAGE": "one line", "NFTUNE_HINT": "two\nlines"})
+    assert data.startswith(b"MESSAGE=one line\nNFTUNE_HINT\n")
+    assert decode(data) == {"MESSAGE": "one line", "NFTUNE_HINT": "two\nlines"}
+    with pytest.raises(ValueError):
+        journal.encode({"_TRUSTED": "x"})  # fields journald sets itself
+
+
+@pytest.fixture
+def live_tree(tree: Path, commands: Commands,
+              monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
+    """A fake running node with nftune applied; the CLI's --root takes it as live."""
+    def make(value: str) -> None:
+        add_kernel(tree, "6.1.0-test", ("nf_conntrack",))
+        add_units(tree)
+        root = fake_live(tree, values={KEY.replace(".", "/"): value})
+        write(tree, "/proc/sys/kernel/random/boot_id", BOOT + "\n")
+        commands.allow("modprobe", "systemd-sysctl", "udevadm")
+        apply(root, Layer.ADMIN)
+        monkeypatch.setattr("nftune.root.Root.from_arg", lambda _: root)
+        # Never the host's bus: a socket nobody listens on (the boot checks say no-bus).
+        monkeypatch.setenv("NFTUNE_BUS_ADDRESS", f"unix:path={tree}/no-bus")
+    return make
+
+
+def test_failed_checks_go_to_the_journal_one_entry_each(
+        tree: Path, live_tree: Callable[[str], None]) -> None:
+    live_tree("0")
+    sock_path = tree / "run/systemd/journal/socket"
+    sock_path.parent.mkdir(parents=True)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as server:
+        server.bind(str(sock_path))
+        server.settimeout(5)
+        assert main(["verify", "--root", str(tree), "--journal", "--check", "sysctl-value"]) == 1
+        entry = decode(server.recv(65536))
+    assert entry["MESSAGE_ID"] == journal.MESSAGE_ID_FAILED
+    assert (entry["NFTUNE_CHECK"], entry["NFTUNE_SUBJECT"], entry["NFTUNE_CAUSE"],
+            entry["NFTUNE_EXPECTED"], entry["NFTUNE_ACTUAL"]) == (
+        "sysctl-value", KEY, "changed-at-runtime", "1", "0")
+    assert entry["PRIORITY"] == "4" and entry["MESSAGE"].startswith("nftune: failed: ")
+
+
+def test_no_journal_is_an_error_not_a_silence(tree: Path, live_tree: Callable[[str], None],
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    live_tree("0")
+    assert main(["verify", "--root", str(tree), "--journal"]) == 3
+    assert "cannot write to the journal" in capsys.readouterr().err
+
+
+def test_report_file_and_npd_verdicts(tree: Path, live_tree: Callable[[str], None],
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    live_tree("0")
+    assert main(["verify", "--root", str(tree), "--report", "--check", "sysctl-value"]) == 1
+    doc = json.loads((tree / "run/nftune/report.json").read_text())
+    assert (doc["schema"], doc["ok"], doc["boot_id"]) == (1, False, BOOT)
+    assert abs(doc["finished"] - time.time()) < 60 and doc["duration_seconds"] >= 0
+    capsys.readouterr()
+    assert main(["verify", "--root", str(tree), "--npd"]) == npd.PROBLEM
+    assert capsys.readouterr().out == f"changed-at-runtime: sysctl-value {KEY}\n"
+    assert main(["verify", "--root", str(tree), "--npd", "--cause", "ordering-broken"]) == 0
+    assert main(["verify", "--root", str(tree), "--npd", "--max-age", "0"]) == npd.UNKNOWN
+    write(tree, "/proc/sys/kernel/random/boot_id", "another\n")
+    capsys.readouterr()
+    assert main(["verify", "--root", str(tree), "--npd"]) == npd.UNKNOWN
+    assert "earlier boot" in capsys.readouterr().out
+
+
+def test_npd_verdicts_and_message_length() -> None:
+    now = time.time()
+    long = "x" * 300
+    doc = {"boot_id": BOOT, "finished": now, "checks": [
+        {"status": "failed", "cause": "not-applied", "check": "rps", "subject": long},
+        {"status": "failed", "cause": "loaded-late", "check": "module-timing", "subject": "m"},
+        {"status": "passed", "cause": "ok", "check": "ordering", "subject": "s"}]}
+    code, msg = npd.verdict(doc, BOOT, now, 900)
+    assert code == npd.PROBLEM and len(msg) == npd.MAX_OUTPUT
+    assert npd.verdict(doc, BOOT, now, 900, "loaded-late") == (
+        npd.PROBLEM, "loaded-late: module-timing m")
+    assert npd.verdict(doc, BOOT, now, 900, "unit-masked")[0] == npd.OK
+    assert npd.verdict(None, BOOT, now, 900)[0] == npd.UNKNOWN
+    assert npd.verdict(doc, BOOT, now + 1000, 900)[0] == npd.UNKNOWN
+    assert npd.verdict(doc, None, now, 900)[0] == npd.UNKNOWN
+
+
+def test_shipped_npd_config_is_current_and_has_what_npd_reads() -> None:
+    # tools/gen-npd writes it
+    shipped = json.loads((TOP / "packaging/node-problem-detector/nftune.json").read_text())
+    assert shipped == npd.config("/usr/sbin/nftune")
+    assert shipped["plugin"] == "custom" and shipped["source"]
+    pc = shipped["pluginConfig"]
+    assert set(pc) >= {"invoke_interval", "timeout", "max_output_length", "concurrency"}
+    assert pc["max_output_length"] == npd.MAX_OUTPUT
+    [cond] = shipped["conditions"]
+    assert set(cond) == {"type", "reason", "message"}
+    reasons = set()
+    for rule in shipped["rules"]:
+        assert set(rule) == {"type", "condition", "reason", "path", "args", "timeout"}
+        assert rule["type"] in ("permanent", "temporary")
+        assert rule["condition"] == cond["type"] and rule["reason"].isalnum()
+        reasons.add(rule["reason"])
+    # Every cause a failed check can carry has its reason.
+    assert reasons == {npd.reason(c) for c in CAUSES} - {"Ok", "NotLive"}
+    assert npd.reason("changed-at-runtime") == "ChangedAtRuntime"
+
+
+RESULTS = (
+    passed("ordering", "systemd-sysctl.service"),
+    passed("boot-order", "systemd-sysctl.service"),
+    failed("sysctl-value", KEY, Cause.CHANGED_AT_RUNTIME, expected="1", actual="0"),
+    passed("sysctl-value", 'a "quoted"\\key'),
+    skipped("module-loaded", "nf_conntrack", Cause.NOT_LIVE),
+)
+
+
+def test_prometheus_text_passes_promtool_and_says_what_it_should(tmp_path: Path) -> None:
+    text = prometheus.render(RESULTS, {KEY: "0", "net.core.vector": "4096 87380"},
+                             {KEY: "1"}, 1764115200.5, 0.042)
+    lines = text.splitlines()
+    assert (f'nftune_check_ok{{check="sysctl-value",subject="{KEY}",'
+            f'cause="changed-at-runtime"}} 0') in lines
+    assert 'nftune_check_ok{check="sysctl-value",subject="a \\"quoted\\"\\\\key",cause="ok"} 1' \
+        in lines
+    assert not any("module-loaded" in x for x in lines)  # skipped: left out
+    assert 'nftune_checks{status="skipped"} 1' in lines
+    assert f'nftune_sysctl_value{{key="{KEY}"}} 0.0' in lines
+    assert not any("net.core.vector" in x for x in lines)
+    assert "nftune_ordering_proven 1" in lines
+    assert "nftune_last_run_timestamp_seconds 1764115200.500" in lines
+    if not Path(PROMTOOL).exists():
+        pytest.fail(f"promtool not found ({PROMTOOL}): tools/bootstrap installs it")
+    p = subprocess.run([PROMTOOL, "check", "metrics"], input=text, capture_output=True,
+                       text=True, check=False)
+    assert p.returncode == 0, p.stdout + p.stderr
+    out = prometheus.write(str(tmp_path), text)
+    assert out.read_text() == text and [f.name for f in tmp_path.iterdir()] == ["nftune.prom"]
+
+
+def test_verify_writes_the_prometheus_file(tree: Path, live_tree: Callable[[str], None],
+                                           tmp_path: Path) -> None:
+    live_tree("1")
+    textfiles = tmp_path / "textfile"
+    textfiles.mkdir()
+    main(["verify", "--root", str(tree), "--prometheus", str(textfiles)])
+    text = (textfiles / "nftune.prom").read_text()
+    assert f'nftune_sysctl_value{{key="{KEY}"}} 1.0' in text
+    assert f'nftune_sysctl_wanted{{key="{KEY}"}} 1.0' in text
+
+
+
+def test_shipped_alerting_rules_pass_promtool() -> None:
+    rules = TOP / "packaging/prometheus/nftune.rules.yml"
+    p = subprocess.run([PROMTOOL, "check", "rules", str(rules)], capture_output=True,
+                       text=True, check=False)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "SUCCESS: 4 rules found" in p.stdout
+    # Every metric a rule uses is one nftune writes.
+    import re
+
+    used = set(re.findall(r"\bnftune_[a-z_]+", rules.read_text()))
+    written = set(re.findall(r"^# TYPE (nftune_[a-z_]+)", prometheus.render(
+        RESULTS, {}, {}, 0.0, 0.0), re.M))
+    assert used <= written, used - written
