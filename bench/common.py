@@ -3,10 +3,12 @@ interleaved in one run, so a noisy, shared machine slows them alike."""
 
 from __future__ import annotations
 
+import os
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -22,14 +24,24 @@ def timed(argv: list[str]) -> float:
     return time.perf_counter() - t
 
 
-def medians(cases: dict[str, list[str]], runs: int) -> dict[str, float]:
-    """Each command's median in seconds, after one warm-up run of each."""
+def cpu_seconds(argv: list[str]) -> float:
+    """User + system CPU of the command and of the children it waited for."""
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, _, usage = os.wait4(proc.pid, 0)
+    proc.returncode = 0  # reaped above
+    return usage.ru_utime + usage.ru_stime
+
+
+def medians(cases: dict[str, list[str]], runs: int,
+            measure: Callable[[list[str]], float] = timed) -> dict[str, float]:
+    """Each command's median in seconds (wall clock, or `measure`), after one warm-up run
+    of each."""
     for argv in cases.values():
-        timed(argv)
+        measure(argv)
     samples: dict[str, list[float]] = {name: [] for name in cases}
     for _ in range(runs):
         for name, argv in cases.items():
-            samples[name].append(timed(argv))
+            samples[name].append(measure(argv))
     return {name: statistics.median(s) for name, s in samples.items()}
 
 

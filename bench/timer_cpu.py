@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -24,17 +23,10 @@ from pathlib import Path
 TOP = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TOP / "tests"))
 
+from common import cpu_seconds, medians, table  # noqa: E402
 from nspawn import base_rootfs, booted, copy_rootfs, missing_tools  # noqa: E402
 
 TARGET = 2.0
-
-
-def cpu_seconds(argv: list[str]) -> float:
-    """User + system CPU of the command and the children it waited for."""
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, _, usage = os.wait4(proc.pid, 0)
-    proc.returncode = 0  # reaped above
-    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> int:
@@ -53,8 +45,6 @@ def main() -> int:
         return 1 if args.check else 0
     work = Path(f"/var/tmp/nftune-bench-cpu-{os.getpid()}")
     work.mkdir(parents=True)
-    samples: dict[str, list[float]] = {"systemd-analyze critical-chain": [],
-                                       "nftune verify --service": []}
     try:
         rootfs = copy_rootfs(base_rootfs(), work / "rootfs")
         subprocess.run(["dpkg", f"--root={rootfs}", "-i", str(debs[-1])], check=True,
@@ -66,19 +56,12 @@ def main() -> int:
                                                         "systemd-sysctl.service"],
                      "nftune verify --service": [*inside, "/usr/sbin/nftune", "verify",
                                                  "--service"]}
-            for argv in cases.values():
-                cpu_seconds(argv)  # warm the page cache
-            for _ in range(args.runs):
-                for name, argv in cases.items():
-                    samples[name].append(cpu_seconds(argv))
+            results = medians(cases, args.runs, cpu_seconds)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    medians = {name: statistics.median(v) for name, v in samples.items()}
-    base = medians["systemd-analyze critical-chain"]
-    print(f"CPU time (user + system), median of {args.runs}")
-    for name, value in medians.items():
-        print(f"  {name:<34} {value * 1000:7.1f} ms  {value / base:5.2f}x")
-    ratio = medians["nftune verify --service"] / base
+    print(f"CPU time (user + system, children included), median of {args.runs}")
+    ratios = table(results, "systemd-analyze critical-chain")
+    ratio = ratios["nftune verify --service"]
     ok = ratio <= TARGET
     print(f"target: a timer run's CPU <= {TARGET:g}x systemd-analyze critical-chain's: "
           f"{'met' if ok else 'MISSED'}")
