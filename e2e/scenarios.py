@@ -148,17 +148,15 @@ check dummy-mask 0 "$(mask nftd0 rx-0)"
 check virtual-starts-nothing 0 "$(nftune_runs "$cursor")"
 # A NIC hot-plugged now (QMP device_add) gets its mask from the udev rule.
 before=$(ls /sys/class/net)
+added() { ls /sys/class/net | grep -vxF "$before" | head -n 1; }
 cursor=$(udevd_cursor)
 echo "NFTUNE-E2E QMP hotplug"
-new=
 for _ in $(seq 120); do
-    for d in /sys/class/net/*; do
-        echo "$before" | grep -qx "$(basename "$d")" || new=$(basename "$d")
-    done
-    [ -n "$new" ] && break
+    [ -n "$(added)" ] && break
     sleep 0.5
 done
 udevadm settle
+new=$(added)  # its name once udev has renamed it
 check hotplugged yes "${new:+yes}"
 check hotplug-mask f "$(mask "${new:-none}" rx-0 2>/dev/null)"
 check hotplug-ran-nftune yes "$([ "$(nftune_runs "$cursor")" -gt 0 ] && echo yes)"
