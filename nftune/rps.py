@@ -78,12 +78,8 @@ class Decision:
     flow_cnt: int = 0  # per rx queue; 0 when RFS is off
 
 
-def _read(root: Root, path: str) -> str | None:
-    return read_attr(root, path)
-
-
 def _cpulist(root: Root, path: str) -> frozenset[int]:
-    text = _read(root, path)
+    text = read_attr(root, path)
     # Without nohz_full= on its command line, kernel 6.1 prints that list as "(null)".
     if text is None or text == "(null)":
         return frozenset()
@@ -95,7 +91,7 @@ def _cpulist(root: Root, path: str) -> frozenset[int]:
 
 
 def read_machine(root: Root) -> Machine:
-    if _read(root, f"{CPU}/online") is None:
+    if read_attr(root, f"{CPU}/online") is None:
         raise NftuneError("cannot read the online CPUs", path=root.show(f"{CPU}/online"),
                           exit_code=EXIT_FAILED, hint="is sysfs mounted?")
     online = _cpulist(root, f"{CPU}/online")
@@ -129,7 +125,7 @@ def read_nics(root: Root, only: list[str] | None = None) -> list[Nic]:
             if not (net / name).exists():
                 continue  # renamed or gone meanwhile: the udev rule sees its new name
             rx = []
-        node = _read(root, f"{base}/device/numa_node")
+        node = read_attr(root, f"{base}/device/numa_node")
         nics.append(Nic(name, root.host(f"{base}/device").exists(),
                         int(node) if node and node.lstrip("-").isdigit() else -1, tuple(rx)))
     return nics
@@ -277,7 +273,7 @@ def reconcile(root: Root, rps: RpsConfig, decisions: list[Decision], default: st
     Masks are compared as values, not text. A physical NIC nftune does not select keeps
     its masks, unless they are rps_default_mask's, which nftune set: those it clears."""
     writes: list[Write | None] = []
-    current = _read(root, DEFAULT_MASK) if default else None
+    current = read_attr(root, DEFAULT_MASK) if default else None
     inherited = _mask_int(current) if current else None
     for d in decisions:
         if not d.selected:
@@ -351,8 +347,8 @@ def queue_states(root: Root, d: Decision) -> list[QueueState]:
     out = []
     for q in d.nic.rx:
         base = f"{NET}/{d.nic.name}/queues/{q}"
-        actual = _read(root, f"{base}/rps_cpus")
-        flows = _read(root, f"{base}/rps_flow_cnt")
+        actual = read_attr(root, f"{base}/rps_cpus")
+        flows = read_attr(root, f"{base}/rps_flow_cnt")
         ok = not d.selected or (actual is not None and _mask_int(actual) == _bits(d.cpus)
                                 and (flows is None or flows == str(d.flow_cnt)))
         out.append(QueueState(q, d.mask if d.selected else None, actual, flows, ok))
@@ -398,7 +394,7 @@ def checks(root: Root, config: Config) -> list[CheckResult]:
                                        "nftune rps apply sets it now"))
     if any(d.selected for d in decisions) and rps.flow_entries:
         entries = str(pow2(rps.flow_entries))
-        now = _read(root, FLOW_ENTRIES)
+        now = read_attr(root, FLOW_ENTRIES)
         if now == entries:
             results.append(passed("rfs", "net.core.rps_sock_flow_entries", expected=entries,
                                   actual=now))
@@ -429,7 +425,7 @@ def check_new_devices(root: Root, rps: RpsConfig, machine: Machine,
                else "NUMA: one mask is not right for every NIC")
         return passed("rps-new-devices", subject, expected="udev", actual="udev",
                       reason=f"the udev rule {rule}; {why}")
-    got = _read(root, DEFAULT_MASK)
+    got = read_attr(root, DEFAULT_MASK)
     if got is not None and _mask_int(got) == _mask_int(want):
         return passed("rps-new-devices", subject, expected=f"rps_default_mask={want}",
                       actual=f"rps_default_mask={got}",
