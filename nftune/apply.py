@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import __version__, rps
-from .artifacts import Artifact, Layer, owned_candidates
+from .artifacts import Artifact, Layer, managed_dirs, owned_candidates, temp_leftovers
 from .config import Config, load, parse
 from .fsio import Action, Change, Writer, is_ours, locked, plan_remove, plan_write
 from .kernel import Kernel, ModuleChoice, load_kernels, resolve
@@ -34,7 +34,7 @@ class Plan:
 def systemd_sysctl(root: Root) -> str:
     """Where this tree has systemd-sysctl; /lib/... works on merged and split /usr alike."""
     for p in SYSTEMD_SYSCTL:
-        if root.host(root.chase(p)).is_file():
+        if root.is_file(p):
             return p
     return SYSTEMD_SYSCTL[1]
 
@@ -58,7 +58,9 @@ def apply(root: Root, layer: Layer, *, dry_run: bool = False) -> Plan:
     with locked(root):
         p = plan(root, layer)
         if not dry_run:
-            Writer(root, remember=layer is Layer.ADMIN).commit(p.changed)
+            writer = Writer(root, managed_dirs(layer), remember=layer is Layer.ADMIN)
+            writer.remove_temps(temp_leftovers(root, layer))
+            writer.commit(p.changed)
             if root.live and layer is Layer.ADMIN:
                 activate(root, p)
         return p
@@ -79,7 +81,7 @@ def activate(root: Root, p: Plan) -> None:
 
 def _reload_udev(root: Root, changes: list[Change]) -> None:
     """udevd reads rules at start; tell a running one that nftune's rule changed."""
-    if any(c.path.endswith(".rules") for c in changes) and root.host("/run/udev/control").exists():
+    if any(c.path.endswith(".rules") for c in changes) and root.exists("/run/udev/control"):
         run(["udevadm", "control", "--reload"])
 
 
@@ -95,7 +97,8 @@ def clean(root: Root, layer: Layer, *, dry_run: bool = False) -> list[Change]:
         changes = [plan_remove(root, p) for p in owned_candidates(root, layer)
                    if is_ours(root, p)]
         if not dry_run:
-            writer = Writer(root, remember=layer is Layer.ADMIN)
+            writer = Writer(root, managed_dirs(layer), remember=layer is Layer.ADMIN)
+            writer.remove_temps(temp_leftovers(root, layer))
             writer.commit(changes)
             if layer is Layer.ADMIN:
                 writer.remove_created_dirs()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from .config import DEFAULT_SYSCTL_PRIORITY
-from .root import Root
+from .root import TEMP_INFIX, TEMP_PREFIX, Root
 
 
 class Layer(StrEnum):
@@ -92,13 +92,33 @@ class Artifact:
     mode: int = 0o644
 
 
+def managed_dirs(layer: Layer) -> frozenset[str]:
+    """The directories this layer writes in."""
+    return frozenset(f"{BASE[layer]}/{d}" for d in OWNED_NAME)
+
+
 def owned_candidates(root: Root, layer: Layer) -> list[str]:
     """Files in this layer's directories whose names nftune uses (ownership is then
     decided by the header)."""
     out = []
     for conf_dir, pattern in OWNED_NAME.items():
         d = f"{BASE[layer]}/{conf_dir}"
-        host = root.host(d)
-        if host.is_dir():
-            out += [f"{d}/{p.name}" for p in sorted(host.iterdir()) if pattern.fullmatch(p.name)]
+        out += [f"{d}/{n}" for n in sorted(root.listdir(d)) if pattern.fullmatch(n)]
+    return out
+
+
+_TEMP = re.compile(re.escape(TEMP_PREFIX) + r"(.+)" + re.escape(TEMP_INFIX) + r"[0-9]+")
+
+
+def temp_leftovers(root: Root, layer: Layer) -> list[str]:
+    """Temp files of nftune's own names that a killed run left in this layer's
+    directories (and beside the state file)."""
+    out = []
+    places = [*((f"{BASE[layer]}/{d}", p) for d, p in OWNED_NAME.items()),
+              (root.state_dir, re.compile(re.escape(root.state_file.rsplit("/", 1)[1])))]
+    for d, pattern in places:
+        for n in sorted(root.listdir(d)):
+            m = _TEMP.fullmatch(n)
+            if m and pattern.fullmatch(m.group(1)):
+                out.append(f"{d}/{n}")
     return out

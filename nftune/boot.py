@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from . import udev
 from .config import Config, SysctlSpec
 from .errors import NftuneError
+from .fsio import read_attr
 from .kernel import Kernel, ListedModule, ModuleChoice
 from .ordering import MODULES_LOAD, SYSCTL, BusGraph, prove
 from .result import Cause, CheckResult, failed, passed, skipped
@@ -63,11 +64,8 @@ def ran(u: UnitState) -> bool:
 
 def boot_id(root: Root) -> str | None:
     """The boot ID the tree's own processes see (nspawn gives a container its own)."""
-    p = root.host(root.proc_sys("kernel/random/boot_id"))
-    try:
-        return p.read_text().strip().replace("-", "") or None
-    except OSError:
-        return None
+    text = read_attr(root, root.proc_sys("kernel/random/boot_id"))
+    return (text.replace("-", "") or None) if text else None
 
 
 def journal(root: Root, identifier: str, pid: int, priority: int = 7) -> list[str]:
@@ -214,7 +212,7 @@ def check_module_timing(root: Root, ml: UnitState, sc: UnitState, boot: BootTime
             out.append(passed("module-timing", c.name, actual="built in",
                               reason="built into the running kernel: there before any unit"))
             continue
-        if not root.host(root.sys_module(c.name)).exists():
+        if not root.exists(root.sys_module(c.name)):
             out.append(skipped("module-timing", c.name, Cause.NOT_LOADED,
                                reason="not loaded (see module-loaded)"))
             continue
@@ -249,21 +247,18 @@ def check_module_timing(root: Root, ml: UnitState, sc: UnitState, boot: BootTime
 
 
 def _newer_than_boot(root: Root, path: str, boot: BootTimes) -> bool:
-    try:
-        mtime_us = int(root.host(root.chase(path)).stat().st_mtime * 1e6)
-    except OSError:
+    st = root.stat(path)
+    if st is None:
         return False
+    mtime_us = int(st.st_mtime * 1e6)
     return boot.userspace_realtime > 0 and mtime_us > boot.userspace_realtime
 
 
 def _safety_net(root: Root, keys: list[SysctlSpec]) -> str:
     values = []
     for s in keys:
-        try:
-            values.append(same_value(root.host(root.proc_sys(s.key)).read_text().strip(),
-                                     s.value))
-        except OSError:
-            values.append(False)
+        live = read_attr(root, root.proc_sys(s.key))
+        values.append(live is not None and same_value(live, s.value))
     if values and all(values):
         return "its sysctls were re-applied after the load (nftune's udev rule does this)"
     return "its sysctls were not re-applied: whoever loaded it got the kernel defaults"

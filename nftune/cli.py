@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import sys
 
 from . import __version__
@@ -142,8 +144,18 @@ def build_parser() -> argparse.ArgumentParser:
 def _print_json(data: Any) -> None:
     import json
 
-    json.dump(data, sys.stdout, indent=2)
-    sys.stdout.write("\n")
+    sys.stdout.write(json.dumps(data, indent=2) + "\n")  # exact values; JSON escapes
+
+
+def say(*lines: str, err: bool = False) -> None:
+    """Lines for a person: names and values from the tree never reach the terminal raw
+    (C0 and C1 controls and undecodable bytes are escaped, as systemctl does)."""
+    from .text import escape
+
+    out = sys.stderr if err else sys.stdout
+    for text in lines:
+        for line in text.split("\n"):
+            out.write(escape(line) + "\n")
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
@@ -155,9 +167,9 @@ def cmd_apply(args: argparse.Namespace) -> int:
     layer = Layer.VENDOR if args.vendor else Layer.ADMIN
     plan = apply(root, layer, dry_run=args.dry_run)
     if not plan.kernels:
-        print(f"nftune: warning: no kernel under {root.show('/lib/modules')}; module names "
-              "were not checked (a kernel installed later is checked by 'nftune verify')",
-              file=sys.stderr)
+        say(f"nftune: warning: no kernel under {root.show('/lib/modules')}; module names "
+            "were not checked (a kernel installed later is checked by 'nftune verify')",
+            err=True)
     if args.json:
         _print_json({"dry_run": args.dry_run, "live": root.live and not args.dry_run,
                      "changes": [{"path": c.path, "action": str(c.action)}
@@ -165,14 +177,15 @@ def cmd_apply(args: argparse.Namespace) -> int:
         return EXIT_OK
     for c in plan.changes:
         if args.dry_run:
-            sys.stdout.write(c.diff(root))
+            if diff := c.diff(root):
+                say(diff.removesuffix("\n"))
         else:
-            print(f"{c.action}: {root.show(c.path)}")
+            say(f"{c.action}: {root.show(c.path)}")
     n = len(plan.changed)
     verb = "would change" if args.dry_run else "changed"
-    print(f"apply: {n} file{'s' * (n != 1)} {verb}" if n else "apply: no change")
+    say(f"apply: {n} file{'s' * (n != 1)} {verb}" if n else "apply: no change")
     if root.live and layer is Layer.ADMIN and not args.dry_run:
-        print("apply: modules loaded and sysctls applied to the running system")
+        say("apply: modules loaded and sysctls applied to the running system")
     return EXIT_OK
 
 
@@ -185,7 +198,7 @@ def cmd_npd(args: argparse.Namespace) -> int:
     root = Root.from_arg(args.root)
     code, message = npd.verdict(report.read(root), report.boot_id(root), time.time(),
                                 args.max_age, args.cause)
-    print(message)
+    say(message)
     return code
 
 
@@ -208,11 +221,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
         _print_json(report.to_json())
     else:
         for r in report.results:
-            print(r.line())
+            say(r.line())
             if r.failed and r.hint:
-                print(f"    hint: {r.hint}")
+                say(f"    hint: {r.hint}")
         counts = ", ".join(f"{report.count(s)} {s}" for s in Status)
-        print(f"verify: {len(report.results)} checks: {counts}")
+        say(f"verify: {len(report.results)} checks: {counts}")
     return EXIT_OK if report.ok else EXIT_CHECK_FAILED
 
 
@@ -220,8 +233,10 @@ def _publish(args: argparse.Namespace, root: Root, report: Report, started: floa
     """Repairs first (they change the results), then where else the result goes: the
     report file, the journal, Prometheus."""
     import time
+    from pathlib import Path
 
     from .config import load
+    from .root import Root
 
     config = load(root)
     entries: list[dict[str, str]] = []
@@ -233,8 +248,8 @@ def _publish(args: argparse.Namespace, root: Root, report: Report, started: floa
         results, repairs = drift.repair(root, config, report.results, time.time())
         report = replace(report, results=results)
         for r in repairs:  # with --json, the results say it (stdout stays JSON)
-            print(f"repaired: {r.key}: {r.old!r} -> {r.new!r} (changed at runtime)",
-                  file=sys.stderr if args.json else sys.stdout)
+            say(f"repaired: {r.key}: {r.old!r} -> {r.new!r} (changed at runtime)",
+                err=args.json)
             entries.append(journal.repair_fields(r.key, r.old, r.new))
     finished, duration = time.time(), time.monotonic() - started
     if args.report or args.service:
@@ -247,14 +262,18 @@ def _publish(args: argparse.Namespace, root: Root, report: Report, started: floa
 
         entries += [journal.failure_fields(r) for r in report.results if r.failed]
         journal.send(root, entries)
-    directory = args.prometheus or (config.verify.prometheus_dir if args.service else None)
-    if directory:
+    # --prometheus DIR is the operator's own path; the config's PrometheusDirectory= is a
+    # path in the tree, like every path the tree's files name.
+    target = (Root(Path(os.path.abspath(args.prometheus))), "/") if args.prometheus else \
+        (root, config.verify.prometheus_dir) if args.service and \
+        config.verify.prometheus_dir else None
+    if target:
         from . import prometheus
         from .fsio import read_attr
 
         live = {s.display: read_attr(root, root.proc_sys(s.key)) if root.live else None
                 for s in config.sysctls}
-        prometheus.write(directory, prometheus.render(
+        prometheus.write(*target, prometheus.render(
             report.results, live, {s.display: s.value for s in config.sysctls}, finished,
             duration))
     return report
@@ -277,7 +296,7 @@ def cmd_chain(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(chain.to_json())
     else:
-        print("\n".join(chain.lines()))
+        say(*chain.lines())
     return EXIT_OK if chain.ok else EXIT_CHECK_FAILED
 
 
@@ -293,8 +312,8 @@ def cmd_clean(args: argparse.Namespace) -> int:
                      "removed": [c.path for c in changes]})
         return EXIT_OK
     for c in changes:
-        print(f"{'would remove' if args.dry_run else 'removed'}: {root.show(c.path)}")
-    print(f"clean: {len(changes)} file{'s' * (len(changes) != 1)}"
+        say(f"{'would remove' if args.dry_run else 'removed'}: {root.show(c.path)}")
+    say(f"clean: {len(changes)} file{'s' * (len(changes) != 1)}"
           f"{' would be' if args.dry_run else ''} removed")
     return EXIT_OK
 
@@ -320,14 +339,14 @@ def cmd_config(args: argparse.Namespace) -> int:
                     "flow_entries": r.flow_entries},
         })
         return EXIT_OK
-    print("[Modules]")
+    say("[Modules]")
     for m in cfg.modules:
-        print(f"Load={m.name:<40} # {m.origin}")
-    print("\n[Sysctl]")
+        say(f"Load={m.name:<40} # {m.origin}")
+    say("", "[Sysctl]")
     for s in cfg.sysctls:
-        print(f"{s.display + '=' + s.value:<45} # {s.origin}")
-    print(f"\n[Files]\nSysctlPriority={cfg.sysctl_priority}")
-    print(f"\n[RPS]\nMode={r.mode}\nInterfaces={' '.join(r.interfaces)}"
+        say(f"{s.display + '=' + s.value:<45} # {s.origin}")
+    say(f"\n[Files]\nSysctlPriority={cfg.sysctl_priority}")
+    say(f"\n[RPS]\nMode={r.mode}\nInterfaces={' '.join(r.interfaces)}"
           f"\nExcludeInterfaces={' '.join(r.exclude)}\nCPUs={cpus}"
           f"\nExcludeIsolatedCPUs={'yes' if r.exclude_isolated else 'no'}"
           f"\nFlowEntries={r.flow_entries}")
@@ -349,8 +368,8 @@ def cmd_rps(args: argparse.Namespace) -> int:
                 {"path": w.path, "old": w.old, "new": w.new} for w in done.writes]})
             return EXIT_OK
         for w in done.writes:
-            print(f"{root.show(w.path)}: {w.old} -> {w.new}")
-        print(f"rps: skipped: {done.skipped}" if done.skipped else
+            say(f"{root.show(w.path)}: {w.old} -> {w.new}")
+        say(f"rps: skipped: {done.skipped}" if done.skipped else
               f"rps: {len(done.writes)} value{'s' * (len(done.writes) != 1)} set"
               if done.writes else "rps: no change")
         return EXIT_OK
@@ -358,7 +377,7 @@ def cmd_rps(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(view.to_json())
     else:
-        print("\n".join(view.lines()))
+        say(*view.lines())
     return EXIT_OK
 
 
@@ -367,7 +386,34 @@ VERBS = {"apply": cmd_apply, "verify": cmd_verify, "chain": cmd_chain, "clean": 
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Every way out is an exit code and at most a line or two on stderr: an input error
+    is 2 with file:line, a failure 3, never a traceback (unless --debug)."""
+    stdout_closed = _guard_stdio()
+    debug = False
+    try:
+        args = build_parser().parse_args(argv)
+        debug = args.debug
+        if stdout_closed:
+            raise OSError(errno.EBADF, os.strerror(errno.EBADF))  # as coreutils: not a word
+        code = _dispatch(args)
+        sys.stdout.flush()  # a full disk or a closed pipe shows here, not at exit
+        return code
+    except OSError as e:
+        if debug:
+            raise
+        _silence_stdout()
+        if e.errno == errno.EPIPE:
+            return EXIT_FAILED  # the reader went away (| head): quietly, as coreutils do
+        if e.errno in (errno.EBADF, errno.ENOSPC) and (e.filename is None):
+            say(f"nftune: error: write error: {e.strerror}", err=True)
+        else:
+            say(f"nftune: error: {e}", err=True)  # what no check foresaw: no traceback
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     from .errors import NftuneError
 
     try:
@@ -375,14 +421,45 @@ def main(argv: list[str] | None = None) -> int:
     except NftuneError as e:
         if args.debug:
             raise
-        print(f"nftune: error: {e}", file=sys.stderr)
+        sys.stdout.flush()
+        say(f"nftune: error: {e}", err=True)
         if e.hint:
-            print(f"nftune: hint: {e.hint}", file=sys.stderr)
+            say(f"nftune: hint: {e.hint}", err=True)
         return e.exit_code
-    except OSError as e:  # what no check foresaw (a sandbox, a vanished file): no traceback
-        if args.debug:
-            raise
-        print(f"nftune: error: {e}", file=sys.stderr)
-        return EXIT_FAILED
-    except KeyboardInterrupt:
-        return 130
+
+
+def _guard_stdio() -> bool:
+    """Standard descriptors that are closed get /dev/null, so no file nftune opens (or a
+    command it runs) can land on them. Returns whether stdout was closed. Output is
+    written with escapes for what the locale cannot encode, never an error."""
+    closed = []
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            closed.append(fd)
+    if closed:
+        null = os.open("/dev/null", os.O_RDWR)
+        for fd in closed:
+            if fd != null:
+                os.dup2(null, fd)
+        if null not in closed:
+            os.close(null)
+        if 2 in closed or sys.stderr is None:
+            sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115 - for the process' life
+        if 1 in closed or sys.stdout is None:
+            sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+    return 1 in closed
+
+
+def _silence_stdout() -> None:
+    """After a write error, let the interpreter's last flush go to /dev/null."""
+    try:
+        null = os.open("/dev/null", os.O_WRONLY)
+        os.dup2(null, 1)
+        os.close(null)
+    except OSError:
+        pass

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from . import ini, sysctl
-from .errors import NftuneError
+from .errors import EXIT_USAGE, NftuneError
 from .ini import Entry, Origin
 from .root import Root
 
@@ -47,6 +47,13 @@ MODULE_NAME = re.compile(r"[A-Za-z0-9_-]{1,55}")
 IFACE_GLOB = re.compile(r"[A-Za-z0-9_.@*?\[\]!-]{1,64}")
 MAX_FLOW_ENTRIES = 1 << 29  # the kernel refuses a larger rps_sock_flow_entries
 IN_TREE_PATH = re.compile(r"[A-Za-z0-9_./@+-]{1,255}")  # no spaces, quotes or specifiers
+# PrometheusDirectory= becomes ReadWritePaths= of a sandboxed service: never a directory
+# that would make the system, its configuration or the kernel's interfaces writable.
+SANDBOX_OPENERS = frozenset(["", "/etc", "/usr", "/var", "/var/lib", "/run", "/boot", "/opt",
+                             "/srv", "/home", "/root", "/tmp", "/var/tmp", "/bin", "/sbin",
+                             "/lib", "/lib64", "/usr/local", "/proc", "/sys", "/dev"])
+SANDBOX_TREES = ("/proc/", "/sys/", "/dev/", "/boot/", "/etc/", "/usr/", "/bin/", "/sbin/",
+                 "/lib/", "/lib64/")
 
 
 @dataclass(frozen=True)
@@ -225,11 +232,20 @@ def _set_rps_isolated(b: _Builder, e: Entry) -> None:
     b.rps_exclude_isolated = e.value == "yes"
 
 
+def _number(e: Entry, low: int, high: int) -> int | None:
+    """A whole number in ASCII digits within [low, high], else None (int() alone would
+    take other scripts' digits, and fail on a very long number)."""
+    if not re.fullmatch(r"[0-9]{1,10}", e.value) or not low <= int(e.value) <= high:
+        return None
+    return int(e.value)
+
+
 def _set_rps_flows(b: _Builder, e: Entry) -> None:
-    if not e.value.isdigit() or int(e.value) > MAX_FLOW_ENTRIES:
-        raise _bad(e, "FlowEntries must be a number from 0 to 536870912",
+    n = _number(e, 0, MAX_FLOW_ENTRIES)
+    if n is None:
+        raise _bad(e, f"FlowEntries must be a number from 0 to {MAX_FLOW_ENTRIES}",
                    "32768 suits most servers; 0 turns RFS off")
-    b.rps_flow_entries = int(e.value)
+    b.rps_flow_entries = n
 
 
 def _yes_no(e: Entry, what: str) -> bool:
@@ -239,10 +255,11 @@ def _yes_no(e: Entry, what: str) -> bool:
 
 
 def _set_interval(b: _Builder, e: Entry) -> None:
-    if not e.value.isdigit() or not 1 <= int(e.value) <= 1440:
+    n = _number(e, 1, 1440)
+    if n is None:
         raise _bad(e, "Interval must be whole minutes from 1 to 1440",
                    "how often nftune-verify.timer checks again, e.g. Interval=5")
-    b.verify_interval = int(e.value)
+    b.verify_interval = n
 
 
 def _set_gate(b: _Builder, e: Entry) -> None:
@@ -254,12 +271,17 @@ def _set_repair(b: _Builder, e: Entry) -> None:
 
 
 def _set_prometheus(b: _Builder, e: Entry) -> None:
+    hint = ("node_exporter's --collector.textfile.directory, e.g. "
+            "/var/lib/prometheus/node-exporter; empty: no metrics file")
     if e.value and (not e.value.startswith("/") or not IN_TREE_PATH.fullmatch(e.value)
-                    or "/../" in e.value + "/" or "/./" in e.value + "/"):
-        raise _bad(e, "PrometheusDirectory must be an absolute, plain directory path",
-                   "node_exporter's --collector.textfile.directory, e.g. "
-                   "/var/lib/prometheus/node-exporter; empty: no metrics file")
-    b.verify_prometheus = e.value or None
+                    or "/../" in e.value + "/" or "/./" in e.value + "/"
+                    or "//" in e.value):
+        raise _bad(e, "PrometheusDirectory must be an absolute, plain directory path", hint)
+    path = e.value.rstrip("/")
+    if e.value and (path in SANDBOX_OPENERS or path.startswith(SANDBOX_TREES)):
+        raise _bad(e, "PrometheusDirectory would open nftune-verify.service's sandbox "
+                      "(ReadWritePaths=)", "use a directory of its own, " + hint)
+    b.verify_prometheus = path or None
 
 
 @dataclass(frozen=True)
@@ -354,15 +376,19 @@ def load(root: Root) -> Config:
     error messages use the real path, so the user can open the file."""
     texts = []
     for f in root.config_files():
-        if any(ord(c) < 32 or ord(c) == 127 for c in f):
-            raise NftuneError("a config file name contains control characters",
-                              path=repr(root.show(f)), hint="rename the file")
+        if not f.isprintable():  # control characters, or bytes that are not UTF-8
+            raise NftuneError("a config file name is not printable UTF-8", path=root.show(f),
+                              hint="rename the file")
         try:
-            raw = root.host(f).read_bytes()
-        except OSError as e:
-            raise NftuneError(f"cannot read: {e.strerror}", path=root.show(f)) from e
+            raw = root.read_bytes(f)
+        except NftuneError as e:  # a FIFO, a directory, a symlink loop: a config error
+            e.exit_code = EXIT_USAGE
+            raise
+        if raw is None:
+            raise NftuneError("cannot read: a dangling symlink", path=root.show(f),
+                              hint="point it at a file in the tree, or remove it")
         try:
-            text = raw.decode("utf-8")
+            text = raw.decode("utf-8").removeprefix("\ufeff")  # a BOM, as systemd allows
         except UnicodeDecodeError:
             raise NftuneError("not valid UTF-8", path=root.show(f),
                               hint="save the file as UTF-8 text") from None

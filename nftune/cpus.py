@@ -7,7 +7,7 @@ import re
 
 CHUNK = 32  # the kernel prints masks in comma-separated 32-bit groups
 MAX_CPUS = 8192  # CONFIG_NR_CPUS's largest value on x86-64
-_RANGE = re.compile(r"(\d+)(?:-(\d+))?")
+_RANGE = re.compile(r"([0-9]{1,5})(?:-([0-9]{1,5}))?")  # ASCII digits: int() takes others
 _MASK = re.compile(r"[0-9a-fA-F]{1,8}(?:,[0-9a-fA-F]{1,8})*")
 
 

@@ -8,13 +8,13 @@ is right again. The memory of repairs is per boot: /run/nftune/repairs.json.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
 from .config import Config
-from .fsio import atomic_write, sync_attr
+from .errors import NftuneError
+from .fsio import sync_attr
 from .result import Cause, CheckResult, Status, failed
 from .root import Root
 from .sysctl import same_value
@@ -32,16 +32,20 @@ class Repair:
 
 def _load(root: Root) -> dict[str, dict[str, Any]]:
     try:
-        data = json.loads(root.host(STATE).read_text())
-    except (OSError, ValueError):
+        data = json.loads(root.read_bytes(STATE) or b"{}")
+    except (NftuneError, ValueError):
         return {}
-    return {k: v for k, v in data.items() if isinstance(v, dict)} \
-        if isinstance(data, dict) else {}
+    if not isinstance(data, dict):
+        return {}
+    # Only entries nftune could have written: a damaged file is forgotten, never a crash.
+    return {k: v for k, v in data.items() if isinstance(v, dict)
+            and type(v.get("at", 0)) in (int, float) and type(v.get("contested", False)) is bool}
 
 
 def _save(root: Root, state: dict[str, dict[str, Any]]) -> None:
-    os.makedirs(root.host("/run/nftune"), mode=0o755, exist_ok=True)
-    atomic_write(root, STATE, json.dumps(state, indent=2, sort_keys=True) + "\n", 0o644)
+    root.ensure_dir("/run/nftune")
+    root.write_atomic(STATE, (json.dumps(state, indent=2, sort_keys=True) + "\n").encode(),
+                      0o644)
 
 
 def repair(root: Root, config: Config, results: tuple[CheckResult, ...],

@@ -43,16 +43,14 @@ class NftuneError(Exception):
         return f"{self.path}:{self.line}" if self.line else self.path
 
     def __str__(self) -> str:
+        """One line: names and values from the tree are escaped, a long value is cut."""
+        from .text import cut, escape
+
         parts = []
         if loc := self.location():
             parts.append(loc)
         if self.key is not None:
-            parts.append(_printable(f"{self.key}={self.value}" if self.value is not None
-                                    else self.key))
+            parts.append(f"{cut(self.key)}={cut(self.value)}" if self.value is not None
+                         else cut(self.key))
         parts.append(self.message)
-        return ": ".join(parts)
-
-
-def _printable(text: str) -> str:
-    """Show hostile input escaped, never raw on the terminal."""
-    return text if text.isprintable() else repr(text)[1:-1]
+        return escape(": ".join(parts))

@@ -4,8 +4,11 @@ libsystemd: one entry per failed check, findable with `journalctl MESSAGE_ID=...
 
 from __future__ import annotations
 
+import errno
+import os
 import re
 import socket
+import stat
 import struct
 
 from .errors import EXIT_FAILED, NftuneError
@@ -65,11 +68,19 @@ def send(root: Root, entries: list[dict[str, str]]) -> int:
     down) is an error: the caller asked for the journal."""
     if not entries:
         return 0
-    path = root.host_str(SOCKET)
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
-            for fields in entries:
-                s.sendto(encode(fields), path)
+        # The socket's directory resolved in the tree, reached through its descriptor, so
+        # a link in the tree's /run cannot send the entries anywhere else.
+        dfd = root.open(SOCKET.rsplit("/", 1)[0], os.O_PATH | os.O_DIRECTORY)
+        try:
+            name = SOCKET.rsplit("/", 1)[1]
+            if not stat.S_ISSOCK(os.stat(name, dir_fd=dfd, follow_symlinks=False).st_mode):
+                raise OSError(errno.ENOTSOCK, os.strerror(errno.ENOTSOCK))
+            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+                for fields in entries:
+                    s.sendto(encode(fields), f"/proc/self/fd/{dfd}/{name}")
+        finally:
+            os.close(dfd)
     except OSError as e:
         raise NftuneError(f"cannot write to the journal: {e.strerror}", path=root.show(SOCKET),
                           exit_code=EXIT_FAILED, hint="is systemd-journald running?") from e

@@ -11,9 +11,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .conffiles import list_conf_files, read_lines
+from .conffiles import list_conf_files, stream_lines
 from .config import ModuleSpec
-from .errors import NftuneError
+from .errors import EXIT_FAILED, NftuneError
+from .fsio import read_attr
 from .root import Root
 
 _KO = re.compile(r"\.ko(\.(xz|gz|zst))?$")
@@ -45,19 +46,24 @@ class Kernel:
 
 
 def _read(root: Root, path: str) -> list[str]:
-    try:
-        return root.host(path).read_text(errors="replace").splitlines()
-    except FileNotFoundError:
-        return []
+    return (root.read_text(path) or "").splitlines()
 
 
-def load_kernels(root: Root) -> list[Kernel]:
+def load_kernels(root: Root, problems: list[tuple[str, str]] | None = None) -> list[Kernel]:
+    """Every installed kernel. A kernel whose module lists cannot be read is an error, or,
+    with `problems`, left out and named there (verify reports it and goes on)."""
     kernels = []
     for d in root.kernel_dirs():
-        modules = frozenset(modname(line.split(":", 1)[0])
-                            for line in _read(root, f"{d}/modules.dep") if ":" in line)
-        builtin = frozenset(modname(line) for line in _read(root, f"{d}/modules.builtin")
-                            if line.strip())
+        try:
+            modules = frozenset(modname(line.split(":", 1)[0])
+                                for line in _read(root, f"{d}/modules.dep") if ":" in line)
+            builtin = frozenset(modname(line) for line in _read(root, f"{d}/modules.builtin")
+                                if line.strip())
+        except NftuneError as e:
+            if problems is None:
+                raise
+            problems.append((e.path or d, e.message))
+            continue
         kernels.append(Kernel(d.rsplit("/", 1)[-1], d, modules, builtin))
     return kernels
 
@@ -143,17 +149,28 @@ class ListedModule:
         return f"{self.file}:{self.line}"
 
 
-def listed_modules(root: Root) -> list[ListedModule]:
+def listed_modules(root: Root,
+                   problems: list[tuple[str, str]] | None = None) -> list[ListedModule]:
+    """modules-load.d's entries; with `problems`, entries that cannot be read are named
+    there instead of being an error."""
     out = []
     for f in list_conf_files(root, root.conf_dirs("modules-load.d"), ".conf"):
-        if not f.masked:
-            text = root.read_text(f.path)
-            out += [ListedModule(modname(s), f.path, n) for n, s in read_lines(text)]
+        try:
+            if f.problem:
+                raise NftuneError(f.problem, path=f.path, exit_code=EXIT_FAILED)
+            if f.readable:
+                with root.reader(f.path) as fh:
+                    if fh is not None:
+                        out += [ListedModule(modname(s), f.path, n)
+                                for n, s in stream_lines(fh, root.show(f.path))]
+        except NftuneError as e:
+            if problems is None:
+                raise
+            problems.append((f.path, e.message))
     return out
 
 
 def running_kernel(root: Root, kernels: list[Kernel]) -> tuple[str, Kernel | None]:
     """The running kernel's release, and its module directory in the tree if installed."""
-    osrelease = root.host(root.proc_sys("kernel/osrelease"))
-    release = osrelease.read_text().strip() if osrelease.exists() else ""
+    release = read_attr(root, root.proc_sys("kernel/osrelease")) or ""
     return release, next((k for k in kernels if k.version == release), None)

@@ -5,9 +5,11 @@ nftune-verify.service and its timer) instead of checking again."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from .result import CAUSES, Cause
+from .text import escape
 
 OK, PROBLEM, UNKNOWN = 0, 1, 2
 MAX_OUTPUT = 80  # the config's max_output_length: the message is cut to fit
@@ -21,17 +23,17 @@ def reason(cause: str) -> str:
     return "".join(part.capitalize() for part in cause.split("-"))
 
 
+FUTURE_SLACK = 60.0  # seconds a report may seem ahead of the clock (an NTP step)
+
+
 def verdict(doc: dict[str, Any] | None, boot_id: str | None, now: float, max_age: float,
             cause: str | None = None) -> tuple[int, str]:
-    """(exit status, message) for NPD."""
-    if doc is None:
-        code, msg = UNKNOWN, "no nftune report: nftune-verify.service has not run"
-    elif boot_id is None or doc.get("boot_id") != boot_id:
-        code, msg = UNKNOWN, "the nftune report is from an earlier boot"
-    elif now - float(doc.get("finished", 0)) > max_age:
-        code, msg = UNKNOWN, f"the nftune report is {now - float(doc['finished']):.0f}s old"
-    else:
-        failed = [c for c in doc.get("checks", []) if c.get("status") == "failed"
+    """(exit status, message) for NPD. A report that is missing, damaged, from another
+    boot, too old or from the future is unknown, with the reason."""
+    code, msg = UNKNOWN, _unknown(doc, boot_id, now, max_age) or ""
+    if not msg:
+        assert doc is not None
+        failed = [c for c in doc["checks"] if c.get("status") == "failed"
                   and (cause is None or c.get("cause") == cause)]
         if not failed:
             code, msg = OK, "nftune: no check failed" + (f" with {cause}" if cause else "")
@@ -40,7 +42,25 @@ def verdict(doc: dict[str, Any] | None, boot_id: str | None, now: float, max_age
             more = f" (+{len(failed) - 1})" if len(failed) > 1 else ""
             code = PROBLEM
             msg = f"{first.get('cause')}: {first.get('check')} {first.get('subject')}{more}"
-    return code, msg[:MAX_OUTPUT]
+    return code, escape(msg)[:MAX_OUTPUT]
+
+
+def _unknown(doc: dict[str, Any] | None, boot_id: str | None, now: float,
+             max_age: float) -> str | None:
+    if doc is None:
+        return "no nftune report: nftune-verify.service has not run"
+    finished, checks = doc.get("finished"), doc.get("checks")
+    if not isinstance(finished, int | float) or isinstance(finished, bool) or not math.isfinite(
+            finished) or not isinstance(checks, list) or not all(isinstance(c, dict)
+                                                                 for c in checks):
+        return "the nftune report is damaged"
+    if boot_id is None or doc.get("boot_id") != boot_id:
+        return "the nftune report is from an earlier boot"
+    if finished > now + FUTURE_SLACK:
+        return "the nftune report is from the future: is the clock right?"
+    if now - finished > max_age:
+        return f"the nftune report is {now - finished:.0f}s old"
+    return None
 
 
 def config(nftune: str, interval: str = "300s") -> dict[str, Any]:

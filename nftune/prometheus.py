@@ -4,10 +4,7 @@ rules). Rendering is pure; the file goes through fsio's one atomic writer."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from . import __version__
-from .fsio import atomic_write
 from .result import CheckResult, Status
 from .root import Root
 
@@ -76,8 +73,8 @@ def render(results: tuple[CheckResult, ...], live: dict[str, str | None],
     return "\n".join(out) + "\n"
 
 
-def write(directory: str, text: str) -> Path:
-    """DIR/nftune.prom, replaced atomically (a temp file that is not *.prom, then rename)."""
-    root = Root(Path(directory))
-    atomic_write(root, f"/{FILE}", text, 0o644)
-    return root.host(f"/{FILE}")
+def write(root: Root, directory: str, text: str) -> str:
+    """DIR/nftune.prom in the tree, replaced atomically (the temp file is not *.prom)."""
+    path = f"{directory.rstrip('/')}/{FILE}"
+    root.write_atomic(path, text.encode(), 0o644)
+    return root.show(path)

@@ -9,10 +9,10 @@ Schema 1: the object `nftune verify --json` prints ("schema", "nftune", "root", 
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
-from .fsio import atomic_write, read_attr
+from .errors import NftuneError
+from .fsio import read_attr
 from .root import Root
 
 REPORT = "/run/nftune/report.json"
@@ -30,14 +30,16 @@ def document(data: dict[str, Any], root: Root, finished: float,
 
 
 def write(root: Root, doc: dict[str, Any]) -> str:
-    os.makedirs(root.host("/run/nftune"), mode=0o755, exist_ok=True)
-    atomic_write(root, REPORT, json.dumps(doc, indent=2) + "\n", 0o644)
+    root.ensure_dir("/run/nftune")
+    root.write_atomic(REPORT, (json.dumps(doc, indent=2) + "\n").encode(), 0o644)
     return root.show(REPORT)
 
 
 def read(root: Root) -> dict[str, Any] | None:
+    """The last report, or None when there is none or it is not one (damaged, not a
+    regular file, another schema)."""
     try:
-        data = json.loads(root.host(REPORT).read_text())
-    except (OSError, ValueError):
+        data = json.loads(root.read_bytes(REPORT) or b"null")
+    except (NftuneError, ValueError):
         return None
     return data if isinstance(data, dict) and data.get("schema") == 1 else None

@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
 
+from .text import escape
+
 
 class Status(StrEnum):
     PASSED = "passed"
@@ -42,6 +44,7 @@ class Cause(StrEnum):
     NOT_APPLIED = "not-applied"
     CONTESTED = "contested"
     READ_ONLY = "read-only"
+    UNREADABLE = "unreadable"
 
 
 # The documentation of every cause; the man page and README are generated from the same text.
@@ -79,6 +82,9 @@ CAUSES: dict[Cause, str] = {
     Cause.CONTESTED: "a sysctl nftune put back (Repair=yes) was changed again within one "
                      "interval: another tool sets it, and nftune stopped repairing it",
     Cause.READ_ONLY: "sysfs or /proc/sys is read-only here (a container): RPS cannot be set",
+    Cause.UNREADABLE: "a file systemd or nftune reads is not a regular file (a FIFO, a "
+                      "directory, a symlink loop) or cannot be read; udev cannot read a "
+                      "rules file with a line of 16 KiB or more",
 }
 
 
@@ -117,7 +123,7 @@ class CheckResult:
             text += f" [{self.cause}]"
         if self.reason:
             text += f": {self.reason}"
-        return text
+        return escape(text)  # names from the tree never move the cursor or fake a line
 
 
 def passed(check: str, subject: str, **kw: Any) -> CheckResult:

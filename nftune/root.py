@@ -1,22 +1,41 @@
-"""Root: every path nftune reads or writes, relative to the tree it works on.
+"""Root: the one way nftune reaches a file, and it never leaves the tree.
 
-Paths inside the tree are absolute strings ("/etc/sysctl.d"); `root.host()` maps them to the
-real filesystem. Nothing else in nftune builds a path from "/etc" or "/proc" on its own, so
-tests run on tmp trees and image builds work offline.
+Paths inside the tree are absolute strings ("/etc/sysctl.d"). Every read, write, rename,
+unlink, mkdir and rmdir resolves them under the tree's top directory the way systemd's
+chase() does with CHASE_PREFIX_ROOT (see chase.py): a symlink, absolute or "../"-relative,
+anywhere in the path stays inside the tree. Writes and removals act on the last component
+from its parent's file descriptor and never follow it. The live system is the root "/",
+through the same code. Nothing else in nftune builds a path from "/etc" or "/proc" on its
+own, so tests run on tmp trees and image builds work offline.
+
+Only regular files are read as files: a FIFO, socket, device or directory where a file is
+expected is an error naming it, never a hang.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
+import stat
+import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import BinaryIO
 
-from .errors import NftuneError
+from . import chase as _chase
+from .errors import EXIT_FAILED, NftuneError
 
 # systemd's configuration search path, highest precedence first (/lib for split-usr).
 CONF_BASES = ("/etc", "/run", "/usr/local/lib", "/usr/lib", "/lib")
-MAX_SYMLINK_HOPS = 40
+MAX_SYMLINK_HOPS = _chase.MAX_SYMLINK_HOPS
+_MISSING = (errno.ENOENT, errno.ENOTDIR)
+_KINDS = {stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket", stat.S_IFCHR: "a device",
+          stat.S_IFBLK: "a device", stat.S_IFDIR: "a directory", stat.S_IFLNK: "a symlink"}
+# Entry types of listdir(): what the directory entry itself is (symlinks not followed).
+LINK, DIR, FILE, OTHER = "link", "dir", "file", "other"
 
 
 def _in_chroot() -> bool:
@@ -31,6 +50,10 @@ def _in_chroot() -> bool:
     return (ours.st_dev, ours.st_ino) != (init.st_dev, init.st_ino)
 
 
+def kind_of(mode: int) -> str:
+    return _KINDS.get(stat.S_IFMT(mode), "not a regular file")
+
+
 @dataclass(frozen=True)
 class Root:
     path: Path
@@ -40,33 +63,28 @@ class Root:
     def from_arg(cls, arg: str | None) -> Root:
         """The host ("/", live when systemd runs) or an image tree given with --root."""
         if arg is not None:
+            hint = "give the top of an image tree, for example --root /mnt/image"
+            if not arg:
+                raise NftuneError("an empty path is not a tree", key="--root", hint=hint)
             p = Path(arg)
             if not p.is_dir():
-                raise NftuneError(
-                    "not a directory", path=arg, key="--root",
-                    hint="give the top of an image tree, for example --root /mnt/image",
-                )
+                raise NftuneError("not a directory", path=arg, key="--root", hint=hint)
             # Not resolve(): it would follow /proc/PID/root, a container's root, to "/".
             if not os.path.samefile(p, "/"):
                 return cls(Path(os.path.abspath(p)), live=False)
         host = cls(Path("/"))
         return cls(Path("/"), live=host.systemd_running() and not _in_chroot())
 
+    @cached_property
+    def fd(self) -> int:
+        """The tree's top directory, opened once: every path resolves from it."""
+        fd = os.open(self.path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        weakref.finalize(self, os.close, fd)
+        return fd
+
     @property
     def is_host(self) -> bool:
         return self.path == Path("/")
-
-    def host(self, path: str) -> Path:
-        """The real path of an in-tree absolute path."""
-        return self.path / path.lstrip("/")
-
-    @cached_property
-    def _prefix(self) -> str:
-        return "" if self.is_host else str(self.path)
-
-    def host_str(self, path: str) -> str:
-        """root.host() as a string, for loops over thousands of sysfs files (no pathlib)."""
-        return self._prefix + path
 
     def show(self, path: str) -> str:
         """How to name an in-tree path to the user."""
@@ -74,42 +92,234 @@ class Root:
 
     def systemd_running(self) -> bool:
         # sd_booted(3): this directory exists only while systemd is PID 1.
-        return self.host("/run/systemd/system").is_dir()
+        return self.is_dir("/run/systemd/system")
+
+    # -- resolving ----------------------------------------------------------------------------
+
+    def open(self, path: str, flags: int = os.O_RDONLY, mode: int = 0) -> int:
+        """A file descriptor for an in-tree path, resolved inside the tree; OSError as
+        open(2) fails."""
+        return _chase.open_in(self.fd, path, flags, mode)
+
+    @contextlib.contextmanager
+    def _parent(self, path: str, flags: int = os.O_PATH) -> Iterator[tuple[int, str]]:
+        """The parent directory (resolved in the tree) and the last name, which is never
+        followed by the operations that use it."""
+        head, _, name = path.rstrip("/").rpartition("/")
+        if name in ("", ".", ".."):
+            raise OSError(errno.EINVAL, "not a file name", path)
+        fd = self.open(head or "/", flags | os.O_DIRECTORY)
+        try:
+            yield fd, name
+        finally:
+            os.close(fd)
 
     def chase(self, path: str) -> str:
-        """Resolve symlinks as if chrooted into the tree; returns the in-tree path."""
-        todo = [p for p in path.split("/") if p]
+        """The in-tree path that `path` resolves to, as if chrooted into the tree; missing
+        components are kept as written (CHASE_NONEXISTENT)."""
+        todo = [p for p in reversed(path.split("/")) if p and p != "."]
         done: list[str] = []
         hops = 0
         while todo:
-            name = todo.pop(0)
-            if name == ".":
-                continue
+            name = todo.pop()
             if name == "..":
                 if done:
                     done.pop()
                 continue
-            host = self.host("/" + "/".join([*done, name]))
-            if host.is_symlink():
-                hops += 1
-                if hops > MAX_SYMLINK_HOPS:
-                    raise NftuneError("too many levels of symbolic links", path=str(host),
-                                      exit_code=3)
-                target = os.readlink(host)
-                if target.startswith("/"):
-                    done = []
-                todo[:0] = [p for p in target.split("/") if p]
-            else:
+            here = "/" + "/".join([*done, name])
+            st = self.lstat(here)
+            if st is None or not stat.S_ISLNK(st.st_mode):
                 done.append(name)
+                continue
+            hops += 1
+            if hops > MAX_SYMLINK_HOPS:
+                raise NftuneError("too many levels of symbolic links", path=self.show(path),
+                                  exit_code=EXIT_FAILED)
+            target = self.readlink(here)
+            if target.startswith("/"):
+                done = []
+            todo += [p for p in reversed(target.split("/")) if p and p != "."]
         return "/" + "/".join(done)
 
-    def read_text(self, path: str) -> str:
-        """A file's text, following symlinks inside the tree (never out of it)."""
-        return self.host(self.chase(path)).read_text(errors="replace")
+    # -- metadata -----------------------------------------------------------------------------
+
+    def stat(self, path: str) -> os.stat_result | None:
+        """What `path` resolves to; None when it does not exist (or loops)."""
+        try:
+            fd = self.open(path, os.O_PATH)
+        except OSError as e:
+            if e.errno in (*_MISSING, errno.ELOOP):
+                return None
+            raise
+        try:
+            return os.fstat(fd)
+        finally:
+            os.close(fd)
+
+    def lstat(self, path: str) -> os.stat_result | None:
+        """The last component itself (a symlink is not followed); None when missing."""
+        try:
+            with self._parent(path) as (fd, name):
+                return os.stat(name, dir_fd=fd, follow_symlinks=False)
+        except OSError as e:
+            if e.errno in (*_MISSING, errno.ELOOP, errno.EINVAL):
+                return None
+            raise
+
+    def readlink(self, path: str) -> str:
+        with self._parent(path) as (fd, name):
+            return os.readlink(name, dir_fd=fd)
+
+    def is_loop(self, path: str) -> bool:
+        try:
+            os.close(self.open(path, os.O_PATH))
+        except OSError as e:
+            return e.errno == errno.ELOOP
+        return False
+
+    def exists(self, path: str) -> bool:
+        return self.stat(path) is not None
+
+    def is_dir(self, path: str) -> bool:
+        st = self.stat(path)
+        return st is not None and stat.S_ISDIR(st.st_mode)
+
+    def is_file(self, path: str) -> bool:
+        st = self.stat(path)
+        return st is not None and stat.S_ISREG(st.st_mode)
+
+    def is_symlink(self, path: str) -> bool:
+        st = self.lstat(path)
+        return st is not None and stat.S_ISLNK(st.st_mode)
 
     def is_masked(self, path: str) -> bool:
         """systemd's masking: a symlink to /dev/null."""
-        return self.host(path).is_symlink() and self.chase(path) == "/dev/null"
+        return self.is_symlink(path) and self.chase(path) == "/dev/null"
+
+    def listdir(self, path: str) -> dict[str, str]:
+        """A directory's entries and what each entry itself is (LINK, DIR, FILE, OTHER);
+        {} when it is missing or not a directory."""
+        try:
+            fd = self.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError as e:
+            if e.errno in (*_MISSING, errno.ELOOP):
+                return {}
+            raise
+        out = {}
+        with os.scandir(fd) as it:  # closes fd
+            for entry in it:
+                out[entry.name] = (LINK if entry.is_symlink() else
+                                   DIR if entry.is_dir(follow_symlinks=False) else
+                                   FILE if entry.is_file(follow_symlinks=False) else OTHER)
+        return out
+
+    # -- reading ------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def reader(self, path: str, *, follow: bool = True) -> Iterator[BinaryIO | None]:
+        """A regular file, opened for reading; None when it does not exist. Anything else
+        (a FIFO, a socket, a directory, a symlink loop, no permission; a symlink at all
+        unless `follow`) is an NftuneError naming the path: opening never blocks, so a
+        FIFO cannot hang nftune."""
+        flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | (0 if follow else os.O_NOFOLLOW)
+        try:
+            fd = self.open(path, flags)
+        except OSError as e:
+            if e.errno in _MISSING:
+                yield None
+                return
+            raise NftuneError(f"cannot read: {e.strerror}", path=self.show(path),
+                              exit_code=EXIT_FAILED) from None
+        f = os.fdopen(fd, "rb", buffering=0)
+        with f:
+            mode = os.fstat(fd).st_mode
+            if not stat.S_ISREG(mode):
+                raise NftuneError(f"{kind_of(mode)}, not a regular file",
+                                  path=self.show(path), exit_code=EXIT_FAILED,
+                                  hint="nftune reads only regular files here; remove it or "
+                                       "replace it with a file")
+            yield f
+
+    def read_bytes(self, path: str) -> bytes | None:
+        with self.reader(path) as f:
+            if f is None:
+                return None
+            try:
+                return f.read()
+            except OSError as e:
+                raise NftuneError(f"cannot read: {e.strerror}", path=self.show(path),
+                                  exit_code=EXIT_FAILED) from None
+
+    def read_text(self, path: str) -> str | None:
+        """A file's text (undecodable bytes replaced), None when it does not exist."""
+        data = self.read_bytes(path)
+        return None if data is None else data.decode("utf-8", "replace")
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def write_atomic(self, path: str, data: bytes, mode: int) -> None:
+        """Whole or absent: a temp file in the same directory, every byte written, fsync,
+        rename over the target, fsync the directory. On any error the old file is as it
+        was, the temp file is gone, and the NftuneError names the file and why."""
+        try:
+            with self._parent(path, os.O_RDONLY) as (dfd, name):
+                tmp = temp_name(name)
+                try:
+                    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                                 | os.O_CLOEXEC, mode, dir_fd=dfd)
+                    try:
+                        os.fchmod(fd, mode)  # the umask must not narrow it
+                        view = memoryview(data)
+                        while view:  # a short write is not an error: write the rest
+                            view = view[os.write(fd, view):]
+                        os.fsync(fd)
+                    finally:
+                        os.close(fd)
+                    os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+                except OSError as e:
+                    with contextlib.suppress(OSError):
+                        os.unlink(tmp, dir_fd=dfd)
+                    raise NftuneError(f"cannot write: {e.strerror}", path=self.show(path),
+                                      exit_code=EXIT_FAILED,
+                                      hint=_write_hint(e, dfd, len(data))) from None
+                os.fsync(dfd)
+        except OSError as e:
+            raise NftuneError(f"cannot write: {e.strerror}", path=self.show(path),
+                              exit_code=EXIT_FAILED, hint=_write_hint(e, None, 0)) from None
+
+    def unlink(self, path: str) -> None:
+        """Remove the entry itself (a symlink, never its target), and fsync the directory."""
+        with self._parent(path, os.O_RDONLY) as (dfd, name):
+            os.unlink(name, dir_fd=dfd)
+            os.fsync(dfd)
+
+    def mkdir(self, path: str, mode: int) -> None:
+        with self._parent(path) as (dfd, name):
+            os.mkdir(name, mode, dir_fd=dfd)
+            fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                         dir_fd=dfd)
+            try:
+                os.fchmod(fd, mode)  # the umask must not narrow it
+            finally:
+                os.close(fd)
+
+    def ensure_dir(self, path: str, mode: int = 0o755) -> None:
+        """`mkdir -p` inside the tree; NftuneError when it cannot be made."""
+        parts = path.strip("/").split("/")
+        for i in range(1, len(parts) + 1):
+            d = "/" + "/".join(parts[:i])
+            if self.is_dir(d):
+                continue
+            try:
+                self.mkdir(d, mode)
+            except OSError as e:
+                raise NftuneError(f"cannot create the directory: {e.strerror}",
+                                  path=self.show(d), exit_code=EXIT_FAILED,
+                                  hint=_write_hint(e, None, 0)) from None
+
+    def rmdir(self, path: str) -> None:
+        with self._parent(path) as (dfd, name):
+            os.rmdir(name, dir_fd=dfd)
 
     # -- search paths -------------------------------------------------------------------------
 
@@ -127,36 +337,33 @@ class Root:
         return dirs
 
     def config_files(self) -> list[str]:
-        """nftune's own config: the main file, then drop-ins in name order (later wins)."""
+        """nftune's own config: the main file, then drop-ins in name order (later wins).
+        Every entry is returned, whatever it is: reading it says what is wrong."""
         files = ["/etc/nftune/nftune.conf"]
-        dropins = self.host("/etc/nftune/nftune.conf.d")
-        if dropins.is_dir():
-            files += sorted(f"/etc/nftune/nftune.conf.d/{p.name}" for p in dropins.iterdir()
-                            if p.name.endswith(".conf") and not p.name.startswith("."))
-        return [f for f in files if self.host(f).is_file()]
+        files += sorted(f"/etc/nftune/nftune.conf.d/{n}"
+                        for n in self.listdir("/etc/nftune/nftune.conf.d")
+                        if n.endswith(".conf") and not n.startswith("."))
+        return [f for f in files if self.lstat(f) is not None]
 
     def kernel_dirs(self) -> list[str]:
         """Every installed kernel's module directory (/lib/modules and /usr/lib/modules)."""
         seen: set[str] = set()
         out = []
         for base in ("/usr/lib/modules", "/lib/modules"):
-            d = self.host(base)
-            if not d.is_dir():
-                continue
             try:
-                kernels = sorted(d.iterdir())
+                kernels = sorted(self.listdir(base))
             except OSError as e:
                 raise NftuneError(f"cannot list the installed kernels: {e.strerror}",
-                                  path=self.show(base), exit_code=3,
+                                  path=self.show(base), exit_code=EXIT_FAILED,
                                   hint="a service sandbox with ProtectKernelModules=yes "
                                        "hides this directory") from e
             for k in kernels:
-                path = f"{base}/{k.name}"
+                path = f"{base}/{k}"
                 real = self.chase(path)
-                if real in seen or not k.is_dir():
+                if real in seen or not self.is_dir(path):
                     continue
                 seen.add(real)
-                if (k / "modules.dep").exists() or (k / "modules.builtin").exists():
+                if self.exists(f"{path}/modules.dep") or self.exists(f"{path}/modules.builtin"):
                     out.append(path)
         return out
 
@@ -168,3 +375,32 @@ class Root:
 
     state_dir = "/var/lib/nftune"
     state_file = "/var/lib/nftune/state.json"
+
+
+TEMP_PREFIX = ".#"
+TEMP_INFIX = ".nftune"
+
+
+def temp_name(name: str) -> str:
+    """The temp file beside `name` while it is written; a killed run can leave one."""
+    return f"{TEMP_PREFIX}{name}{TEMP_INFIX}{os.getpid()}"
+
+
+def _write_hint(e: OSError, dfd: int | None, size: int) -> str | None:
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        what = "no space left" if e.errno == errno.ENOSPC else "the disk quota is used up"
+        if dfd is not None:
+            with contextlib.suppress(OSError):
+                vfs = os.fstatvfs(dfd)
+                return (f"{what} on the file system of this directory: {size} bytes needed, "
+                        f"{vfs.f_bavail * vfs.f_frsize} free; free some space and run "
+                        "nftune again (the old file is unchanged)")
+        return f"{what}; free some space and run nftune again (the old file is unchanged)"
+    if e.errno == errno.EROFS:
+        return "the file system is mounted read-only; remount it read-write, or build " \
+               "the image with --root on a writable copy"
+    if e.errno == errno.EIO:
+        return "an I/O error: check the disk (dmesg); the old file is unchanged"
+    if e.errno in _MISSING:
+        return "a directory on the way is missing or is not a directory"
+    return None

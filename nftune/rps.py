@@ -37,7 +37,7 @@ DEFAULT_MASK = "/proc/sys/net/core/rps_default_mask"
 NEVER = ("lo", "veth*", "cali*", "flannel*", "cni*", "cilium*", "vxlan*", "kube-ipvs0",
          "docker*", "tunl*", "tun*", "tap*", "br-*", "virbr*", "dummy*", "ip6tnl*", "gre*")
 IFNAME = re.compile(r"[^/:\s]{1,15}")  # the kernel's dev_valid_name()
-RX = re.compile(r"rx-(\d+)")
+RX = re.compile(r"rx-([0-9]{1,6})")
 
 
 def valid_ifname(name: str) -> bool:
@@ -98,36 +98,27 @@ def read_machine(root: Root) -> Machine:
     possible = _cpulist(root, f"{CPU}/possible") or online
     isolated = _cpulist(root, f"{CPU}/isolated") | _cpulist(root, f"{CPU}/nohz_full")
     nodes = {}
-    node_dir = root.host(NODE)
-    if node_dir.is_dir():
-        for entry in os.scandir(node_dir):
-            m = re.fullmatch(r"node(\d+)", entry.name)
-            if m:
-                nodes[int(m.group(1))] = _cpulist(root, f"{NODE}/{entry.name}/cpulist")
+    for name in root.listdir(NODE):
+        m = re.fullmatch(r"node(\d{1,6})", name)
+        if m:
+            nodes[int(m.group(1))] = _cpulist(root, f"{NODE}/{name}/cpulist")
     return Machine(online, max(possible | online) + 1, isolated, nodes,
-                   root.host(DEFAULT_MASK).exists())
+                   root.exists(DEFAULT_MASK))
 
 
 def read_nics(root: Root, only: list[str] | None = None) -> list[Nic]:
-    net = root.host(NET)
-    if not net.is_dir():
-        return []
-    names = only if only is not None else sorted(e.name for e in os.scandir(net))
+    names = only if only is not None else sorted(root.listdir(NET))
     nics = []
     for name in names:
-        if not valid_ifname(name) or not (net / name).exists():
-            continue
         base = f"{NET}/{name}"
-        try:
-            rx = sorted((e.name for e in os.scandir(root.host(f"{base}/queues"))
-                         if RX.fullmatch(e.name)), key=lambda q: int(q[3:]))
-        except FileNotFoundError:
-            if not (net / name).exists():
-                continue  # renamed or gone meanwhile: the udev rule sees its new name
-            rx = []
+        if not valid_ifname(name) or not root.is_dir(base):
+            continue  # renamed or gone meanwhile: the udev rule sees its new name
+        rx = sorted((q for q in root.listdir(f"{base}/queues") if RX.fullmatch(q)),
+                    key=lambda q: int(q[3:]))
         node = read_attr(root, f"{base}/device/numa_node")
-        nics.append(Nic(name, root.host(f"{base}/device").exists(),
-                        int(node) if node and node.lstrip("-").isdigit() else -1, tuple(rx)))
+        nics.append(Nic(name, root.exists(f"{base}/device"),
+                        int(node) if node and re.fullmatch(r"-?[0-9]{1,6}", node) else -1,
+                        tuple(rx)))
     return nics
 
 
@@ -226,11 +217,9 @@ def interfaces_at(root: Root, devpath: str) -> list[str]:
     after the NIC's own, which may have renamed it (eth0 -> enp1s0), so the path can hold
     the old name; the device's net/ directory holds the new one."""
     net_dir, name = parse_devpath(devpath)
-    host = root.host(f"/sys{net_dir}")
-    if (host / name).is_dir():
+    if root.is_dir(f"/sys{net_dir}/{name}"):
         return [name]
-    return sorted(e.name for e in os.scandir(host) if valid_ifname(e.name)) \
-        if host.is_dir() else []
+    return sorted(n for n in root.listdir(f"/sys{net_dir}") if valid_ifname(n))
 
 
 @dataclass(frozen=True)
@@ -305,9 +294,15 @@ def read_only(root: Root) -> str | None:
     """Why RPS cannot be set here: sysfs (or /proc/sys) mounted read-only, as in a
     container."""
     for path in (NET, "/proc/sys/net"):
-        host = root.host(path)
-        if host.exists() and os.statvfs(host).f_flag & os.ST_RDONLY:
-            return f"{path} is read-only (a container?)"
+        try:
+            fd = root.open(path, os.O_PATH)
+        except OSError:
+            continue
+        try:
+            if os.fstatvfs(fd).f_flag & os.ST_RDONLY:
+                return f"{path} is read-only (a container?)"
+        finally:
+            os.close(fd)
     return None
 
 
@@ -315,7 +310,7 @@ NO_SYSFS = "no sysfs in this tree: RPS is set at boot, on the machine that boots
 
 
 def has_sysfs(root: Root) -> bool:
-    return root.host(f"{CPU}/online").is_file()
+    return root.is_file(f"{CPU}/online")
 
 
 def apply(root: Root, config: Config, only: list[str] | None = None) -> Applied:
@@ -443,7 +438,7 @@ def udev_rule(root: Root) -> str | None:
     """nftune's RPS rule as udev finds it (the first of its name on udev's search path)."""
     for d in root.conf_dirs("udev/rules.d"):
         path = f"{d}/{RULE_NAME}"
-        if root.host(path).is_file() and not root.is_masked(path):
+        if root.is_file(path) and not root.is_masked(path):
             return path
     return None
 

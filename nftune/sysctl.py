@@ -8,11 +8,12 @@ produces, so keys from any file compare equal however they were written.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
-from .conffiles import WHITESPACE, ConfFile, list_conf_files, read_lines
+from .conffiles import WHITESPACE, ConfFile, list_conf_files, read_lines, stream_lines
+from .errors import NftuneError
 from .root import Root
 
 GLOB_CHARS = frozenset("*?[")
@@ -114,16 +115,18 @@ class Assignment:
 
 def parse(text: str, file: str) -> list[Assignment]:
     """One sysctl.d file, as systemd-sysctl's parse_line() reads it."""
-    out = []
-    for lineno, line in read_lines(text):
+    return list(parse_lines(read_lines(text), file))
+
+
+def parse_lines(lines: Iterable[tuple[int, str]], file: str) -> Iterator[Assignment]:
+    for lineno, line in lines:
         if "=" in line:
             ignore = line.startswith("-")
             k, v = line[1 if ignore else 0:].split("=", 1)
-            out.append(Assignment(normalize(k), v.strip(WHITESPACE), file, lineno, ignore))
+            yield Assignment(normalize(k), v.strip(WHITESPACE), file, lineno, ignore)
         elif line.startswith("-"):
-            out.append(Assignment(normalize(line[1:]), None, file, lineno, True))
+            yield Assignment(normalize(line[1:]), None, file, lineno, True)
         # Anything else is "not an assignment" and ignored by systemd too.
-    return out
 
 
 @dataclass(frozen=True)
@@ -178,28 +181,51 @@ def _last_distinct(assignments: list[Assignment]) -> Assignment:
 
 @dataclass(frozen=True)
 class SysctlD:
-    """All of sysctl.d as the next boot will read it."""
+    """All of sysctl.d as the next boot will read it (the lines that touch the keys asked
+    about: a 50 MB file costs no more memory than a small one)."""
 
     files: tuple[ConfFile, ...]
     assignments: tuple[Assignment, ...]
     # /etc/sysctl.conf when no sysctl.d link reads it: `sysctl --system` applies it last.
     procps_only: tuple[Assignment, ...]
+    unreadable: tuple[tuple[str, str], ...] = ()  # (in-tree path, why): systemd skips it
 
     @classmethod
-    def load(cls, root: Root) -> SysctlD:
+    def load(cls, root: Root, keys: Iterable[str] | None = None) -> SysctlD:
+        """`keys`: canonical keys to keep lines for (None: every line)."""
+        wanted = None if keys is None else frozenset(keys)
         files = tuple(list_conf_files(root, root.conf_dirs("sysctl.d"), ".conf"))
+        unreadable = [(f.path, f.problem) for f in files if f.problem]
         assignments: list[Assignment] = []
         for f in files:
-            if not f.masked:
-                assignments += parse(root.read_text(f.path), f.path)
+            if f.readable and (why := _read(root, f.path, wanted, assignments)):
+                unreadable.append((f.path, why))
         procps: list[Assignment] = []
         conf = root.chase("/etc/sysctl.conf")
-        if root.host(conf).is_file() and not any(root.chase(f.path) == conf for f in files):
-            procps = parse(root.read_text("/etc/sysctl.conf"), "/etc/sysctl.conf")
-        return cls(files, tuple(assignments), tuple(procps))
+        if (root.is_file(conf) and not any(root.chase(f.path) == conf for f in files)
+                and (why := _read(root, "/etc/sysctl.conf", wanted, procps))):
+            unreadable.append(("/etc/sysctl.conf", why))
+        return cls(files, tuple(assignments), tuple(procps), tuple(unreadable))
 
     def resolve(self, key: str) -> Effective:
         return resolve(self.assignments, key)
 
     def resolve_procps(self, key: str) -> Effective:
         return resolve([*self.assignments, *self.procps_only], key)
+
+
+def _read(root: Root, path: str, wanted: frozenset[str] | None,
+          into: list[Assignment]) -> str | None:
+    """Append the file's assignments to the keys in `wanted`; why it could not be read
+    (to the end), or None."""
+    try:
+        with root.reader(path) as f:
+            if f is None:
+                return None
+            for a in parse_lines(stream_lines(f, root.show(path)), path):
+                if wanted is None or a.key in wanted or (
+                        is_glob(a.key) and any(glob_matches(a.key, k) for k in wanted)):
+                    into.append(a)
+    except NftuneError as e:
+        return e.message
+    return None

@@ -17,6 +17,18 @@ MODULE_SYSCTL_TREES: dict[str, tuple[str, ...]] = {
 }
 
 
+UDEV_LINE_SIZE = 16384  # udev reads rules with read_line(f, UDEV_LINE_SIZE): longer fails
+
+
+def long_line(text: str) -> str | None:
+    """Why udev would ignore this rules file as a whole: a line of 16 KiB or more; None
+    when every line fits."""
+    for n, line in enumerate(text.split("\n"), 1):
+        if len(line.encode()) >= UDEV_LINE_SIZE:
+            return f"line {n} is longer than udev's limit of {UDEV_LINE_SIZE} bytes"
+    return None
+
+
 @dataclass(frozen=True)
 class Rule:
     module: str

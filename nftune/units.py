@@ -8,12 +8,12 @@ so "After=" in a drop-in does not remove an ordering (only a replaced fragment o
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 
 from . import ini
-from .root import Root
+from .errors import NftuneError
+from .root import LINK, Root
 
 # The system unit search path without the runtime-only generator directories, which an
 # offline image does not have; highest precedence first (/lib for split-usr).
@@ -63,7 +63,8 @@ class UnitTree:
         self.root = root
         self.dirs = self._dirs()
         self._cache: dict[str, UnitFile] = {}
-        self._listings: dict[str, dict[str, os.DirEntry[str]]] = {}
+        self._listings: dict[str, dict[str, str]] = {}
+        self.problems: list[tuple[str, str]] = []  # files that cannot be read: path, why
 
     def _dirs(self) -> list[str]:
         """The search path, symlinks resolved inside the tree (so /lib -> usr/lib counts
@@ -71,16 +72,16 @@ class UnitTree:
         out: list[str] = []
         for d in UNIT_DIRS:
             real = self.root.chase(d)
-            if real not in out and self.root.host(real).is_dir():
+            if real not in out and self.root.is_dir(real):
                 out.append(real)
         return out
 
-    def _list(self, d: str) -> dict[str, os.DirEntry[str]]:
+    def _list(self, d: str) -> dict[str, str]:
+        """name -> what the entry is (root.LINK, DIR, FILE, OTHER)."""
         if d not in self._listings:
             try:
-                with os.scandir(self.root.host(d)) as it:
-                    self._listings[d] = {e.name: e for e in it}
-            except OSError:  # missing, or not a directory
+                self._listings[d] = self.root.listdir(d)
+            except OSError:  # unreadable: as systemd, go on without it
                 self._listings[d] = {}
         return self._listings[d]
 
@@ -100,7 +101,7 @@ class UnitTree:
         fragment = next((f"{d}/{name}" for d in self.dirs if name in self._list(d)), None)
         if fragment is None:
             return UnitFile(name, None, False)
-        if self._list(fragment.rpartition("/")[0])[name].is_symlink() and \
+        if self._list(fragment.rpartition("/")[0])[name] == LINK and \
                 self.root.is_masked(fragment):
             return UnitFile(name, fragment, True)
         dropins = self._dropins(name)
@@ -123,12 +124,13 @@ class UnitTree:
         return [chosen[n] for n in sorted(chosen) if not self.root.is_masked(chosen[n])]
 
     def _read(self, path: str) -> str:
-        d, _, name = path.rpartition("/")
-        entry = self._list(d).get(name)
-        if entry is not None and not entry.is_symlink():  # the usual case: no chase needed
-            with open(entry.path, encoding="utf-8", errors="replace") as f:
-                return f.read()
-        return self.root.read_text(path)
+        """A unit file's text; one that cannot be read (a FIFO, a loop) counts as empty,
+        as systemd logs it and goes on, and is named in `problems`."""
+        try:
+            return self.root.read_text(path) or ""
+        except NftuneError as e:
+            self.problems.append((path, e.message))
+            return ""
 
     def _parse(self, path: str, deps: dict[str, list[Dep]], empty: list[str]) -> None:
         text = self._read(path)

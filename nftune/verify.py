@@ -7,7 +7,7 @@ with systemd's precedence. Runtime checks read /sys and /proc/sys, only on the l
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from . import __version__, rps, udev
@@ -72,19 +72,25 @@ def verify(root: Root, *, bus_address: str | None = None, bus: Bus | None = None
     """Every check. The boot checks talk to systemd: the given bus, else the one at
     bus_address, else the system bus when root is the running system."""
     config = load(root)
-    kernels = load_kernels(root)
+    problems: list[tuple[str, str]] = []  # tree files that cannot be read: path, why
+    kernels = load_kernels(root, problems)
     picks = choose_all(config.modules, kernels)
-    facts = _facts(root, config, kernels, picks)
+    facts = _facts(root, config, kernels, picks, problems)
     choices, entries = facts.choices, facts.listed
-    sysctld = SysctlD.load(root)
+    sysctld = SysctlD.load(root, [s.key for s in config.sysctls])
+    problems += sysctld.unreadable
     results = [
         *check_module_names(root, kernels, picks, entries),
         *check_modules_load(root, choices, entries),
         *check_sysctl_boot(root, config, sysctld),
         *check_safety_net(root, config, choices),
-        check_ordering(root),
+        check_ordering(root, problems),
         check_order_dropin(root),
     ]
+    results[:0] = [failed("file-readable", path, Cause.UNREADABLE,
+                          reason=f"{root.show(path)}: {why}",
+                          hint="systemd skips it or fails on it; remove it, or make it a "
+                               "regular file") for path, why in problems]
     if bus is not None:
         results += check_boot(bus, root, facts)
     elif root.live or bus_address:
@@ -117,9 +123,11 @@ def boot_facts(root: Root) -> BootFacts:
 
 
 def _facts(root: Root, config: Config, kernels: list[Kernel],
-           picks: list[ModuleChoice | NftuneError]) -> BootFacts:
+           picks: list[ModuleChoice | NftuneError],
+           problems: list[tuple[str, str]] | None = None) -> BootFacts:
     choices = [c for c in picks if isinstance(c, ModuleChoice)]
-    return BootFacts(config, choices, listed_modules(root), running_kernel(root, kernels)[1])
+    return BootFacts(config, choices, listed_modules(root, problems),
+                     running_kernel(root, kernels)[1])
 
 
 def _boot_over_bus(root: Root, address: str | None, facts: BootFacts) -> list[CheckResult]:
@@ -172,6 +180,8 @@ def _own_file(root: Root, dirs: list[str], name: str) -> tuple[ConfFile | None, 
     f = winner_for(root, dirs, name)
     if f is None:
         return None, Cause.FILE_MISSING
+    if f.problem:
+        return f, Cause.UNREADABLE
     if f.masked or not is_ours(root, f.path):
         return f, Cause.FILE_MASKED
     return f, None
@@ -180,6 +190,8 @@ def _own_file(root: Root, dirs: list[str], name: str) -> tuple[ConfFile | None, 
 def _file_reason(root: Root, f: ConfFile | None, cause: Cause, name: str) -> str:
     if cause is Cause.FILE_MISSING or f is None:
         return f"nftune's {name} is not installed"
+    if f.problem:
+        return f"nftune's {name} {root.show(f.path)} cannot be read: {f.problem}"
     what = "masked by" if f.masked else "hidden by"
     return f"nftune's {name} is {what} {root.show(f.path)}"
 
@@ -214,7 +226,7 @@ def check_modules_load(root: Root, choices: list[ModuleChoice],
 
 def check_sysctl_boot(root: Root, config: Config, sysctld: SysctlD) -> list[CheckResult]:
     """The value systemd-sysctl will apply at boot is nftune's: no later file overrides it."""
-    ours = {f.path for f in sysctld.files if not f.masked and is_ours(root, f.path)}
+    ours = {f.path for f in sysctld.files if f.readable and is_ours(root, f.path)}
     own_path = path_of(Layer.ADMIN, Kind.SYSCTL, config.sysctl_priority)
     own, own_cause = _own_file(root, root.conf_dirs("sysctl.d"),
                                name_of(Kind.SYSCTL, config.sysctl_priority))
@@ -278,10 +290,14 @@ def check_sysctl_values(root: Root, config: Config, sysctld: SysctlD) -> list[Ch
     for s in config.sysctls:
         path = root.proc_sys(s.key)
         try:
-            live = root.host(path).read_text().strip()
-        except FileNotFoundError:
+            text = root.read_text(path)
+        except NftuneError as e:
+            out.append(skipped("sysctl-value", s.display, Cause.NOT_LIVE, expected=s.value,
+                               reason=f"cannot read {path}: {e.message}"))
+            continue
+        if text is None:
             module = udev.module_for_key(s.key)
-            if module and not root.host(root.sys_module(module)).exists():
+            if module and not root.exists(root.sys_module(module)):
                 out.append(failed("sysctl-value", s.display, Cause.NOT_LOADED,
                                   expected=s.value, reason=f"{path} does not exist: "
                                   f"{module} is not loaded", hint=f"modprobe {module}"))
@@ -290,10 +306,7 @@ def check_sysctl_values(root: Root, config: Config, sysctld: SysctlD) -> list[Ch
                                   expected=s.value, reason=f"{path} does not exist",
                                   hint="check the key name for this kernel"))
             continue
-        except OSError as e:
-            out.append(skipped("sysctl-value", s.display, Cause.NOT_LIVE, expected=s.value,
-                               reason=f"cannot read {path}: {e.strerror}"))
-            continue
+        live = text.strip()
         if same_value(live, s.value):
             out.append(passed("sysctl-value", s.display, expected=s.value, actual=live))
             continue
@@ -317,7 +330,7 @@ def check_modules_loaded(root: Root, kernels: list[Kernel],
     release, running = running_kernel(root, kernels)
     out = []
     for c in choices:
-        if root.host(root.sys_module(c.name)).exists():
+        if root.exists(root.sys_module(c.name)):
             out.append(passed("module-loaded", c.name, actual="loaded"))
         elif running and running.has(c.name) == "builtin":
             out.append(passed("module-loaded", c.name, actual="built in"))
@@ -334,9 +347,18 @@ def check_modules_loaded(root: Root, kernels: list[Kernel],
 
 # -- unit graph ------------------------------------------------------------------------------
 
-def check_ordering(root: Root) -> CheckResult:
-    """From the unit files the next boot loads: modules-load is ordered before sysctl."""
+def check_ordering(root: Root, problems: list[tuple[str, str]] | None = None) -> CheckResult:
+    """From the unit files the next boot loads: modules-load is ordered before sysctl.
+    Unit files that cannot be read are added to `problems`."""
     tree = UnitTree(root)
+    try:
+        return _check_ordering(tree)
+    finally:
+        if problems is not None:
+            problems += tree.problems
+
+
+def _check_ordering(tree: UnitTree) -> CheckResult:
     subject = SYSCTL
     if not any(tree.load(u).found for u in (MODULES_LOAD, SYSCTL)):
         return skipped("ordering", subject, Cause.UNIT_MASKED,
@@ -393,7 +415,14 @@ def check_safety_net(root: Root, config: Config,
     dirs = root.conf_dirs("udev/rules.d")
     name = name_of(Kind.UDEV)
     own, cause = _own_file(root, dirs, name)
-    text = root.read_text(own.path) if own and not cause else ""
+    text = ""
+    if own and not cause:
+        try:
+            text = root.read_text(own.path) or ""
+        except NftuneError as e:
+            own, cause = replace(own, problem=e.message), Cause.UNREADABLE
+    if own and not cause and (long := udev.long_line(text)):
+        own, cause = replace(own, problem=long), Cause.UNREADABLE
     out = []
     for r in rules:
         want = " ".join(f"--prefix=/{p}" for p in r.prefixes)

@@ -124,5 +124,5 @@ def test_not_utf8(tree: Path, root: Root) -> None:
 
 def test_dropin_name_with_newline_is_rejected(tree: Path, root: Root) -> None:
     write(tree, "/etc/nftune/nftune.conf.d/a\nnet.core.x=0\n.conf", "[Sysctl]\n")
-    with pytest.raises(NftuneError, match="control characters"):
+    with pytest.raises(NftuneError, match="not printable"):
         load(root)

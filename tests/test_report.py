@@ -21,6 +21,7 @@ from nftune.apply import apply
 from nftune.artifacts import Layer
 from nftune.cli import main
 from nftune.result import CAUSES, Cause, failed, passed, skipped
+from nftune.root import Root
 
 TOP = Path(__file__).resolve().parents[1]
 PROMTOOL = shutil.which("promtool") or str(TOP / ".venv/bin/promtool")
@@ -180,7 +181,7 @@ def test_prometheus_text_passes_promtool_and_says_what_it_should(tmp_path: Path)
     p = subprocess.run([PROMTOOL, "check", "metrics"], input=text, capture_output=True,
                        text=True, check=False)
     assert p.returncode == 0, p.stdout + p.stderr
-    out = prometheus.write(str(tmp_path), text)
+    out = Path(prometheus.write(Root(tmp_path), "/", text))
     assert out.read_text() == text and [f.name for f in tmp_path.iterdir()] == ["nftune.prom"]
 
 

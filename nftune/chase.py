@@ -1,0 +1,144 @@
+"""Resolve a path inside a directory file descriptor and never leave it: systemd's chase()
+with CHASE_PREFIX_ROOT. Symlinks are followed one component at a time, an absolute target
+starts again at the root, and ".." stops at the root.
+
+The kernel does it in one call where it has openat2() (Linux 5.6+) with RESOLVE_IN_ROOT.
+Elsewhere `walk()` does the same from directory file descriptors opened with O_NOFOLLOW.
+Both hand back a file descriptor, so nothing can swap a component between check and use.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+
+MAX_SYMLINK_HOPS = 40  # the kernel's and systemd's CHASE_MAX
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_IN_ROOT = 0x10
+SYS_OPENAT2 = 437  # the same number on every architecture (the unified syscall table)
+_PATH = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
+
+class _OpenAt2:
+    """openat2(2) through libc's syscall(); ctypes is imported on first use only."""
+
+    def __init__(self) -> None:
+        import ctypes
+
+        class OpenHow(ctypes.Structure):
+            _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64),
+                        ("resolve", ctypes.c_uint64)]
+
+        fn = ctypes.CDLL(None, use_errno=True).syscall
+        fn.restype = ctypes.c_long
+        fn.argtypes = [ctypes.c_long, ctypes.c_int, ctypes.c_char_p,
+                       ctypes.POINTER(OpenHow), ctypes.c_size_t]
+        self._ctypes, self._how, self._fn = ctypes, OpenHow, fn
+
+    def __call__(self, dirfd: int, path: bytes, flags: int, mode: int) -> int:
+        """A file descriptor, or -errno."""
+        how = self._how(flags, mode, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)
+        fd = int(self._fn(SYS_OPENAT2, dirfd, path, self._ctypes.byref(how),
+                          self._ctypes.sizeof(how)))
+        return fd if fd >= 0 else -self._ctypes.get_errno()
+
+
+# None: not tried yet; False: not to be had here (no ctypes, an old kernel, seccomp).
+_openat2: _OpenAt2 | bool | None = None
+
+
+def _impl() -> _OpenAt2 | None:
+    global _openat2
+    if _openat2 is None:
+        try:
+            _openat2 = _OpenAt2()
+        except (ImportError, OSError, AttributeError):
+            _openat2 = False
+    return _openat2 if isinstance(_openat2, _OpenAt2) else None
+
+
+def disable_openat2() -> None:
+    """Use the walk only (tests run both; a kernel without openat2 does it by itself)."""
+    global _openat2
+    _openat2 = False
+
+
+def enable_openat2() -> None:
+    global _openat2
+    _openat2 = None
+
+
+def open_in(rootfd: int, path: str, flags: int, mode: int = 0) -> int:
+    """Open `path` (in-tree, absolute or relative) under the root `rootfd`."""
+    impl = _impl()
+    if impl is not None:
+        name = os.fsencode(path.lstrip("/") or ".")
+        mode = mode if flags & os.O_CREAT else 0
+        for _ in range(8):  # EAGAIN: a rename raced with ".." resolution; try again
+            fd = impl(rootfd, name, flags | os.O_CLOEXEC, mode)
+            if fd >= 0:
+                return fd
+            if -fd in (errno.ENOSYS, errno.EPERM) and not flags & os.O_CREAT:
+                disable_openat2()  # no openat2 here: walk from now on
+                break
+            if -fd != errno.EAGAIN:
+                raise OSError(-fd, os.strerror(-fd), path)
+        else:
+            raise OSError(errno.EAGAIN, os.strerror(errno.EAGAIN), path)
+    return walk(rootfd, path, flags, mode)[0]
+
+
+def walk(rootfd: int, path: str, flags: int, mode: int = 0) -> tuple[int, str]:
+    """The portable resolver: returns the open file descriptor and the in-tree path it
+    resolved to. O_NOFOLLOW in `flags` applies to the last component, as in open(2)."""
+    todo = [p for p in reversed(path.split("/")) if p and p != "."]
+    stack: list[tuple[int, str]] = [(os.dup(rootfd), "")]
+    hops = 0
+    try:
+        while todo:
+            name = todo.pop()
+            if name == "..":
+                if len(stack) > 1:
+                    os.close(stack.pop()[0])
+                continue
+            cur, where = stack[-1]
+            last = not todo
+            try:
+                if last and not flags & os.O_PATH:
+                    fd = os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=cur)
+                else:
+                    fd = os.open(name, _PATH, dir_fd=cur)
+            except OSError as e:
+                if not (last and e.errno == errno.ELOOP):
+                    raise OSError(e.errno, e.strerror, path) from None
+                fd = -1  # a symlink at the end: see below
+            if fd >= 0:
+                st = os.fstat(fd)
+                if not stat.S_ISLNK(st.st_mode):
+                    if last:
+                        return fd, f"{where}/{name}"
+                    if not stat.S_ISDIR(st.st_mode):
+                        os.close(fd)
+                        raise OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), path)
+                    stack.append((fd, f"{where}/{name}"))
+                    continue
+                os.close(fd)
+            # A symlink: follow it inside the root, unless the caller said O_NOFOLLOW.
+            if last and flags & os.O_NOFOLLOW:
+                if flags & os.O_PATH:
+                    return os.open(name, _PATH, dir_fd=cur), f"{where}/{name}"
+                raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), path)
+            hops += 1
+            if hops > MAX_SYMLINK_HOPS:
+                raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), path)
+            target = os.readlink(name, dir_fd=cur)
+            if target.startswith("/"):
+                while len(stack) > 1:
+                    os.close(stack.pop()[0])
+            todo += [p for p in reversed(target.split("/")) if p and p != "."]
+        # The path ends at a directory on the stack (empty, ".", "..", or a link to it).
+        cur, where = stack[-1]
+        return os.open(".", (flags & ~os.O_NOFOLLOW) | os.O_CLOEXEC, dir_fd=cur), where or "/"
+    finally:
+        for fd, _ in stack:
+            os.close(fd)
