@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,13 +34,28 @@ def _env() -> Any:
     )
 
 
+# A kernel release as uname(2) gives it (at most 64 bytes); a directory name in the tree
+# that is not one never reaches a rendered file, not even a comment.
+KERNEL_RELEASE = re.compile(r"[A-Za-z0-9._+~-]{1,64}")
+MAX_SOURCE_LINE = 1024  # far below udev's 16 KiB line limit, whatever the drop-ins
+
+
+def source_line(sources: tuple[str, ...]) -> str:
+    """The header's "Source:" list; with very many drop-ins, a count of them."""
+    line = ", ".join(["built-in defaults", *sources])
+    if len(line) <= MAX_SOURCE_LINE:
+        return line
+    main = [s for s in sources if "/nftune.conf.d/" not in s]
+    dropins = len(sources) - len(main)
+    return ", ".join(["built-in defaults", *main,
+                      f"{dropins} drop-ins in /etc/nftune/nftune.conf.d"])
+
+
 def render(config: Config, choices: list[ModuleChoice], facts: Facts,
            layer: Layer) -> list[Artifact]:
     env = _env()
-    common = {
-        "version": facts.version,
-        "sources": ["built-in defaults", *config.sources],
-    }
+    common = {"version": facts.version, "source": source_line(config.sources)}
+    kernels = [k for k in facts.kernels if KERNEL_RELEASE.fullmatch(k)]
 
     def one(kind: Kind, template: str, **extra: Any) -> Artifact:
         path = path_of(layer, kind, config.sysctl_priority)
@@ -47,8 +63,8 @@ def render(config: Config, choices: list[ModuleChoice], facts: Facts,
         return Artifact(kind, path, text)
 
     out = [
-        one(Kind.MODULES_LOAD, "modules-load.conf.j2", choices=choices,
-            kernels=list(facts.kernels)),
+        one(Kind.MODULES_LOAD, "modules-load.conf.j2", choices=choices, kernels=kernels,
+            unnamed=len(facts.kernels) - len(kernels)),
         one(Kind.SYSCTL, "sysctl.conf.j2", sysctls=config.sysctls),
         one(Kind.SYSCTL_ORDER, "sysctl-order.conf.j2"),
     ]
