@@ -9,7 +9,6 @@ import os
 import subprocess
 from pathlib import Path
 
-import pytest
 from conftest import BASETEMP, add_kernel, require, write
 from hostile import fingerprint, in_sandbox, nftune_argv, sandbox_why_not
 from hypothesis import HealthCheck, given, settings
