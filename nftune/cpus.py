@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+from .text import cut
+
 CHUNK = 32  # the kernel prints masks in comma-separated 32-bit groups
 MAX_CPUS = 8192  # CONFIG_NR_CPUS's largest value on x86-64
 _RANGE = re.compile(r"([0-9]{1,5})(?:-([0-9]{1,5}))?")  # ASCII digits: int() takes others
@@ -20,7 +22,7 @@ def parse_list(text: str) -> frozenset[int]:
     for part in text.split(","):
         m = _RANGE.fullmatch(part.strip())
         if not m:
-            raise ValueError(f"{part.strip()!r} is not a CPU number or range like 0-3")
+            raise ValueError(f"{cut(part.strip())!r} is not a CPU number or range like 0-3")
         first = int(m.group(1))
         last = int(m.group(2)) if m.group(2) is not None else first
         if last < first:

@@ -37,6 +37,7 @@ def _env() -> Any:
 # A kernel release as uname(2) gives it (at most 64 bytes); a directory name in the tree
 # that is not one never reaches a rendered file, not even a comment.
 KERNEL_RELEASE = re.compile(r"[A-Za-z0-9._+~-]{1,64}")
+MAX_KERNELS_NAMED = 8  # in the comment; the module names were checked against them all
 MAX_SOURCE_LINE = 1024  # far below udev's 16 KiB line limit, whatever the drop-ins
 
 
@@ -55,7 +56,7 @@ def render(config: Config, choices: list[ModuleChoice], facts: Facts,
            layer: Layer) -> list[Artifact]:
     env = _env()
     common = {"version": facts.version, "source": source_line(config.sources)}
-    kernels = [k for k in facts.kernels if KERNEL_RELEASE.fullmatch(k)]
+    named = [k for k in facts.kernels if KERNEL_RELEASE.fullmatch(k)][:MAX_KERNELS_NAMED]
 
     def one(kind: Kind, template: str, **extra: Any) -> Artifact:
         path = path_of(layer, kind, config.sysctl_priority)
@@ -63,8 +64,8 @@ def render(config: Config, choices: list[ModuleChoice], facts: Facts,
         return Artifact(kind, path, text)
 
     out = [
-        one(Kind.MODULES_LOAD, "modules-load.conf.j2", choices=choices, kernels=kernels,
-            unnamed=len(facts.kernels) - len(kernels)),
+        one(Kind.MODULES_LOAD, "modules-load.conf.j2", choices=choices, kernels=named,
+            unnamed=len(facts.kernels) - len(named)),
         one(Kind.SYSCTL, "sysctl.conf.j2", sysctls=config.sysctls),
         one(Kind.SYSCTL_ORDER, "sysctl-order.conf.j2"),
     ]

@@ -116,7 +116,8 @@ class Root:
 
     def chase(self, path: str) -> str:
         """The in-tree path that `path` resolves to, as if chrooted into the tree; missing
-        components are kept as written (CHASE_NONEXISTENT)."""
+        components (CHASE_NONEXISTENT) and a symlink loop are kept as written. For naming
+        and comparing paths: opening goes through open()."""
         todo = [p for p in reversed(path.split("/")) if p and p != "."]
         done: list[str] = []
         hops = 0
@@ -132,9 +133,8 @@ class Root:
                 done.append(name)
                 continue
             hops += 1
-            if hops > MAX_SYMLINK_HOPS:
-                raise NftuneError("too many levels of symbolic links", path=self.show(path),
-                                  exit_code=EXIT_FAILED)
+            if hops > MAX_SYMLINK_HOPS:  # a loop: named as written from here on
+                return "/" + "/".join([*done, name, *reversed(todo)])
             target = self.readlink(here)
             if target.startswith("/"):
                 done = []
@@ -230,14 +230,14 @@ class Root:
                 return
             raise NftuneError(f"cannot read: {e.strerror}", path=self.show(path),
                               exit_code=EXIT_FAILED) from None
-        f = os.fdopen(fd, "rb", buffering=0)
-        with f:
-            mode = os.fstat(fd).st_mode
-            if not stat.S_ISREG(mode):
-                raise NftuneError(f"{kind_of(mode)}, not a regular file",
-                                  path=self.show(path), exit_code=EXIT_FAILED,
-                                  hint="nftune reads only regular files here; remove it or "
-                                       "replace it with a file")
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            os.close(fd)
+            raise NftuneError(f"{kind_of(mode)}, not a regular file", path=self.show(path),
+                              exit_code=EXIT_FAILED,
+                              hint="nftune reads only regular files here; remove it or "
+                                   "replace it with a file")
+        with os.fdopen(fd, "rb", buffering=0) as f:
             yield f
 
     def read_bytes(self, path: str) -> bytes | None:
