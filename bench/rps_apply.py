@@ -30,6 +30,7 @@ from nftune.config import parse  # noqa: E402
 from nftune.root import Root  # noqa: E402
 
 TARGET_MS = 200.0
+SCRATCH = "/dev/shm" if Path("/dev/shm").is_dir() else "/var/tmp"
 
 
 def build(tree: Path, nics: int, queues: int, cpus: int) -> list[Path]:
@@ -71,7 +72,8 @@ def main() -> int:
     ap.add_argument("--queues", type=int, default=32)
     ap.add_argument("--check", action="store_true")
     args = ap.parse_args()
-    tree = Path(tempfile.mkdtemp(prefix="nftune-bench-rps.", dir="/var/tmp"))
+    # sysfs lives in memory: so does the fake one (tmpfs), not on a journaling disk
+    tree = Path(tempfile.mkdtemp(prefix="nftune-bench-rps.", dir=SCRATCH))
     try:
         masks = build(tree, args.nics, args.queues, 64)
         root, config = Root(tree, live=True), parse([])

@@ -12,12 +12,14 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import sys
 
 MAX_SYMLINK_HOPS = 40  # the kernel's and systemd's CHASE_MAX
 RESOLVE_NO_MAGICLINKS = 0x02
 RESOLVE_IN_ROOT = 0x10
 SYS_OPENAT2 = 437  # the same number on every architecture (the unified syscall table)
 _PATH = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
+_FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
 
 class _OpenAt2:
     """openat2(2) through libc's syscall(); ctypes is imported on first use only."""
@@ -31,15 +33,21 @@ class _OpenAt2:
 
         fn = ctypes.CDLL(None, use_errno=True).syscall
         fn.restype = ctypes.c_long
-        fn.argtypes = [ctypes.c_long, ctypes.c_int, ctypes.c_char_p,
-                       ctypes.POINTER(OpenHow), ctypes.c_size_t]
-        self._ctypes, self._how, self._fn = ctypes, OpenHow, fn
+        fn.argtypes = [ctypes.c_long, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p,
+                       ctypes.c_size_t]
+        self._ctypes, self._how_t, self._fn = ctypes, OpenHow, fn
+        self._size = ctypes.sizeof(OpenHow)
+        # One open_how per (flags, mode): the kernel only reads it, and nftune opens
+        # thousands of sysfs files with the same few flags.
+        self._hows: dict[tuple[int, int], tuple[object, int]] = {}
 
     def __call__(self, dirfd: int, path: bytes, flags: int, mode: int) -> int:
         """A file descriptor, or -errno."""
-        how = self._how(flags, mode, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)
-        fd = int(self._fn(SYS_OPENAT2, dirfd, path, self._ctypes.byref(how),
-                          self._ctypes.sizeof(how)))
+        how = self._hows.get((flags, mode))
+        if how is None:
+            struct = self._how_t(flags, mode, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)
+            how = self._hows[(flags, mode)] = (struct, self._ctypes.addressof(struct))
+        fd: int = self._fn(SYS_OPENAT2, dirfd, path, how[1], self._size)
         return fd if fd >= 0 else -self._ctypes.get_errno()
 
 
@@ -70,22 +78,24 @@ def enable_openat2() -> None:
 
 def open_in(rootfd: int, path: str, flags: int, mode: int = 0) -> int:
     """Open `path` (in-tree, absolute or relative) under the root `rootfd`."""
-    impl = _impl()
-    if impl is not None:
-        name = os.fsencode(path.lstrip("/") or ".")
-        mode = mode if flags & os.O_CREAT else 0
-        for _ in range(8):  # EAGAIN: a rename raced with ".." resolution; try again
-            fd = impl(rootfd, name, flags | os.O_CLOEXEC, mode)
-            if fd >= 0:
-                return fd
-            if -fd in (errno.ENOSYS, errno.EPERM) and not flags & os.O_CREAT:
-                disable_openat2()  # no openat2 here: walk from now on
-                break
-            if -fd != errno.EAGAIN:
-                raise OSError(-fd, os.strerror(-fd), path)
-        else:
-            raise OSError(errno.EAGAIN, os.strerror(errno.EAGAIN), path)
-    return walk(rootfd, path, flags, mode)[0]
+    impl = _openat2 if type(_openat2) is _OpenAt2 else _impl()
+    if impl is None:
+        return walk(rootfd, path, flags, mode)[0]
+    name = path.lstrip("/").encode(_FS_ENCODING, _FS_ERRORS) or b"."  # os.fsencode, faster
+    flags |= os.O_CLOEXEC
+    mode = mode if flags & os.O_CREAT else 0
+    fd = impl(rootfd, name, flags, mode)
+    tries = 1
+    while fd < 0:
+        err = -fd
+        if err in (errno.ENOSYS, errno.EPERM) and not flags & os.O_CREAT:
+            disable_openat2()  # no openat2 here (an old kernel, seccomp): walk from now on
+            return walk(rootfd, path, flags, mode)[0]
+        if err != errno.EAGAIN or tries == 8:  # EAGAIN: a rename raced with ".."
+            raise OSError(err, os.strerror(err), path)
+        fd = impl(rootfd, name, flags, mode)
+        tries += 1
+    return fd
 
 
 def walk(rootfd: int, path: str, flags: int, mode: int = 0) -> tuple[int, str]:

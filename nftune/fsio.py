@@ -285,10 +285,18 @@ def locked(root: Root, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
         os.close(fd)
 
 
-def read_attr(root: Root, path: str) -> str | None:
-    """A kernel attribute's text (they are short), or None when it cannot be read."""
+def _open_attr(root: Root, path: str, flags: int, at: int | None) -> int:
+    flags |= os.O_NONBLOCK  # a FIFO in a tree's sysfs must not hang nftune
+    if at is None:
+        return root.open(path, flags)
+    return Root.open_at(at, path.rpartition("/")[2], flags)
+
+
+def read_attr(root: Root, path: str, *, at: int | None = None) -> str | None:
+    """A kernel attribute's text (they are short), or None when it cannot be read. `at`:
+    the attribute's directory from root.directory(), when reading many in one."""
     try:
-        fd = root.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        fd = _open_attr(root, path, os.O_RDONLY, at)
     except OSError:
         return None
     try:
@@ -300,13 +308,13 @@ def read_attr(root: Root, path: str) -> str | None:
 
 
 def sync_attr(root: Root, path: str, new: str, same: Callable[[str], bool], *,
-              write: bool = True) -> str | None:
+              write: bool = True, at: int | None = None) -> str | None:
     """A kernel attribute: read it and, unless `same(old)`, write `new` with one write()
     (sysfs and /proc/sys cannot be replaced atomically; one open serves both). Returns the
     old value when it differed (and was written, with `write`), None when it did not or
-    the attribute does not exist in this kernel."""
+    the attribute does not exist in this kernel. `at`: as for read_attr()."""
     try:
-        fd = root.open(path, (os.O_RDWR if write else os.O_RDONLY) | os.O_NONBLOCK)
+        fd = _open_attr(root, path, os.O_RDWR if write else os.O_RDONLY, at)
     except FileNotFoundError:
         return None
     except OSError as e:

@@ -114,6 +114,30 @@ class Root:
         finally:
             os.close(fd)
 
+    @contextlib.contextmanager
+    def directory(self, path: str) -> Iterator[int | None]:
+        """A directory resolved in the tree, to open many names in it with open_at() (sysfs:
+        thousands of queue attributes); None when it is missing."""
+        try:
+            fd = self.open(path, os.O_PATH | os.O_DIRECTORY)
+        except OSError as e:
+            if e.errno not in (*_MISSING, errno.ELOOP):
+                raise
+            yield None
+            return
+        try:
+            yield fd
+        finally:
+            os.close(fd)
+
+    @staticmethod
+    def open_at(dirfd: int, name: str, flags: int) -> int:
+        """One name in a directory from directory(): a single component, and a symlink is
+        never followed (ELOOP), so it stays where the directory is."""
+        if "/" in name or name in ("", ".", ".."):
+            raise OSError(errno.EINVAL, "not a file name", name)
+        return os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dirfd)
+
     def chase(self, path: str) -> str:
         """The in-tree path that `path` resolves to, as if chrooted into the tree; missing
         components (CHASE_NONEXISTENT) and a symlink loop are kept as written. For naming

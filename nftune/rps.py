@@ -16,7 +16,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from .artifacts import RPS_UDEV_NAME as RULE_NAME
@@ -251,9 +251,27 @@ def _bits(cpus: frozenset[int]) -> int:
 
 
 def _sync(root: Root, path: str, new: str, same: Callable[[str], bool],
-          write: bool) -> Write | None:
-    old = sync_attr(root, path, new, same, write=write)
+          write: bool, at: int | None = None) -> Write | None:
+    old = sync_attr(root, path, new, same, write=write, at=at)
     return None if old is None else Write(path, old, new)
+
+
+def _queues(root: Root, nic: Nic) -> Iterator[tuple[str, int | None]]:
+    """Each receive queue and its directory (None: read it by path). The queues directory
+    is resolved in the tree once; each queue's is opened in it without following a link:
+    8192 queues cost no path walk each."""
+    with root.directory(f"{NET}/{nic.name}/queues") as queues:
+        for q in nic.rx:
+            try:
+                fd = None if queues is None else \
+                    Root.open_at(queues, q, os.O_PATH | os.O_DIRECTORY)
+            except OSError:
+                fd = None  # gone meanwhile, or a link: the path says what it is
+            try:
+                yield q, fd
+            finally:
+                if fd is not None:
+                    os.close(fd)
 
 
 def reconcile(root: Root, rps: RpsConfig, decisions: list[Decision], default: str | None,
@@ -268,18 +286,18 @@ def reconcile(root: Root, rps: RpsConfig, decisions: list[Decision], default: st
         if not d.selected:
             if inherited and d.nic.physical:
                 writes += [_sync(root, f"{NET}/{d.nic.name}/queues/{q}/rps_cpus", "0",
-                                 lambda old: _mask_int(old) != inherited, write)
-                           for q in d.nic.rx]
+                                 lambda old: _mask_int(old) != inherited, write, at)
+                           for q, at in _queues(root, d.nic)]
             continue
         bits, flows = _bits(d.cpus), str(d.flow_cnt)
 
         def same_mask(old: str, d: Decision = d, bits: int = bits) -> bool:
             return old == d.mask or _mask_int(old) == bits
 
-        for q in d.nic.rx:
+        for q, at in _queues(root, d.nic):
             base = f"{NET}/{d.nic.name}/queues/{q}"
-            writes.append(_sync(root, f"{base}/rps_cpus", d.mask, same_mask, write))
-            writes.append(_sync(root, f"{base}/rps_flow_cnt", flows, flows.__eq__, write))
+            writes.append(_sync(root, f"{base}/rps_cpus", d.mask, same_mask, write, at))
+            writes.append(_sync(root, f"{base}/rps_flow_cnt", flows, flows.__eq__, write, at))
     if any(d.selected for d in decisions):
         entries = str(pow2(rps.flow_entries))
         writes.append(_sync(root, FLOW_ENTRIES, entries, entries.__eq__, write))
@@ -340,10 +358,10 @@ class QueueState:
 
 def queue_states(root: Root, d: Decision) -> list[QueueState]:
     out = []
-    for q in d.nic.rx:
+    for q, at in _queues(root, d.nic):
         base = f"{NET}/{d.nic.name}/queues/{q}"
-        actual = read_attr(root, f"{base}/rps_cpus")
-        flows = read_attr(root, f"{base}/rps_flow_cnt")
+        actual = read_attr(root, f"{base}/rps_cpus", at=at)
+        flows = read_attr(root, f"{base}/rps_flow_cnt", at=at)
         ok = not d.selected or (actual is not None and _mask_int(actual) == _bits(d.cpus)
                                 and (flows is None or flows == str(d.flow_cnt)))
         out.append(QueueState(q, d.mask if d.selected else None, actual, flows, ok))

@@ -68,14 +68,27 @@ def build_bait(outside: Path) -> None:
           '{"generator": "nftune", "version": 1, "created_dirs": ["/etc/udev"]}\n')
 
 
-def link_dir(tree: Path, outside: Path, d: str, kind: str) -> None:
-    """Replace the tree's directory `d` with a link of `kind` to the bait's `d`."""
-    here = tree / d
+def clear_place(tree: Path, d: str) -> Path | None:
+    """Make room for a link at the tree's `d`, never through a link: the harness must not
+    do what nftune is tested for (a link placed earlier may point at the host's /etc).
+    None when `d` is below a link already."""
+    parts = d.split("/")
+    for i in range(1, len(parts)):
+        if tree.joinpath(*parts[:i]).is_symlink():
+            return None
+    here = tree.joinpath(*parts)
     if here.is_symlink() or here.is_file():
         here.unlink()
     elif here.exists():
-        shutil.rmtree(here)
-    here.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(here)  # does not follow links inside
+    here.parent.mkdir(parents=True, exist_ok=True)  # no link on the way: checked above
+    return here
+
+
+def link_dir(tree: Path, outside: Path, d: str, kind: str) -> None:
+    """Replace the tree's directory `d` with a link of `kind` to the bait's `d`."""
+    here = clear_place(tree, d)
+    assert here is not None, d
     target = outside / d
     if kind == "absolute":
         here.symlink_to(target)
