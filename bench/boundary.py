@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""What the tree boundary costs: `nftune verify --root` over a tree of 5,000 sysctl.d files,
+today's nftune against the last one before the boundary (every path resolved inside the
+tree, only regular files read, bounded memory), interleaved in one run.
+
+Target (issue 12): at most 1.10x. The earlier nftune is taken from git (BASE); without that
+history (a shallow clone) the benchmark says so and measures nothing.
+Usage: bench/boundary.py [--runs N] [--files N] [--check]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from common import medians, table
+
+TOP = Path(__file__).resolve().parents[1]
+BASE = "94c3875"  # the last commit before the boundary
+TARGET = 1.10
+
+
+def build(tree: Path, files: int) -> None:
+    d = tree / "etc/sysctl.d"
+    d.mkdir(parents=True)
+    for i in range(files):
+        (d / f"{i % 89 + 10:02d}-file{i:05d}.conf").write_text(
+            f"# file {i}\nnet.ipv4.conf.eth{i}.rp_filter = 1\nvm.max_map_count = {i}\n")
+    k = tree / "lib/modules/6.1.0-18-amd64"
+    k.mkdir(parents=True)
+    (k / "modules.dep").write_text("kernel/net/netfilter/nf_conntrack.ko.xz:\n")
+    subprocess.run([sys.executable, "-m", "nftune", "apply", "--root", str(tree)], check=True,
+                   stdout=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(TOP)})
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=15)
+    ap.add_argument("--files", type=int, default=5000)
+    ap.add_argument("--check", action="store_true")
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="nftune-bench-boundary.", dir="/var/tmp"))
+    try:
+        base = work / "base"
+        base.mkdir()
+        archive = subprocess.run(["git", "-C", str(TOP), "archive", BASE, "nftune"],
+                                 capture_output=True, check=False)
+        if archive.returncode != 0:
+            print(f"boundary: skipped: commit {BASE} is not in this clone's history")
+            return 0
+        subprocess.run(["tar", "-x", "-C", str(base)], input=archive.stdout, check=True)
+        tree = work / "tree"
+        build(tree, args.files)
+
+        def argv(top: Path) -> list[str]:
+            return ["env", f"PYTHONPATH={top}", sys.executable, "-m", "nftune", "verify",
+                    "--root", str(tree)]
+
+        print(f"nftune verify --root, {args.files} sysctl.d files, median of {args.runs}")
+        ratios = table(medians({"before the boundary": argv(base), "now": argv(TOP)},
+                               args.runs), "before the boundary")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    ok = ratios["now"] <= TARGET
+    print(f"target: <= {TARGET:.2f}x: {'met' if ok else 'MISSED'}")
+    return 0 if ok or not args.check else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
