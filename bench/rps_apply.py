@@ -4,8 +4,10 @@ is selected (Mode=auto: 32 queues < 64 CPUs), so each apply from zero writes 819
 8192 rps_flow_cnt and the RFS table.
 
 Target (issue 6): <= 200 ms to apply. Printed: the median of the in-process apply from
-zero, of a re-apply that finds nothing to change, and of the whole `nftune rps apply`
-command (start-up included).
+zero, of a re-apply that finds nothing to change (both as on a node, whose attributes are
+on sysfs), of an apply from zero on a tree's own files (each type-checked before it is
+opened), and of the whole `nftune rps apply --root` command (start-up included, the
+tree's path).
 Usage: bench/rps_apply.py [--runs N] [--nics N] [--queues N] [--check]
 """
 
@@ -25,12 +27,13 @@ sys.path.insert(0, str(TOP))
 
 from common import nftune_argv  # noqa: E402
 
-from nftune import rps  # noqa: E402
+from nftune import chase, rps  # noqa: E402
 from nftune.config import parse  # noqa: E402
 from nftune.root import Root  # noqa: E402
 
 TARGET_MS = 200.0
 SCRATCH = "/dev/shm" if Path("/dev/shm").is_dir() else "/var/tmp"
+TMPFS_MAGIC = 0x01021994
 
 
 def build(tree: Path, nics: int, queues: int, cpus: int) -> list[Path]:
@@ -77,8 +80,11 @@ def main() -> int:
     try:
         masks = build(tree, args.nics, args.queues, 64)
         root, config = Root(tree, live=True), parse([])
-        fresh, again, command = [], [], []
+        fresh, again, checked, command = [], [], [], []
         for _ in range(args.runs):
+            # A node's queue attributes are on sysfs, opened at once; the fake sysfs is on
+            # tmpfs, taken for the kernel's here to time that path.
+            chase.KERNEL_FS.add(TMPFS_MAGIC)
             reset(tree, masks)
             t = time.perf_counter()
             done = rps.apply(root, config)
@@ -87,6 +93,12 @@ def main() -> int:
             t = time.perf_counter()
             assert rps.apply(root, config).writes == ()
             again.append(time.perf_counter() - t)
+            # A tree's own files are type-checked before they are opened (no device node).
+            chase.KERNEL_FS.discard(TMPFS_MAGIC)
+            reset(tree, masks)
+            t = time.perf_counter()
+            assert len(rps.apply(root, config).writes) == 2 * len(masks) + 1
+            checked.append(time.perf_counter() - t)
             reset(tree, masks)
             t = time.perf_counter()
             subprocess.run([*nftune_argv(), "rps", "apply", "--root", str(tree)], check=True,
@@ -96,11 +108,12 @@ def main() -> int:
         shutil.rmtree(tree, ignore_errors=True)
     ms = {name: statistics.median(v) * 1000 for name, v in
           (("apply from zero", fresh), ("re-apply, nothing to change", again),
-           ("nftune rps apply (command)", command))}
+           ("apply from zero, a tree's files", checked),
+           ("nftune rps apply --root (command)", command))}
     print(f"rps apply: {args.nics} NICs x {args.queues} queues, 64 CPUs, "
           f"median of {args.runs}")
     for name, value in ms.items():
-        print(f"  {name:<30} {value:8.1f} ms")
+        print(f"  {name:<34} {value:8.1f} ms")
     ok = ms["apply from zero"] <= TARGET_MS
     print(f"target: apply <= {TARGET_MS:.0f} ms: {'met' if ok else 'MISSED'}")
     return 0 if ok or not args.check else 1

@@ -21,8 +21,9 @@ SYS_OPENAT2 = 437  # the same number on every architecture (the unified syscall 
 _PATH = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
 _FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
 
-class _OpenAt2:
-    """openat2(2) through libc's syscall(); ctypes is imported on first use only."""
+class _Libc:
+    """openat2(2) through libc's syscall(), and fstatfs(2); ctypes is imported on first use
+    only."""
 
     def __init__(self) -> None:
         import ctypes
@@ -31,17 +32,18 @@ class _OpenAt2:
             _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64),
                         ("resolve", ctypes.c_uint64)]
 
-        fn = ctypes.CDLL(None, use_errno=True).syscall
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.syscall
         fn.restype = ctypes.c_long
         fn.argtypes = [ctypes.c_long, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p,
                        ctypes.c_size_t]
-        self._ctypes, self._how_t, self._fn = ctypes, OpenHow, fn
+        self._ctypes, self._how_t, self._fn, self._fstatfs = ctypes, OpenHow, fn, libc.fstatfs
         self._size = ctypes.sizeof(OpenHow)
         # One open_how per (flags, mode): the kernel only reads it, and nftune opens
         # thousands of sysfs files with the same few flags.
         self._hows: dict[tuple[int, int], tuple[object, int]] = {}
 
-    def __call__(self, dirfd: int, path: bytes, flags: int, mode: int) -> int:
+    def openat2(self, dirfd: int, path: bytes, flags: int, mode: int) -> int:
         """A file descriptor, or -errno."""
         how = self._hows.get((flags, mode))
         if how is None:
@@ -50,50 +52,76 @@ class _OpenAt2:
         fd: int = self._fn(SYS_OPENAT2, dirfd, path, how[1], self._size)
         return fd if fd >= 0 else -self._ctypes.get_errno()
 
+    def fs_type(self, fd: int) -> int | None:
+        """fstatfs(2)'s f_type (the first member of struct statfs on 64-bit Linux)."""
+        buf = self._ctypes.create_string_buffer(256)
+        if self._fstatfs(fd, buf) != 0:
+            return None
+        return int(self._ctypes.c_long.from_buffer(buf).value)
 
-# None: not tried yet; False: not to be had here (no ctypes, an old kernel, seccomp).
-_openat2: _OpenAt2 | bool | None = None
+
+_libc: _Libc | None = None
+_tried = False  # ctypes was tried: _libc None means it cannot be had
+_use_openat2 = True  # False: the kernel (or a seccomp filter) has no openat2, or a test
 
 
-def _impl() -> _OpenAt2 | None:
-    global _openat2
-    if _openat2 is None:
+def _lib() -> _Libc | None:
+    global _libc, _tried
+    if not _tried:
+        _tried = True
         try:
-            _openat2 = _OpenAt2()
+            _libc = _Libc()
         except (ImportError, OSError, AttributeError):
-            _openat2 = False
-    return _openat2 if isinstance(_openat2, _OpenAt2) else None
+            _libc = None
+    return _libc
+
+
+SYSFS_MAGIC, PROC_SUPER_MAGIC = 0x62656572, 0x9FA0
+# The kernel's own file systems: a tree cannot put a device node in them.
+KERNEL_FS = {SYSFS_MAGIC, PROC_SUPER_MAGIC}
+
+
+def on_kernel_fs(fd: int) -> bool:
+    """Whether the directory `fd` is on sysfs or procfs (False when it cannot be told)."""
+    lib = _lib()
+    return lib is not None and lib.fs_type(fd) in KERNEL_FS
+
+
+def openat2_in_use() -> bool:
+    return _use_openat2 and _lib() is not None
 
 
 def disable_openat2() -> None:
     """Use the walk only (tests run both; a kernel without openat2 does it by itself)."""
-    global _openat2
-    _openat2 = False
+    global _use_openat2
+    _use_openat2 = False
 
 
 def enable_openat2() -> None:
-    global _openat2
-    _openat2 = None
+    global _use_openat2
+    _use_openat2 = True
 
 
 def open_in(rootfd: int, path: str, flags: int, mode: int = 0) -> int:
     """Open `path` (in-tree, absolute or relative) under the root `rootfd`."""
-    impl = _openat2 if type(_openat2) is _OpenAt2 else _impl()
-    if impl is None:
+    lib = _lib() if _use_openat2 else None
+    if lib is None:
         return walk(rootfd, path, flags, mode)[0]
     name = path.lstrip("/").encode(_FS_ENCODING, _FS_ERRORS) or b"."  # os.fsencode, faster
     flags |= os.O_CLOEXEC
     mode = mode if flags & os.O_CREAT else 0
-    fd = impl(rootfd, name, flags, mode)
+    fd = lib.openat2(rootfd, name, flags, mode)
     tries = 1
     while fd < 0:
         err = -fd
-        if err in (errno.ENOSYS, errno.EPERM) and not flags & os.O_CREAT:
+        if err == errno.ENOSYS:
             disable_openat2()  # no openat2 here (an old kernel, seccomp): walk from now on
+            return walk(rootfd, path, flags, mode)[0]
+        if err == errno.EPERM:  # a seccomp filter, or the file itself: the walk tells
             return walk(rootfd, path, flags, mode)[0]
         if err != errno.EAGAIN or tries == 8:  # EAGAIN: a rename raced with ".."
             raise OSError(err, os.strerror(err), path)
-        fd = impl(rootfd, name, flags, mode)
+        fd = lib.openat2(rootfd, name, flags, mode)
         tries += 1
     return fd
 
@@ -119,13 +147,19 @@ def walk(rootfd: int, path: str, flags: int, mode: int = 0) -> tuple[int, str]:
                 else:
                     fd = os.open(name, _PATH, dir_fd=cur)
             except OSError as e:
-                if not (last and e.errno == errno.ELOOP):
+                # A symlink at the end fails O_NOFOLLOW with ELOOP, or with ENOTDIR when
+                # O_DIRECTORY is asked for too: follow it below.
+                if not (last and e.errno in (errno.ELOOP, errno.ENOTDIR) and stat.S_ISLNK(
+                        os.stat(name, dir_fd=cur, follow_symlinks=False).st_mode)):
                     raise OSError(e.errno, e.strerror, path) from None
-                fd = -1  # a symlink at the end: see below
+                fd = -1
             if fd >= 0:
                 st = os.fstat(fd)
                 if not stat.S_ISLNK(st.st_mode):
                     if last:
+                        if flags & os.O_DIRECTORY and not stat.S_ISDIR(st.st_mode):
+                            os.close(fd)
+                            raise OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), path)
                         return fd, f"{where}/{name}"
                     if not stat.S_ISDIR(st.st_mode):
                         os.close(fd)

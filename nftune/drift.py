@@ -14,7 +14,7 @@ from typing import Any
 
 from .config import Config
 from .errors import NftuneError
-from .fsio import sync_attr
+from .fsio import parse_json, sync_attr
 from .result import Cause, CheckResult, Status, failed
 from .root import Root
 from .sysctl import same_value
@@ -32,7 +32,7 @@ class Repair:
 
 def _load(root: Root) -> dict[str, dict[str, Any]]:
     try:
-        data = json.loads(root.read_bytes(STATE) or b"{}")
+        data = parse_json(root.read_bytes(STATE) or b"{}")
     except (NftuneError, ValueError):
         return {}
     if not isinstance(data, dict):

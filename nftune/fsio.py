@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 
+from .chase import on_kernel_fs
 from .errors import EXIT_FAILED, NftuneError
 from .root import FILE, Root, kind_of
 from .text import escape
@@ -148,7 +149,7 @@ class Writer:
         owned = _package_dirs(self.root)
         self._forget_state()
         for d in sorted(self.created, key=lambda p: p.count("/"), reverse=True):
-            if d in owned:
+            if d in owned or self.root.chase(d) in owned:
                 continue
             st = self.root.lstat(d)
             if st is None or not stat.S_ISDIR(st.st_mode):
@@ -206,6 +207,15 @@ class Writer:
         self.had_state = False
 
 
+def parse_json(text: str | bytes) -> object:
+    """json.loads, whose every failure is ValueError (a deeply nested document raises
+    RecursionError in the parser)."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
 def _parents(path: str) -> list[str]:
     """"/etc/udev/rules.d" -> ["/etc", "/etc/udev", "/etc/udev/rules.d"]."""
     parts = path.strip("/").split("/")
@@ -222,7 +232,7 @@ def _load_state(root: Root, allowed: frozenset[str]) -> list[str]:
     if not text:
         return []
     try:
-        state = json.loads(text)
+        state = parse_json(text)
     except ValueError:
         return _distrust(root, "not JSON")
     if not isinstance(state, dict) or state.get("generator") != "nftune":
@@ -285,19 +295,28 @@ def locked(root: Root, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
         os.close(fd)
 
 
-def _open_attr(root: Root, path: str, flags: int, at: int | None) -> int:
-    flags |= os.O_NONBLOCK  # a FIFO in a tree's sysfs must not hang nftune
-    if at is None:
-        return root.open(path, flags)
-    return Root.open_at(at, path.rpartition("/")[2], flags)
+# A directory of attributes: its descriptor from root.directory(), and whether it is on
+# sysfs or procfs (chase.on_kernel_fs()).
+At = tuple[int, bool]
 
 
-def read_attr(root: Root, path: str, *, at: int | None = None) -> str | None:
+def _open_attr(root: Root, path: str, flags: int, at: At | None) -> int | None:
+    if at is not None:
+        return root.open_file(path, flags, at=at[0], kernel=at[1])
+    with root.directory(path.rpartition("/")[0] or "/") as d:
+        if d is None:
+            return None
+        return root.open_file(path, flags, at=d, kernel=on_kernel_fs(d))
+
+
+def read_attr(root: Root, path: str, *, at: At | None = None) -> str | None:
     """A kernel attribute's text (they are short), or None when it cannot be read. `at`:
-    the attribute's directory from root.directory(), when reading many in one."""
+    the attribute's directory, when reading many in one."""
     try:
         fd = _open_attr(root, path, os.O_RDONLY, at)
-    except OSError:
+    except (OSError, NftuneError):
+        return None
+    if fd is None:
         return None
     try:
         return os.read(fd, 4096).decode("ascii", "replace").strip()
@@ -308,18 +327,18 @@ def read_attr(root: Root, path: str, *, at: int | None = None) -> str | None:
 
 
 def sync_attr(root: Root, path: str, new: str, same: Callable[[str], bool], *,
-              write: bool = True, at: int | None = None) -> str | None:
+              write: bool = True, at: At | None = None) -> str | None:
     """A kernel attribute: read it and, unless `same(old)`, write `new` with one write()
     (sysfs and /proc/sys cannot be replaced atomically; one open serves both). Returns the
     old value when it differed (and was written, with `write`), None when it did not or
     the attribute does not exist in this kernel. `at`: as for read_attr()."""
     try:
         fd = _open_attr(root, path, os.O_RDWR if write else os.O_RDONLY, at)
-    except FileNotFoundError:
-        return None
     except OSError as e:
         raise NftuneError(f"cannot open: {e.strerror}", path=root.show(path),
                           exit_code=EXIT_FAILED) from e
+    if fd is None:
+        return None
     try:
         old = os.read(fd, 4096).decode("ascii", "replace").strip()
         if same(old):

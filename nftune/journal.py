@@ -31,7 +31,7 @@ def encode(fields: dict[str, str]) -> bytes:
     for key, value in fields.items():
         if not _FIELD.fullmatch(key):
             raise ValueError(f"not a journal field name: {key!r}")
-        data = value.encode()
+        data = value.encode("utf-8", "surrogateescape")  # a name's own bytes
         if b"\n" in data:
             out += key.encode() + b"\n" + struct.pack("<Q", len(data)) + data + b"\n"
         else:
@@ -69,18 +69,17 @@ def send(root: Root, entries: list[dict[str, str]]) -> int:
     if not entries:
         return 0
     try:
-        # The socket's directory resolved in the tree, reached through its descriptor, so
-        # a link in the tree's /run cannot send the entries anywhere else.
-        dfd = root.open(SOCKET.rsplit("/", 1)[0], os.O_PATH | os.O_DIRECTORY)
+        # The socket itself, resolved in the tree and held by a descriptor, is what the
+        # entries go to: no link in the tree's /run can send them anywhere else.
+        fd = root.open(SOCKET, os.O_PATH | os.O_NOFOLLOW)
         try:
-            name = SOCKET.rsplit("/", 1)[1]
-            if not stat.S_ISSOCK(os.stat(name, dir_fd=dfd, follow_symlinks=False).st_mode):
+            if not stat.S_ISSOCK(os.fstat(fd).st_mode):
                 raise OSError(errno.ENOTSOCK, os.strerror(errno.ENOTSOCK))
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
                 for fields in entries:
-                    s.sendto(encode(fields), f"/proc/self/fd/{dfd}/{name}")
+                    s.sendto(encode(fields), f"/proc/self/fd/{fd}")
         finally:
-            os.close(dfd)
+            os.close(fd)
     except OSError as e:
         raise NftuneError(f"cannot write to the journal: {e.strerror}", path=root.show(SOCKET),
                           exit_code=EXIT_FAILED, hint="is systemd-journald running?") from e

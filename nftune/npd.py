@@ -50,9 +50,13 @@ def _unknown(doc: dict[str, Any] | None, boot_id: str | None, now: float,
     if doc is None:
         return "no nftune report: nftune-verify.service has not run"
     finished, checks = doc.get("finished"), doc.get("checks")
-    if not isinstance(finished, int | float) or isinstance(finished, bool) or not math.isfinite(
-            finished) or not isinstance(checks, list) or not all(isinstance(c, dict)
-                                                                 for c in checks):
+    try:
+        finished = float(finished) if isinstance(finished, int | float) and not isinstance(
+            finished, bool) else math.nan
+    except OverflowError:  # an integer of 400 digits
+        finished = math.nan
+    if not math.isfinite(finished) or not isinstance(checks, list) or not all(
+            isinstance(c, dict) for c in checks):
         return "the nftune report is damaged"
     if boot_id is None or doc.get("boot_id") != boot_id:
         return "the nftune report is from an earlier boot"

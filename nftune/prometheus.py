@@ -7,13 +7,15 @@ from __future__ import annotations
 from . import __version__
 from .result import CheckResult, Status
 from .root import Root
+from .text import escape
 
 FILE = "nftune.prom"
 ORDERING_CHECKS = ("ordering", "boot-graph", "boot-order")
 
 
 def _label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    """A label value: names from the tree escaped (escape()), then the format's own."""
+    return escape(value).replace("\\", "\\\\").replace('"', '\\"')
 
 
 def _number(text: str | None) -> str | None:
@@ -22,7 +24,7 @@ def _number(text: str | None) -> str | None:
         return None
     try:
         return repr(float(int(text.strip())))
-    except ValueError:
+    except (ValueError, OverflowError):
         return None
 
 

@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from .errors import NftuneError
-from .fsio import read_attr
+from .fsio import parse_json, read_attr
 from .root import Root
 
 REPORT = "/run/nftune/report.json"
@@ -39,7 +39,7 @@ def read(root: Root) -> dict[str, Any] | None:
     """The last report, or None when there is none or it is not one (damaged, not a
     regular file, another schema)."""
     try:
-        data = json.loads(root.read_bytes(REPORT) or b"null")
+        data = parse_json(root.read_bytes(REPORT) or b"null")
     except (NftuneError, ValueError):
         return None
     return data if isinstance(data, dict) and data.get("schema") == 1 else None

@@ -32,6 +32,7 @@ from .errors import EXIT_FAILED, NftuneError
 CONF_BASES = ("/etc", "/run", "/usr/local/lib", "/usr/lib", "/lib")
 MAX_SYMLINK_HOPS = _chase.MAX_SYMLINK_HOPS
 _MISSING = (errno.ENOENT, errno.ENOTDIR)
+MAX_FILE = 16 << 20  # what nftune reads whole: configs, unit files, modules.dep, its state
 _KINDS = {stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket", stat.S_IFCHR: "a device",
           stat.S_IFBLK: "a device", stat.S_IFDIR: "a directory", stat.S_IFLNK: "a symlink"}
 # Entry types of listdir(): what the directory entry itself is (symlinks not followed).
@@ -230,49 +231,87 @@ class Root:
                 return {}
             raise
         out = {}
-        with os.scandir(fd) as it:  # closes fd
-            for entry in it:
-                out[entry.name] = (LINK if entry.is_symlink() else
-                                   DIR if entry.is_dir(follow_symlinks=False) else
-                                   FILE if entry.is_file(follow_symlinks=False) else OTHER)
+        try:
+            with os.scandir(fd) as it:  # reads a duplicate of fd
+                for entry in it:
+                    out[entry.name] = (LINK if entry.is_symlink() else
+                                       DIR if entry.is_dir(follow_symlinks=False) else
+                                       FILE if entry.is_file(follow_symlinks=False) else OTHER)
+        finally:
+            os.close(fd)
         return out
 
     # -- reading ------------------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def reader(self, path: str, *, follow: bool = True) -> Iterator[BinaryIO | None]:
-        """A regular file, opened for reading; None when it does not exist. Anything else
-        (a FIFO, a socket, a directory, a symlink loop, no permission; a symlink at all
-        unless `follow`) is an NftuneError naming the path: opening never blocks, so a
-        FIFO cannot hang nftune."""
-        flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | (0 if follow else os.O_NOFOLLOW)
+    def open_file(self, path: str, flags: int, *, follow: bool = True,
+                  at: int | None = None, kernel: bool = False) -> int | None:
+        """A regular file opened with `flags`; None when it does not exist. Anything else
+        (a FIFO, a socket, a device, a directory, a symlink loop, no permission; a symlink
+        at all unless `follow`) is an NftuneError naming the path. The type is checked on
+        an O_PATH descriptor before the file itself is opened, so a device node in a tree
+        is never opened (opening some has effects: a watchdog arms, a tape rewinds) and a
+        FIFO never blocks. `at`: the file's directory from directory(), `path` then only
+        names it; `kernel`: that directory is on sysfs or procfs (on_kernel_fs()), where
+        no device node can be, and the file is opened at once."""
+        flags |= os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+        nofollow = 0 if follow else os.O_NOFOLLOW
         try:
-            fd = self.open(path, flags)
+            if kernel and at is not None:
+                return Root.open_at(at, path.rpartition("/")[2], flags)
+            pfd = Root.open_at(at, path.rpartition("/")[2], os.O_PATH) if at is not None \
+                else self.open(path, os.O_PATH | nofollow)
         except OSError as e:
             if e.errno in _MISSING:
-                yield None
-                return
-            raise NftuneError(f"cannot read: {e.strerror}", path=self.show(path),
+                return None
+            raise NftuneError(f"cannot open: {e.strerror}", path=self.show(path),
                               exit_code=EXIT_FAILED) from None
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            os.close(fd)
-            raise NftuneError(f"{kind_of(mode)}, not a regular file", path=self.show(path),
-                              exit_code=EXIT_FAILED,
-                              hint="nftune reads only regular files here; remove it or "
-                                   "replace it with a file")
+        try:
+            st = os.fstat(pfd)
+            if not stat.S_ISREG(st.st_mode):
+                raise NftuneError(f"{kind_of(st.st_mode)}, not a regular file",
+                                  path=self.show(path), exit_code=EXIT_FAILED,
+                                  hint="nftune reads only regular files here; remove it or "
+                                       "replace it with a file")
+            fd = _reopen(pfd, flags)
+            if fd is None:  # no /proc: open it again, and make sure it is the same file
+                fd = Root.open_at(at, path.rpartition("/")[2], flags) if at is not None \
+                    else self.open(path, flags | nofollow)
+                again = os.fstat(fd)
+                if (again.st_dev, again.st_ino) != (st.st_dev, st.st_ino):
+                    os.close(fd)
+                    raise OSError(errno.ESTALE, "replaced while it was opened")
+            return fd
+        except OSError as e:
+            raise NftuneError(f"cannot open: {e.strerror}", path=self.show(path),
+                              exit_code=EXIT_FAILED) from None
+        finally:
+            os.close(pfd)
+
+    @contextlib.contextmanager
+    def reader(self, path: str, *, follow: bool = True) -> Iterator[BinaryIO | None]:
+        """open_file() for reading, as a file object."""
+        fd = self.open_file(path, os.O_RDONLY, follow=follow)
+        if fd is None:
+            yield None
+            return
         with os.fdopen(fd, "rb", buffering=0) as f:
             yield f
 
-    def read_bytes(self, path: str) -> bytes | None:
+    def read_bytes(self, path: str, limit: int = MAX_FILE) -> bytes | None:
+        """A whole file, at most `limit` bytes (a bigger one is an error: nothing nftune
+        reads whole is that big, and a tree can hold a sparse file of any size)."""
         with self.reader(path) as f:
             if f is None:
                 return None
             try:
-                return f.read()
+                data = f.read(limit + 1)
             except OSError as e:
                 raise NftuneError(f"cannot read: {e.strerror}", path=self.show(path),
                                   exit_code=EXIT_FAILED) from None
+        if len(data) > limit:
+            raise NftuneError(f"larger than {limit} bytes", path=self.show(path),
+                              exit_code=EXIT_FAILED, hint="is this the file it should be?")
+        return data
 
     def read_text(self, path: str) -> str | None:
         """A file's text (undecodable bytes replaced), None when it does not exist."""
@@ -288,9 +327,11 @@ class Root:
         try:
             with self._parent(path, os.O_RDONLY) as (dfd, name):
                 tmp = temp_name(name)
+                made = False
                 try:
                     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
                                  | os.O_CLOEXEC, mode, dir_fd=dfd)
+                    made = True
                     try:
                         os.fchmod(fd, mode)  # the umask must not narrow it
                         view = memoryview(data)
@@ -301,8 +342,9 @@ class Root:
                         os.close(fd)
                     os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
                 except OSError as e:
-                    with contextlib.suppress(OSError):
-                        os.unlink(tmp, dir_fd=dfd)
+                    if made:  # only nftune's own temp file: one in the way is not its
+                        with contextlib.suppress(OSError):
+                            os.unlink(tmp, dir_fd=dfd)
                     raise NftuneError(f"cannot write: {e.strerror}", path=self.show(path),
                                       exit_code=EXIT_FAILED,
                                       hint=_write_hint(e, dfd, len(data))) from None
@@ -399,6 +441,17 @@ class Root:
 
     state_dir = "/var/lib/nftune"
     state_file = "/var/lib/nftune/state.json"
+
+
+def _reopen(pfd: int, flags: int) -> int | None:
+    """The very file an O_PATH descriptor holds, opened for I/O through /proc/self/fd
+    (which names the inode, not a path); None without /proc (a bare chroot)."""
+    try:
+        return os.open(f"/proc/self/fd/{pfd}", flags)
+    except FileNotFoundError:
+        if os.path.isdir("/proc/self/fd"):
+            raise
+        return None
 
 
 TEMP_PREFIX = ".#"

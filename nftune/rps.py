@@ -20,10 +20,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from .artifacts import RPS_UDEV_NAME as RULE_NAME
+from .chase import on_kernel_fs
 from .config import Config, RpsConfig
 from .cpus import format_list, format_mask, parse_list
 from .errors import EXIT_FAILED, NftuneError
-from .fsio import read_attr, sync_attr
+from .fsio import At, read_attr, sync_attr
 from .result import Cause, CheckResult, failed, passed, skipped
 from .root import Root
 
@@ -95,6 +96,9 @@ def read_machine(root: Root) -> Machine:
         raise NftuneError("cannot read the online CPUs", path=root.show(f"{CPU}/online"),
                           exit_code=EXIT_FAILED, hint="is sysfs mounted?")
     online = _cpulist(root, f"{CPU}/online")
+    if not online:
+        raise NftuneError("no online CPU", path=root.show(f"{CPU}/online"),
+                          exit_code=EXIT_FAILED, hint="is this sysfs the machine's?")
     possible = _cpulist(root, f"{CPU}/possible") or online
     isolated = _cpulist(root, f"{CPU}/isolated") | _cpulist(root, f"{CPU}/nohz_full")
     nodes = {}
@@ -251,16 +255,18 @@ def _bits(cpus: frozenset[int]) -> int:
 
 
 def _sync(root: Root, path: str, new: str, same: Callable[[str], bool],
-          write: bool, at: int | None = None) -> Write | None:
+          write: bool, at: At | None = None) -> Write | None:
     old = sync_attr(root, path, new, same, write=write, at=at)
     return None if old is None else Write(path, old, new)
 
 
-def _queues(root: Root, nic: Nic) -> Iterator[tuple[str, int | None]]:
+def _queues(root: Root, nic: Nic) -> Iterator[tuple[str, At | None]]:
     """Each receive queue and its directory (None: read it by path). The queues directory
-    is resolved in the tree once; each queue's is opened in it without following a link:
-    8192 queues cost no path walk each."""
+    is resolved in the tree once; each queue's is opened in it without following a link,
+    and on sysfs its attributes are opened at once: 8192 queues cost no path walk and no
+    type check each."""
     with root.directory(f"{NET}/{nic.name}/queues") as queues:
+        kernel = queues is not None and on_kernel_fs(queues)
         for q in nic.rx:
             try:
                 fd = None if queues is None else \
@@ -268,7 +274,7 @@ def _queues(root: Root, nic: Nic) -> Iterator[tuple[str, int | None]]:
             except OSError:
                 fd = None  # gone meanwhile, or a link: the path says what it is
             try:
-                yield q, fd
+                yield q, None if fd is None else (fd, kernel)
             finally:
                 if fd is not None:
                     os.close(fd)

@@ -75,7 +75,7 @@ def validate_key(raw: str) -> str:
 
 def validate_value(raw: str) -> str:
     value = raw.strip(WHITESPACE)
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+    if not value.replace(" ", "").isprintable():  # C0, C1, DEL, separators, bidi controls
         raise ValueError("a sysctl value cannot contain control characters")
     if value.endswith("\\"):
         raise ValueError("a sysctl value cannot end with a backslash (line continuation)")

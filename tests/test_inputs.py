@@ -253,10 +253,14 @@ def test_any_config_is_exit_0_or_2_and_nothing_is_written_on_2(data: bytes) -> N
             assert snapshot(tree) == before
 
 
-def test_a_parsed_config_is_what_apply_renders(tree: Path) -> None:
-    """The fuzz's premise: with no error, apply succeeds on the same tree."""
+@pytest.mark.parametrize("value", ["\u00a04096", "4096\x9b", "40\u202e96", "4096\u2028"])
+def test_a_value_with_an_invisible_character_is_refused(tree: Path, value: str) -> None:
+    """It would reach the sysctl.d file raw; printable Unicode (é) is fine."""
     add_kernel(tree, "6.1.0")
-    write(tree, CONF, "[Sysctl]\nnet.core.somaxconn=\u00a04096\n")
+    write(tree, CONF, f"[Sysctl]\nnet.core.somaxconn={value}\n")
+    before = snapshot(tree)
+    assert main(["apply", "--root", str(tree)]) == 2 and snapshot(tree) == before
+    write(tree, CONF, "[Sysctl]\nkernel.domainname=café\n")
     assert isinstance(load(Root(tree)), Config) and main(["apply", "--root", str(tree)]) == 0
 
 
@@ -333,3 +337,54 @@ def test_npd_message_is_escaped() -> None:
         {"status": "failed", "cause": "x\n", "check": "\x1b", "subject": "s"}]}
     code, msg = npd.verdict(doc, "b", 2.0, 900)
     assert code == npd.PROBLEM and "\n" not in msg and "\x1b" not in msg
+
+
+# -- what a review found: each once a traceback -----------------------------------------------
+
+def test_deeply_nested_json_in_the_tree_is_ignored(tree: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    deep = "[" * 100_000
+    for path in ("/var/lib/nftune/state.json", "/run/nftune/report.json",
+                 "/run/nftune/repairs.json"):
+        write(tree, path, deep)
+    assert run(capsys, "clean", "--root", str(tree))[0] == 0
+    assert run(capsys, "verify", "--npd", "--root", str(tree))[0] == npd.UNKNOWN
+
+
+def test_a_report_with_a_huge_number_is_unknown(tree: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    write(tree, "/proc/sys/kernel/random/boot_id", "b\n")
+    write(tree, "/run/nftune/report.json",
+          '{"schema": 1, "boot_id": "b", "checks": [], "finished": ' + "9" * 400 + "}")
+    rc, out, _ = run(capsys, "verify", "--npd", "--root", str(tree))
+    assert rc == npd.UNKNOWN and "damaged" in out
+
+
+def test_metrics_for_a_huge_value_and_a_hostile_name(tree: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    add_kernel(tree, "6.1.0")
+    write(tree, CONF, "[Sysctl]\nnet.core.somaxconn=" + "9" * 400 + "\n")
+    assert run(capsys, "apply", "--root", str(tree))[0] == 0
+    write(tree, "/etc/modules-load.d/x.conf", "\x1b]0;pwn\x07\n")
+    os.mkfifo(tree / "etc/sysctl.d" / os.fsdecode(b"\xff.conf"))
+    prom = tmp_path / "prom"
+    prom.mkdir()
+    rc, _, err = run(capsys, "verify", "--root", str(tree), "--prometheus", str(prom))
+    assert rc == 1, err
+    text = (prom / "nftune.prom").read_text()
+    assert "\x1b" not in text and "\\\\x1b]0;pwn\\\\a" in text and "\\\\xff.conf" in text
+
+
+def test_no_online_cpu_is_an_error_not_a_crash(tree: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    write(tree, "/sys/devices/system/cpu/online", "\n")
+    rc, _, err = run(capsys, "rps", "apply", "--root", str(tree))
+    assert rc == 3 and "no online CPU" in err
+
+
+def test_a_sparse_giant_config_is_refused_without_reading_it(tree: Path) -> None:
+    (tree / "etc/nftune").mkdir(parents=True)
+    with open(tree / CONF.lstrip("/"), "wb") as f:
+        f.truncate(64 << 30)  # 64 GiB of holes
+    r = nftune("config", "--root", str(tree), timeout=30)
+    assert r.returncode == 2 and "larger than" in r.stderr
