@@ -90,9 +90,7 @@ STATE_VERSION = 1
 # The base directories of every distribution: in a tree with an rpm database (which nftune
 # cannot read) they are never removed, even when nftune made them and they are empty.
 BASE_DIRS = frozenset(["/etc", "/usr", "/usr/lib", "/usr/local", "/usr/local/lib", "/var",
-                       "/var/lib", "/run", "/lib", "/etc/systemd", "/etc/systemd/system",
-                       "/etc/udev", "/etc/udev/rules.d", "/etc/sysctl.d",
-                       "/etc/modules-load.d"])
+                       "/var/lib", "/run", "/lib", "/etc/systemd", "/etc/systemd/system"])
 RPM_DBS = ("/var/lib/rpm", "/usr/lib/sysimage/rpm")
 
 
