@@ -304,7 +304,13 @@ class Root:
             if f is None:
                 return None
             try:
-                data = f.read(limit + 1)
+                chunks: list[bytes] = []
+                size = 0
+                # In chunks: procfs refuses one read of the whole limit (ENOMEM).
+                while size <= limit and (chunk := f.read(1 << 16)):
+                    chunks.append(chunk)
+                    size += len(chunk)
+                data = b"".join(chunks)
             except OSError as e:
                 raise NftuneError(f"cannot read: {e.strerror}", path=self.show(path),
                                   exit_code=EXIT_FAILED) from None

@@ -305,3 +305,18 @@ def test_the_walk_follows_a_linked_directory_at_the_end(tree: Path) -> None:
     finally:
         chase.enable_openat2()
     assert (tree / "usr/lib/sysctl.d/90-nftune.conf").is_file()
+
+
+def test_the_kernels_own_files_read_through_root() -> None:
+    """procfs and sysfs as they are (a fake tree has only regular files): read whole, read
+    as attributes, and known for the kernel's."""
+    from nftune.fsio import read_attr
+
+    root = Root(Path("/"))
+    release = os.uname().release
+    assert (root.read_text("/proc/sys/kernel/osrelease") or "").strip() == release
+    assert read_attr(root, "/proc/sys/kernel/osrelease") == release
+    assert read_attr(root, "/sys/devices/system/cpu/online")
+    for d in ("/proc/sys/kernel", "/sys/devices/system/cpu"):
+        with root.directory(d) as fd:
+            assert fd is not None and chase.on_kernel_fs(fd)
