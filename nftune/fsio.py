@@ -299,8 +299,14 @@ At = tuple[int, bool]
 
 
 def _open_attr(root: Root, path: str, flags: int, at: At | None) -> int | None:
+    if at is not None and at[1]:  # on sysfs or procfs: opened at once (8192 queues)
+        try:
+            return Root.open_at(at[0], path.rpartition("/")[2],
+                                flags | os.O_NONBLOCK | os.O_NOCTTY)
+        except FileNotFoundError:
+            return None
     if at is not None:
-        return root.open_file(path, flags, at=at[0], kernel=at[1])
+        return root.open_file(path, flags, at=at[0])
     with root.directory(path.rpartition("/")[0] or "/") as d:
         if d is None:
             return None
