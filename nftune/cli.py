@@ -404,10 +404,10 @@ def main(argv: list[str] | None = None) -> int:
         _silence_stdout()
         if e.errno == errno.EPIPE:
             return EXIT_FAILED  # the reader went away (| head): quietly, as coreutils do
-        if e.errno in (errno.EBADF, errno.ENOSPC) and (e.filename is None):
-            say(f"nftune: error: write error: {e.strerror}", err=True)
+        if e.errno in (errno.EBADF, errno.ENOSPC) and e.filename is None:
+            _complain(f"nftune: error: write error: {e.strerror}")
         else:
-            say(f"nftune: error: {e}", err=True)  # what no check foresaw: no traceback
+            _complain(f"nftune: error: {e}")  # what no check foresaw: no traceback
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
@@ -422,10 +422,17 @@ def _dispatch(args: argparse.Namespace) -> int:
         if args.debug:
             raise
         sys.stdout.flush()
-        say(f"nftune: error: {e}", err=True)
-        if e.hint:
-            say(f"nftune: hint: {e.hint}", err=True)
+        _complain(f"nftune: error: {e}", *([f"nftune: hint: {e.hint}"] if e.hint else []))
         return e.exit_code
+
+
+def _complain(*lines: str) -> None:
+    """Errors on stderr; a stderr that cannot take them (full, gone) is no traceback."""
+    try:
+        say(*lines, err=True)
+        sys.stderr.flush()
+    except OSError:
+        pass
 
 
 def _guard_stdio() -> bool:
@@ -456,7 +463,7 @@ def _guard_stdio() -> bool:
 
 
 def _silence_stdout() -> None:
-    """After a write error, let the interpreter's last flush go to /dev/null."""
+    """After a write error, let the interpreter's last flushes go to /dev/null."""
     try:
         null = os.open("/dev/null", os.O_WRONLY)
         os.dup2(null, 1)

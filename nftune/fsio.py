@@ -36,10 +36,6 @@ def is_ours(root: Root, path: str) -> bool:
         return False  # a symlink, a FIFO, a directory: never nftune's
 
 
-def read_text(root: Root, path: str) -> str | None:
-    return root.read_text(path)
-
-
 class Action(StrEnum):
     CREATE = "create"
     UPDATE = "update"
@@ -83,7 +79,7 @@ def plan_write(root: Root, path: str, content: str, mode: int = FILE_MODE) -> Ch
 
 
 def plan_remove(root: Root, path: str) -> Change:
-    return Change(path, Action.REMOVE, read_text(root, path), None)
+    return Change(path, Action.REMOVE, root.read_text(path), None)
 
 
 STATE_VERSION = 1
@@ -190,7 +186,7 @@ class Writer:
                  "created_dirs": sorted(self.created)}
         text = json.dumps(state, indent=1) + "\n"
         try:
-            if read_text(self.root, Root.state_file) != text:
+            if self.root.read_text(Root.state_file) != text:
                 self.root.write_atomic(Root.state_file, text.encode(), FILE_MODE)
         except NftuneError:
             for d in reversed(made):  # not recorded, so not left behind
@@ -224,7 +220,7 @@ def _load_state(root: Root, allowed: frozenset[str]) -> list[str]:
     """The directories nftune created, from the state file. Only what nftune itself could
     have written is believed: anything else is ignored with a warning, never acted on."""
     try:
-        text = read_text(root, Root.state_file)
+        text = root.read_text(Root.state_file)
     except NftuneError as e:
         return _distrust(root, str(e))
     if not text:
@@ -299,18 +295,16 @@ At = tuple[int, bool]
 
 
 def _open_attr(root: Root, path: str, flags: int, at: At | None) -> int | None:
-    if at is not None and at[1]:  # on sysfs or procfs: opened at once (8192 queues)
+    if at is None:
+        with root.directory(path.rpartition("/")[0] or "/") as d:
+            return None if d is None else _open_attr(root, path, flags, (d, on_kernel_fs(d)))
+    if at[1]:  # sysfs or procfs hold no device node: opened at once (8192 queues)
         try:
             return Root.open_at(at[0], path.rpartition("/")[2],
                                 flags | os.O_NONBLOCK | os.O_NOCTTY)
         except FileNotFoundError:
             return None
-    if at is not None:
-        return root.open_file(path, flags, at=at[0])
-    with root.directory(path.rpartition("/")[0] or "/") as d:
-        if d is None:
-            return None
-        return root.open_file(path, flags, at=d, kernel=on_kernel_fs(d))
+    return root.open_file(path, flags, at=at[0])
 
 
 def read_attr(root: Root, path: str, *, at: At | None = None) -> str | None:

@@ -8,8 +8,8 @@ from its parent's file descriptor and never follow it. The live system is the ro
 through the same code. Nothing else in nftune builds a path from "/etc" or "/proc" on its
 own, so tests run on tmp trees and image builds work offline.
 
-Only regular files are read as files: a FIFO, socket, device or directory where a file is
-expected is an error naming it, never a hang.
+Only regular files are opened as files: a FIFO, socket, device or directory where a file
+is expected is an error naming it, never a hang, and a device node is never opened.
 """
 
 from __future__ import annotations
@@ -244,20 +244,17 @@ class Root:
     # -- reading ------------------------------------------------------------------------------
 
     def open_file(self, path: str, flags: int, *, follow: bool = True,
-                  at: int | None = None, kernel: bool = False) -> int | None:
+                  at: int | None = None) -> int | None:
         """A regular file opened with `flags`; None when it does not exist. Anything else
         (a FIFO, a socket, a device, a directory, a symlink loop, no permission; a symlink
         at all unless `follow`) is an NftuneError naming the path. The type is checked on
         an O_PATH descriptor before the file itself is opened, so a device node in a tree
         is never opened (opening some has effects: a watchdog arms, a tape rewinds) and a
         FIFO never blocks. `at`: the file's directory from directory(), `path` then only
-        names it; `kernel`: that directory is on sysfs or procfs (on_kernel_fs()), where
-        no device node can be, and the file is opened at once."""
+        names it."""
         flags |= os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
         nofollow = 0 if follow else os.O_NOFOLLOW
         try:
-            if kernel and at is not None:
-                return Root.open_at(at, path.rpartition("/")[2], flags)
             pfd = Root.open_at(at, path.rpartition("/")[2], os.O_PATH) if at is not None \
                 else self.open(path, os.O_PATH | nofollow)
         except OSError as e:
