@@ -16,6 +16,7 @@ from . import ini, sysctl
 from .errors import EXIT_USAGE, NftuneError
 from .ini import Entry, Origin
 from .root import Root
+from .text import cut
 
 BUILTIN = "(built-in defaults)"
 DEFAULT_SYSCTL_PRIORITY = "90"
@@ -146,7 +147,7 @@ def _set_load(b: _Builder, e: Entry) -> None:
         alts = tuple(a.replace("-", "_") for a in token.split("|"))
         for a in alts:
             if not MODULE_NAME.fullmatch(a):
-                raise _bad(e, f"invalid module name {a!r}",
+                raise _bad(e, f"invalid module name {cut(a)!r}",
                            "module names are letters, digits, '_' and '-' (at most 55); "
                            "separate alternatives with '|' and modules with spaces")
         if all(m.alternatives != alts for m in b.modules):
@@ -194,7 +195,7 @@ def _add_globs(target: list[str], e: Entry) -> None:
         return
     for g in re.split(r"[ \t]+", e.value):
         if not IFACE_GLOB.fullmatch(g) or g in (".", ".."):
-            raise _bad(e, f"invalid interface name or glob {g!r}",
+            raise _bad(e, f"invalid interface name or glob {cut(g)!r}",
                        "interface names hold letters, digits and '_.@-'; globs add "
                        "'*', '?' and '[...]'; separate them with spaces")
         if g not in target:

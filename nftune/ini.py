@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from .conffiles import WHITESPACE, split_lines
 from .errors import NftuneError
+from .text import cut
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ def parse(text: str, file: str, *, strict: bool = True) -> list[Entry]:
             problem = NftuneError("malformed section header", path=file, line=start,
                                   hint="write it as [Section]")
         elif "=" not in line:
-            problem = NftuneError(f"not an assignment: {line!r}", path=file, line=start,
+            problem = NftuneError(f"not an assignment: {cut(line)!r}", path=file, line=start,
                                   hint="write settings as Key=Value")
         else:
             key, value = (s.strip(WHITESPACE) for s in line.split("=", 1))

@@ -15,6 +15,7 @@ from fnmatch import fnmatchcase
 from .conffiles import WHITESPACE, ConfFile, list_conf_files, read_lines, stream_lines
 from .errors import NftuneError
 from .root import Root
+from .text import cut
 
 GLOB_CHARS = frozenset("*?[")
 # One path component of a key nftune accepts: interface names may hold dots, never a
@@ -66,7 +67,7 @@ def validate_key(raw: str) -> str:
         raise ValueError("a sysctl key names a file below /proc/sys, like net.core.somaxconn")
     for p in parts:
         if p == ".." or not COMPONENT.fullmatch(p):
-            raise ValueError(f"invalid path component {p!r}")
+            raise ValueError(f"invalid path component {cut(p)!r}")
     # Round trip: what we render must normalize back to the same key.
     if normalize(display(key)) != key:
         raise ValueError("this key cannot be written unambiguously")

@@ -388,3 +388,13 @@ def test_a_sparse_giant_config_is_refused_without_reading_it(tree: Path) -> None
         f.truncate(64 << 30)  # 64 GiB of holes
     r = nftune("config", "--root", str(tree), timeout=30)
     assert r.returncode == 2 and "larger than" in r.stderr
+
+
+@pytest.mark.parametrize("line", ["x" * 5000, "[Modules]\nLoad=" + "é" * 5000,
+                                  "[Sysctl]\nnet." + "a" * 5000 + "..b=1",
+                                  "[RPS]\nInterfaces=" + "/" * 5000])
+def test_an_echoed_line_or_value_is_cut(tree: Path, line: str,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    write(tree, CONF, line + "\n")
+    rc, _, err = run(capsys, "config", "--root", str(tree))
+    assert rc == 2 and len(err.splitlines()[0]) < len(str(tree)) + 300
