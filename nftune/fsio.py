@@ -289,22 +289,26 @@ def locked(root: Root, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
         os.close(fd)
 
 
-# A directory of attributes: its descriptor from root.directory(), and whether it is on
-# sysfs or procfs (chase.on_kernel_fs()).
-At = tuple[int, bool]
+# Where attributes are opened from: a directory's descriptor from root.directory(), whether
+# it is on sysfs or procfs (chase.on_kernel_fs()), and, on those, the subdirectory below it
+# that holds the attribute ("rx-0/"; they hold no links a tree could have made).
+At = tuple[int, bool, str]
 
 
 def _open_attr(root: Root, path: str, flags: int, at: At | None) -> int | None:
     if at is None:
         with root.directory(path.rpartition("/")[0] or "/") as d:
-            return None if d is None else _open_attr(root, path, flags, (d, on_kernel_fs(d)))
-    if at[1]:  # sysfs or procfs hold no device node: opened at once (8192 queues)
+            return None if d is None else _open_attr(root, path, flags,
+                                                      (d, on_kernel_fs(d), ""))
+    dirfd, kernel, below = at
+    leaf = path.rpartition("/")[2]
+    if kernel:  # sysfs or procfs hold no device node: opened at once (8192 queues)
         try:
-            return Root.open_at(at[0], path.rpartition("/")[2],
-                                flags | os.O_NONBLOCK | os.O_NOCTTY)
+            return os.open(below + leaf, flags | os.O_NONBLOCK | os.O_NOCTTY | os.O_NOFOLLOW
+                           | os.O_CLOEXEC, dir_fd=dirfd)
         except FileNotFoundError:
             return None
-    return root.open_file(path, flags, at=at[0])
+    return root.open_file(leaf, flags, at=dirfd)
 
 
 def read_attr(root: Root, path: str, *, at: At | None = None) -> str | None:

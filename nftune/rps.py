@@ -261,12 +261,16 @@ def _sync(root: Root, path: str, new: str, same: Callable[[str], bool],
 
 
 def _queues(root: Root, nic: Nic) -> Iterator[tuple[str, At | None]]:
-    """Each receive queue and its directory (None: read it by path). The queues directory
-    is resolved in the tree once; each queue's is opened in it without following a link,
-    and on sysfs its attributes are opened at once: 8192 queues cost no path walk and no
-    type check each."""
+    """Each receive queue and where its attributes are opened from (None: by path). The
+    queues directory is resolved in the tree once. On sysfs the attributes are opened from
+    it at once; elsewhere (a tree's fake sysfs) each queue's directory is opened in it
+    without following a link and each attribute type-checked: 8192 queues cost no path
+    walk each."""
     with root.directory(f"{NET}/{nic.name}/queues") as queues:
-        kernel = queues is not None and on_kernel_fs(queues)
+        if queues is not None and on_kernel_fs(queues):
+            for q in nic.rx:
+                yield q, (queues, True, f"{q}/")
+            return
         for q in nic.rx:
             try:
                 fd = None if queues is None else \
@@ -274,7 +278,7 @@ def _queues(root: Root, nic: Nic) -> Iterator[tuple[str, At | None]]:
             except OSError:
                 fd = None  # gone meanwhile, or a link: the path says what it is
             try:
-                yield q, None if fd is None else (fd, kernel)
+                yield q, None if fd is None else (fd, False, "")
             finally:
                 if fd is not None:
                     os.close(fd)

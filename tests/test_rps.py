@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import add_cpus, add_nic, write
 
-from nftune import rps
+from nftune import chase, rps
 from nftune.cli import main
 from nftune.config import RpsConfig, parse
 from nftune.errors import NftuneError
@@ -127,7 +127,23 @@ def test_rfs_arithmetic(tree: Path, entries: int, queues: int, table: int,
     assert (rps.pow2(entries), d.flow_cnt) == (table, per_queue)
 
 
-def test_apply_writes_masks_and_rfs_once(tree: Path) -> None:
+@pytest.fixture(params=["a tree's files", "sysfs"])
+def attrs_on(request: pytest.FixtureRequest, tree: Path,
+             monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both ways attributes are opened: type-checked (a tree's fake sysfs) and at once (a
+    kernel file system; here the tmp tree's own file system stands for sysfs)."""
+    if request.param == "sysfs":
+        lib = chase._lib()
+        assert lib is not None
+        fd = os.open(tree, os.O_PATH)
+        try:
+            monkeypatch.setattr(chase, "KERNEL_FS", {*chase.KERNEL_FS, lib.fs_type(fd)})
+        finally:
+            os.close(fd)
+    return str(request.param)
+
+
+def test_apply_writes_masks_and_rfs_once(tree: Path, attrs_on: str) -> None:
     add_cpus(tree, "0,2,4-5", possible="0-7")  # sparse online CPUs
     add_nic(tree, "eth0", rx=2)
     add_nic(tree, "veth0", physical=False)
