@@ -21,6 +21,7 @@ SYS_OPENAT2 = 437  # the same number on every architecture (the unified syscall 
 _PATH = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
 _FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
 
+
 class _Libc:
     """openat2(2) through libc's syscall(), and fstatfs(2); ctypes is imported on first use
     only."""
