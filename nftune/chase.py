@@ -107,7 +107,7 @@ def open_in(rootfd: int, path: str, flags: int, mode: int = 0) -> int:
     """Open `path` (in-tree, absolute or relative) under the root `rootfd`."""
     lib = _lib() if _use_openat2 else None
     if lib is None:
-        return walk(rootfd, path, flags, mode)[0]
+        return walk(rootfd, path, flags, mode)
     name = path.lstrip("/").encode(_FS_ENCODING, _FS_ERRORS) or b"."  # os.fsencode, faster
     flags |= os.O_CLOEXEC
     mode = mode if flags & os.O_CREAT else 0
@@ -117,9 +117,9 @@ def open_in(rootfd: int, path: str, flags: int, mode: int = 0) -> int:
         err = -fd
         if err == errno.ENOSYS:
             disable_openat2()  # no openat2 here (an old kernel, seccomp): walk from now on
-            return walk(rootfd, path, flags, mode)[0]
+            return walk(rootfd, path, flags, mode)
         if err == errno.EPERM:  # a seccomp filter, or the file itself: the walk tells
-            return walk(rootfd, path, flags, mode)[0]
+            return walk(rootfd, path, flags, mode)
         if err != errno.EAGAIN or tries == 8:  # EAGAIN: a rename raced with ".."
             raise OSError(err, os.strerror(err), path)
         fd = lib.openat2(rootfd, name, flags, mode)
@@ -127,20 +127,20 @@ def open_in(rootfd: int, path: str, flags: int, mode: int = 0) -> int:
     return fd
 
 
-def walk(rootfd: int, path: str, flags: int, mode: int = 0) -> tuple[int, str]:
-    """The portable resolver: returns the open file descriptor and the in-tree path it
-    resolved to. O_NOFOLLOW in `flags` applies to the last component, as in open(2)."""
+def walk(rootfd: int, path: str, flags: int, mode: int = 0) -> int:
+    """The portable resolver: returns the open file descriptor. O_NOFOLLOW in `flags`
+    applies to the last component, as in open(2)."""
     todo = [p for p in reversed(path.split("/")) if p and p != "."]
-    stack: list[tuple[int, str]] = [(os.dup(rootfd), "")]
+    stack = [os.dup(rootfd)]  # the directories resolved so far, the root first
     hops = 0
     try:
         while todo:
             name = todo.pop()
             if name == "..":
                 if len(stack) > 1:
-                    os.close(stack.pop()[0])
+                    os.close(stack.pop())
                 continue
-            cur, where = stack[-1]
+            cur = stack[-1]
             last = not todo
             try:
                 if last and not flags & os.O_PATH:
@@ -161,17 +161,17 @@ def walk(rootfd: int, path: str, flags: int, mode: int = 0) -> tuple[int, str]:
                         if flags & os.O_DIRECTORY and not stat.S_ISDIR(st.st_mode):
                             os.close(fd)
                             raise OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), path)
-                        return fd, f"{where}/{name}"
+                        return fd
                     if not stat.S_ISDIR(st.st_mode):
                         os.close(fd)
                         raise OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), path)
-                    stack.append((fd, f"{where}/{name}"))
+                    stack.append(fd)
                     continue
                 os.close(fd)
             # A symlink: follow it inside the root, unless the caller said O_NOFOLLOW.
             if last and flags & os.O_NOFOLLOW:
                 if flags & os.O_PATH:
-                    return os.open(name, _PATH, dir_fd=cur), f"{where}/{name}"
+                    return os.open(name, _PATH, dir_fd=cur)
                 raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), path)
             hops += 1
             if hops > MAX_SYMLINK_HOPS:
@@ -179,11 +179,10 @@ def walk(rootfd: int, path: str, flags: int, mode: int = 0) -> tuple[int, str]:
             target = os.readlink(name, dir_fd=cur)
             if target.startswith("/"):
                 while len(stack) > 1:
-                    os.close(stack.pop()[0])
+                    os.close(stack.pop())
             todo += [p for p in reversed(target.split("/")) if p and p != "."]
         # The path ends at a directory on the stack (empty, ".", "..", or a link to it).
-        cur, where = stack[-1]
-        return os.open(".", (flags & ~os.O_NOFOLLOW) | os.O_CLOEXEC, dir_fd=cur), where or "/"
+        return os.open(".", (flags & ~os.O_NOFOLLOW) | os.O_CLOEXEC, dir_fd=stack[-1])
     finally:
-        for fd, _ in stack:
+        for fd in stack:
             os.close(fd)
