@@ -65,6 +65,34 @@ def _drift(rootfs: Path, inputs: Inputs) -> None:
     (rootfs / "etc/sysctl.d/99-zz-local.conf").write_text(f"{KEY} = 0\n")
 
 
+def _agent_cycle(rootfs: Path, inputs: Inputs) -> None:
+    """An admin orders modules-load after an ordinary agent: a cycle through sysinit.target."""
+    install_offline(rootfs, inputs)
+    unit = rootfs / "etc/systemd/system/some-agent.service"
+    unit.write_text("[Unit]\nDescription=an agent\n[Service]\nType=oneshot\n"
+                    "ExecStart=/bin/true\n")
+    wants = rootfs / "etc/systemd/system/multi-user.target.wants"
+    wants.mkdir(parents=True, exist_ok=True)
+    (wants / "some-agent.service").symlink_to("/etc/systemd/system/some-agent.service")
+    dropin = rootfs / "etc/systemd/system/systemd-modules-load.service.d/50-agent.conf"
+    dropin.parent.mkdir(parents=True, exist_ok=True)
+    dropin.write_text("[Unit]\nAfter=some-agent.service\n")
+
+
+CYCLE = """
+nftune verify > /tmp/verify.txt 2>&1
+check verify-exit 1 $?
+grep -q '^failed: ordering systemd-sysctl.service \\[ordering-cycle\\]' /tmp/verify.txt
+check offline-cycle 0 $?
+journalctl -b -p 4 -o cat SYSLOG_IDENTIFIER=systemd | grep 'deleted to break ordering cycle' \
+    > /tmp/deleted.txt
+check journal-has-the-deletion 0 $?
+grep '^failed: boot-graph ' /tmp/verify.txt | grep -qF "this boot: $(head -n1 /tmp/deleted.txt)"
+check boot-graph-names-the-line 0 $?
+show chain-exit-1 sh -c 'nftune chain; test $? = 1'
+"""
+
+
 def _sysctl_d_and_deb(rootfs: Path, inputs: Inputs) -> None:
     """No nftune yet, an admin's sysctl.d line, and the .deb to install in the guest."""
     _sysctl_d_only(rootfs, inputs)
@@ -279,6 +307,10 @@ check value-at-boot 1 "$(liberal)"
         "gate", "a stand-in kubelet starts after verify; with Gate=yes and an override it "
                 "does not, until the override is gone",
         GATE, _kubelet, ("deb",), ("bookworm",)),
+    Scenario(
+        "cycle", "an admin's drop-in orders modules-load after an ordinary service: a cycle "
+                 "through sysinit.target, named offline and live with the journal's line",
+        (CYCLE,), _agent_cycle, ("deb",), ("bookworm",)),
     Scenario(
         "rps", "4 CPUs, a 1-queue and a 2-queue NIC, a hot-plugged NIC, a veth and a dummy: "
                "masks, RFS, exclusion, verify",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from . import udev
@@ -14,7 +15,7 @@ from .config import Config, SysctlSpec
 from .errors import NftuneError
 from .fsio import read_attr
 from .kernel import Kernel, ListedModule, ModuleChoice
-from .ordering import MODULES_LOAD, SYSCTL, BusGraph, prove
+from .ordering import MODULES_LOAD, SYSCTL, BusGraph, Proof, prove
 from .result import Cause, CheckResult, failed, passed, skipped
 from .root import Root
 from .run import run
@@ -68,16 +69,19 @@ def boot_id(root: Root) -> str | None:
     return (text.replace("-", "") or None) if text else None
 
 
-def journal(root: Root, identifier: str, pid: int, priority: int = 7) -> list[str]:
-    """The messages one process logged this boot, oldest first; [] when the journal cannot
-    be read (no journalctl, no boot ID, no journal files in the tree)."""
+def journal(root: Root, identifier: str, pid: int | None, priority: int = 7) -> list[str]:
+    """The messages one process (or, without a PID, one identifier) logged this boot, oldest
+    first; [] when the journal cannot be read (no journalctl, no boot ID, no journal files in
+    the tree)."""
     bid = boot_id(root)
-    if bid is None or pid <= 0:
+    if bid is None or (pid is not None and pid <= 0):
         return []
     argv = ["journalctl", "--no-pager", "--quiet", "--output=json", f"--priority={priority}"]
     if not root.is_host:
         argv.append(f"--root={root.path}")
-    argv += [f"_BOOT_ID={bid}", f"SYSLOG_IDENTIFIER={identifier}", f"_PID={pid}"]
+    argv += [f"_BOOT_ID={bid}", f"SYSLOG_IDENTIFIER={identifier}"]
+    if pid is not None:
+        argv.append(f"_PID={pid}")
     try:
         out = run(argv, check=False, timeout=10).stdout
     except NftuneError:
@@ -91,6 +95,17 @@ def journal(root: Root, identifier: str, pid: int, priority: int = 7) -> list[st
         if isinstance(m, str):
             messages.append(m)
     return messages
+
+
+_CYCLE = "deleted to break ordering cycle"
+
+
+def cycle_lines(root: Root) -> list[str]:
+    """What the manager logged this boot about deleting jobs to break ordering cycles
+    (transaction.c: "Job X/start deleted to break ordering cycle starting with Y/start").
+    The boot's first transaction is logged before journald runs: on a machine the journal
+    has it from the kernel log (with no _PID), in a container it is lost."""
+    return [m for m in journal(root, "systemd", None, priority=4) if _CYCLE in m]
 
 
 # -- the checks -------------------------------------------------------------------------------
@@ -109,19 +124,28 @@ def check_boot(bus: Bus, root: Root, facts: BootFacts) -> list[CheckResult]:
     boot = bus.boot()
     ml, sc = bus.unit(MODULES_LOAD), bus.unit(SYSCTL)
     bad = failed_modules(root, ml, facts) if ran(ml) else []
-    out = [check_graph(bus), check_ran(ml, boot, bad), check_ran(sc, boot, []),
-           check_order(ml, sc, boot)]
+    proof = prove(BusGraph(bus))
+    # A job that never started (no condition was even checked) may have been deleted.
+    said = cycle_lines(root) if proof.cause is Cause.ORDERING_CYCLE or any(
+        not started(u) and not u.condition_timestamp for u in (ml, sc)) else []
+    cyclic = {e.unit for e in proof.cycle}
+    out = [check_graph(proof, said), check_ran(ml, boot, bad, said, ml.name in cyclic),
+           check_ran(sc, boot, [], said, sc.name in cyclic), check_order(ml, sc, boot)]
     if root.live:
         out += check_module_timing(root, ml, sc, boot, facts, bad)
     return out
 
 
-def check_graph(bus: Bus) -> CheckResult:
-    proof = prove(BusGraph(bus))
+def check_graph(proof: Proof, said: list[str]) -> CheckResult:
+    """`said`: the manager's log lines about jobs it deleted to break cycles this boot."""
     if proof.cause is Cause.OK:
         return passed("boot-graph", SYSCTL, actual=" < ".join(proof.path), source=proof.source,
                       reason="as loaded by systemd this boot")
-    return failed("boot-graph", SYSCTL, proof.cause, reason=proof.reason, source=proof.source,
+    reason = proof.reason
+    if proof.cause is Cause.ORDERING_CYCLE and said:
+        reason += f"; this boot: {said[0]}" + (f" (and {len(said) - 1} more)"
+                                                if len(said) > 1 else "")
+    return failed("boot-graph", SYSCTL, proof.cause, reason=reason, source=proof.source,
                   hint="compare with 'nftune verify --root /' (the files); after changing "
                        "unit files run 'systemctl daemon-reload'")
 
@@ -130,8 +154,11 @@ def _failed(u: UnitState) -> bool:
     return u.active_state == "failed" or u.result not in ("", "success")
 
 
-def check_ran(u: UnitState, boot: BootTimes, bad: list[str]) -> CheckResult:
-    """`bad`: what the unit could not do although it ran (modules it did not load)."""
+def check_ran(u: UnitState, boot: BootTimes, bad: list[str], said: Sequence[str] = (),
+              cyclic: bool = False) -> CheckResult:
+    """`bad`: what the unit could not do although it ran (modules it did not load). A unit
+    that did not run while on an ordering cycle (`cyclic`), or whose job the manager's log
+    (`said`) says it deleted, lost its job to break the cycle."""
     if not u.found or u.masked:
         return failed("unit-state", u.name, Cause.UNIT_MASKED, actual=u.load_state,
                       expected="loaded", reason=f"{u.name} is {u.load_state}",
@@ -158,6 +185,15 @@ def check_ran(u: UnitState, boot: BootTimes, bad: list[str]) -> CheckResult:
         return failed("unit-state", u.name, FAILED.get(u.name, Cause.NOT_RUN),
                       actual=u.active_state, expected="every listed module loaded"
                       if u.name == MODULES_LOAD else "active", reason=reason, hint=hint)
+    deleted = [m for m in said if f"Job {u.name}/" in m]
+    if not started(u) and (deleted or cyclic):
+        why = (f"systemd deleted its job to break an ordering cycle this boot ({deleted[0]})"
+               if deleted else "it is on an ordering cycle (see boot-graph), and systemd "
+               "breaks a cycle by deleting a job on it (the manager's message is not in "
+               "this boot's journal)")
+        return failed("unit-state", u.name, Cause.ORDERING_CYCLE, actual=u.active_state,
+                      expected="ran", reason=f"did not run: {why}",
+                      hint="see the boot-graph check, which names the cycle edge by edge")
     if not started(u):
         return failed("unit-state", u.name, Cause.NOT_RUN, actual=u.active_state,
                       expected="ran", reason="did not run this boot"

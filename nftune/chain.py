@@ -13,8 +13,8 @@ from typing import Any
 
 from .boot import fmt_span
 from .errors import NftuneError
-from .ordering import MODULES_LOAD, SYSCTL, FileGraph, prove, search
-from .result import CheckResult, Status
+from .ordering import MODULES_LOAD, SYSCTL, BusGraph, Edge, FileGraph, prove, search
+from .result import Cause, CheckResult, Status
 from .root import Root
 from .systemd import BootTimes, Bus, Systemd, UnitState
 from .units import UNIT_NAME, UnitTree
@@ -65,15 +65,26 @@ class Chain:
     verdict: CheckResult  # the first failed check, else a summary of the proof
     checks: tuple[CheckResult, ...]
     tree: Link
+    cycle: tuple[Edge, ...] = ()  # an ordering cycle through either unit, edge by edge
 
     @property
     def ok(self) -> bool:
         return not self.verdict.failed
 
+    def cycle_steps(self) -> list[tuple[str, str, str]]:
+        """(unit, the unit it is ordered before, why) around the cycle."""
+        units = [e.unit for e in self.cycle]
+        return [(e.unit, units[(i + 1) % len(units)], e.source)
+                for i, e in enumerate(self.cycle)]
+
     def to_json(self) -> dict[str, Any]:
-        return {"schema": 1, "unit": self.unit, "live": self.live, "ok": self.ok,
-                "verdict": self.verdict.to_json(),
-                "checks": [c.to_json() for c in self.checks], "chain": self.tree.to_json()}
+        d = {"schema": 1, "unit": self.unit, "live": self.live, "ok": self.ok,
+             "verdict": self.verdict.to_json(),
+             "checks": [c.to_json() for c in self.checks], "chain": self.tree.to_json()}
+        if self.cycle:
+            d["cycle"] = [{"unit": u, "before": b, "source": why}
+                          for u, b, why in self.cycle_steps()]
+        return d
 
     def lines(self) -> list[str]:
         v = self.verdict
@@ -81,6 +92,9 @@ class Chain:
         out = [head + (v.reason or (v.actual or ""))]
         if v.failed and v.hint:
             out.append(f"    hint: {v.hint}")
+        if self.cycle:
+            out.append("  the cycle, each unit ordered before the next:")
+            out += [f"    {u} < {b}  ({why})" for u, b, why in self.cycle_steps()]
         out += [f"  {c.line()}" for c in self.checks]
         out += ["", *_draw(self.tree, "", True, root=True)]
         return out
@@ -155,14 +169,22 @@ def critical_chain(bus: Bus, unit: str, keep: tuple[str, ...] = ()) -> Link:
 def live_chain(bus: Bus, unit: str, checks: list[CheckResult]) -> Chain:
     proof_line = f"{MODULES_LOAD} finished before {SYSCTL} started, this boot"
     tree = critical_chain(bus, unit, keep=(MODULES_LOAD, SYSCTL))
-    return Chain(unit, True, verdict_of(checks, proof_line), tuple(checks), tree)
+    graph = next((c for c in checks if c.check == "boot-graph"), None)
+    cycle = prove(BusGraph(bus)).cycle if graph is not None and \
+        graph.cause is Cause.ORDERING_CYCLE else ()
+    return Chain(unit, True, verdict_of(checks, proof_line), tuple(checks), tree, cycle)
 
 
 # -- offline ---------------------------------------------------------------------------------
 
-def offline_chain(root: Root, unit: str, checks: list[CheckResult]) -> Chain:
-    graph = FileGraph(UnitTree(root))
-    proof = prove(graph)
+def offline_chain(root: Root, unit: str) -> Chain:
+    from .verify import check_ordering
+
+    boot = FileGraph(UnitTree(root))
+    checks = [check_ordering(root, graph=boot)]
+    # A unit the boot does not load is loaded for the drawing, as `systemctl` would.
+    graph = boot if unit in boot.ids else FileGraph(UnitTree(root), also=(unit,))
+    proof = prove(boot)
     # unit < ... < systemd-sysctl, then the proof path down to systemd-modules-load.
     above = search(graph, SYSCTL, unit) if unit != SYSCTL else []
     top = Link(unit)
@@ -174,7 +196,7 @@ def offline_chain(root: Root, unit: str, checks: list[CheckResult]) -> Chain:
     if above is None:
         top.note = f"not ordered after {SYSCTL}"
     line = f"{' < '.join(proof.path)} in the unit files (not booted)"
-    return Chain(unit, False, verdict_of(checks, line), tuple(checks), top)
+    return Chain(unit, False, verdict_of(checks, line), tuple(checks), top, proof.cycle)
 
 
 # -- the verb --------------------------------------------------------------------------------
@@ -184,13 +206,13 @@ def build_chain(root: Root, unit: str, address: str | None, *, offline: bool,
     """Live when a manager is reachable (a bus given, or the running system); offline
     from the tree's unit files with --root and no bus address."""
     from .boot import check_boot
-    from .verify import boot_facts, check_ordering, no_bus
+    from .verify import boot_facts, no_bus
 
     if not UNIT_NAME.fullmatch(unit):
         raise NftuneError("not a unit name", key="UNIT", value=unit,
                           hint="give a full unit name, e.g. systemd-sysctl.service")
     if offline and not address and bus is None:
-        return offline_chain(root, unit, [check_ordering(root)])
+        return offline_chain(root, unit)
     facts = boot_facts(root)  # configuration errors are errors, not "no bus"
     if bus is not None:
         return live_chain(bus, unit, check_boot(bus, root, facts))
@@ -199,5 +221,6 @@ def build_chain(root: Root, unit: str, address: str | None, *, offline: bool,
             return live_chain(live, unit, check_boot(live, root, facts))
     except NftuneError as e:
         # Still show what the files say, under the no-bus verdict.
-        files = offline_chain(root, unit, [check_ordering(root)])
-        return Chain(unit, False, no_bus(e), (no_bus(e), *files.checks), files.tree)
+        files = offline_chain(root, unit)
+        return Chain(unit, False, no_bus(e), (no_bus(e), *files.checks), files.tree,
+                     files.cycle)

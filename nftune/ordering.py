@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from .result import Cause
+from .root import Root
 from .systemd import Bus
+from .unitgraph import build, unmodelled
 from .units import UnitTree
 
 MODULES_LOAD = "systemd-modules-load.service"
@@ -43,34 +45,54 @@ class Graph(Protocol):
         ...
 
 
-class FileGraph:
-    """Unit files under a tree. A unit's own After= lines come first; Before= lines of
-    other units need every unit parsed, which happens only when the proof gets there."""
+class LoadedGraph:
+    """A loaded unit graph, as systemd holds it: each unit's load state and names, and for
+    each unit the units it is ordered after (its After= and the others' Before=), with the
+    line or rule behind each edge."""
 
-    def __init__(self, tree: UnitTree) -> None:
-        self.tree = tree
-        self._before: dict[str, list[Edge]] | None = None
+    def __init__(self) -> None:
+        self.state: dict[str, str] = {}  # id -> loaded, masked, not-found, ...
+        self.where: dict[str, str] = {}
+        self.ids: dict[str, str] = {}  # every name -> id
+        self.after: dict[str, dict[str, str]] = {}  # id -> {unit before it: why}
+
+    def add_unit(self, uid: str, state: str, names: list[str], where: str) -> None:
+        self.state[uid] = state
+        self.where[uid] = where
+        for n in (uid, *names):
+            self.ids.setdefault(n, uid)
+
+    def add_after(self, uid: str, other: str, why: str) -> None:
+        if uid != other:
+            self.after.setdefault(uid, {}).setdefault(other, why)
+
+    def id(self, name: str) -> str:
+        return self.ids.get(name, name)
+
+    def is_after(self, uid: str, other: str) -> bool:
+        return other in self.after.get(uid, {})
 
     def node(self, name: str) -> Node:
-        u = self.tree.load(name)
-        where = ", ".join(f for f in (u.fragment, *u.dropins) if f)
-        return Node(name, u.found, u.masked, where or "not found")
+        uid = self.id(name)
+        state = self.state.get(uid, "not-found")
+        return Node(uid, state != "not-found", state == "masked",
+                    self.where.get(uid) or "not found")
 
     def ordered_before(self, name: str) -> Iterator[Edge]:
-        u = self.tree.load(name)
-        if u.masked:
-            return
-        for d in u.deps.get("After", ()):
-            yield Edge(d.unit, d.source)
-        if self._before is None:
-            self._before = {}
-            for other in self.tree.names():
-                o = self.tree.load(other)
-                if not o.masked:
-                    for d in o.deps.get("Before", ()):
-                        self._before.setdefault(d.unit, []).append(Edge(other, d.source))
-        yield from self._before.get(name, ())
+        for other, why in self.after.get(self.id(name), {}).items():
+            yield Edge(self.id(other), why)
 
+
+class FileGraph(LoadedGraph):
+    """The graph the next boot loads from the unit files under a tree: the units
+    default.target pulls in, and everything they name, with systemd's implicit edges."""
+
+    def __init__(self, tree: UnitTree, also: tuple[str, ...] = ()) -> None:
+        """`also`: units to load besides what the boot loads (a unit asked about)."""
+        super().__init__()
+        self.tree = tree
+        self.unmodelled = unmodelled(tree.root)
+        build(self, tree, tree.version, also)
 
 class BusGraph:
     """The units systemd has loaded; its After= lists already include others' Before=.
@@ -101,31 +123,44 @@ class Proof:
     reason: str
     source: str | None = None  # the edge into sysctl, the mask, or the edge closing a cycle
     edges: tuple[Edge, ...] = ()  # each unit of the path but the last, with its edge's line
+    cycle: tuple[Edge, ...] = ()  # each unit of the cycle, with the edge to the next one
+    unmodelled: tuple[str, ...] = ()  # offline: what could add units that no file shows
 
 
 def search(graph: Graph, first: str, then: str) -> list[Edge] | None:
     """The path from `first` to `then` as edges (first's first), or None: a breadth-first walk
-    backwards from `then`, so the usual direct After= line is found without a scan."""
-    seen: dict[str, Edge | None] = {then: None}
+    backwards from `then`, so the usual direct After= line is found without a scan. With
+    first == then, the shortest cycle through it."""
+    parent: dict[str, tuple[str, str] | None] = {then: None}  # unit: (unit after it, why)
     queue = deque([then])
     while queue:
         cur = queue.popleft()
         for e in graph.ordered_before(cur):
-            if e.unit in seen:
-                continue
-            seen[e.unit] = Edge(cur, e.source)  # e.unit runs before cur
             if e.unit == first:
-                path: list[Edge] = []
-                at = first
-                while (step := seen[at]) is not None:
-                    path.append(Edge(at, step.source))
-                    at = step.unit
+                path = [Edge(first, e.source)]
+                at = cur
+                while (step := parent[at]) is not None:
+                    path.append(Edge(at, step[1]))
+                    at = step[0]
                 return path
+            if e.unit in parent:
+                continue
+            parent[e.unit] = (cur, e.source)
             queue.append(e.unit)
     return None
 
 
+def describe_cycle(cycle: list[Edge] | tuple[Edge, ...]) -> str:
+    """"a < b < c < a", then each edge with the line or rule behind it."""
+    units = [e.unit for e in cycle]
+    head = " < ".join([*units, units[0]])
+    steps = "; ".join(f"{e.unit} < {units[(i + 1) % len(units)]}: {e.source}"
+                      for i, e in enumerate(cycle))
+    return f"ordering cycle: {head} ({steps})"
+
+
 def prove(graph: Graph, first: str = MODULES_LOAD, then: str = SYSCTL) -> Proof:
+    extra = tuple(getattr(graph, "unmodelled", ()))
     for name in (first, then):
         n = graph.node(name)
         if not n.found:
@@ -133,15 +168,26 @@ def prove(graph: Graph, first: str = MODULES_LOAD, then: str = SYSCTL) -> Proof:
         if n.masked:
             return Proof(Cause.UNIT_MASKED, (), f"{name} is masked ({n.where})", n.where)
     edges = search(graph, first, then)
+    path = (*(e.unit for e in edges), then) if edges else ()
+    for unit in (then, first):
+        cycle = search(graph, unit, unit)
+        if cycle is not None:
+            # The culprit is likelier an edge off the proven path than on it.
+            on_path = {(e.unit, e.source) for e in edges or ()}
+            culprit = next((e for e in reversed(cycle) if (e.unit, e.source) not in on_path),
+                           cycle[-1])
+            return Proof(Cause.ORDERING_CYCLE, path,
+                         f"{describe_cycle(cycle)}; systemd breaks a cycle by deleting one "
+                         f"of its jobs at boot, which can be {first}'s or {then}'s",
+                         culprit.source, tuple(edges or ()), tuple(cycle), extra)
     if edges is None:
         return Proof(Cause.ORDERING_BROKEN, (),
-                     f"nothing orders {then} after {first} ({graph.node(then).where})")
-    path = (*(e.unit for e in edges), then)
-    back = search(graph, then, first)
-    if back is not None:
-        loop = " < ".join((*(e.unit for e in back), first))
-        return Proof(Cause.ORDERING_BROKEN, path,
-                     f"ordering cycle: {' < '.join(path)}, but also {loop}; systemd breaks "
-                     f"a cycle by dropping a job, so either may run first",
-                     back[-1].source, tuple(edges))
-    return Proof(Cause.OK, path, " < ".join(path), edges[-1].source, tuple(edges))
+                     f"nothing orders {then} after {first} ({graph.node(then).where})",
+                     unmodelled=extra)
+    return Proof(Cause.OK, path, " < ".join(path), edges[-1].source, tuple(edges),
+                 unmodelled=extra)
+
+
+def offline_graph(root: Root) -> FileGraph:
+    """The graph the next boot of the tree at `root` loads."""
+    return FileGraph(UnitTree(root))

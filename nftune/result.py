@@ -31,6 +31,7 @@ class Cause(StrEnum):
     SYSCTL_FAILED = "sysctl-failed"
     NOT_RUN = "not-run"
     ORDERING_BROKEN = "ordering-broken"
+    ORDERING_CYCLE = "ordering-cycle"
     UNIT_MASKED = "unit-masked"
     LOADED_LATE = "loaded-late"
     OVERRIDDEN_BY_FILE = "overridden-by-file"
@@ -63,8 +64,11 @@ CAUSES: dict[Cause, str] = {
     Cause.NOT_RUN: "a unit nftune relies on did not run this boot: nothing started it, "
                    "or the boot has not got that far",
     Cause.ORDERING_BROKEN: "systemd-sysctl.service is not ordered after "
-                           "systemd-modules-load.service (or an ordering cycle), or this "
-                           "boot it started before systemd-modules-load.service finished",
+                           "systemd-modules-load.service, or this boot it started before "
+                           "systemd-modules-load.service finished",
+    Cause.ORDERING_CYCLE: "systemd-modules-load.service or systemd-sysctl.service is on an "
+                          "ordering cycle (systemd deletes a job on the cycle at boot, "
+                          "which can be theirs), or was deleted to break one this boot",
     Cause.UNIT_MASKED: "a unit nftune relies on is masked or not found",
     Cause.LOADED_LATE: "a module was loaded after systemd-sysctl.service applied sysctl.d",
     Cause.OVERRIDDEN_BY_FILE: "another sysctl.d file (or /etc/sysctl.conf) sets the key "

@@ -1,69 +1,178 @@
-"""Unit files read offline, as systemd would load them: the first fragment on the unit search
-path wins, a /dev/null symlink masks, and drop-ins (NAME.d/, dashed-prefix and type-level
-directories) apply in name order, the first directory winning for a drop-in name.
+"""Unit files read offline, as systemd's system manager would load them.
 
-Dependency lists only grow: systemd's config_parse_unit_deps() ignores an empty assignment,
-so "After=" in a drop-in does not remove an ordering (only a replaced fragment or a mask can).
+- The first file of a name on the unit search path wins; a /dev/null symlink masks; a
+  symlink to a file of another name is an alias (the unit is loaded under the target's
+  name, and all its names' drop-ins and .wants/ directories apply).
+- A template instance (foo@bar.service) with no file of its own is loaded from foo@.service;
+  drop-ins of both names apply.
+- Drop-ins (NAME.d/, dashed prefixes, the type directory) apply in file-name order; for a
+  drop-in name, the directory earlier on the search path wins (unit_file_find_dropin_paths).
+- Dependency lists only grow: config_parse_unit_deps() ignores an empty assignment, so
+  "After=" in a drop-in does not remove an ordering (only a replaced fragment or a mask can).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from . import ini
 from .errors import NftuneError
-from .root import LINK, Root
+from .root import DIR, LINK, Root
 
-# The system unit search path without the runtime-only generator directories, which an
-# offline image does not have; highest precedence first (/lib for split-usr).
-UNIT_DIRS = ("/etc/systemd/system", "/run/systemd/system", "/usr/local/lib/systemd/system",
-             "/usr/lib/systemd/system", "/lib/systemd/system")
-DEPS = ("After", "Before")  # ordering is all the proof needs
+# systemd's system unit search path (lookup_paths_init), highest precedence first; /lib for
+# split-usr. Generator directories hold this boot's output, which a built image lacks.
+UNIT_DIRS = ("/etc/systemd/system.control", "/run/systemd/system.control",
+             "/run/systemd/transient", "/run/systemd/generator.early",
+             "/etc/systemd/system", "/etc/systemd/system.attached",
+             "/run/systemd/system", "/run/systemd/system.attached",
+             "/run/systemd/generator", "/usr/local/lib/systemd/system",
+             "/lib/systemd/system", "/usr/lib/systemd/system", "/run/systemd/generator.late")
+SPLIT_USR_UNTIL = 256  # v257's manager no longer searches /lib/systemd/system
+ALIASABLE = ("service", "socket", "target", "device", "timer", "path")
+VERSION_FALLBACK = 252  # bookworm's, when the tree does not say
+_SHARED = re.compile(r"libsystemd-shared-(\d+)(?:\.\d+)*\.so")
+_LIBDIRS = ("/usr/lib/systemd", "/lib/systemd", "/usr/lib/x86_64-linux-gnu/systemd",
+            "/usr/lib/aarch64-linux-gnu/systemd", "/usr/lib64/systemd")
 UNIT_NAME = re.compile(r"[A-Za-z0-9:_.\\@-]+\.(service|target|socket|mount|path|timer|slice|"
                         r"scope|device|swap|automount)")
+# [Unit] keys that name other units; every one of them makes systemd load the other unit.
+DEP_KEYS = ("After", "Before", "Wants", "Requires", "Requisite", "BindsTo", "PartOf",
+            "Upholds", "Conflicts", "OnFailure", "OnSuccess", "PropagatesReloadTo",
+            "ReloadPropagatedFrom", "JoinsNamespaceOf")
+PULLS = ("Wants", "Requires", "Requisite", "BindsTo")  # what a target orders itself after
+MOUNT_KEYS = ("RequiresMountsFor", "WantsMountsFor")
+# Type-specific keys the implicit dependencies depend on: (section, key).
+_EXEC = ("StandardOutput", "StandardError", "PrivateTmp", "WorkingDirectory",
+         "RuntimeDirectory", "StateDirectory", "CacheDirectory", "LogsDirectory",
+         "ConfigurationDirectory", "ExecStartPre", "ExecStartPost", "ExecStopPre",
+         "ExecStopPost")
+TYPE_KEYS = {*((s, k) for s in ("Service", "Socket", "Mount", "Swap") for k in _EXEC),
+             ("Service", "Type"), ("Service", "BusName"), ("Service", "Slice"),
+             ("Service", "Sockets"), ("Socket", "Service"), ("Socket", "Slice"),
+             ("Socket", "ListenStream"), ("Socket", "ListenDatagram"),
+             ("Socket", "ListenSequentialPacket"), ("Socket", "ListenFIFO"),
+             ("Timer", "Persistent"),
+             ("Timer", "Unit"), ("Timer", "OnCalendar"), ("Path", "Unit"),
+             ("Mount", "Where"), ("Mount", "What"), ("Mount", "Options"), ("Mount", "Type"),
+             ("Mount", "Slice"), ("Automount", "Where"), ("Swap", "What"), ("Swap", "Slice"),
+             ("Slice", "Slice")}
+_MAX_ALIAS = 8  # unit_ids_map_get's limit
+
+
+def systemd_version(root: Root) -> int:
+    """The tree's systemd, from the name of its shared library (libsystemd-shared-252.so)."""
+    for d in _LIBDIRS:
+        try:
+            names = root.listdir(d) if root.is_dir(d) else {}
+        except OSError:
+            continue
+        for n in sorted(names):
+            if m := _SHARED.fullmatch(n):
+                return int(m.group(1))
+    return VERSION_FALLBACK
 
 
 @dataclass(frozen=True)
 class Dep:
     unit: str
-    source: str  # file:line
+    source: str  # file:line, or the implicit rule
 
 
 @dataclass(frozen=True)
 class UnitFile:
-    name: str
+    name: str  # the id systemd loads it under (an alias resolves to its target)
     fragment: str | None  # in-tree path of the fragment in effect; None: not found
     masked: bool
     dropins: tuple[str, ...] = ()
     deps: dict[str, tuple[Dep, ...]] = field(default_factory=dict)
     empty: tuple[str, ...] = ()  # file:line of each "After=" or "Before=": they reset nothing
+    settings: dict[str, tuple[str, str]] = field(default_factory=dict)  # key: value, file:line
+    aliases: tuple[str, ...] = ()
 
     @property
     def found(self) -> bool:
         return self.fragment is not None
 
+    @property
+    def loaded(self) -> bool:
+        return self.found and not self.masked
+
+    @property
+    def type(self) -> str:
+        return self.name.rpartition(".")[2]
+
+    def setting(self, key: str, default: str = "") -> str:
+        return self.settings.get(key, (default, ""))[0]
+
+    def yes(self, key: str, default: bool) -> bool:
+        v = self.setting(key).strip().lower()
+        if v in ("1", "yes", "y", "true", "t", "on"):
+            return True
+        if v in ("0", "no", "n", "false", "f", "off"):
+            return False
+        return default
+
+    @property
+    def default_dependencies(self) -> bool:
+        return self.yes("DefaultDependencies", True)
+
+
+def template_of(name: str) -> str | None:
+    """foo@bar.service -> foo@.service; None for a name that is not an instance."""
+    head, at, rest = name.partition("@")
+    if not at:
+        return None
+    instance, dot, suffix = rest.rpartition(".")
+    return f"{head}@.{suffix}" if instance and dot else None
+
+
+@lru_cache(maxsize=4096)
+def _name_dirs(name: str) -> tuple[str, ...]:
+    """The names whose directories apply to `name`, most specific first, as
+    unit_file_find_dirs() recurses: the name, its template, then the name cut at its last
+    inner dash (a-b-c.service, a-b-.service, a-.service; foo-bar@x.service, foo-@x.service)."""
+    out = [name]
+    if t := template_of(name):
+        out += _name_dirs(t)
+    stem, _, suffix = name.rpartition(".")
+    prefix, at, instance = stem.partition("@")
+    p = prefix[:-1] if prefix.endswith("-") else prefix
+    dash = p.rfind("-")
+    if dash > 0:
+        base = p[:dash]
+        out += _name_dirs(f"{base}-@{instance}.{suffix}" if at and instance
+                          else f"{base}-.{suffix}")
+    return tuple(out)
+
+
+def _kind(name: str) -> str:
+    _, at, rest = name.partition("@")
+    if not at:
+        return "plain"
+    return "template" if rest.startswith(".") else "instance"
+
 
 def _dropin_dirs(name: str) -> list[str]:
     """NAME.d, then dashed prefixes (a-b-.service.d, a-.service.d), then the type (service.d);
     the more specific directory is listed first."""
-    stem, _, suffix = name.rpartition(".")
-    names = [f"{name}.d"]
-    parts = stem.split("-")
-    names += [f"{'-'.join(parts[:i])}-.{suffix}.d" for i in range(len(parts) - 1, 0, -1)]
-    names.append(f"{suffix}.d")
-    return names
+    return [f"{n}.d" for n in _name_dirs(name)] + [f"{name.rpartition('.')[2]}.d"]
 
 
 class UnitTree:
     """Units of one tree, loaded on demand and cached: each directory is listed once and
     each file read once."""
 
-    def __init__(self, root: Root) -> None:
+    def __init__(self, root: Root, version: int | None = None) -> None:
         self.root = root
+        self.version = systemd_version(root) if version is None else version
         self.dirs = self._dirs()
         self._cache: dict[str, UnitFile] = {}
         self._listings: dict[str, dict[str, str]] = {}
+        self._aliases: dict[str, list[str]] | None = None
+        self._resolved: dict[str, str] = {}
+        self._entries: dict[str, str | None] = {}
         self.problems: list[tuple[str, str]] = []  # files that cannot be read: path, why
 
     def _dirs(self) -> list[str]:
@@ -71,6 +180,8 @@ class UnitTree:
         once, and no listing can leave the tree)."""
         out: list[str] = []
         for d in UNIT_DIRS:
+            if d == "/lib/systemd/system" and self.version > SPLIT_USR_UNTIL:
+                continue
             real = self.root.chase(d)
             if real not in out and self.root.is_dir(real):
                 out.append(real)
@@ -86,42 +197,144 @@ class UnitTree:
         return self._listings[d]
 
     def names(self) -> list[str]:
-        """Every unit name with a fragment anywhere on the search path."""
+        """Every unit name with a file anywhere on the search path."""
         found: set[str] = set()
         for d in self.dirs:
             found.update(n for n in self._list(d) if UNIT_NAME.fullmatch(n))
         return sorted(found)
 
-    def load(self, name: str) -> UnitFile:
-        if name not in self._cache:
-            self._cache[name] = self._load(name)
-        return self._cache[name]
+    def _entry(self, name: str) -> str | None:
+        if name not in self._entries:
+            # Any entry counts, so one that is not a file is reported (file-readable).
+            self._entries[name] = next((f"{d}/{name}" for d in self.dirs
+                                        if name in self._list(d)), None)
+        return self._entries[name]
 
-    def _load(self, name: str) -> UnitFile:
-        fragment = next((f"{d}/{name}" for d in self.dirs if name in self._list(d)), None)
+    def _alias_target(self, name: str) -> str | None:
+        """The name an alias symlink stands for (unit_file_resolve_symlink): a link whose
+        target lies on the search path, to a unit of the same type and kind."""
+        path = self._entry(name)
+        if path is None or self._list(path.rpartition("/")[0])[name] != LINK:
+            return None
+        try:
+            target = self.root.readlink(path)
+        except OSError:
+            return None
+        if not target.startswith("/"):
+            target = f"{path.rpartition('/')[0]}/{target}"
+        target = self.root.chase(target.rpartition("/")[0]) + "/" + target.rpartition("/")[2]
+        folder, _, base = target.rpartition("/")
+        if folder not in self.dirs or base == name or not UNIT_NAME.fullmatch(base):
+            return None  # /dev/null, a linked unit file, or a self-link
+        kind = name.rpartition(".")[2]
+        if kind not in ALIASABLE or base.rpartition(".")[2] != kind:
+            return None  # systemd drops an alias it does not allow
+        if _kind(name) != _kind(base) and not (_kind(name) == "instance" and
+                                               _kind(base) == "template"):
+            return None
+        if _kind(name) == "instance" and _kind(base) == "instance" and \
+                name.partition("@")[2] != base.partition("@")[2]:
+            return None
+        if _kind(name) == "instance" and _kind(base) == "template":
+            return None  # foo@x -> bar@.service: loaded from the template, under its own name
+        return base
+
+    def resolve(self, name: str) -> str:
+        """The id `name` loads under: an alias symlink's target's name, followed (the target
+        found again by name, so a higher-precedence file of that name wins)."""
+        if name not in self._resolved:
+            self._resolved[name] = self._resolve(name)
+        return self._resolved[name]
+
+    def _resolve(self, name: str) -> str:
+        seen = [name]
+        while len(seen) <= _MAX_ALIAS:
+            target = self._alias_target(name)
+            if target is None and (t := template_of(name)) and self._entry(name) is None:
+                # An instance of an aliased template is an instance of the target template.
+                tt = self._alias_target(t)
+                if tt is not None:
+                    target = tt.replace("@.", f"@{name.partition('@')[2].rpartition('.')[0]}.")
+            if target is None or target in seen:
+                return name
+            seen.append(target)
+            name = target
+        return name
+
+    def aliases(self, uid: str) -> list[str]:
+        """Other names on the search path that are aliases of `uid`."""
+        if self._aliases is None:
+            self._aliases = {}
+            for d in self.dirs:
+                for n, kind in self._list(d).items():
+                    if kind == LINK and UNIT_NAME.fullmatch(n) and \
+                            self._entry(n) == f"{d}/{n}" and (target := self.resolve(n)) != n:
+                        self._aliases.setdefault(target, []).append(n)
+        return sorted(self._aliases.get(uid, ()))
+
+    def load(self, name: str) -> UnitFile:
+        uid = self.resolve(name)
+        if uid not in self._cache:
+            self._cache[uid] = self._load(uid)
+        return self._cache[uid]
+
+    def _fragment(self, uid: str) -> str | None:
+        path = self._entry(uid)
+        if path is None and (t := template_of(uid)):
+            path = self._entry(t)
+        return path
+
+    def _load(self, uid: str) -> UnitFile:
+        fragment = self._fragment(uid)
         if fragment is None:
-            return UnitFile(name, None, False)
-        if self._list(fragment.rpartition("/")[0])[name] == LINK and \
-                self.root.is_masked(fragment):
-            return UnitFile(name, fragment, True)
-        dropins = self._dropins(name)
-        deps: dict[str, list[Dep]] = {k: [] for k in DEPS}
+            return UnitFile(uid, None, False)
+        if self._list(fragment.rpartition("/")[0]).get(fragment.rpartition("/")[2]) == LINK \
+                and self.root.is_masked(fragment):
+            return UnitFile(uid, fragment, True)
+        aliases = tuple(self.aliases(uid))
+        dropins = [p for p in self._in_dirs(uid, aliases, ".d") if p.endswith(".conf")]
+        dropins = [p for p in dropins if not self.root.is_masked(p)]
+        deps: dict[str, list[Dep]] = {k: [] for k in (*DEP_KEYS, *MOUNT_KEYS)}
+        settings: dict[str, tuple[str, str]] = {}
         empty: list[str] = []
         for path in (fragment, *dropins):
-            self._parse(path, deps, empty)
-        return UnitFile(name, fragment, False, tuple(dropins),
-                        {k: tuple(v) for k, v in deps.items()}, tuple(empty))
-
-    def _dropins(self, name: str) -> list[str]:
-        chosen: dict[str, str] = {}
-        for sub in _dropin_dirs(name):
-            for d in self.dirs:
-                if sub not in self._list(d):
+            self._parse(path, deps, settings, empty)
+        for kind, suffix in (("Wants", ".wants"), ("Requires", ".requires"),
+                             ("Upholds", ".upholds")):
+            if kind == "Upholds" and self.version < 254:
+                continue
+            for path in self._in_dirs(uid, aliases, suffix):
+                entry = path.rpartition("/")[2]
+                folder = path.rpartition("/")[0]
+                if self._list(folder).get(entry) != LINK or self.root.is_masked(path):
                     continue
-                for conf in self._list(f"{d}/{sub}"):
-                    if conf.endswith(".conf") and conf not in chosen:
-                        chosen[conf] = f"{d}/{sub}/{conf}"
-        return [chosen[n] for n in sorted(chosen) if not self.root.is_masked(chosen[n])]
+                if _kind(entry) == "template":  # resolve_template()
+                    stem = uid.rpartition(".")[0]
+                    inst = stem.partition("@")[2] or stem.partition("@")[0]
+                    entry = entry.replace("@.", f"@{inst}.")
+                deps[kind].append(Dep(entry, path))
+        return UnitFile(uid, fragment, False, tuple(dropins),
+                        {k: tuple(v) for k, v in deps.items()}, tuple(empty), settings,
+                        aliases)
+
+    def _in_dirs(self, uid: str, aliases: tuple[str, ...], suffix: str) -> list[str]:
+        """The entries of a unit's drop-in style directories (unit_file_find_dropin_paths):
+        for a name, the first directory in search order wins; sorted by name."""
+        folders: list[str] = []
+        for d in self.dirs:
+            folders += [f"{d}/{n}{suffix}" for n in _name_dirs(uid)]
+        for a in aliases:
+            for d in self.dirs:
+                folders += [f"{d}/{n}{suffix}" for n in _name_dirs(a)]
+        folders += [f"{d}/{uid.rpartition('.')[2]}{suffix}" for d in self.dirs]
+        chosen: dict[str, str] = {}
+        for f in dict.fromkeys(folders):
+            d, _, sub = f.rpartition("/")
+            if self._list(d).get(sub) != DIR:
+                continue
+            for entry in self._list(f):
+                chosen.setdefault(entry, f"{f}/{entry}")
+        return [chosen[n] for n in sorted(chosen)]
 
     def _read(self, path: str) -> str:
         """A unit file's text; one that cannot be read (a FIFO, a loop) counts as empty,
@@ -132,12 +345,13 @@ class UnitTree:
             self.problems.append((path, e.message))
             return ""
 
-    def _parse(self, path: str, deps: dict[str, list[Dep]], empty: list[str]) -> None:
-        text = self._read(path)
-        if "After" not in text and "Before" not in text:
-            return  # most units: nothing to parse for the proof
-        for e in ini.parse(text, path, strict=False):
+    def _parse(self, path: str, deps: dict[str, list[Dep]],
+               settings: dict[str, tuple[str, str]], empty: list[str]) -> None:
+        for e in ini.parse(self._read(path), path, strict=False):
             if e.section == "Unit" and e.key in deps:
                 deps[e.key] += [Dep(u, str(e.origin)) for u in e.value.split()]
-                if not e.value.split():
+                if not e.value.split() and e.key in ("After", "Before"):
                     empty.append(f"{e.key}= at {e.origin}")
+            elif (e.section == "Unit" and e.key == "DefaultDependencies") or \
+                    (e.section, e.key) in TYPE_KEYS:
+                settings[e.key] = (e.value, str(e.origin))

@@ -347,35 +347,41 @@ def check_modules_loaded(root: Root, kernels: list[Kernel],
 
 # -- unit graph ------------------------------------------------------------------------------
 
-def check_ordering(root: Root, problems: list[tuple[str, str]] | None = None) -> CheckResult:
+def check_ordering(root: Root, problems: list[tuple[str, str]] | None = None,
+                   graph: FileGraph | None = None) -> CheckResult:
     """From the unit files the next boot loads: modules-load is ordered before sysctl.
     Unit files that cannot be read are added to `problems`."""
-    tree = UnitTree(root)
+    tree = graph.tree if graph is not None else UnitTree(root)
     try:
-        return _check_ordering(tree)
+        return _check_ordering(tree, graph)
     finally:
         if problems is not None:
             problems += tree.problems
 
 
-def _check_ordering(tree: UnitTree) -> CheckResult:
+def _check_ordering(tree: UnitTree, graph: FileGraph | None = None) -> CheckResult:
     subject = SYSCTL
     if not any(tree.load(u).found for u in (MODULES_LOAD, SYSCTL)):
         return skipped("ordering", subject, Cause.UNIT_MASKED,
                        reason="systemd's units are not installed in this tree")
-    proof = prove(FileGraph(tree))
+    proof = prove(graph or FileGraph(tree))
+    unsure = (f"; not modelled, so not part of this proof: {', '.join(proof.unmodelled)}"
+              if proof.unmodelled else "")
     if proof.cause is Cause.OK:
         # An admin's empty After= meant to reset the list; say that it did not.
         empty = [e for u in (MODULES_LOAD, SYSCTL) for e in tree.load(u).empty]
         note = (f" (the empty {', '.join(empty)} resets nothing: systemd ignores an empty "
                 "dependency assignment)") if empty else ""
         return passed("ordering", subject, actual=" < ".join(proof.path),
-                      source=proof.source, reason=f"ordered after {MODULES_LOAD}{note}")
-    hint = ("unmask it: systemctl unmask (or remove the /dev/null link)"
-            if proof.cause is Cause.UNIT_MASKED else
-            "restore After=systemd-modules-load.service in systemd-sysctl.service")
-    return failed("ordering", subject, proof.cause, reason=proof.reason, source=proof.source,
-                  hint=hint)
+                      source=proof.source,
+                      reason=f"ordered after {MODULES_LOAD}{note}{unsure}")
+    hint = {Cause.UNIT_MASKED: "unmask it: systemctl unmask (or remove the /dev/null link)",
+            Cause.ORDERING_CYCLE: "remove one edge of the cycle: an After= or Before= line "
+                                  "named above, or DefaultDependencies=no on a unit that "
+                                  "must run before sysinit.target"}.get(
+        proof.cause, "restore After=systemd-modules-load.service in systemd-sysctl.service")
+    return failed("ordering", subject, proof.cause, reason=proof.reason + unsure,
+                  source=proof.source, hint=hint)
 
 
 def check_order_dropin(root: Root) -> CheckResult:

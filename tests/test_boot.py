@@ -167,14 +167,59 @@ def test_unit_that_never_ran(node: Root) -> None:
     assert r.cause is Cause.NOT_RUN
 
 
-def test_live_graph_cycle_is_ordering_broken(node: Root) -> None:
+def test_live_graph_cycle_is_named_unit_by_unit(node: Root) -> None:
     bus = healthy()
     bus.change(ML, after=(*bus.units[ML].after, SC),
                dropin_paths=("/etc/systemd/system/systemd-modules-load.service.d/x.conf",))
     r = by(check_boot(bus, node, facts(node)), "boot-graph", SC)
-    assert r.cause is Cause.ORDERING_BROKEN
+    assert r.cause is Cause.ORDERING_CYCLE
     assert r.source and "modules-load.service.d/x.conf" in r.source
-    assert "cycle" in r.reason
+    assert r.reason.startswith(f"ordering cycle: {SC} < {ML} < {SC} ("), r.reason
+    assert f"{ML} < {SC}: After= of {SC}" in r.reason
+    assert f"{SC} < {ML}: After= of {ML}" in r.reason
+
+
+DELETED = (f"sysinit.target: Job {ML}/start deleted to break ordering cycle starting with "
+           "sysinit.target/start")
+
+
+def test_a_job_deleted_to_break_a_cycle_is_its_own_cause(
+        node: Root, commands: Commands) -> None:
+    write(node.path, "/proc/sys/kernel/random/boot_id", BOOT_ID + "\n")
+    commands.answer("journalctl", journal_lines(
+        "sysinit.target: Found ordering cycle on agent.service/start", DELETED))
+    bus = healthy()
+    bus.units[ML] = ran(ML, 0, 0, active_state="inactive", result="", condition_timestamp=0,
+                        inactive_exit=0, exec_main_start=0, exec_main_exit=0, active_enter=0)
+    bus.units[ML] = bus.units[ML].__class__(**{**bus.units[ML].__dict__, "after": (SC,)})
+    out = check_boot(bus, node, facts(node))
+    r = by(out, "unit-state", ML)
+    assert (r.status, r.cause) == (Status.FAILED, Cause.ORDERING_CYCLE)
+    assert DELETED in r.reason
+    assert f"this boot: {DELETED}" in by(out, "boot-graph", SC).reason
+    # From the kernel log, the boot's first transaction has no _PID: not matched on it.
+    assert any("SYSLOG_IDENTIFIER=systemd" in a and "_PID=" not in a and "--priority=4" in a
+               for a in map(" ".join, commands.calls))
+
+
+def test_a_unit_on_a_cycle_that_never_ran_lost_its_job_even_unlogged(node: Root) -> None:
+    """In a container the boot's first transaction is logged before journald: no line."""
+    bus = healthy()
+    bus.units[ML] = ran(ML, 0, 0, active_state="inactive", result="", condition_timestamp=0,
+                        inactive_exit=0, exec_main_start=0, exec_main_exit=0, active_enter=0)
+    bus.units[ML] = bus.units[ML].__class__(**{**bus.units[ML].__dict__, "after": (SC,)})
+    r = by(check_boot(bus, node, facts(node)), "unit-state", ML)
+    assert r.cause is Cause.ORDERING_CYCLE and "on an ordering cycle" in r.reason
+
+
+def test_a_unit_that_never_ran_without_a_cycle_is_not_run(
+        node: Root, commands: Commands) -> None:
+    write(node.path, "/proc/sys/kernel/random/boot_id", BOOT_ID + "\n")
+    commands.answer("journalctl", journal_lines(DELETED.replace(ML, "other.service")))
+    bus = healthy()
+    bus.units[ML] = ran(ML, 0, 0, active_state="inactive", result="", condition_timestamp=0,
+                        inactive_exit=0, exec_main_start=0, exec_main_exit=0, active_enter=0)
+    assert by(check_boot(bus, node, facts(node)), "unit-state", ML).cause is Cause.NOT_RUN
 
 
 def test_live_graph_without_the_edge(node: Root) -> None:

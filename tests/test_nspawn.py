@@ -162,12 +162,47 @@ def test_dropin_that_breaks_the_ordering(base: Path, tmp_path: Path) -> None:
         write(rootfs, dropin, "[Unit]\nAfter=systemd-sysctl.service\n")
 
     o = run_scenario(base, tmp_path, "cycle", cycle)
-    assert o.offline["verdict"]["cause"] == "ordering-broken"
+    assert o.offline["verdict"]["cause"] == "ordering-cycle"
     assert o.offline["verdict"]["source"] == f"{dropin}:2"
     live = o.check("boot-graph", SC)
-    assert live["cause"] == "ordering-broken" and dropin in live["source"]
-    assert o.chain["verdict"]["cause"] == "ordering-broken"
-    assert graph_verdict(o) == ("ordering-broken", "ordering-broken")
+    assert live["cause"] == "ordering-cycle" and dropin in live["source"]
+    assert o.chain["verdict"]["cause"] == "ordering-cycle"
+    assert graph_verdict(o) == ("ordering-cycle", "ordering-cycle")
+
+
+def test_admin_dropin_makes_a_cycle_through_sysinit_target(base: Path, tmp_path: Path) -> None:
+    """The issue's case: modules-load ordered after an ordinary service, which has default
+    dependencies, so is after sysinit.target, which is after modules-load. Offline and live
+    both name the cycle edge by edge; systemd deleted a job to break it, and says so."""
+    dropin = f"/etc/systemd/system/{ML}.d/50-agent.conf"
+
+    def agent(rootfs: Path) -> None:
+        write(rootfs, "/etc/systemd/system/some-agent.service",
+              "[Unit]\nDescription=an agent\n[Service]\nType=oneshot\n"
+              "ExecStart=/bin/true\n[Install]\nWantedBy=multi-user.target\n")
+        wants = rootfs / "etc/systemd/system/multi-user.target.wants"
+        wants.mkdir(parents=True, exist_ok=True)
+        (wants / "some-agent.service").symlink_to("/etc/systemd/system/some-agent.service")
+        write(rootfs, dropin, "[Unit]\nAfter=some-agent.service\n")
+
+    o = run_scenario(base, tmp_path, "agent-cycle", agent)
+    assert graph_verdict(o) == ("ordering-cycle", "ordering-cycle")
+    assert o.offline["verdict"]["source"] == f"{dropin}:2"
+    for chain in (o.offline, o.chain):
+        steps = {(s["unit"], s["before"]) for s in chain["cycle"]}
+        assert ("some-agent.service", ML) in steps and "sysinit.target" in str(steps)
+    offline = {(s["unit"], s["before"]): s["source"] for s in o.offline["cycle"]}
+    assert offline[("some-agent.service", ML)] == f"{dropin}:2"
+    assert "DefaultDependencies=yes" in offline[("sysinit.target", "some-agent.service")]
+    # systemd deleted a job on the cycle (here modules-load's, inactive): a unit of ours
+    # that lost its job says so. The manager logs the deletion before journald runs, which
+    # a container loses (a real boot keeps it from the kernel log: the e2e "cycle" scenario).
+    lost = [u for u in (ML, SC) if o.check("unit-state", u)["status"] != "passed"]
+    assert lost, "systemd deleted a job of neither unit"
+    for unit in lost:
+        state = o.check("unit-state", unit)
+        assert state["cause"] == "ordering-cycle", state
+        assert "did not run" in state["reason"] and "ordering cycle" in state["reason"]
 
 
 def test_empty_after_and_a_replaced_fragment_cannot_beat_the_dropin(

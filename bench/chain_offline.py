@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""What the implicit edges cost: `nftune chain --root` on a full Debian tree (the e2e
+suite's cached bookworm root filesystem: systemd, udev, a kernel), today's nftune against
+the last one before the offline graph modelled systemd's implicit dependencies (BASE),
+interleaved in one run; and the graph alone, in-process.
+
+Target (issue 13): at most 1.20x. The earlier nftune is taken from git; without that
+history (a shallow clone) the benchmark says so and measures nothing.
+Usage: bench/chain_offline.py [--runs N] [--check]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from common import medians, table
+
+TOP = Path(__file__).resolve().parents[1]
+BASE = "f694d9b"  # the last commit before issue 13
+TARGET = 1.20
+GRAPH = """
+import statistics, sys, time
+sys.path.insert(0, sys.argv[1])
+from nftune.ordering import FileGraph, prove
+from nftune.root import Root
+from nftune.units import UnitTree
+runs = []
+for _ in range(15):
+    t = time.perf_counter()
+    prove(FileGraph(UnitTree(Root(sys.argv[2]))))
+    runs.append(time.perf_counter() - t)
+print(statistics.median(runs))
+"""
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=21)
+    ap.add_argument("--check", action="store_true")
+    args = ap.parse_args()
+    sys.path.insert(0, str(TOP))
+    from e2e.vm import base_rootfs
+
+    tree = base_rootfs("bookworm")
+    work = Path(tempfile.mkdtemp(prefix="nftune-bench-chain.", dir="/var/tmp"))
+    try:
+        base = work / "base"
+        base.mkdir()
+        archive = subprocess.run(["git", "-C", str(TOP), "archive", BASE, "nftune"],
+                                 capture_output=True, check=False)
+        if archive.returncode != 0:
+            print(f"chain_offline: skipped: commit {BASE} is not in this clone's history")
+            return 0
+        subprocess.run(["tar", "-x", "-C", str(base)], input=archive.stdout, check=True)
+
+        def argv(top: Path) -> list[str]:
+            return ["env", f"PYTHONPATH={top}", sys.executable, "-m", "nftune", "chain",
+                    "--root", str(tree)]
+
+        names = {"before implicit edges": base, "now": TOP}
+        print(f"nftune chain --root (a full bookworm tree), median of {args.runs}")
+        ratios = table(medians({n: argv(t) for n, t in names.items()}, args.runs),
+                       "before implicit edges")
+        graph = {}
+        for n, t in names.items():
+            graph[n] = float(subprocess.run([sys.executable, "-c", GRAPH, str(t), str(tree)],
+                                            check=True, capture_output=True,
+                                            text=True).stdout)
+        print("the offline proof alone, in-process, median of 15")
+        table(graph, "before implicit edges")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    ok = ratios["now"] <= TARGET
+    print(f"target: <= {TARGET:.2f}x: {'met' if ok else 'MISSED'}")
+    return 0 if ok or not args.check else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

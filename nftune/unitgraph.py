@@ -1,0 +1,188 @@
+"""The unit graph systemd's system manager loads at boot, built from a tree's unit files:
+the units default.target pulls in and every unit they name (a name in any dependency makes
+systemd load that unit), with the dependencies systemd adds on its own (implicit.py), a
+target's default ordering after what it pulls in, and the mounts of RequiresMountsFor=.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Protocol
+
+from .errors import NftuneError
+from .implicit import PERPETUAL, default_deps, extras, mounts_for
+from .root import Root
+from .units import MOUNT_KEYS, UNIT_NAME, UnitFile, UnitTree
+
+# What a target is ordered after by default (target_add_default_dependencies).
+TARGET_PULLS = ("Wants", "Requires", "Requisite", "BindsTo", "PartOf", "Upholds")
+
+DEFAULT_TARGET = "default.target"
+# systemd's own generators, and what they need to touch the two units' neighbourhood; any
+# other generator (a package's) is named as not modelled.
+_QUIET_GENERATORS = {"systemd-getty-generator", "systemd-gpt-auto-generator",
+                     "systemd-hibernate-resume-generator", "systemd-system-update-generator",
+                     "systemd-cryptsetup-generator", "systemd-veritysetup-generator",
+                     "systemd-integritysetup-generator", "systemd-bless-boot-generator",
+                     "systemd-tpm2-generator", "systemd-ssh-generator",
+                     "systemd-rc-local-generator", "systemd-run-generator",
+                     "systemd-debug-generator", "systemd-import-generator",
+                     "systemd-factory-reset-generator", "systemd-sysv-generator",
+                     "systemd-fstab-generator"}
+
+
+class Sink(Protocol):
+    def add_unit(self, uid: str, state: str, names: list[str], where: str) -> None: ...
+
+    def add_after(self, uid: str, other: str, why: str) -> None: ...
+
+    def is_after(self, uid: str, other: str) -> bool: ...
+
+
+def unmodelled(root: Root) -> tuple[str, ...]:
+    """What could add units at boot that no file shows: generators other than systemd's
+    own, SysV scripts without a unit, and mounts from /etc/fstab."""
+    out: list[str] = []
+    for d in ("/etc/systemd/system-generators", "/run/systemd/system-generators",
+              "/usr/local/lib/systemd/system-generators", "/usr/lib/systemd/system-generators",
+              "/lib/systemd/system-generators"):
+        try:
+            names = root.listdir(d) if root.is_dir(d) else {}
+        except OSError:
+            continue
+        out += [f"generator {d}/{n}" for n in sorted(names)
+                if n not in _QUIET_GENERATORS and not root.is_masked(f"{d}/{n}")]
+    try:
+        fstab = root.read_text("/etc/fstab") or ""
+    except NftuneError:
+        fstab = ""
+    if any(line.split() and not line.lstrip().startswith("#") for line in fstab.splitlines()):
+        out.append("mounts from /etc/fstab (systemd-fstab-generator)")
+    out += [f"SysV script /etc/init.d/{n} (systemd-sysv-generator)" for n in _sysv(root)]
+    return tuple(dict.fromkeys(out))
+
+
+def _sysv(root: Root) -> list[str]:
+    """Init scripts with no native unit of the same name: the generator makes units of them
+    (systemd before 258)."""
+    try:
+        scripts = root.listdir("/etc/init.d") if root.is_dir("/etc/init.d") else {}
+    except OSError:
+        return []
+    tree = UnitTree(root)
+    names = set(tree.names())
+    return sorted(n for n in scripts if not n.startswith(".") and n not in ("README", "rc",
+                  "rcS", "skeleton", "functions") and f"{n}.service" not in names
+                  and tree.resolve(f"{n}.service") == f"{n}.service")
+
+
+def _specifiers(value: str, uid: str) -> str | None:
+    """The unit specifiers a dependency may use (%n %N %p %i %%); None for others."""
+    if "%" not in value:
+        return value
+    stem = uid.rpartition(".")[0]
+    prefix, _, instance = stem.partition("@")
+    table = {"n": uid, "N": stem, "p": prefix, "i": instance, "%": "%"}
+    out, i = [], 0
+    while i < len(value):
+        c = value[i]
+        if c == "%":
+            if i + 1 >= len(value) or value[i + 1] not in table:
+                return None
+            out.append(table[value[i + 1]])
+            i += 2
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+def mount_name(path: str) -> str:
+    """systemd-escape --path --suffix=mount, for the plain paths unit files use."""
+    p = "/".join(x for x in path.split("/") if x)
+    if not p:
+        return "-.mount"
+    out = []
+    for i, ch in enumerate(p):
+        if ch == "/":
+            out.append("-")
+        elif ch.isascii() and (ch.isalnum() or ch in ":_" or (ch == "." and i > 0)):
+            out.append(ch)
+        else:
+            out.append("".join(f"\\x{b:02x}" for b in ch.encode()))
+    return "".join(out) + ".mount"
+
+
+def _prefixes(path: str) -> list[str]:
+    parts = [x for x in path.split("/") if x]
+    return ["/"] + ["/" + "/".join(parts[:i]) for i in range(1, len(parts) + 1)]
+
+
+def build(g: Sink, tree: UnitTree, version: int, also: tuple[str, ...] = ()) -> None:
+    units: dict[str, UnitFile] = {}
+    edges: list[tuple[str, str, str, str]] = []  # kind, unit, other, why
+    pulls: dict[str, list[tuple[str, str]]] = {}  # unit -> (pulled unit, why)
+    queue = deque([DEFAULT_TARGET, "systemd-modules-load.service", "systemd-sysctl.service",
+                   *PERPETUAL, *also])
+    while queue:
+        uid = tree.resolve(queue.popleft())
+        if uid in units:
+            continue
+        u = units[uid] = tree.load(uid)
+        state = "masked" if u.masked else "loaded" if u.found else "not-found"
+        g.add_unit(uid, state, list(u.aliases), ", ".join(
+            f for f in (u.fragment, *u.dropins) if f) or "not found")
+        if not u.loaded:
+            continue
+        found: list[tuple[str, str, str]] = [
+            (kind, d.unit, d.source) for kind, ds in u.deps.items() if kind not in MOUNT_KEYS
+            for d in ds]
+        if u.default_dependencies:
+            found += default_deps(u, version)
+        found += extras(u, version)
+        paths = [(kind, d.unit, f"{kind}={d.unit} at {d.source}")
+                 for kind in MOUNT_KEYS for d in u.deps.get(kind, ())]
+        paths += [(k, p, f"{why} needs {p} mounted (unit_add_mount_dependencies)")
+                  for k, p, why in mounts_for(u, version)]
+        for kind, path, why in paths:
+            if not path.startswith("/"):
+                continue
+            for prefix in _prefixes(path):
+                m = mount_name(prefix)
+                if m == uid or not (m == "-.mount" or tree.load(m).loaded):
+                    continue
+                found.append(("After", m, why))
+                if tree.load(m).found:
+                    found.append(("Requires" if kind == "RequiresMountsFor" else "Wants",
+                                  m, why))
+        for kind, name, why in found:
+            other = _specifiers(name, uid)
+            if other is None or not UNIT_NAME.fullmatch(other):
+                continue  # systemd logs and ignores a name it cannot use
+            other = tree.resolve(other)
+            if other == uid:
+                continue
+            edges.append((kind, uid, other, why))
+            if kind in TARGET_PULLS:
+                pulls.setdefault(uid, []).append((other, why))
+            queue.append(other)
+    for kind, uid, other, why in edges:
+        if kind == "After":
+            g.add_after(uid, other, why)
+        elif kind == "Before":
+            g.add_after(other, uid, why)
+    # target_add_default_dependencies / unit_add_default_target_dependency: a target is
+    # ordered after what it pulls in, when both have default dependencies, both are loaded,
+    # and the target is not already ordered before it.
+    for uid, u in units.items():
+        if u.type != "target" or not u.loaded or not u.default_dependencies:
+            continue
+        for other, why in pulls.get(uid, ()):
+            o = units.get(other)
+            if o is None or not o.loaded or not o.default_dependencies or \
+                    g.is_after(other, uid):
+                continue
+            g.add_after(uid, other, f"{uid} pulls in {other} ({why}); a target is ordered "
+                        "after what it pulls in (target_add_default_dependencies)")
+
+
