@@ -89,6 +89,9 @@ journalctl -b -p 4 -o cat SYSLOG_IDENTIFIER=systemd | grep 'deleted to break ord
 check journal-has-the-deletion 0 $?
 grep '^failed: boot-graph ' /tmp/verify.txt | grep -qF "this boot: $(head -n1 /tmp/deleted.txt)"
 check boot-graph-names-the-line 0 $?
+grep -q "^failed: unit-state systemd-modules-load.service .*\\[ordering-cycle\\]: did not run: \
+systemd deleted its job" /tmp/verify.txt
+check unit-state-lost-its-job 0 $?
 show chain-exit-1 sh -c 'nftune chain; test $? = 1'
 """
 

@@ -160,7 +160,8 @@ def critical_chain(bus: Bus, unit: str, keep: tuple[str, ...] = ()) -> Link:
                 state = bus.unit(d)
                 link.children.append(Link(d, note=state.active_state + (
                     f", {state.result}" if state.result not in ("", "success") else "")
-                    + ("" if state.condition_result else ", condition failed")))
+                    + ("" if state.condition_result or not state.condition_timestamp
+                       else ", condition failed")))
         return link
 
     return walk(unit, 0)

@@ -12,12 +12,13 @@ from typing import Protocol
 from .errors import NftuneError
 from .implicit import PERPETUAL, default_deps, extras, mounts_for
 from .root import Root
-from .units import MOUNT_KEYS, UNIT_NAME, UnitFile, UnitTree
+from .units import MOUNT_KEYS, UnitFile, UnitTree, valid_name
 
 # What a target is ordered after by default (target_add_default_dependencies).
 TARGET_PULLS = ("Wants", "Requires", "Requisite", "BindsTo", "PartOf", "Upholds")
 
 DEFAULT_TARGET = "default.target"
+PATH_MAX = 4096
 # systemd's own generators, and what they need to touch the two units' neighbourhood; any
 # other generator (a package's) is named as not modelled.
 _QUIET_GENERATORS = {"systemd-getty-generator", "systemd-gpt-auto-generator",
@@ -97,31 +98,42 @@ def _specifiers(value: str, uid: str) -> str | None:
     return "".join(out)
 
 
-def mount_name(path: str) -> str:
-    """systemd-escape --path --suffix=mount, for the plain paths unit files use."""
-    p = "/".join(x for x in path.split("/") if x)
-    if not p:
-        return "-.mount"
-    out = []
-    for i, ch in enumerate(p):
-        if ch == "/":
-            out.append("-")
-        elif ch.isascii() and (ch.isalnum() or ch in ":_" or (ch == "." and i > 0)):
-            out.append(ch)
+def mount_path(name: str) -> str | None:
+    """unit_name_to_path() for a .mount name: "srv-my\\x2ddata.mount" -> "/srv/my-data"."""
+    stem = name[:-len(".mount")]
+    if stem == "-":
+        return "/"
+    out, i = bytearray(), 0
+    while i < len(stem):
+        if stem.startswith("\\x", i) and len(stem) >= i + 4:
+            try:
+                out.append(int(stem[i + 2:i + 4], 16))
+            except ValueError:
+                return None
+            i += 4
         else:
-            out.append("".join(f"\\x{b:02x}" for b in ch.encode()))
-    return "".join(out) + ".mount"
+            out += b"/" if stem[i] == "-" else stem[i].encode()
+            i += 1
+    return "/" + out.decode("utf-8", "surrogateescape")
 
 
-def _prefixes(path: str) -> list[str]:
-    parts = [x for x in path.split("/") if x]
-    return ["/"] + ["/" + "/".join(parts[:i]) for i in range(1, len(parts) + 1)]
+def _under(path: str, mounts: dict[str, str]) -> list[str]:
+    """The mount units of the tree whose mount point is `path` or one of its parents
+    (PATH_FOREACH_PREFIX_MORE, but only over mounts that exist: a path from a file can be
+    long, its prefixes many)."""
+    p = "/" + "/".join(x for x in path.split("/") if x)
+    return [name for where, name in mounts.items()
+            if where == "/" or p == where or p.startswith(where + "/")]
 
 
 def build(g: Sink, tree: UnitTree, version: int, also: tuple[str, ...] = ()) -> None:
     units: dict[str, UnitFile] = {}
     edges: list[tuple[str, str, str, str]] = []  # kind, unit, other, why
     pulls: dict[str, list[tuple[str, str]]] = {}  # unit -> (pulled unit, why)
+    mounts = {"/": "-.mount"}
+    for n in tree.names():
+        if n.endswith(".mount") and (where := mount_path(n)) is not None:
+            mounts[where] = n
     queue = deque([DEFAULT_TARGET, "systemd-modules-load.service", "systemd-sysctl.service",
                    *PERPETUAL, *also])
     while queue:
@@ -145,10 +157,9 @@ def build(g: Sink, tree: UnitTree, version: int, also: tuple[str, ...] = ()) -> 
         paths += [(k, p, f"{why} needs {p} mounted (unit_add_mount_dependencies)")
                   for k, p, why in mounts_for(u, version)]
         for kind, path, why in paths:
-            if not path.startswith("/"):
-                continue
-            for prefix in _prefixes(path):
-                m = mount_name(prefix)
+            if not path.startswith("/") or len(path) > PATH_MAX:
+                continue  # systemd refuses such a path
+            for m in _under(path, mounts):
                 if m == uid or not (m == "-.mount" or tree.load(m).loaded):
                     continue
                 found.append(("After", m, why))
@@ -157,7 +168,7 @@ def build(g: Sink, tree: UnitTree, version: int, also: tuple[str, ...] = ()) -> 
                                   m, why))
         for kind, name, why in found:
             other = _specifiers(name, uid)
-            if other is None or not UNIT_NAME.fullmatch(other):
+            if other is None or not valid_name(other):
                 continue  # systemd logs and ignores a name it cannot use
             other = tree.resolve(other)
             if other == uid:

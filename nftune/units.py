@@ -59,6 +59,13 @@ TYPE_KEYS = {*((s, k) for s in ("Service", "Socket", "Mount", "Swap") for k in _
              ("Mount", "Slice"), ("Automount", "Where"), ("Swap", "What"), ("Swap", "Slice"),
              ("Slice", "Slice")}
 _MAX_ALIAS = 8  # unit_ids_map_get's limit
+NAME_MAX = 255  # UNIT_NAME_MAX - 1: systemd rejects a longer unit name
+
+
+def valid_name(name: str) -> bool:
+    """unit_name_is_valid(), as far as the graph needs: a unit file name systemd accepts."""
+    return len(name) <= NAME_MAX and name.count("@") <= 1 and \
+        UNIT_NAME.fullmatch(name) is not None
 
 
 def systemd_version(root: Root) -> int:
@@ -200,7 +207,7 @@ class UnitTree:
         """Every unit name with a file anywhere on the search path."""
         found: set[str] = set()
         for d in self.dirs:
-            found.update(n for n in self._list(d) if UNIT_NAME.fullmatch(n))
+            found.update(n for n in self._list(d) if valid_name(n))
         return sorted(found)
 
     def _entry(self, name: str) -> str | None:
@@ -224,7 +231,7 @@ class UnitTree:
             target = f"{path.rpartition('/')[0]}/{target}"
         target = self.root.chase(target.rpartition("/")[0]) + "/" + target.rpartition("/")[2]
         folder, _, base = target.rpartition("/")
-        if folder not in self.dirs or base == name or not UNIT_NAME.fullmatch(base):
+        if folder not in self.dirs or base == name or not valid_name(base):
             return None  # /dev/null, a linked unit file, or a self-link
         kind = name.rpartition(".")[2]
         if kind not in ALIASABLE or base.rpartition(".")[2] != kind:
@@ -267,7 +274,7 @@ class UnitTree:
             self._aliases = {}
             for d in self.dirs:
                 for n, kind in self._list(d).items():
-                    if kind == LINK and UNIT_NAME.fullmatch(n) and \
+                    if kind == LINK and valid_name(n) and \
                             self._entry(n) == f"{d}/{n}" and (target := self.resolve(n)) != n:
                         self._aliases.setdefault(target, []).append(n)
         return sorted(self._aliases.get(uid, ()))

@@ -62,7 +62,9 @@ def test_offline_verdict_agrees_with_systemd(suite: str,
     compared = n - report.tally.get("boot-died", 0)
     assert compared >= n * 0.8, f"only {compared} of {n} boots could be compared"
     # A generator that only ever made one kind of tree would prove little.
-    assert len({v for v in report.tally if v != "boot-died"}) >= 3, report.tally
+    kinds = {v for v in report.tally if v != "boot-died"}
+    assert {"ok", "ordering-cycle"} <= kinds and len(kinds) >= (3 if n >= 100 else 2), \
+        report.tally
 
 
 def test_the_differential_catches_a_model_without_default_dependencies(

@@ -14,7 +14,7 @@ from nftune.chain import build_chain
 from nftune.ordering import FileGraph, prove
 from nftune.result import Cause, Status
 from nftune.root import Root
-from nftune.unitgraph import mount_name
+from nftune.unitgraph import mount_path
 from nftune.units import UnitTree, _name_dirs
 from nftune.verify import check_ordering
 
@@ -226,7 +226,21 @@ def test_requires_mounts_for_orders_after_each_prefix_mount(units: Path) -> None
     g = graph(units)
     assert "RequiresMountsFor=/srv/data" in after(g, ML)["srv.mount"]
     assert "-.mount" in after(g, ML)
-    assert mount_name("/srv/my-data") == "srv-my\\x2ddata.mount"
+    assert mount_path("srv-my\\x2ddata.mount") == "/srv/my-data"
+    assert mount_path("-.mount") == "/"
+
+
+def test_a_hostile_dependency_line_costs_no_more_than_its_length(units: Path) -> None:
+    """Names and paths from a file are bounded as systemd bounds them: a name over 255
+    characters is not a unit, a path over PATH_MAX is refused, and nothing recurses on them."""
+    long_name = "a-" * 60000 + "x.service"
+    deep = "/a" * 200000
+    write(units, f"{ETC}/{ML}.d/x.conf",
+          f"[Unit]\nAfter={long_name}\nRequiresMountsFor={deep} {deep[:4000]}\n")
+    write(units, f"{ETC}/a.mount", "[Mount]\nWhat=tmpfs\nWhere=/a\n")
+    g = graph(units)
+    assert long_name not in g.state
+    assert "a.mount" in after(g, ML) and prove(g).cause is Cause.OK
 
 
 def test_specifiers_resolve_and_unknown_ones_are_dropped(units: Path) -> None:
