@@ -69,19 +69,21 @@ def boot_id(root: Root) -> str | None:
     return (text.replace("-", "") or None) if text else None
 
 
-def journal(root: Root, identifier: str, pid: int | None, priority: int = 7) -> list[str]:
-    """The messages one process (or, without a PID, one identifier) logged this boot, oldest
-    first; [] when the journal cannot be read (no journalctl, no boot ID, no journal files in
-    the tree)."""
+def journal(root: Root, identifier: str, pid: int, priority: int = 7, *,
+            or_kernel: bool = False) -> list[str]:
+    """The messages one process logged this boot, oldest first (`or_kernel`: also those
+    the kernel log carries under its identifier, which only root can write); [] when the
+    journal cannot be read (no journalctl, no boot ID, no journal files in the tree)."""
     bid = boot_id(root)
-    if bid is None or (pid is not None and pid <= 0):
+    if bid is None or pid <= 0:
         return []
     argv = ["journalctl", "--no-pager", "--quiet", "--output=json", f"--priority={priority}"]
     if not root.is_host:
         argv.append(f"--root={root.path}")
-    argv += [f"_BOOT_ID={bid}", f"SYSLOG_IDENTIFIER={identifier}"]
-    if pid is not None:
-        argv.append(f"_PID={pid}")
+    match = [f"_BOOT_ID={bid}", f"SYSLOG_IDENTIFIER={identifier}"]
+    argv += [*match, f"_PID={pid}"]
+    if or_kernel:
+        argv += ["+", *match, "_TRANSPORT=kernel"]
     try:
         out = run(argv, check=False, timeout=10).stdout
     except NftuneError:
@@ -104,8 +106,9 @@ def cycle_lines(root: Root) -> list[str]:
     """What the manager logged this boot about deleting jobs to break ordering cycles
     (transaction.c: "Job X/start deleted to break ordering cycle starting with Y/start").
     The boot's first transaction is logged before journald runs: on a machine the journal
-    has it from the kernel log (with no _PID), in a container it is lost."""
-    return [m for m in journal(root, "systemd", None, priority=4) if _CYCLE in m]
+    has it from the kernel log, in a container it is lost. Only PID 1 and the kernel log
+    count: anyone may log under the name "systemd"."""
+    return [m for m in journal(root, "systemd", 1, priority=4, or_kernel=True) if _CYCLE in m]
 
 
 # -- the checks -------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from .ordering import MODULES_LOAD, SYSCTL, BusGraph, Edge, FileGraph, prove, se
 from .result import Cause, CheckResult, Status
 from .root import Root
 from .systemd import BootTimes, Bus, Systemd, UnitState
+from .text import escape
 from .units import UNIT_NAME, UnitTree
 
 MAX_DEPTH = 32
@@ -87,16 +88,18 @@ class Chain:
         return d
 
     def lines(self) -> list[str]:
+        """One line per entry: names from the tree are escaped here, so a newline in a file
+        name cannot start a line of its own."""
         v = self.verdict
         head = ("proven" if self.ok else "NOT proven") + f" [{v.cause}]: "
-        out = [head + (v.reason or (v.actual or ""))]
+        out = [escape(head + (v.reason or (v.actual or "")))]
         if v.failed and v.hint:
-            out.append(f"    hint: {v.hint}")
+            out.append(escape(f"    hint: {v.hint}"))
         if self.cycle:
             out.append("  the cycle, each unit ordered before the next:")
-            out += [f"    {u} < {b}  ({why})" for u, b, why in self.cycle_steps()]
+            out += [escape(f"    {u} < {b}  ({why})") for u, b, why in self.cycle_steps()]
         out += [f"  {c.line()}" for c in self.checks]
-        out += ["", *_draw(self.tree, "", True, root=True)]
+        out += ["", *map(escape, _draw(self.tree, "", True, root=True))]
         return out
 
 

@@ -7,10 +7,9 @@ Pure: a unit's own settings in, (kind, other unit, reason) out. What depends on 
 
 from __future__ import annotations
 
-from .units import UnitFile
+from .units import UnitFile, mount_path, words
 
 SYSINIT, BASIC, SHUTDOWN = "sysinit.target", "basic.target", "shutdown.target"
-EXEC_TYPES = ("service", "socket", "mount", "swap")  # units that run processes
 CGROUP_TYPES = ("service", "socket", "mount", "swap", "scope")  # units in a slice
 PERPETUAL = ("-.slice", "init.scope", "-.mount")
 
@@ -47,7 +46,7 @@ def default_deps(u: UnitFile, version: int) -> list[Implicit]:
         out.append(("Before", "swap.target", why))
     elif t == "automount":
         out += _two(("Conflicts", "Before"), "umount.target", why)
-        out.append(("Before", "local-fs.target", why))
+        out += [("Before", "local-fs.target", why), ("After", "local-fs-pre.target", why)]
     elif t == "scope":
         out += _two(("Conflicts", "Before"), SHUTDOWN, why)
     return out
@@ -63,13 +62,21 @@ def extrinsic(where: str) -> bool:
     return w in EXTRINSIC or any(w == p or w.startswith(p + "/") for p in EXTRINSIC_UNDER)
 
 
+NETWORK_FS = ("afs", "ceph", "cifs", "smb3", "smbfs", "sshfs", "ncpfs", "ncp", "nfs", "nfs4",
+              "gfs", "gfs2", "glusterfs", "gpfs", "pvfs2", "ocfs2", "lustre", "davfs")
+
+
+def where(u: UnitFile) -> str:
+    """Where= of a mount or automount, else the path its name stands for."""
+    return u.setting("Where") or mount_path(u.name.rpartition(".")[0] + ".mount") or "/"
+
+
 def _mount_defaults(u: UnitFile, why: str) -> list[Implicit]:
-    if extrinsic(u.setting("Where") or "/"):
+    if extrinsic(where(u)):
         return []
     opts = u.setting("Options").split(",")
-    network = "_netdev" in opts or u.setting("Type").split(".")[0] in (
-        "nfs", "nfs4", "cifs", "smb3", "smbfs", "sshfs", "ncpfs", "ncp", "glusterfs", "ceph",
-        "afs", "9p", "gfs", "gfs2", "ocfs2", "davfs", "pvfs2", "lustre", "sshfs")
+    fstype = u.setting("Type").removeprefix("fuse.")  # fstype_is_network()
+    network = "_netdev" in opts or fstype in NETWORK_FS
     out: list[Implicit] = _two(("Conflicts", "Before"), "umount.target", why)
     if network:
         out += [("After", "remote-fs-pre.target", why), ("After", "network.target", why),
@@ -81,7 +88,7 @@ def _mount_defaults(u: UnitFile, why: str) -> list[Implicit]:
         out.append(("After", "local-fs-pre.target", why))
         if "nofail" not in opts:
             out.append(("Before", "local-fs.target", why))
-    if u.setting("Type") == "tmpfs" or u.setting("What") == "tmpfs":
+    if u.setting("Type") == "tmpfs":
         out.append(("After", "swap.target", why))
     return out
 
@@ -92,7 +99,7 @@ def _journal(v: str) -> bool:
 
 def default_slice(u: UnitFile) -> str:
     """unit_set_default_slice(): an instance in its template's system-PREFIX.slice."""
-    if u.name in PERPETUAL or (u.type == "mount" and extrinsic(u.setting("Where") or "/")):
+    if u.name in PERPETUAL or (u.type == "mount" and extrinsic(where(u))):
         return "-.slice"
     head, at, _ = u.name.partition("@")
     if at:
@@ -117,7 +124,7 @@ def extras(u: UnitFile, version: int) -> list[Implicit]:
     if runs and u.name != "-.mount":
         out_ = u.setting("StandardOutput", "journal")
         err = u.setting("StandardError", "inherit")
-        if _journal(out_) or _journal(err) or (err == "inherit" and _journal(out_)):
+        if _journal(out_) or _journal(err):  # an inherited stderr follows stdout
             out.append(("After", "systemd-journald.socket",
                         "output to the journal (unit_add_exec_dependencies)"))
         if u.yes("PrivateTmp", False):
@@ -128,7 +135,8 @@ def extras(u: UnitFile, version: int) -> list[Implicit]:
         if any(u.setting(k) for k in ("StateDirectory", "CacheDirectory", "LogsDirectory")):
             out.append(("After", "systemd-remount-fs.service",
                         "a state, cache or logs directory (unit_add_exec_dependencies)"))
-    if t in ("socket", "timer", "path", "automount"):
+    accepts = t == "socket" and u.yes("Accept", False)  # per-connection instances only
+    if t in ("socket", "timer", "path", "automount") and not accepts:
         other = {"socket": u.setting("Service"), "timer": u.setting("Unit"),
                  "path": u.setting("Unit")}.get(t) or \
             u.name.rpartition(".")[0] + (".mount" if t == "automount" else ".service")
@@ -139,7 +147,7 @@ def extras(u: UnitFile, version: int) -> list[Implicit]:
         if kind == "dbus" and (bus or version < 248):
             out += _two(("Requires", "After"), "dbus.socket",
                         "a D-Bus service (service_add_extras)")
-        for s in u.setting("Sockets").split():
+        for s in words(u.setting("Sockets")):
             out += _two(("Wants", "After"), s, "Sockets= (service_add_extras)")
     return out
 
@@ -154,20 +162,19 @@ def mounts_for(u: UnitFile, version: int) -> list[tuple[str, str, str]]:
         for key, base in (("RuntimeDirectory", "/run"), ("StateDirectory", "/var/lib"),
                           ("CacheDirectory", "/var/cache"), ("LogsDirectory", "/var/log"),
                           ("ConfigurationDirectory", "/etc")):
-            for d in u.setting(key).split():
+            for d in words(u.setting(key)):
                 out.append(("RequiresMountsFor", f"{base}/{d.split(':')[0]}", f"{key}="))
         if u.yes("PrivateTmp", False):
             tmp = ("/var/tmp",) if 248 <= version < 256 else ("/tmp", "/var/tmp")
             kind = "WantsMountsFor" if version >= 256 else "RequiresMountsFor"
             out += [(kind, p, "PrivateTmp=yes") for p in tmp]
-    if u.type == "mount" and (where := u.setting("Where")) and where.strip("/"):
-        out.append(("RequiresMountsFor", where.rstrip("/").rpartition("/")[0] or "/",
+    if u.type in ("mount", "automount") and (w := where(u)).strip("/"):
+        out.append(("RequiresMountsFor", w.rstrip("/").rpartition("/")[0] or "/",
                     "the mount point's parent (mount_add_mount_dependencies)"))
     if u.type == "timer" and u.yes("Persistent", False):
         out.append(("RequiresMountsFor", "/var/lib/systemd/timers", "Persistent=yes"))
     if u.type == "socket":
         for key in ("ListenStream", "ListenDatagram", "ListenSequentialPacket", "ListenFIFO"):
-            v = u.setting(key)
-            if v.startswith("/"):
-                out.append(("RequiresMountsFor", v, f"{key}= (socket_add_mount_dependencies)"))
+            out += [("RequiresMountsFor", v, f"{key}= (socket_add_mount_dependencies)")
+                    for v in words(u.setting(key)) if v.startswith("/")]
     return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .conffiles import WHITESPACE, split_lines
+from .conffiles import LONG_LINE_MAX, WHITESPACE, split_lines
 from .errors import NftuneError
 from .text import cut
 
@@ -40,9 +40,21 @@ def parse(text: str, file: str, *, strict: bool = True) -> list[Entry]:
         i += 1
         if not line or line.startswith(("#", ";")):
             continue
-        while line.endswith("\\") and i < len(lines):  # continuation, as in unit files
-            line = line[:-1] + " " + lines[i].strip(WHITESPACE)
-            i += 1
+        if line.endswith("\\") and i < len(lines):  # continuation, as in unit files
+            parts, size = [line[:-1]], len(line)
+            while i < len(lines) and size <= LONG_LINE_MAX:
+                more = lines[i].strip(WHITESPACE)
+                i += 1
+                parts.append(more[:-1] if more.endswith("\\") else more)
+                size += len(more) + 1
+                if not more.endswith("\\"):
+                    break
+            if size > LONG_LINE_MAX:  # systemd's read_line() gives up: the file ends here
+                if strict:
+                    raise NftuneError("line too long", path=file, line=start,
+                                      hint=f"keep a continued line under {LONG_LINE_MAX} bytes")
+                break
+            line = " ".join(parts)
         problem: NftuneError | None = None
         if line.startswith("["):
             if line.endswith("]") and len(line) > 2:

@@ -75,7 +75,7 @@ class LoadedGraph:
     def node(self, name: str) -> Node:
         uid = self.id(name)
         state = self.state.get(uid, "not-found")
-        return Node(uid, state != "not-found", state == "masked",
+        return Node(uid, state not in ("not-found", "error", "bad-setting"), state == "masked",
                     self.where.get(uid) or "not found")
 
     def ordered_before(self, name: str) -> Iterator[Edge]:
@@ -91,7 +91,7 @@ class FileGraph(LoadedGraph):
         """`also`: units to load besides what the boot loads (a unit asked about)."""
         super().__init__()
         self.tree = tree
-        self.unmodelled = unmodelled(tree.root)
+        self.unmodelled = unmodelled(tree.root, tree)
         build(self, tree, tree.version, also)
 
 class BusGraph:
@@ -164,7 +164,9 @@ def prove(graph: Graph, first: str = MODULES_LOAD, then: str = SYSCTL) -> Proof:
     for name in (first, then):
         n = graph.node(name)
         if not n.found:
-            return Proof(Cause.UNIT_MASKED, (), f"{name} is not found on the unit path")
+            return Proof(Cause.UNIT_MASKED, (), f"{name} is not found on the unit path"
+                         if n.where == "not found" else f"{name} cannot be loaded ({n.where})",
+                         None if n.where == "not found" else n.where)
         if n.masked:
             return Proof(Cause.UNIT_MASKED, (), f"{name} is masked ({n.where})", n.where)
     edges = search(graph, first, then)

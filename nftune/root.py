@@ -31,7 +31,7 @@ from .errors import EXIT_FAILED, NftuneError
 # systemd's configuration search path, highest precedence first (/lib for split-usr).
 CONF_BASES = ("/etc", "/run", "/usr/local/lib", "/usr/lib", "/lib")
 MAX_SYMLINK_HOPS = _chase.MAX_SYMLINK_HOPS
-_MISSING = (errno.ENOENT, errno.ENOTDIR)
+_MISSING = (errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG)  # cannot exist
 MAX_FILE = 16 << 20  # what nftune reads whole: configs, unit files, modules.dep, its state
 _KINDS = {stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket", stat.S_IFCHR: "a device",
           stat.S_IFBLK: "a device", stat.S_IFDIR: "a directory", stat.S_IFLNK: "a symlink"}

@@ -12,10 +12,11 @@ from typing import Protocol
 from .errors import NftuneError
 from .implicit import PERPETUAL, default_deps, extras, mounts_for
 from .root import Root
-from .units import MOUNT_KEYS, UnitFile, UnitTree, valid_name
+from .units import MOUNT_KEYS, NAME_MAX, UnitFile, UnitTree, mount_path, valid_name
 
 # What a target is ordered after by default (target_add_default_dependencies).
 TARGET_PULLS = ("Wants", "Requires", "Requisite", "BindsTo", "PartOf", "Upholds")
+NEWER = ("Upholds", "OnSuccess")  # dependency settings from systemd 249
 
 DEFAULT_TARGET = "default.target"
 PATH_MAX = 4096
@@ -40,7 +41,7 @@ class Sink(Protocol):
     def is_after(self, uid: str, other: str) -> bool: ...
 
 
-def unmodelled(root: Root) -> tuple[str, ...]:
+def unmodelled(root: Root, tree: UnitTree) -> tuple[str, ...]:
     """What could add units at boot that no file shows: generators other than systemd's
     own, SysV scripts without a unit, and mounts from /etc/fstab."""
     out: list[str] = []
@@ -59,18 +60,17 @@ def unmodelled(root: Root) -> tuple[str, ...]:
         fstab = ""
     if any(line.split() and not line.lstrip().startswith("#") for line in fstab.splitlines()):
         out.append("mounts from /etc/fstab (systemd-fstab-generator)")
-    out += [f"SysV script /etc/init.d/{n} (systemd-sysv-generator)" for n in _sysv(root)]
+    out += [f"SysV script /etc/init.d/{n} (systemd-sysv-generator)" for n in _sysv(root, tree)]
     return tuple(dict.fromkeys(out))
 
 
-def _sysv(root: Root) -> list[str]:
+def _sysv(root: Root, tree: UnitTree) -> list[str]:
     """Init scripts with no native unit of the same name: the generator makes units of them
     (systemd before 258)."""
     try:
         scripts = root.listdir("/etc/init.d") if root.is_dir("/etc/init.d") else {}
     except OSError:
         return []
-    tree = UnitTree(root)
     names = set(tree.names())
     return sorted(n for n in scripts if not n.startswith(".") and n not in ("README", "rc",
                   "rcS", "skeleton", "functions") and f"{n}.service" not in names
@@ -98,32 +98,21 @@ def _specifiers(value: str, uid: str) -> str | None:
     return "".join(out)
 
 
-def mount_path(name: str) -> str | None:
-    """unit_name_to_path() for a .mount name: "srv-my\\x2ddata.mount" -> "/srv/my-data"."""
-    stem = name[:-len(".mount")]
-    if stem == "-":
-        return "/"
-    out, i = bytearray(), 0
-    while i < len(stem):
-        if stem.startswith("\\x", i) and len(stem) >= i + 4:
-            try:
-                out.append(int(stem[i + 2:i + 4], 16))
-            except ValueError:
-                return None
-            i += 4
-        else:
-            out += b"/" if stem[i] == "-" else stem[i].encode()
-            i += 1
-    return "/" + out.decode("utf-8", "surrogateescape")
-
-
 def _under(path: str, mounts: dict[str, str]) -> list[str]:
     """The mount units of the tree whose mount point is `path` or one of its parents
-    (PATH_FOREACH_PREFIX_MORE, but only over mounts that exist: a path from a file can be
-    long, its prefixes many)."""
-    p = "/" + "/".join(x for x in path.split("/") if x)
-    return [name for where, name in mounts.items()
-            if where == "/" or p == where or p.startswith(where + "/")]
+    (PATH_FOREACH_PREFIX_MORE). A mount unit's name is at most 255 characters, so only
+    prefixes that short can be mount points: a long path from a file costs no more."""
+    out = ["-.mount"]
+    prefix = ""
+    for part in path.split("/"):
+        if not part:
+            continue
+        prefix += "/" + part
+        if len(prefix) > NAME_MAX:
+            break
+        if prefix in mounts:
+            out.append(mounts[prefix])
+    return out
 
 
 def build(g: Sink, tree: UnitTree, version: int, also: tuple[str, ...] = ()) -> None:
@@ -141,22 +130,24 @@ def build(g: Sink, tree: UnitTree, version: int, also: tuple[str, ...] = ()) -> 
         if uid in units:
             continue
         u = units[uid] = tree.load(uid)
-        state = "masked" if u.masked else "loaded" if u.found else "not-found"
-        g.add_unit(uid, state, list(u.aliases), ", ".join(
-            f for f in (u.fragment, *u.dropins) if f) or "not found")
+        where = ", ".join(f for f in (u.fragment, *u.dropins) if f) or "not found"
+        g.add_unit(uid, u.state, list(u.aliases),
+                   f"{where}: {u.error}" if u.error else where)
         if not u.loaded:
             continue
         found: list[tuple[str, str, str]] = [
-            (kind, d.unit, d.source) for kind, ds in u.deps.items() if kind not in MOUNT_KEYS
+            (kind, d.unit, d.source) for kind, ds in u.deps.items()
+            if kind not in MOUNT_KEYS and (version >= 249 or kind not in NEWER)
             for d in ds]
         if u.default_dependencies:
             found += default_deps(u, version)
         found += extras(u, version)
         paths = [(kind, d.unit, f"{kind}={d.unit} at {d.source}")
-                 for kind in MOUNT_KEYS for d in u.deps.get(kind, ())]
+                 for kind in MOUNT_KEYS for d in u.deps.get(kind, ())
+                 if version >= 256 or kind == "RequiresMountsFor"]
         paths += [(k, p, f"{why} needs {p} mounted (unit_add_mount_dependencies)")
                   for k, p, why in mounts_for(u, version)]
-        for kind, path, why in paths:
+        for kind, path, why in dict.fromkeys(paths):
             if not path.startswith("/") or len(path) > PATH_MAX:
                 continue  # systemd refuses such a path
             for m in _under(path, mounts):
@@ -180,7 +171,7 @@ def build(g: Sink, tree: UnitTree, version: int, also: tuple[str, ...] = ()) -> 
     for kind, uid, other, why in edges:
         if kind == "After":
             g.add_after(uid, other, why)
-        elif kind == "Before":
+        elif kind == "Before" and not other.endswith(".device"):  # systemd drops those
             g.add_after(other, uid, why)
     # target_add_default_dependencies / unit_add_default_target_dependency: a target is
     # ordered after what it pulls in, when both have default dependencies, both are loaded,

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 from . import ini
 from .errors import NftuneError
@@ -32,7 +31,8 @@ UNIT_DIRS = ("/etc/systemd/system.control", "/run/systemd/system.control",
 SPLIT_USR_UNTIL = 256  # v257's manager no longer searches /lib/systemd/system
 ALIASABLE = ("service", "socket", "target", "device", "timer", "path")
 VERSION_FALLBACK = 252  # bookworm's, when the tree does not say
-_SHARED = re.compile(r"libsystemd-shared-(\d+)(?:\.\d+)*\.so")
+# Debian "-252.so", Fedora "-256.11-1.fc41.so": the major version leads.
+_SHARED = re.compile(r"libsystemd-shared-(\d+)(?:[.-][^/]*)?\.so")
 _LIBDIRS = ("/usr/lib/systemd", "/lib/systemd", "/usr/lib/x86_64-linux-gnu/systemd",
             "/usr/lib/aarch64-linux-gnu/systemd", "/usr/lib64/systemd")
 UNIT_NAME = re.compile(r"[A-Za-z0-9:_.\\@-]+\.(service|target|socket|mount|path|timer|slice|"
@@ -41,7 +41,6 @@ UNIT_NAME = re.compile(r"[A-Za-z0-9:_.\\@-]+\.(service|target|socket|mount|path|
 DEP_KEYS = ("After", "Before", "Wants", "Requires", "Requisite", "BindsTo", "PartOf",
             "Upholds", "Conflicts", "OnFailure", "OnSuccess", "PropagatesReloadTo",
             "ReloadPropagatedFrom", "JoinsNamespaceOf")
-PULLS = ("Wants", "Requires", "Requisite", "BindsTo")  # what a target orders itself after
 MOUNT_KEYS = ("RequiresMountsFor", "WantsMountsFor")
 # Type-specific keys the implicit dependencies depend on: (section, key).
 _EXEC = ("StandardOutput", "StandardError", "PrivateTmp", "WorkingDirectory",
@@ -49,6 +48,7 @@ _EXEC = ("StandardOutput", "StandardError", "PrivateTmp", "WorkingDirectory",
          "ConfigurationDirectory", "ExecStartPre", "ExecStartPost", "ExecStopPre",
          "ExecStopPost")
 TYPE_KEYS = {*((s, k) for s in ("Service", "Socket", "Mount", "Swap") for k in _EXEC),
+             ("Socket", "Accept"),
              ("Service", "Type"), ("Service", "BusName"), ("Service", "Slice"),
              ("Service", "Sockets"), ("Socket", "Service"), ("Socket", "Slice"),
              ("Socket", "ListenStream"), ("Socket", "ListenDatagram"),
@@ -58,6 +58,16 @@ TYPE_KEYS = {*((s, k) for s in ("Service", "Socket", "Mount", "Swap") for k in _
              ("Mount", "Where"), ("Mount", "What"), ("Mount", "Options"), ("Mount", "Type"),
              ("Mount", "Slice"), ("Automount", "Where"), ("Swap", "What"), ("Swap", "Slice"),
              ("Slice", "Slice")}
+SECTION = {"service": "Service", "socket": "Socket", "mount": "Mount", "swap": "Swap",
+           "timer": "Timer", "path": "Path", "automount": "Automount", "slice": "Slice"}
+BOOLS = {"DefaultDependencies", "PrivateTmp", "Persistent", "Accept"}
+LISTS = {"RuntimeDirectory", "StateDirectory", "CacheDirectory", "LogsDirectory",
+         "ConfigurationDirectory", "ListenStream", "ListenDatagram", "ListenSequentialPacket",
+         "ListenFIFO", "Sockets", "ExecStartPre", "ExecStartPost", "ExecStopPre",
+         "ExecStopPost"}
+_WORDS = re.compile(r"[^ \t\n\r]+")  # systemd splits a list on these four only
+_TRUE = ("1", "yes", "y", "true", "t", "on")
+_FALSE = ("0", "no", "n", "false", "f", "off")
 _MAX_ALIAS = 8  # unit_ids_map_get's limit
 NAME_MAX = 255  # UNIT_NAME_MAX - 1: systemd rejects a longer unit name
 
@@ -75,10 +85,14 @@ def systemd_version(root: Root) -> int:
             names = root.listdir(d) if root.is_dir(d) else {}
         except OSError:
             continue
-        for n in sorted(names):
-            if m := _SHARED.fullmatch(n):
-                return int(m.group(1))
+        found = [int(m.group(1)) for n in names if (m := _SHARED.fullmatch(n))]
+        if found:
+            return max(found)
     return VERSION_FALLBACK
+
+
+def words(value: str) -> list[str]:
+    return _WORDS.findall(value)
 
 
 @dataclass(frozen=True)
@@ -97,6 +111,7 @@ class UnitFile:
     empty: tuple[str, ...] = ()  # file:line of each "After=" or "Before=": they reset nothing
     settings: dict[str, tuple[str, str]] = field(default_factory=dict)  # key: value, file:line
     aliases: tuple[str, ...] = ()
+    error: str = ""  # why systemd could not load it (an unreadable file, an alias loop)
 
     @property
     def found(self) -> bool:
@@ -104,7 +119,13 @@ class UnitFile:
 
     @property
     def loaded(self) -> bool:
-        return self.found and not self.masked
+        return self.found and not self.masked and not self.error
+
+    @property
+    def state(self) -> str:
+        """LoadState, as systemd would report it."""
+        return ("masked" if self.masked else "error" if self.error else
+                "loaded" if self.found else "not-found")
 
     @property
     def type(self) -> str:
@@ -114,16 +135,31 @@ class UnitFile:
         return self.settings.get(key, (default, ""))[0]
 
     def yes(self, key: str, default: bool) -> bool:
-        v = self.setting(key).strip().lower()
-        if v in ("1", "yes", "y", "true", "t", "on"):
-            return True
-        if v in ("0", "no", "n", "false", "f", "off"):
-            return False
-        return default
+        v = self.setting(key).lower()
+        return v in _TRUE if v else default
 
     @property
     def default_dependencies(self) -> bool:
         return self.yes("DefaultDependencies", True)
+
+
+def mount_path(name: str) -> str | None:
+    """unit_name_to_path() for a .mount name: "srv-my\\x2ddata.mount" -> "/srv/my-data"."""
+    stem = name[:-len(".mount")]
+    if stem == "-":
+        return "/"
+    out, i = bytearray(), 0
+    while i < len(stem):
+        if stem.startswith("\\x", i) and len(stem) >= i + 4:
+            try:
+                out.append(int(stem[i + 2:i + 4], 16))
+            except ValueError:
+                return None
+            i += 4
+        else:
+            out += b"/" if stem[i] == "-" else stem[i].encode()
+            i += 1
+    return "/" + out.decode("utf-8", "surrogateescape")
 
 
 def template_of(name: str) -> str | None:
@@ -135,22 +171,23 @@ def template_of(name: str) -> str | None:
     return f"{head}@.{suffix}" if instance and dot else None
 
 
-@lru_cache(maxsize=4096)
-def _name_dirs(name: str) -> tuple[str, ...]:
+def _name_dirs(name: str, dashed: frozenset[str] | None = None) -> tuple[str, ...]:
     """The names whose directories apply to `name`, most specific first, as
     unit_file_find_dirs() recurses: the name, its template, then the name cut at its last
-    inner dash (a-b-c.service, a-b-.service, a-.service; foo-bar@x.service, foo-@x.service)."""
+    inner dash (a-b-c.service, a-b-.service, a-.service; foo-bar@x.service, foo-@x.service).
+    With `dashed` (the "a-" prefixes of the tree's dashed directories), cuts that no
+    directory can match are not made: a long name has many."""
     out = [name]
     if t := template_of(name):
-        out += _name_dirs(t)
+        out += _name_dirs(t, dashed)
     stem, _, suffix = name.rpartition(".")
     prefix, at, instance = stem.partition("@")
     p = prefix[:-1] if prefix.endswith("-") else prefix
     dash = p.rfind("-")
-    if dash > 0:
+    if dash > 0 and (dashed is None or any(f"{p[:dash]}-".startswith(x) for x in dashed)):
         base = p[:dash]
         out += _name_dirs(f"{base}-@{instance}.{suffix}" if at and instance
-                          else f"{base}-.{suffix}")
+                          else f"{base}-.{suffix}", dashed)
     return tuple(out)
 
 
@@ -179,7 +216,10 @@ class UnitTree:
         self._listings: dict[str, dict[str, str]] = {}
         self._aliases: dict[str, list[str]] | None = None
         self._resolved: dict[str, str] = {}
+        self._loops: set[str] = set()
         self._entries: dict[str, str | None] = {}
+        self._names: dict[str, tuple[str, ...]] = {}
+        self._dashed: frozenset[str] | None = None
         self.problems: list[tuple[str, str]] = []  # files that cannot be read: path, why
 
     def _dirs(self) -> list[str]:
@@ -197,11 +237,24 @@ class UnitTree:
     def _list(self, d: str) -> dict[str, str]:
         """name -> what the entry is (root.LINK, DIR, FILE, OTHER)."""
         if d not in self._listings:
-            try:
-                self._listings[d] = self.root.listdir(d)
+            try:  # hidden entries are skipped, as FOREACH_DIRENT does
+                self._listings[d] = {n: k for n, k in self.root.listdir(d).items()
+                                     if not n.startswith(".")}
             except OSError:  # unreadable: as systemd, go on without it
                 self._listings[d] = {}
         return self._listings[d]
+
+    def name_dirs(self, name: str) -> tuple[str, ...]:
+        if self._dashed is None:
+            self._dashed = frozenset(
+                stem.partition("@")[0].rpartition(".")[0] if "@" not in stem else
+                stem.partition("@")[0]
+                for d in self.dirs for n, kind in self._list(d).items() if kind == DIR
+                for stem in [n.rpartition(".")[0]] if "-" in stem) - {""}
+            self._dashed = frozenset(x for x in self._dashed if x.endswith("-"))
+        if name not in self._names:
+            self._names[name] = _name_dirs(name, self._dashed)
+        return self._names[name]
 
     def names(self) -> list[str]:
         """Every unit name with a file anywhere on the search path."""
@@ -236,14 +289,11 @@ class UnitTree:
         kind = name.rpartition(".")[2]
         if kind not in ALIASABLE or base.rpartition(".")[2] != kind:
             return None  # systemd drops an alias it does not allow
-        if _kind(name) != _kind(base) and not (_kind(name) == "instance" and
-                                               _kind(base) == "template"):
+        # Same kind of name, and an instance keeps its instance (an instance linked to a
+        # template is loaded from it under its own name: not an alias).
+        if _kind(name) != _kind(base) or (_kind(name) == "instance" and
+                                          name.partition("@")[2] != base.partition("@")[2]):
             return None
-        if _kind(name) == "instance" and _kind(base) == "instance" and \
-                name.partition("@")[2] != base.partition("@")[2]:
-            return None
-        if _kind(name) == "instance" and _kind(base) == "template":
-            return None  # foo@x -> bar@.service: loaded from the template, under its own name
         return base
 
     def resolve(self, name: str) -> str:
@@ -262,8 +312,11 @@ class UnitTree:
                 tt = self._alias_target(t)
                 if tt is not None:
                     target = tt.replace("@.", f"@{name.partition('@')[2].rpartition('.')[0]}.")
-            if target is None or target in seen:
+            if target is None:
                 return name
+            if target in seen or len(seen) == _MAX_ALIAS:  # ELOOP: systemd loads neither
+                self._loops.add(seen[0])
+                return seen[0]
             seen.append(target)
             name = target
         return name
@@ -298,16 +351,23 @@ class UnitTree:
         if self._list(fragment.rpartition("/")[0]).get(fragment.rpartition("/")[2]) == LINK \
                 and self.root.is_masked(fragment):
             return UnitFile(uid, fragment, True)
+        if uid in self._loops:
+            return UnitFile(uid, fragment, False, error="an alias loop")
+        text = self._read(fragment)
+        if text is None:
+            return UnitFile(uid, fragment, False, error="its file cannot be read")
+        if not text:  # null_or_empty(): an empty file masks, as /dev/null does
+            return UnitFile(uid, fragment, True)
         aliases = tuple(self.aliases(uid))
         dropins = [p for p in self._in_dirs(uid, aliases, ".d") if p.endswith(".conf")]
         dropins = [p for p in dropins if not self.root.is_masked(p)]
         deps: dict[str, list[Dep]] = {k: [] for k in (*DEP_KEYS, *MOUNT_KEYS)}
         settings: dict[str, tuple[str, str]] = {}
         empty: list[str] = []
-        for path in (fragment, *dropins):
-            self._parse(path, deps, settings, empty)
+        for path, body in ((fragment, text), *((p, self._read(p) or "") for p in dropins)):
+            self._parse(uid, path, body, deps, settings, empty)
         for kind, suffix in (("Wants", ".wants"), ("Requires", ".requires"),
-                             ("Upholds", ".upholds")):
+                             ("Upholds", ".upholds")):  # process_deps()
             if kind == "Upholds" and self.version < 254:
                 continue
             for path in self._in_dirs(uid, aliases, suffix):
@@ -329,10 +389,10 @@ class UnitTree:
         for a name, the first directory in search order wins; sorted by name."""
         folders: list[str] = []
         for d in self.dirs:
-            folders += [f"{d}/{n}{suffix}" for n in _name_dirs(uid)]
+            folders += [f"{d}/{n}{suffix}" for n in self.name_dirs(uid)]
         for a in aliases:
             for d in self.dirs:
-                folders += [f"{d}/{n}{suffix}" for n in _name_dirs(a)]
+                folders += [f"{d}/{n}{suffix}" for n in self.name_dirs(a)]
         folders += [f"{d}/{uid.rpartition('.')[2]}{suffix}" for d in self.dirs]
         chosen: dict[str, str] = {}
         for f in dict.fromkeys(folders):
@@ -343,22 +403,30 @@ class UnitTree:
                 chosen.setdefault(entry, f"{f}/{entry}")
         return [chosen[n] for n in sorted(chosen)]
 
-    def _read(self, path: str) -> str:
-        """A unit file's text; one that cannot be read (a FIFO, a loop) counts as empty,
-        as systemd logs it and goes on, and is named in `problems`."""
+    def _read(self, path: str) -> str | None:
+        """A unit file's text; None for one that cannot be read (a FIFO, a loop), which is
+        named in `problems`."""
         try:
             return self.root.read_text(path) or ""
         except NftuneError as e:
             self.problems.append((path, e.message))
-            return ""
+            return None
 
-    def _parse(self, path: str, deps: dict[str, list[Dep]],
+    def _parse(self, uid: str, path: str, text: str, deps: dict[str, list[Dep]],
                settings: dict[str, tuple[str, str]], empty: list[str]) -> None:
-        for e in ini.parse(self._read(path), path, strict=False):
+        own = SECTION.get(uid.rpartition(".")[2])  # other types' sections are ignored
+        for e in ini.parse(text, path, strict=False):
             if e.section == "Unit" and e.key in deps:
-                deps[e.key] += [Dep(u, str(e.origin)) for u in e.value.split()]
-                if not e.value.split() and e.key in ("After", "Before"):
-                    empty.append(f"{e.key}= at {e.origin}")
+                origin = str(e.origin)
+                names = dict.fromkeys(words(e.value))
+                deps[e.key] += [Dep(u, origin) for u in names]
+                if not names and e.key in ("After", "Before"):
+                    empty.append(f"{e.key}= at {origin}")
             elif (e.section == "Unit" and e.key == "DefaultDependencies") or \
-                    (e.section, e.key) in TYPE_KEYS:
-                settings[e.key] = (e.value, str(e.origin))
+                    (e.section == own and (e.section, e.key) in TYPE_KEYS):
+                value = e.value.strip()
+                if e.key in BOOLS and value.lower() not in (*_TRUE, *_FALSE):
+                    continue  # config_parse_bool() ignores what it cannot parse
+                if e.key in LISTS and value and e.key in settings:
+                    value = f"{settings[e.key][0]} {value}"  # lists grow; empty resets
+                settings[e.key] = (value, str(e.origin))

@@ -14,8 +14,7 @@ from nftune.chain import build_chain
 from nftune.ordering import FileGraph, prove
 from nftune.result import Cause, Status
 from nftune.root import Root
-from nftune.unitgraph import mount_path
-from nftune.units import UnitTree, _name_dirs
+from nftune.units import UnitTree, _name_dirs, mount_path
 from nftune.verify import check_ordering
 
 ETC = "/etc/systemd/system"
@@ -282,3 +281,92 @@ def test_chain_names_the_cycle_edge_by_edge(units: Path) -> None:
     j = c.to_json()["cycle"]
     assert {"unit": "some-agent.service", "before": ML,
             "source": f"{ETC}/{ML}.d/50-agent.conf:2"} in j
+
+
+# -- what systemd refuses, and hostile trees (an attacker's review) -------------------------
+
+VENDOR_SC = f"{LIB}/{SC}"
+
+
+@pytest.mark.parametrize("what", ["empty", "fifo", "dir"])
+def test_an_empty_or_unreadable_fragment_is_not_a_loaded_unit(units: Path, what: str) -> None:
+    p = units / f"etc/systemd/system/{SC}"
+    if what == "empty":
+        p.write_text("")  # null_or_empty(): masked
+    elif what == "fifo":
+        os.mkfifo(p)
+    else:
+        p.mkdir()
+    r = prove(graph(units))
+    assert r.cause is Cause.UNIT_MASKED, r
+    assert ("masked" if what == "empty" else "cannot be loaded") in r.reason
+
+
+def test_an_alias_loop_loads_neither_name(units: Path) -> None:
+    os.symlink("x.service", units / f"etc/systemd/system/{SC}")
+    os.symlink(SC, units / "etc/systemd/system/x.service")
+    r = prove(graph(units))
+    assert r.cause is Cause.UNIT_MASKED and "an alias loop" in r.reason
+
+
+@pytest.mark.parametrize("sep", ["\x1c", "\xa0", "\u2003", "\x85"])
+def test_only_four_whitespace_characters_separate_names(units: Path, sep: str) -> None:
+    write(units, f"{ETC}/{SC}", (units / VENDOR_SC.lstrip("/")).read_text()
+          .replace(f"After={ML}", f"After={ML}{sep}x.service"))
+    assert prove(graph(units)).cause is Cause.ORDERING_BROKEN
+
+
+def test_an_unparsable_boolean_is_ignored(units: Path) -> None:
+    write(units, f"{ETC}/{SC}.d/x.conf", "[Unit]\nDefaultDependencies=\n")
+    write(units, f"{ETC}/{ML}.d/x.conf", "[Unit]\nDefaultDependencies=maybe\n")
+    assert prove(graph(units)).cause is Cause.OK
+
+
+def test_hidden_entries_are_skipped(units: Path) -> None:
+    write(units, f"{ETC}/{SC}.d/.x.conf", f"[Unit]\nBefore={ML}\n")
+    agent(units, name="y.service")
+    os.makedirs(units / "etc/systemd/system/multi-user.target.wants")
+    os.symlink(f"{ETC}/y.service", units / "etc/systemd/system/multi-user.target.wants/.y.service")
+    g = graph(units)
+    assert prove(g).cause is Cause.OK and "y.service" not in g.state
+
+
+def test_sections_of_another_type_are_ignored(units: Path) -> None:
+    write(units, f"{ETC}/a.path", "[Unit]\n[Path]\nPathExists=/x\n[Timer]\nUnit=b.service\n")
+    g = FileGraph(UnitTree(Root(units)), also=("a.path",))
+    assert "a.path" in after(g, "a.service") and "b.service" not in g.state
+
+
+@pytest.mark.parametrize(("name", "version"), [("libsystemd-shared-252.so", 252),
+                                               ("libsystemd-shared-256.11-1.fc41.so", 256)])
+def test_version_from_debian_and_fedora_library_names(units: Path, name: str,
+                                                      version: int) -> None:
+    write(units, f"/usr/lib/systemd/{name}", "")
+    write(units, "/usr/lib/systemd/libsystemd-shared-247.so", "")
+    assert UnitTree(Root(units)).version == version
+
+
+def test_a_long_dashed_instance_name_costs_little(units: Path) -> None:
+    """An instance name of 120 dashes has thousands of cut names; with no dashed
+    directory in the tree, none is made."""
+    write(units, f"{LIB}/a@.service", f"[Unit]\nDefaultDependencies=no\n{ONESHOT}")
+    names = " ".join(f"a@{'b-' * 120}{i}.service" for i in range(300))
+    write(units, f"{ETC}/{ML}.d/x.conf", f"[Unit]\nWants={names}\n")
+    tree = UnitTree(Root(units))
+    FileGraph(tree)
+    assert max(len(v) for v in tree._names.values()) <= 2
+
+
+def test_a_name_with_a_newline_cannot_forge_a_chain_line(units: Path) -> None:
+    write(units, f"{ETC}/{SC}.d/x\nproven [ok]: all fine\n.conf", f"[Unit]\nBefore={ML}\n")
+    lines = build_chain(Root(units), SC, None, offline=True).lines()
+    assert not any(line.startswith("proven") for line in lines), lines
+    assert all("\n" not in line for line in lines)
+
+
+def test_a_continued_line_over_a_mebibyte_ends_the_file(units: Path) -> None:
+    """read_line()'s limit, and linear work on the way there (4 MB of continuations)."""
+    body = "[Unit]\nAfter=" + "x.service \\\n" * 350_000 + f"y.service\nBefore={ML}\n"
+    write(units, f"{ETC}/{SC}.d/x.conf", body)
+    g = graph(units)
+    assert prove(g).cause is Cause.OK and "x.service" not in g.state
