@@ -55,6 +55,7 @@ class LoadedGraph:
         self.where: dict[str, str] = {}
         self.ids: dict[str, str] = {}  # every name -> id
         self.after: dict[str, dict[str, str]] = {}  # id -> {unit before it: why}
+        self.jobs: set[str] | None = None  # units the boot starts; None: not known
 
     def add_unit(self, uid: str, state: str, names: list[str], where: str) -> None:
         self.state[uid] = state
@@ -72,6 +73,9 @@ class LoadedGraph:
     def is_after(self, uid: str, other: str) -> bool:
         return other in self.after.get(uid, {})
 
+    def set_jobs(self, jobs: set[str]) -> None:
+        self.jobs = jobs
+
     def node(self, name: str) -> Node:
         uid = self.id(name)
         state = self.state.get(uid, "not-found")
@@ -79,8 +83,11 @@ class LoadedGraph:
                     self.where.get(uid) or "not found")
 
     def ordered_before(self, name: str) -> Iterator[Edge]:
+        """With `jobs` known, only units the boot starts: ordering binds only those."""
         for other, why in self.after.get(self.id(name), {}).items():
-            yield Edge(self.id(other), why)
+            o = self.id(other)
+            if self.jobs is None or o in self.jobs:
+                yield Edge(o, why)
 
 
 class FileGraph(LoadedGraph):
@@ -94,26 +101,27 @@ class FileGraph(LoadedGraph):
         self.unmodelled = unmodelled(tree.root, tree)
         build(self, tree, tree.version, also)
 
+
 class BusGraph:
     """The units systemd has loaded; its After= lists already include others' Before=.
-    Units the proof is about are read whole (their files name the culprit of a broken
-    edge); others only for their After= list."""
+    As offline, ordering binds only units started this boot (a unit that never had a job
+    orders nothing); the two units the proof is about always count, as a job of theirs
+    deleted to break a cycle is the failure to find."""
 
-    def __init__(self, bus: Bus) -> None:
+    def __init__(self, bus: Bus, ours: tuple[str, ...] = (MODULES_LOAD, SYSCTL)) -> None:
         self.bus = bus
-        self._whole: set[str] = set()
+        self.ours = ours
 
     def node(self, name: str) -> Node:
-        self._whole.add(name)
         u = self.bus.unit(name)
         return Node(name, u.found, u.masked, u.sources)
 
     def ordered_before(self, name: str) -> Iterator[Edge]:
-        if name in self._whole:
-            u = self.bus.unit(name)
-            yield from (Edge(other, f"After= of {name} ({u.sources})") for other in u.after)
-        else:
-            yield from (Edge(other, f"After= of {name}") for other in self.bus.after(name))
+        u = self.bus.unit(name)
+        why = f"After= of {name} ({u.sources})" if name in self.ours else f"After= of {name}"
+        for other in u.after:
+            if other in self.ours or self.bus.unit(other).started:
+                yield Edge(other, why)
 
 
 @dataclass(frozen=True)
@@ -169,6 +177,11 @@ def prove(graph: Graph, first: str = MODULES_LOAD, then: str = SYSCTL) -> Proof:
                          None if n.where == "not found" else n.where)
         if n.masked:
             return Proof(Cause.UNIT_MASKED, (), f"{name} is masked ({n.where})", n.where)
+        if (jobs := getattr(graph, "jobs", None)) is not None and n.name not in jobs:
+            return Proof(Cause.ORDERING_BROKEN, (),
+                         f"{name} is not started at boot: nothing default.target pulls in "
+                         "(Wants=, Requires=, .wants/) names it, and ordering binds only "
+                         "units that are started", n.where)
     edges = search(graph, first, then)
     path = (*(e.unit for e in edges), then) if edges else ()
     for unit in (then, first):

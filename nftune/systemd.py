@@ -59,6 +59,7 @@ class UnitState:
     exec_main_pid: int = 0
     exec_main_code: int = 0  # CLD_EXITED=1, CLD_KILLED=2, ...
     exec_main_status: int = 0
+    job: int = 0  # the id of a pending job; 0: none
 
     @property
     def found(self) -> bool:
@@ -67,6 +68,13 @@ class UnitState:
     @property
     def masked(self) -> bool:
         return self.load_state == "masked" or self.unit_file_state.startswith("masked")
+
+    @property
+    def started(self) -> bool:
+        """Had a start job this boot: it ran, was skipped by a condition, is active (a
+        perpetual unit), or still waits."""
+        return bool(self.inactive_exit or self.condition_timestamp or self.job) or \
+            self.active_state not in ("inactive", "")
 
     @property
     def failed_conditions(self) -> tuple[Condition, ...]:
@@ -91,10 +99,6 @@ class Bus(Protocol):
     """What nftune reads from a service manager; tests use a fake."""
 
     def unit(self, name: str) -> UnitState: ...
-
-    def after(self, name: str) -> tuple[str, ...]:
-        """Only the units ordered before `name`: a cheaper read for walking the graph."""
-        ...
 
     def boot(self) -> BootTimes: ...
 
@@ -148,6 +152,7 @@ def unit_from_properties(name: str, p: dict[bytes, Any]) -> UnitState:
         exec_main_pid=_int(p.get(b"ExecMainPID")),
         exec_main_code=_int(p.get(b"ExecMainCode")),
         exec_main_status=_int(p.get(b"ExecMainStatus")),
+        job=_int((p.get(b"Job") or (0,))[0]),
     )
 
 
@@ -158,7 +163,6 @@ class Systemd:
         self.address = address  # None: the system bus
         self._bus: Any = None
         self._units: dict[str, UnitState] = {}
-        self._after: dict[str, tuple[str, ...]] = {}
         self._boot: BootTimes | None = None
 
     def where(self) -> str:
@@ -212,14 +216,6 @@ class Systemd:
             # systemd loads a unit that is asked for by path, so not-found is an answer too.
             self._units[name] = unit_from_properties(name, self._get_all(unit_path(name), b""))
         return self._units[name]
-
-    def after(self, name: str) -> tuple[str, ...]:
-        if name in self._units:
-            return self._units[name].after
-        if name not in self._after:
-            self._after[name] = _names(self._call(unit_path(name), b"Get",
-                                                  b"org.freedesktop.systemd1.Unit", b"After"))
-        return self._after[name]
 
     def boot(self) -> BootTimes:
         if self._boot is None:

@@ -17,11 +17,14 @@ from .units import MOUNT_KEYS, NAME_MAX, UnitFile, UnitTree, mount_path, valid_n
 # What a target is ordered after by default (target_add_default_dependencies).
 TARGET_PULLS = ("Wants", "Requires", "Requisite", "BindsTo", "PartOf", "Upholds")
 NEWER = ("Upholds", "OnSuccess")  # dependency settings from systemd 249
+# What makes the boot transaction start a unit too (transaction_add_job_and_dependencies).
+JOB_PULLS = ("Wants", "Requires", "Requisite", "BindsTo", "Upholds")
 
 DEFAULT_TARGET = "default.target"
 PATH_MAX = 4096
-# systemd's own generators, and what they need to touch the two units' neighbourhood; any
-# other generator (a package's) is named as not modelled.
+# systemd's own generators: what they make (gettys, cryptsetup, …) stays out of the two
+# units' neighbourhood unless named; fstab and SysV scripts, their inputs, are looked at
+# below. Any other generator (a package's) is named as not modelled.
 _QUIET_GENERATORS = {"systemd-getty-generator", "systemd-gpt-auto-generator",
                      "systemd-hibernate-resume-generator", "systemd-system-update-generator",
                      "systemd-cryptsetup-generator", "systemd-veritysetup-generator",
@@ -39,6 +42,8 @@ class Sink(Protocol):
     def add_after(self, uid: str, other: str, why: str) -> None: ...
 
     def is_after(self, uid: str, other: str) -> bool: ...
+
+    def set_jobs(self, jobs: set[str]) -> None: ...
 
 
 def unmodelled(root: Root, tree: UnitTree) -> tuple[str, ...]:
@@ -168,6 +173,17 @@ def build(g: Sink, tree: UnitTree, version: int, also: tuple[str, ...] = ()) -> 
             if kind in TARGET_PULLS:
                 pulls.setdefault(uid, []).append((other, why))
             queue.append(other)
+    # Ordering binds only units the boot starts: a unit with no start job orders nothing,
+    # not even transitively (systemd waits for jobs, not for units). A partial tree with no
+    # default.target to start from is taken whole.
+    top = units.get(tree.resolve(DEFAULT_TARGET))
+    if top is not None and top.loaded:
+        pulled: dict[str, list[str]] = {}
+        for kind, uid, other, _ in edges:
+            if kind in JOB_PULLS:
+                pulled.setdefault(uid, []).append(other)
+        g.set_jobs(start_jobs({u for u, f in units.items() if f.loaded}, pulled,
+                              [top.name, *(tree.resolve(a) for a in also)]))
     for kind, uid, other, why in edges:
         if kind == "After":
             g.add_after(uid, other, why)
@@ -188,3 +204,16 @@ def build(g: Sink, tree: UnitTree, version: int, also: tuple[str, ...] = ()) -> 
                         "after what it pulls in (target_add_default_dependencies)")
 
 
+def start_jobs(loaded: set[str], pulled: dict[str, list[str]], start: list[str]) -> set[str]:
+    """The units a transaction that starts `start` gets start jobs for: what they pull in
+    (`pulled`: Wants=, Requires=, … of each unit), transitively, that is loaded (a masked or
+    missing unit gets no job)."""
+    jobs: set[str] = set()
+    todo = list(start)
+    while todo:
+        uid = todo.pop()
+        if uid in jobs or uid not in loaded:
+            continue
+        jobs.add(uid)
+        todo += pulled.get(uid, ())
+    return jobs

@@ -22,9 +22,6 @@ class FakeBus:
         self.reads.append(name)
         return self.units.get(name, UnitState(name, "not-found"))
 
-    def after(self, name: str) -> tuple[str, ...]:
-        return self.unit(name).after
-
     def boot(self) -> BootTimes:
         return self._boot
 

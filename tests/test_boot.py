@@ -14,7 +14,7 @@ from fakes import CAP, ML, RW, SC, T0, healthy, ran, skipped
 from nftune.boot import BootFacts, check_boot, fmt_span
 from nftune.result import Cause, CheckResult, Status
 from nftune.root import Root
-from nftune.systemd import unit_from_properties, unit_path
+from nftune.systemd import UnitState, unit_from_properties, unit_path
 from nftune.verify import boot_facts
 
 KEY = "net/netfilter/nf_conntrack_tcp_be_liberal"
@@ -257,3 +257,15 @@ def test_properties_become_plain_values() -> None:
                                           (61_500_000, "1min 1.5s")])
 def test_fmt_span(us: int, text: str) -> None:
     assert fmt_span(us) == text
+
+
+def test_live_graph_follows_only_units_started_this_boot(node: Root) -> None:
+    """An agent that is loaded (named by an After=) but was never started orders nothing;
+    started, it closes a cycle through modules-load."""
+    bus = healthy()
+    bus.units["agent.service"] = UnitState("agent.service", "loaded", after=(SC,))
+    bus.change(ML, after=(*bus.units[ML].after, "agent.service"))
+    assert by(check_boot(bus, node, facts(node)), "boot-graph", SC).status is Status.PASSED
+    bus.units["agent.service"] = ran("agent.service", 130, 1, after=(SC,))
+    r = by(check_boot(bus, node, facts(node)), "boot-graph", SC)
+    assert r.cause is Cause.ORDERING_CYCLE and "agent.service" in r.reason

@@ -49,8 +49,15 @@ def agent(tree: Path, where: str = ETC, name: str = "some-agent.service",
     write(tree, f"{where}/{name}", f"[Unit]\n{body}{ONESHOT}")
 
 
+def enable(tree: Path, unit: str, target: str = "multi-user.target") -> None:
+    wants = tree / f"etc/systemd/system/{target}.wants"
+    wants.mkdir(parents=True, exist_ok=True)
+    os.symlink(f"{ETC}/{unit}", wants / unit)
+
+
 def test_the_issue_case_a_dropin_after_an_ordinary_service_is_a_cycle(units: Path) -> None:
     agent(units)
+    enable(units, "some-agent.service")
     dropin = f"{ETC}/{ML}.d/50-agent.conf"
     write(units, dropin, "[Unit]\nAfter=some-agent.service\n")
     p = prove(graph(units))
@@ -66,8 +73,19 @@ def test_the_issue_case_a_dropin_after_an_ordinary_service_is_a_cycle(units: Pat
     assert "DefaultDependencies=no" in (r.hint or "")
 
 
+def test_a_unit_the_boot_does_not_start_orders_nothing(units: Path) -> None:
+    """The same drop-in with the agent not enabled: it is loaded (named) but never started,
+    so it orders nothing; a real systemd 252 runs modules-load normally then."""
+    agent(units)
+    write(units, f"{ETC}/{ML}.d/50-agent.conf", "[Unit]\nAfter=some-agent.service\n")
+    g = graph(units)
+    assert "some-agent.service" in g.state and "some-agent.service" not in (g.jobs or ())
+    assert prove(g).cause is Cause.OK
+
+
 def test_default_dependencies_no_breaks_no_cycle(units: Path) -> None:
     agent(units, body="DefaultDependencies=no\n")
+    enable(units, "some-agent.service")
     write(units, f"{ETC}/{ML}.d/50-agent.conf", "[Unit]\nAfter=some-agent.service\n")
     assert prove(graph(units)).cause is Cause.OK
 
@@ -144,6 +162,7 @@ def test_units_the_boot_never_loads_add_no_edges(units: Path) -> None:
 def test_an_alias_is_the_unit_it_names_with_its_dropins(units: Path) -> None:
     agent(units, name="real.service", body="DefaultDependencies=no\n")
     os.symlink("real.service", units / "etc/systemd/system/nick.service")
+    enable(units, "nick.service", "sysinit.target")
     write(units, f"{ETC}/nick.service.d/x.conf", f"[Unit]\nBefore={SC}\nAfter={ML}\n")
     write(units, f"{ETC}/{SC}", (units / LIB.lstrip("/") / SC).read_text()
           .replace(f"After={ML}\n", "After=nick.service\n"))
@@ -271,6 +290,7 @@ def test_version_is_read_from_the_shared_library(units: Path) -> None:
 
 def test_chain_names_the_cycle_edge_by_edge(units: Path) -> None:
     agent(units)
+    enable(units, "some-agent.service")
     write(units, f"{ETC}/{ML}.d/50-agent.conf", "[Unit]\nAfter=some-agent.service\n")
     c = build_chain(Root(units), "multi-user.target", None, offline=True)
     assert not c.ok and c.verdict.cause is Cause.ORDERING_CYCLE

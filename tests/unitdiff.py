@@ -31,6 +31,7 @@ from nftune.ordering import MODULES_LOAD as ML
 from nftune.ordering import SYSCTL as SC
 from nftune.ordering import LoadedGraph, offline_graph, prove
 from nftune.root import Root
+from nftune.unitgraph import start_jobs
 
 WORK = Path(os.environ.get("NFTUNE_WORK", "/var/tmp/nftune-unitdiff"))
 SETTLE = 20.0  # seconds a boot may take to settle; a stalled one is probed as it is
@@ -291,8 +292,13 @@ def boot_and_probe(merged: Path, upper: Path, name: str) -> Booted:
         _stop(proc)
 
 
+PULLS = ("Wants", "Requires", "Requisite", "BindsTo", "Upholds")
+
+
 def dump(leader: int) -> LoadedGraph:
-    """Every loaded unit's Id, Names, LoadState and After= list, as the manager has them."""
+    """Every loaded unit's Id, Names, LoadState, After= list and what it pulls in, as the
+    manager has them; the units the boot started are those default.target pulls in, by
+    systemd's own Wants=, Requires=, … (the same rule nftune applies to its model)."""
     units = []
     for line in _ctl(leader, "list-units", "--all", "--plain", "--no-legend",
                      "--full").splitlines():
@@ -300,8 +306,9 @@ def dump(leader: int) -> LoadedGraph:
         if words:
             units.append(words[0])
     text = _ctl(leader, "show", "-p", "Id", "-p", "Names", "-p", "LoadState", "-p", "After",
-                "--", *units)
+                *(f"--property={k}" for k in PULLS), "--", *units)
     g = LoadedGraph()
+    pulled: dict[str, list[str]] = {}
     for block in text.split("\n\n"):
         props = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
         if "Id" not in props:
@@ -311,6 +318,10 @@ def dump(leader: int) -> LoadedGraph:
                    f"loaded {uid}")
         for other in props.get("After", "").split():
             g.add_after(uid, other, f"After= of {uid} (loaded)")
+        pulled[uid] = [o for k in PULLS for o in props.get(k, "").split()]
+    loaded = {u for u, st in g.state.items() if st == "loaded"}
+    g.set_jobs(start_jobs(loaded, {u: [g.id(o) for o in v] for u, v in pulled.items()},
+                          [g.id("default.target")]))
     return g
 
 
@@ -344,8 +355,8 @@ class Outcome:
 
     @property
     def agree(self) -> bool:
-        # A boot whose manager gave up has no graph to compare against.
-        return self.systemd in (self.nftune, "boot-died")
+        # A boot whose manager gave up, or had not finished, has no graph to compare.
+        return self.systemd in (self.nftune, "boot-died", "boot-stalled")
 
 
 def run_case(base: Path, case: Case, suite: str) -> Outcome:
@@ -357,6 +368,8 @@ def run_case(base: Path, case: Case, suite: str) -> Outcome:
                                 f"nftdiff{os.getpid()}-{case.index}")
         if booted.graph is None:
             return Outcome(case, "boot-died", str(mine.cause), booted.state)
+        if booted.state == "stalled":  # probed mid-boot: units may be gone or not yet there
+            return Outcome(case, "boot-stalled", str(mine.cause), booted.state)
         real = prove(booted.graph)
         detail = ""
         if real.cause != mine.cause:
