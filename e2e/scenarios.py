@@ -66,11 +66,13 @@ def _drift(rootfs: Path, inputs: Inputs) -> None:
 
 
 def _agent_cycle(rootfs: Path, inputs: Inputs) -> None:
-    """An admin orders modules-load after an ordinary agent: a cycle through sysinit.target."""
+    """An admin orders modules-load after an agent that runs after sysinit.target: a cycle.
+    (With default dependencies the agent also closes cycles through sockets.target, where
+    systemd may delete dbus.socket's job instead, and nothing could be asked over D-Bus.)"""
     install_offline(rootfs, inputs)
     unit = rootfs / "etc/systemd/system/some-agent.service"
-    unit.write_text("[Unit]\nDescription=an agent\n[Service]\nType=oneshot\n"
-                    "ExecStart=/bin/true\n")
+    unit.write_text("[Unit]\nDescription=an agent\nDefaultDependencies=no\n"
+                    "After=sysinit.target\n[Service]\nType=oneshot\nExecStart=/bin/true\n")
     wants = rootfs / "etc/systemd/system/multi-user.target.wants"
     wants.mkdir(parents=True, exist_ok=True)
     (wants / "some-agent.service").symlink_to("/etc/systemd/system/some-agent.service")
@@ -89,9 +91,17 @@ journalctl -b -p 4 -o cat SYSLOG_IDENTIFIER=systemd | grep 'deleted to break ord
 check journal-has-the-deletion 0 $?
 grep '^failed: boot-graph ' /tmp/verify.txt | grep -qF "this boot: $(head -n1 /tmp/deleted.txt)"
 check boot-graph-names-the-line 0 $?
-grep -q "^failed: unit-state systemd-modules-load.service .*\\[ordering-cycle\\]: did not run: \
-systemd deleted its job" /tmp/verify.txt
-check unit-state-lost-its-job 0 $?
+# Whichever job systemd deleted: ours says so in unit-state; another's leaves ours run.
+job=$(sed -n 's|.*Job \\([^/]*\\)/start deleted.*|\\1|p' /tmp/deleted.txt | head -n1)
+case $job in
+systemd-modules-load.service|systemd-sysctl.service)
+    lost="\\[ordering-cycle\\]: did not run: systemd deleted its job"
+    grep -q "^failed: unit-state $job .*$lost" /tmp/verify.txt ;;
+*)
+    grep -q "^passed: unit-state systemd-sysctl.service" /tmp/verify.txt &&
+        grep -q "^passed: unit-state systemd-modules-load.service" /tmp/verify.txt ;;
+esac
+check unit-state-names-the-deleted-job 0 $?
 show chain-exit-1 sh -c 'nftune chain; test $? = 1'
 """
 
@@ -311,8 +321,8 @@ check value-at-boot 1 "$(liberal)"
                 "does not, until the override is gone",
         GATE, _kubelet, ("deb",), ("bookworm",)),
     Scenario(
-        "cycle", "an admin's drop-in orders modules-load after an ordinary service: a cycle "
-                 "through sysinit.target, named offline and live with the journal's line",
+        "cycle", "an admin's drop-in orders modules-load after an agent that runs after "
+                 "sysinit.target: a cycle, named offline and live with the journal's line",
         (CYCLE,), _agent_cycle, ("deb",), ("bookworm",)),
     Scenario(
         "rps", "4 CPUs, a 1-queue and a 2-queue NIC, a hot-plugged NIC, a veth and a dummy: "
