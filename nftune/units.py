@@ -245,13 +245,17 @@ class UnitTree:
         return self._listings[d]
 
     def name_dirs(self, name: str) -> tuple[str, ...]:
+        """_name_dirs(), cutting only where one of the tree's dashed directories (foo-.service.d,
+        foo-@x.service.wants, ...) could match."""
         if self._dashed is None:
-            self._dashed = frozenset(
-                stem.partition("@")[0].rpartition(".")[0] if "@" not in stem else
-                stem.partition("@")[0]
-                for d in self.dirs for n, kind in self._list(d).items() if kind == DIR
-                for stem in [n.rpartition(".")[0]] if "-" in stem) - {""}
-            self._dashed = frozenset(x for x in self._dashed if x.endswith("-"))
+            prefixes = set()
+            for d in self.dirs:
+                for n, kind in self._list(d).items():
+                    unit = n.rpartition(".")[0]  # foo-.service.d -> foo-.service
+                    head = unit.partition("@")[0] if "@" in unit else unit.rpartition(".")[0]
+                    if kind == DIR and len(head) > 1 and head.endswith("-"):
+                        prefixes.add(head)
+            self._dashed = frozenset(prefixes)
         if name not in self._names:
             self._names[name] = _name_dirs(name, self._dashed)
         return self._names[name]
