@@ -375,7 +375,10 @@ def _check_ordering(tree: UnitTree, graph: FileGraph | None = None) -> CheckResu
         return passed("ordering", subject, actual=" < ".join(proof.path),
                       source=proof.source,
                       reason=f"ordered after {MODULES_LOAD}{note}{unsure}")
-    hint = {Cause.UNIT_MASKED: "unmask it: systemctl unmask (or remove the /dev/null link)",
+    unloadable = "cannot be loaded" in proof.reason
+    hint = {Cause.UNIT_MASKED: "make it a readable unit file, or break the alias loop (see "
+                               "file-readable)" if unloadable else
+            "unmask it: systemctl unmask (or remove the /dev/null link)",
             Cause.ORDERING_CYCLE: "remove one edge of the cycle: an After= or Before= line "
                                   "named above, or DefaultDependencies=no on a unit that "
                                   "must run before sysinit.target"}.get(
