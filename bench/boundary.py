@@ -22,7 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import medians, table
+from common import checkout, medians, table
 
 TOP = Path(__file__).resolve().parents[1]
 BASE = "94c3875"  # the last commit before the boundary
@@ -77,13 +77,9 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="nftune-bench-boundary.", dir="/var/tmp"))
     try:
         base = work / "base"
-        base.mkdir()
-        archive = subprocess.run(["git", "-C", str(TOP), "archive", BASE, "nftune"],
-                                 capture_output=True, check=False)
-        if archive.returncode != 0:
+        if not checkout(BASE, base):
             print(f"boundary: skipped: commit {BASE} is not in this clone's history")
             return 0
-        subprocess.run(["tar", "-x", "-C", str(base)], input=archive.stdout, check=True)
         tree = work / "tree"
         build(tree, args.files)
 

@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import medians, table
+from common import checkout, medians, table
 
 TOP = Path(__file__).resolve().parents[1]
 BASE = "f694d9b"  # the last commit before issue 13
@@ -51,13 +51,9 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="nftune-bench-chain.", dir="/var/tmp"))
     try:
         base = work / "base"
-        base.mkdir()
-        archive = subprocess.run(["git", "-C", str(TOP), "archive", BASE, "nftune"],
-                                 capture_output=True, check=False)
-        if archive.returncode != 0:
+        if not checkout(BASE, base):
             print(f"chain_offline: skipped: commit {BASE} is not in this clone's history")
             return 0
-        subprocess.run(["tar", "-x", "-C", str(base)], input=archive.stdout, check=True)
 
         def argv(top: Path) -> list[str]:
             return ["env", f"PYTHONPATH={top}", sys.executable, "-m", "nftune", "chain",

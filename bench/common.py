@@ -53,3 +53,16 @@ def table(results: dict[str, float], base: str) -> dict[str, float]:
     for name, m in results.items():
         print(f"{name:<{width}} {m * 1000:>10.1f} {ratios[name]:>7.2f}")
     return ratios
+
+
+def checkout(commit: str, dest: Path) -> bool:
+    """The nftune package as it was at `commit`, unpacked into dest/nftune (for a
+    before-and-after run); False when the clone lacks that history (a shallow clone)."""
+    top = Path(__file__).resolve().parents[1]
+    archive = subprocess.run(["git", "-C", str(top), "archive", commit, "nftune"],
+                             capture_output=True, check=False)
+    if archive.returncode != 0:
+        return False
+    dest.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
+    return True

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from .result import Cause
-from .root import Root
 from .systemd import Bus
 from .unitgraph import build, unmodelled
 from .units import UnitTree
@@ -201,8 +200,3 @@ def prove(graph: Graph, first: str = MODULES_LOAD, then: str = SYSCTL) -> Proof:
                      unmodelled=extra)
     return Proof(Cause.OK, path, " < ".join(path), edges[-1].source, tuple(edges),
                  unmodelled=extra)
-
-
-def offline_graph(root: Root) -> FileGraph:
-    """The graph the next boot of the tree at `root` loads."""
-    return FileGraph(UnitTree(root))

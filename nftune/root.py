@@ -481,6 +481,8 @@ def _write_hint(e: OSError, dfd: int | None, size: int) -> str | None:
                "the image with --root on a writable copy"
     if e.errno == errno.EIO:
         return "an I/O error: check the disk (dmesg); the old file is unchanged"
+    if e.errno == errno.ENAMETOOLONG:
+        return "the path is longer than the system allows"
     if e.errno in _MISSING:
         return "a directory on the way is missing or is not a directory"
     return None

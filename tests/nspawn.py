@@ -32,6 +32,15 @@ def missing_tools() -> list[str]:
     return [t for t in TOOLS if shutil.which(t) is None]
 
 
+def why_not() -> str | None:
+    """Why a real systemd cannot be booted here; None when it can."""
+    if os.geteuid() != 0:
+        return "needs root"
+    if missing := missing_tools():
+        return f"missing {', '.join(missing)} (tools/bootstrap installs them)"
+    return None
+
+
 def base_rootfs() -> Path:
     """The cached bookworm rootfs, built on first use (about 20 s)."""
     return cached_root(SUITE, SUITE, PACKAGES, _prepare, os.uname().release)
@@ -84,7 +93,8 @@ class Container:
                               capture_output=True, text=True, timeout=60, check=False)
 
 
-def _child(pid: int) -> int | None:
+def leader_of(pid: int) -> int | None:
+    """The container's PID 1 as the host sees it: the nspawn process's child."""
     try:
         kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     except OSError:
@@ -122,7 +132,7 @@ def booted(rootfs: Path, name: str, *, privileged: bool = True) -> Iterator[Cont
             if proc.poll() is not None:
                 raise RuntimeError(f"systemd-nspawn exited with {proc.returncode}: "
                                    f"{log.read_text(errors='replace')[-2000:]}")
-            leader = _child(proc.pid)
+            leader = leader_of(proc.pid)
             if leader:
                 c = Container(name, rootfs, proc.pid, leader, log)
                 if _state(c) in ("running", "degraded"):

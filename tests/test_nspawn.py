@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 from conftest import require
-from nspawn import base_rootfs, booted, copy_rootfs, missing_tools
+from nspawn import base_rootfs, booted, copy_rootfs, why_not
 
 ARTIFACTS = Path(os.environ.get("NFTUNE_ARTIFACTS",
                                 Path(__file__).resolve().parents[1] / "build/artifacts"))
@@ -29,15 +29,7 @@ KEY = "/proc/sys/net/netfilter/nf_conntrack_tcp_be_liberal"
 ML, SC = "systemd-modules-load.service", "systemd-sysctl.service"
 
 
-def _why_not() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root"
-    if missing := missing_tools():
-        return f"missing {', '.join(missing)} (tools/bootstrap installs them)"
-    return None
-
-
-require(_why_not(), "NFTUNE_REQUIRE_NSPAWN", "nspawn tests")
+require(why_not(), "NFTUNE_REQUIRE_NSPAWN", "nspawn tests")
 
 
 @pytest.fixture(scope="module")

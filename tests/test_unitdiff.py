@@ -18,21 +18,13 @@ from pathlib import Path
 import pytest
 import unitdiff
 from conftest import require
-from nspawn import missing_tools
+from nspawn import why_not
 
 DEFAULT_CASES = {"bookworm": 100, "bullseye": 30, "trixie": 30}
 ML = unitdiff.ML
 
 
-def _why_not() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root"
-    if missing := missing_tools():
-        return f"missing {', '.join(missing)} (tools/bootstrap installs them)"
-    return None
-
-
-require(_why_not(), "NFTUNE_REQUIRE_NSPAWN", "unit-graph differential tests")
+require(why_not(), "NFTUNE_REQUIRE_NSPAWN", "unit-graph differential tests")
 
 
 def cases() -> dict[str, int]:

@@ -27,11 +27,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from nspawn import leader_of
+
 from nftune.ordering import MODULES_LOAD as ML
 from nftune.ordering import SYSCTL as SC
-from nftune.ordering import LoadedGraph, offline_graph, prove
+from nftune.ordering import FileGraph, LoadedGraph, prove
 from nftune.root import Root
 from nftune.unitgraph import start_jobs
+from nftune.units import UnitTree
 
 WORK = Path(os.environ.get("NFTUNE_WORK", "/var/tmp/nftune-unitdiff"))
 SETTLE = 20.0  # seconds a boot may take to settle; a stalled one is probed as it is
@@ -242,14 +245,6 @@ def overlay(base: Path, case: Case, work: Path) -> Iterator[Path]:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _leader(pid: int) -> int | None:
-    try:
-        kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except OSError:
-        return None
-    return int(kids[0]) if kids else None
-
-
 def _ctl(leader: int, *args: str) -> str:
     p = subprocess.run(["nsenter", "-t", str(leader), "-m", "-p", "systemctl", *args],
                        capture_output=True, text=True, timeout=30, check=False)
@@ -276,7 +271,7 @@ def boot_and_probe(merged: Path, upper: Path, name: str) -> Booted:
     try:
         deadline, state, leader = time.monotonic() + SETTLE, "stalled", None
         while time.monotonic() < deadline and proc.poll() is None:
-            leader = leader or _leader(proc.pid)
+            leader = leader or leader_of(proc.pid)
             if leader:
                 s = _ctl(leader, "is-system-running").strip()
                 if s in ("running", "degraded", "maintenance"):
@@ -328,7 +323,7 @@ def dump(leader: int) -> LoadedGraph:
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     """An immediate poweroff (SIGRTMIN+14 to the container's systemd); killed if it hangs."""
     if proc.poll() is None:
-        leader = _leader(proc.pid)
+        leader = leader_of(proc.pid)
         if leader:
             with suppress(ProcessLookupError):
                 os.kill(leader, signal.SIGRTMIN + 14)
@@ -362,7 +357,7 @@ class Outcome:
 def run_case(base: Path, case: Case, suite: str) -> Outcome:
     work = WORK / f"{suite}-{case.seed}-{case.index}"
     with overlay(base, case, work) as merged:
-        model = offline_graph(Root(str(merged)))
+        model = FileGraph(UnitTree(Root(str(merged))))
         mine = prove(model)
         booted = boot_and_probe(merged, work / "upper",
                                 f"nftdiff{os.getpid()}-{case.index}")
