@@ -3,7 +3,7 @@ a lock, and on the live system make the settings effective at once."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from . import __version__, rps
 from .artifacts import Artifact, Layer, managed_dirs, owned_candidates, temp_leftovers
@@ -17,8 +17,9 @@ from .run import run
 SYSTEMD_SYSCTL = ("/usr/lib/systemd/systemd-sysctl", "/lib/systemd/systemd-sysctl")
 
 
-@dataclass(frozen=True)
-class Plan:
+class Plan(NamedTuple):
+    """What apply decided for a tree: the config, the kernels, the files to write."""
+
     config: Config
     kernels: list[Kernel]
     choices: list[ModuleChoice]

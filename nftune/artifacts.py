@@ -10,8 +10,8 @@ An /etc file of the same name masks the /usr/lib one, so the admin layer always 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 from .config import DEFAULT_SYSCTL_PRIORITY
 from .root import TEMP_INFIX, TEMP_PREFIX, Root
@@ -31,7 +31,7 @@ class Kind(StrEnum):
     RPS_UDEV = "rps-udev"  # RPS for NICs and receive queues that appear after boot
     TIMER_DROPIN = "timer-dropin"  # [Verify] Interval= other than the unit's 5 minutes
     GATE_DROPIN = "gate-dropin"  # [Verify] Gate=yes: kubelet waits for a passing verify
-    VERIFY_DROPIN = "verify-dropin"  # [Verify] Repair=, PrometheusDirectory=: the sandbox
+    VERIFY_DROPIN = "verify-dropin"  # [Verify] Gate=, Repair=: Before=; the sandbox
 
 
 BASE = {Layer.ADMIN: "/etc", Layer.VENDOR: "/usr/lib"}
@@ -45,6 +45,8 @@ CONF_DIR = {Kind.MODULES_LOAD: "modules-load.d", Kind.SYSCTL: "sysctl.d",
 MODULES_LOAD_NAME = "nftune.conf"
 UDEV_NAME = "90-nftune.rules"
 RPS_UDEV_NAME = "90-nftune-rps.rules"
+# What nftune-verify.service runs before with Gate=yes or Repair=yes: the units that start pods.
+KUBE_UNITS = "kubelet.service containerd.service"
 NFTUNE_BIN = "/usr/sbin/nftune"  # where the packages install nftune; udev runs it there
 DROPIN_NAME = "nftune.conf"
 # Names nftune may own; anything else in these directories is never looked at for removal.
@@ -84,8 +86,9 @@ def path_of(layer: Layer, kind: Kind, priority: str) -> str:
     return f"{BASE[layer]}/{CONF_DIR[kind]}/{name_of(kind, priority)}"
 
 
-@dataclass(frozen=True)
-class Artifact:
+class Artifact(NamedTuple):
+    """One generated file: its kind, in-tree path, text and mode."""
+
     kind: Kind
     path: str  # in-tree
     content: str

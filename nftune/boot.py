@@ -5,10 +5,9 @@ time. Read over D-Bus (see systemd.py) and, for the names of failed modules, the
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from . import udev
 from .config import Config, SysctlSpec
@@ -88,6 +87,8 @@ def journal(root: Root, identifier: str, pid: int, priority: int = 7, *,
         out = run(argv, check=False, timeout=10).stdout
     except NftuneError:
         return []
+    import json  # only a live boot check reads the journal
+
     messages = []
     for line in out.splitlines():
         try:
@@ -113,8 +114,7 @@ def cycle_lines(root: Root) -> list[str]:
 
 # -- the checks -------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class BootFacts:
+class BootFacts(NamedTuple):
     """What the boot checks need from the rest of verify."""
 
     config: Config

@@ -8,8 +8,7 @@ shown. Offline (--root, no bus), the tree is the proof path with the line behind
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from .boot import fmt_span
 from .errors import NftuneError
@@ -23,13 +22,16 @@ from .units import UNIT_NAME, UnitTree
 MAX_DEPTH = 32
 
 
-@dataclass
 class Link:
-    unit: str
-    activating: int | None = None  # µs since userspace began
-    activated: int | None = None
-    note: str = ""  # offline: the line that orders this unit before its parent; live: state
-    children: list[Link] = field(default_factory=list)
+    """One unit of the chain, with the units that delayed it below it (grown in place)."""
+
+    def __init__(self, unit: str, activating: int | None = None, activated: int | None = None,
+                 note: str = "") -> None:
+        self.unit = unit
+        self.activating = activating  # µs since userspace began
+        self.activated = activated
+        self.note = note  # offline: the line that orders this unit before its parent; live: state
+        self.children: list[Link] = []
 
     @property
     def duration(self) -> int | None:
@@ -59,8 +61,9 @@ class Link:
         return text
 
 
-@dataclass(frozen=True)
-class Chain:
+class Chain(NamedTuple):
+    """The ordering proof and the chain of the unit asked about."""
+
     unit: str
     live: bool  # proven from a running manager (this boot), not from unit files
     verdict: CheckResult  # the first failed check, else a summary of the proof

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import argparse
 import errno
 import os
 import sys
@@ -13,6 +12,7 @@ from .errors import EXIT_CHECK_FAILED, EXIT_FAILED, EXIT_OK
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows it)
 if TYPE_CHECKING:
+    import argparse
     from typing import Any
 
     from .root import Root
@@ -45,7 +45,18 @@ def _json_opt(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _epilog() -> dict[str, Any]:
+    """The exit codes below a verb's help, as written."""
+    import argparse
+
+    return {"epilog": EXIT_CODES, "formatter_class": argparse.RawDescriptionHelpFormatter}
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser; with `only`, the one verb's. argparse builds every sub-parser
+    up front, and building them all costs more than most verbs' own work."""
+    import argparse  # not for --version
+
     parser = argparse.ArgumentParser(
         prog="nftune",
         description="Load nf_conntrack before systemd-sysctl runs, so "
@@ -55,10 +66,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"nftune {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
+    for name, add in VERB_PARSERS.items():
+        if only in (None, name):
+            add(verbs)
+    return parser
 
+
+def _verb_apply(verbs: Any) -> None:
     p = verbs.add_parser("apply", help="render and install the boot files; on a live "
                          "system, also load the modules and apply the sysctls now",
-                         epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+                         **_epilog())
     _root_opt(p)
     p.add_argument("--dry-run", action="store_true",
                    help="print a unified diff of what would change, change nothing")
@@ -66,9 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write the built-in defaults under /usr/lib (for package builds)")
     _json_opt(p)
 
+
+def _verb_verify(verbs: Any) -> None:
     p = verbs.add_parser("verify", help="check the boot files and, on a live system, "
                          "the running kernel and this boot; one line per check",
-                         epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+                         **_epilog())
     _root_opt(p)
     _bus_opt(p)
     p.add_argument("--check", action="append", metavar="NAME",
@@ -101,31 +120,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-age", type=float, default=900.0, metavar="SECONDS",
                    help="with --npd: an older report is unknown (default: %(default)s)")
 
+
+def _verb_chain(verbs: Any) -> None:
     p = verbs.add_parser("chain", help="prove that systemd-modules-load.service runs before "
                          "systemd-sysctl.service, and show UNIT's critical chain",
-                         epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+                         **_epilog())
     p.add_argument("unit", nargs="?", default="systemd-sysctl.service", metavar="UNIT",
                    help="the unit whose chain to show (default: %(default)s)")
     _root_opt(p)
     _bus_opt(p)
     _json_opt(p)
 
+
+def _verb_clean(verbs: Any) -> None:
     p = verbs.add_parser("clean", help="remove exactly the files nftune wrote",
-                         epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+                         **_epilog())
     _root_opt(p)
     p.add_argument("--dry-run", action="store_true", help="list what would be removed")
     p.add_argument("--vendor", action="store_true",
                    help="remove the vendor files under /usr/lib instead")
     _json_opt(p)
 
+
+def _verb_config(verbs: Any) -> None:
     p = verbs.add_parser("config", help="show the effective configuration and where each "
                          "setting comes from")
     _root_opt(p)
     _json_opt(p)
 
+
+def _verb_rps(verbs: Any) -> None:
     p = verbs.add_parser("rps", help="receive packet steering (RPS/RFS) on this machine's "
                          "NICs: show the masks, or set them",
-                         epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+                         **_epilog())
     rps_verbs = p.add_subparsers(dest="rps_verb", metavar="ACTION", required=True)
     q = rps_verbs.add_parser("show", help="per interface and receive queue: the wanted and "
                              "the actual mask, rps_flow_cnt, the NUMA node, and why the "
@@ -138,7 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--devpath", metavar="DEVPATH",
                    help="only the interface of this receive queue (udev's $devpath)")
     _json_opt(q)
-    return parser
+
+
+VERB_PARSERS = {"apply": _verb_apply, "verify": _verb_verify, "chain": _verb_chain,
+                "clean": _verb_clean, "config": _verb_config, "rps": _verb_rps}
 
 
 def _print_json(data: Any) -> None:
@@ -241,12 +271,10 @@ def _publish(args: argparse.Namespace, root: Root, report: Report, started: floa
     config = load(root)
     entries: list[dict[str, str]] = []
     if args.repair or (args.service and config.verify.repair):
-        from dataclasses import replace
-
         from . import drift, journal
 
         results, repairs = drift.repair(root, config, report.results, time.time())
-        report = replace(report, results=results)
+        report = report._replace(results=results)
         for r in repairs:  # with --json, the results say it (stdout stays JSON)
             say(f"repaired: {r.key}: {r.old!r} -> {r.new!r} (changed at runtime)",
                 err=args.json)
@@ -390,8 +418,14 @@ def main(argv: list[str] | None = None) -> int:
     is 2 with file:line, a failure 3, never a traceback (unless --debug)."""
     stdout_closed = _guard_stdio()
     debug = False
+    argv = sys.argv[1:] if argv is None else argv
     try:
-        args = build_parser().parse_args(argv)
+        if argv == ["--version"] and not stdout_closed:
+            # What probes and fleet inventories ask most: answered without argparse.
+            sys.stdout.write(f"nftune {__version__}\n")
+            sys.stdout.flush()
+            return EXIT_OK
+        args = build_parser(_verb_named(argv)).parse_args(argv)
         debug = args.debug
         if stdout_closed:
             raise OSError(errno.EBADF, os.strerror(errno.EBADF))  # as coreutils: not a word
@@ -411,6 +445,14 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
+
+
+def _verb_named(argv: list[str]) -> str | None:
+    """The verb, when argv names one: nftune's own options take no value, so it is the
+    first word that is not an option. None (build every verb) for --help, --version, a
+    typo: argparse then lists them all."""
+    word = next((a for a in argv if not a.startswith("-")), None)
+    return word if word in VERB_PARSERS else None
 
 
 def _dispatch(args: argparse.Namespace) -> int:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import re
 import stat
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from .errors import EXIT_FAILED, NftuneError
 from .root import FILE, LINK, Root, kind_of
@@ -22,8 +21,9 @@ def split_lines(text: str) -> list[str]:
     return lines[:-1] if lines and lines[-1] == "" else lines
 
 
-@dataclass(frozen=True)
-class ConfFile:
+class ConfFile(NamedTuple):
+    """The file that wins for one name across the directories of a .d/ search path."""
+
     name: str
     path: str  # the in-tree path that wins for this name
     masked: bool  # a symlink to /dev/null (or an empty file): contributes nothing

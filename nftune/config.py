@@ -7,10 +7,9 @@ parser, the error messages, `nftune config` and the man page all read it.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from . import ini, sysctl
 from .errors import EXIT_USAGE, NftuneError
@@ -57,8 +56,7 @@ SANDBOX_TREES = ("/proc/", "/sys/", "/dev/", "/boot/", "/etc/", "/usr/", "/bin/"
                  "/lib/", "/lib64/")
 
 
-@dataclass(frozen=True)
-class ModuleSpec:
+class ModuleSpec(NamedTuple):
     """A module to load at boot; alternatives are tried in order (see kernel.resolve)."""
 
     alternatives: tuple[str, ...]
@@ -69,8 +67,9 @@ class ModuleSpec:
         return "|".join(self.alternatives)
 
 
-@dataclass(frozen=True)
-class SysctlSpec:
+class SysctlSpec(NamedTuple):
+    """One sysctl nftune sets, and the config line that asks for it."""
+
     key: str  # canonical slash form, see sysctl.normalize
     value: str
     origin: Origin
@@ -80,8 +79,7 @@ class SysctlSpec:
         return sysctl.display(self.key)
 
 
-@dataclass(frozen=True)
-class RpsConfig:
+class RpsConfig(NamedTuple):
     """[RPS]: how receive processing is spread over CPUs (see rps.py)."""
 
     mode: str = "auto"  # auto: only NICs with fewer rx queues than CPUs; on; off
@@ -93,8 +91,7 @@ class RpsConfig:
     flow_entries: int = 32768  # rps_sock_flow_entries; 0 turns RFS off
 
 
-@dataclass(frozen=True)
-class VerifyConfig:
+class VerifyConfig(NamedTuple):
     """[Verify]: the checks after boot (nftune-verify.timer) and where results go."""
 
     interval: int = 5  # minutes between checks
@@ -103,35 +100,38 @@ class VerifyConfig:
     prometheus_dir: str | None = None  # node_exporter's textfile directory
 
 
-@dataclass(frozen=True)
-class Config:
+class Config(NamedTuple):
+    """The effective configuration: built-in defaults, then the admin's files."""
+
     modules: tuple[ModuleSpec, ...]
     sysctls: tuple[SysctlSpec, ...]
     sysctl_priority: str
     sources: tuple[str, ...]  # in-tree config files read, in order
-    rps: RpsConfig = field(default_factory=RpsConfig)
-    verify: VerifyConfig = field(default_factory=VerifyConfig)
+    rps: RpsConfig = RpsConfig()
+    verify: VerifyConfig = VerifyConfig()
 
     def sysctl(self, key: str) -> SysctlSpec | None:
         return next((s for s in self.sysctls if s.key == key), None)
 
 
-@dataclass
 class _Builder:
-    modules: list[ModuleSpec] = field(default_factory=list)
-    sysctls: dict[str, SysctlSpec] = field(default_factory=dict)
-    sysctl_priority: str = DEFAULT_SYSCTL_PRIORITY
-    rps_mode: str = "auto"
-    rps_interfaces: list[str] = field(default_factory=list)
-    rps_exclude: list[str] = field(default_factory=list)
-    rps_cpus: frozenset[int] | None = None
-    rps_cpus_origin: Origin | None = None
-    rps_exclude_isolated: bool = True
-    rps_flow_entries: int = 32768
-    verify_interval: int = 5
-    verify_gate: bool = False
-    verify_repair: bool = False
-    verify_prometheus: str | None = None
+    """The configuration while the files are read, before it is frozen."""
+
+    def __init__(self) -> None:
+        self.modules: list[ModuleSpec] = []
+        self.sysctls: dict[str, SysctlSpec] = {}
+        self.sysctl_priority = DEFAULT_SYSCTL_PRIORITY
+        self.rps_mode = "auto"
+        self.rps_interfaces: list[str] = []
+        self.rps_exclude: list[str] = []
+        self.rps_cpus: frozenset[int] | None = None
+        self.rps_cpus_origin: Origin | None = None
+        self.rps_exclude_isolated = True
+        self.rps_flow_entries = 32768
+        self.verify_interval = 5
+        self.verify_gate = False
+        self.verify_repair = False
+        self.verify_prometheus: str | None = None
 
 
 def _bad(entry: Entry, message: str, hint: str) -> NftuneError:
@@ -285,8 +285,9 @@ def _set_prometheus(b: _Builder, e: Entry) -> None:
     b.verify_prometheus = path or None
 
 
-@dataclass(frozen=True)
-class Setting:
+class Setting(NamedTuple):
+    """One key of the config syntax: where it goes, how it parses, its help."""
+
     section: str
     key: str  # "*" takes any key (sysctl names)
     syntax: str
@@ -343,6 +344,8 @@ SETTINGS: tuple[Setting, ...] = (
 def _lookup(e: Entry) -> Setting:
     sections = {s.section for s in SETTINGS}
     if e.section not in sections:
+        import difflib  # only a config error needs a suggestion
+
         hint = "known sections: " + ", ".join(f"[{s}]" for s in sorted(sections))
         if close := difflib.get_close_matches(e.section, sections, 1):
             hint = f"did you mean [{close[0]}]?"
@@ -352,6 +355,8 @@ def _lookup(e: Entry) -> Setting:
     for s in in_section:
         if s.key in ("*", e.key):
             return s
+    import difflib
+
     keys = [s.key for s in in_section]
     close = difflib.get_close_matches(e.key, keys, 1)
     raise _bad(e, f"unknown setting in [{e.section}]",

@@ -8,9 +8,8 @@ is right again. The memory of repairs is per boot: /run/nftune/repairs.json.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 from .config import Config
 from .errors import NftuneError
@@ -23,8 +22,9 @@ STATE = "/run/nftune/repairs.json"
 MARGIN = 120.0  # seconds: the timer's randomized delay and a slow run
 
 
-@dataclass(frozen=True)
-class Repair:
+class Repair(NamedTuple):
+    """A sysctl changed at runtime and put back."""
+
     key: str  # as sysctl(8) shows it
     old: str
     new: str
@@ -86,7 +86,7 @@ def repair(root: Root, config: Config, results: tuple[CheckResult, ...],
                   partial(same_value, b=spec.value))
         state[spec.display] = {"at": now, "from": r.actual}
         repairs.append(Repair(spec.display, r.actual, spec.value))
-        out.append(replace(r, status=Status.PASSED, cause=Cause.OK, actual=spec.value,
+        out.append(r._replace(status=Status.PASSED, cause=Cause.OK, actual=spec.value,
                            reason=f"repaired: was {r.actual!r}, changed at runtime",
                            hint=None))
     if state != before:

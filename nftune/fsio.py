@@ -7,14 +7,13 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import json
 import os
 import stat
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 from .chase import on_kernel_fs
 from .errors import EXIT_FAILED, NftuneError
@@ -43,8 +42,9 @@ class Action(StrEnum):
     KEEP = "unchanged"
 
 
-@dataclass(frozen=True)
-class Change:
+class Change(NamedTuple):
+    """One file write or removal, planned or done."""
+
     path: str
     action: Action
     old: str | None
@@ -184,6 +184,8 @@ class Writer:
         self.created += [d for d in made if d not in self.created]
         state = {"generator": "nftune", "version": STATE_VERSION,
                  "created_dirs": sorted(self.created)}
+        import json  # most runs have no state to write
+
         text = json.dumps(state, indent=1) + "\n"
         try:
             if self.root.read_text(Root.state_file) != text:
@@ -204,6 +206,8 @@ class Writer:
 def parse_json(text: str | bytes) -> object:
     """json.loads, whose every failure is ValueError (a deeply nested document raises
     RecursionError in the parser)."""
+    import json
+
     try:
         return json.loads(text)
     except RecursionError:

@@ -3,15 +3,16 @@ continuation. Every assignment keeps its file and line for error messages."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .conffiles import LONG_LINE_MAX, WHITESPACE, split_lines
 from .errors import NftuneError
 from .text import cut
 
 
-@dataclass(frozen=True)
-class Origin:
+class Origin(NamedTuple):
+    """Where a value came from: file and line (0: a built-in default)."""
+
     file: str
     line: int
 
@@ -19,8 +20,9 @@ class Origin:
         return f"{self.file}:{self.line}" if self.line else self.file
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):
+    """One key = value line of an INI file, with its section and origin."""
+
     section: str
     key: str
     value: str

@@ -9,7 +9,7 @@ installed kernel has it.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .conffiles import list_conf_files, stream_lines
 from .config import ModuleSpec
@@ -28,8 +28,9 @@ def modname(path: str) -> str:
     return _KO.sub("", path.rsplit("/", 1)[-1]).replace("-", "_")
 
 
-@dataclass(frozen=True)
-class Kernel:
+class Kernel(NamedTuple):
+    """One installed kernel's module directory: its modules and built-ins."""
+
     version: str
     path: str  # in-tree module directory
     modules: frozenset[str]
@@ -68,8 +69,9 @@ def load_kernels(root: Root, problems: list[tuple[str, str]] | None = None) -> l
     return kernels
 
 
-@dataclass(frozen=True)
-class ModuleChoice:
+class ModuleChoice(NamedTuple):
+    """The module chosen for one Load= entry (the first alternative every kernel has)."""
+
     spec: ModuleSpec
     name: str  # the alternative chosen
     builtin_everywhere: bool  # no modules-load.d entry needed
@@ -136,8 +138,7 @@ def missing_error(spec: ModuleSpec, kernels: list[Kernel]) -> NftuneError:
                        key="Load", value=spec.name, hint=hint)
 
 
-@dataclass(frozen=True)
-class ListedModule:
+class ListedModule(NamedTuple):
     """One modules-load.d line as systemd-modules-load reads it."""
 
     name: str

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from .result import Cause
 from .systemd import Bus
@@ -22,16 +21,18 @@ MODULES_LOAD = "systemd-modules-load.service"
 SYSCTL = "systemd-sysctl.service"
 
 
-@dataclass(frozen=True)
-class Node:
+class Node(NamedTuple):
+    """A unit in the graph: whether it exists, and the files that define it."""
+
     name: str
     found: bool
     masked: bool
     where: str  # the files that define it, for messages
 
 
-@dataclass(frozen=True)
-class Edge:
+class Edge(NamedTuple):
+    """One step of an ordering path, and what creates it."""
+
     unit: str  # runs before the unit asked about
     source: str  # the file:line (offline) or unit files (live) that create the edge
 
@@ -123,8 +124,9 @@ class BusGraph:
                 yield Edge(other, why)
 
 
-@dataclass(frozen=True)
-class Proof:
+class Proof(NamedTuple):
+    """The verdict on modules-load before sysctl: why, and by which path."""
+
     cause: Cause
     path: tuple[str, ...]  # modules-load ... sysctl when proven
     reason: str

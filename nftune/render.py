@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import udev
-from .artifacts import NFTUNE_BIN, Artifact, Kind, Layer, path_of
+from .artifacts import KUBE_UNITS, NFTUNE_BIN, Artifact, Kind, Layer, path_of
 from .config import DEFAULT_SYSCTL_PRIORITY, Config, VerifyConfig
 from .kernel import ModuleChoice
 
 
-@dataclass(frozen=True)
-class Facts:
+class Facts(NamedTuple):
     """What rendering needs to know about the target tree."""
 
     version: str
@@ -80,9 +78,10 @@ def render(config: Config, choices: list[ModuleChoice], facts: Facts,
         out.append(one(Kind.TIMER_DROPIN, "verify-timer.conf.j2", minutes=v.interval))
     if v.gate:
         out.append(one(Kind.GATE_DROPIN, "kubelet-gate.conf.j2"))
-    if v.repair or v.prometheus_dir:
+    if v.gate or v.repair or v.prometheus_dir:
         out.append(one(Kind.VERIFY_DROPIN, "verify-service.conf.j2", repair=v.repair,
-                       prometheus_dir=v.prometheus_dir))
+                       prometheus_dir=v.prometheus_dir,
+                       before=KUBE_UNITS if v.gate or v.repair else ""))
     if layer is Layer.ADMIN and config.sysctl_priority != DEFAULT_SYSCTL_PRIORITY:
         out.append(one(Kind.SYSCTL_MASK, "sysctl-mask.conf.j2",
                        vendor=path_of(Layer.VENDOR, Kind.SYSCTL, DEFAULT_SYSCTL_PRIORITY),

@@ -6,9 +6,8 @@ from these objects, so they cannot disagree.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from .text import escape
 
@@ -92,8 +91,9 @@ CAUSES: dict[Cause, str] = {
 }
 
 
-@dataclass(frozen=True)
-class CheckResult:
+class CheckResult(NamedTuple):
+    """One check's outcome on one subject; every output is made from it."""
+
     check: str  # what is checked: "sysctl-value", "module-loaded", ...
     subject: str  # of what: a key, a module, a file
     status: Status
@@ -109,7 +109,7 @@ class CheckResult:
         return self.status is Status.FAILED
 
     def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
+        d = self._asdict()
         d["status"] = str(self.status)
         d["cause"] = str(self.cause)
         return d

@@ -20,7 +20,6 @@ import os
 import stat
 import weakref
 from collections.abc import Iterator
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import BinaryIO
@@ -55,10 +54,21 @@ def kind_of(mode: int) -> str:
     return _KINDS.get(stat.S_IFMT(mode), "not a regular file")
 
 
-@dataclass(frozen=True)
 class Root:
-    path: Path
-    live: bool = False  # the running system: its /proc, /sys and systemd may be used
+    """The tree nftune works on; every path goes through it."""
+
+    def __init__(self, path: Path, live: bool = False) -> None:
+        self.path = path
+        self.live = live  # the running system: its /proc, /sys and systemd may be used
+
+    def __repr__(self) -> str:
+        return f"Root({str(self.path)!r}, live={self.live})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Root) and (self.path, self.live) == (other.path, other.live)
+
+    def __hash__(self) -> int:
+        return hash((self.path, self.live))
 
     @classmethod
     def from_arg(cls, arg: str | None) -> Root:

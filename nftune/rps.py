@@ -17,7 +17,7 @@ import fnmatch
 import os
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .artifacts import RPS_UDEV_NAME as RULE_NAME
 from .chase import on_kernel_fs
@@ -50,8 +50,7 @@ def pow2(n: int) -> int:
     return 0 if n <= 0 else 1 << (n - 1).bit_length()
 
 
-@dataclass(frozen=True)
-class Machine:
+class Machine(NamedTuple):
     """What the running kernel says about CPUs and RPS."""
 
     online: frozenset[int]
@@ -61,16 +60,18 @@ class Machine:
     has_default_mask: bool  # net.core.rps_default_mask (kernel 6.3+)
 
 
-@dataclass(frozen=True)
-class Nic:
+class Nic(NamedTuple):
+    """A network interface as sysfs shows it."""
+
     name: str
     physical: bool  # a device link in sysfs
     numa_node: int  # -1: none
     rx: tuple[str, ...]  # "rx-0", ... in queue order
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(NamedTuple):
+    """Whether a NIC gets RPS, on which CPUs, and why."""
+
     nic: Nic
     selected: bool
     reason: str
@@ -226,15 +227,17 @@ def interfaces_at(root: Root, devpath: str) -> list[str]:
     return sorted(n for n in root.listdir(f"/sys{net_dir}") if valid_ifname(n))
 
 
-@dataclass(frozen=True)
-class Write:
+class Write(NamedTuple):
+    """One sysfs value set (or to set)."""
+
     path: str
     old: str | None
     new: str
 
 
-@dataclass(frozen=True)
-class Applied:
+class Applied(NamedTuple):
+    """What `rps apply` wrote, or why it wrote nothing."""
+
     writes: tuple[Write, ...]
     skipped: str | None  # why nothing could be written (a read-only sysfs), or None
 
@@ -357,8 +360,9 @@ def apply(root: Root, config: Config, only: list[str] | None = None) -> Applied:
     return Applied(tuple(reconcile(root, rps, decisions, default, write=True)), None)
 
 
-@dataclass(frozen=True)
-class QueueState:
+class QueueState(NamedTuple):
+    """One receive queue: the wanted and the actual mask."""
+
     queue: str
     wanted: str | None  # the mask nftune wants; None when the NIC is not selected
     actual: str | None
@@ -471,8 +475,7 @@ def udev_rule(root: Root) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
-class View:
+class View(NamedTuple):
     """`nftune rps show`: every interface, its queues, and why."""
 
     mode: str

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .errors import EXIT_FAILED, NftuneError
 
 
-@dataclass(frozen=True)
-class Completed:
+class Completed(NamedTuple):
+    """A finished command: its argv, exit status and output."""
+
     argv: tuple[str, ...]
     returncode: int
     stdout: str

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from fnmatch import fnmatchcase
+from typing import NamedTuple
 
 from .conffiles import WHITESPACE, ConfFile, list_conf_files, read_lines, stream_lines
 from .errors import NftuneError
@@ -101,8 +101,9 @@ def glob_matches(pattern: str, key: str) -> bool:
     return len(pp) == len(kp) and all(fnmatchcase(k, p) for p, k in zip(pp, kp, strict=True))
 
 
-@dataclass(frozen=True)
-class Assignment:
+class Assignment(NamedTuple):
+    """One line of a sysctl.d file."""
+
     key: str  # canonical; may be a glob
     value: str | None  # None: a "-key" line with no "=", which only shields from globs
     file: str  # in-tree path of the file as listed (not its symlink target)
@@ -130,8 +131,7 @@ def parse_lines(lines: Iterable[tuple[int, str]], file: str) -> Iterator[Assignm
         # Anything else is "not an assignment" and ignored by systemd too.
 
 
-@dataclass(frozen=True)
-class Effective:
+class Effective(NamedTuple):
     """Who decides a key's boot value, and every other line that touches it."""
 
     key: str
@@ -180,8 +180,7 @@ def _last_distinct(assignments: list[Assignment]) -> Assignment:
     return _last_distinct_indexed(list(enumerate(assignments)))[1]
 
 
-@dataclass(frozen=True)
-class SysctlD:
+class SysctlD(NamedTuple):
     """All of sysctl.d as the next boot will read it (the lines that touch the keys asked
     about: a 50 MB file costs no more memory than a small one)."""
 

@@ -8,8 +8,7 @@ objects. Timestamps are CLOCK_MONOTONIC microseconds; 0 means "never".
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from .errors import EXIT_FAILED, NftuneError
 
@@ -23,8 +22,9 @@ NO_BUS_HINT = ("on a node, check that systemd is PID 1 and D-Bus runs; for a con
                "for an image, use --root DIR for the offline proof")
 
 
-@dataclass(frozen=True)
-class Condition:
+class Condition(NamedTuple):
+    """One Condition*= or Assert*= of a unit, and how it came out."""
+
     kind: str  # "ConditionCapability", "AssertPathExists", ...
     trigger: bool  # "|": any trigger condition may pass
     negate: bool
@@ -35,8 +35,9 @@ class Condition:
         return f"{self.kind}={'|' * self.trigger}{'!' * self.negate}{self.param}"
 
 
-@dataclass(frozen=True)
-class UnitState:
+class UnitState(NamedTuple):
+    """A unit as the manager has it loaded, with this boot's timestamps."""
+
     name: str
     load_state: str  # loaded, not-found, masked, bad-setting, error
     unit_file_state: str = ""  # static, enabled, masked, ...
@@ -85,8 +86,9 @@ class UnitState:
         return ", ".join((self.fragment_path, *self.dropin_paths)) or "no unit file"
 
 
-@dataclass(frozen=True)
-class BootTimes:
+class BootTimes(NamedTuple):
+    """The manager's view of this boot: when userspace began and finished."""
+
     userspace: int  # monotonic: when the manager started
     userspace_realtime: int  # the same moment, in µs since the epoch
     finish: int  # 0 while the boot is not finished
@@ -156,6 +158,31 @@ def unit_from_properties(name: str, p: dict[bytes, Any]) -> UnitState:
     )
 
 
+def _pystemd() -> tuple[Any, Any]:
+    """pystemd's Cython bus and its errors, without running pystemd's package __init__:
+    that imports the whole high-level API (introspection through lxml, psutil), none of
+    which nftune uses. The package is entered as a bare namespace over its own directory,
+    so only dbuslib, dbusexc and utils are ever imported."""
+    import sys
+
+    if "pystemd" not in sys.modules:
+        import importlib.util
+        import types
+
+        spec = importlib.util.find_spec("pystemd")
+        if spec is None or spec.submodule_search_locations is None:
+            raise NftuneError("pystemd is not installed", exit_code=EXIT_FAILED,
+                              hint="pip install pystemd (it needs libsystemd-dev, "
+                                   "pkg-config and gcc)")
+        package = types.ModuleType("pystemd")
+        package.__path__ = list(spec.submodule_search_locations)
+        package.__package__ = "pystemd"
+        sys.modules["pystemd"] = package
+    from pystemd import dbusexc, dbuslib
+
+    return dbuslib, dbusexc
+
+
 class Systemd:
     """One connection to a service manager; every unit is fetched at most once."""
 
@@ -169,13 +196,11 @@ class Systemd:
         return self.address or "the system bus"
 
     def __enter__(self) -> Systemd:
-        from pystemd.dbusexc import DBusBaseError
-        from pystemd.dbuslib import DBus, DBusAddress
-
-        bus = DBusAddress(self.address.encode()) if self.address else DBus()
+        lib, exc = _pystemd()
+        bus = lib.DBusAddress(self.address.encode()) if self.address else lib.DBus()
         try:
             bus.open()
-        except DBusBaseError as e:
+        except exc.DBusBaseError as e:
             raise self._error("cannot connect to", e) from e
         self._bus = bus
         return self
@@ -195,14 +220,13 @@ class Systemd:
                            value=self.address, hint=NO_BUS_HINT, exit_code=EXIT_FAILED)
 
     def _call(self, path: bytes, method: bytes, *args: bytes) -> Any:
-        from pystemd.dbusexc import DBusBaseError
-
+        exc = _pystemd()[1]
         if self._bus is None:
             raise NftuneError("not connected", exit_code=EXIT_FAILED)
         try:
             reply = self._bus.call_method(DESTINATION, path, PROPERTIES, method,
                                           [(ord("s"), a) for a in args])
-        except DBusBaseError as e:
+        except exc.DBusBaseError as e:
             raise self._error("cannot read properties from", e) from e
         return reply.body
 

@@ -3,7 +3,7 @@ is loaded after systemd-sysctl.service ran (sysctl.d(5) suggests exactly this)."
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .config import Config
 from .kernel import ModuleChoice
@@ -29,8 +29,9 @@ def long_line(text: str) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
-class Rule:
+class Rule(NamedTuple):
+    """A module whose load re-applies the sysctls under these prefixes."""
+
     module: str
     prefixes: tuple[str, ...]  # canonical keys, as systemd-sysctl --prefix takes them
 

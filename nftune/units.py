@@ -14,7 +14,9 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 from . import ini
 from .errors import NftuneError
@@ -95,21 +97,26 @@ def words(value: str) -> list[str]:
     return _WORDS.findall(value)
 
 
-@dataclass(frozen=True)
-class Dep:
+EMPTY: Mapping[str, Any] = MappingProxyType({})  # a shared default nobody can change
+
+
+class Dep(NamedTuple):
+    """One dependency of a unit, and the line (or rule) that makes it."""
+
     unit: str
     source: str  # file:line, or the implicit rule
 
 
-@dataclass(frozen=True)
-class UnitFile:
+class UnitFile(NamedTuple):
+    """A unit as systemd would load it from the tree's files."""
+
     name: str  # the id systemd loads it under (an alias resolves to its target)
     fragment: str | None  # in-tree path of the fragment in effect; None: not found
     masked: bool
     dropins: tuple[str, ...] = ()
-    deps: dict[str, tuple[Dep, ...]] = field(default_factory=dict)
+    deps: Mapping[str, tuple[Dep, ...]] = EMPTY
     empty: tuple[str, ...] = ()  # file:line of each "After=" or "Before=": they reset nothing
-    settings: dict[str, tuple[str, str]] = field(default_factory=dict)  # key: value, file:line
+    settings: Mapping[str, tuple[str, str]] = EMPTY  # key: value, file:line
     aliases: tuple[str, ...] = ()
     error: str = ""  # why systemd could not load it (an unreadable file, an alias loop)
 

@@ -7,8 +7,7 @@ with systemd's precedence. Runtime checks read /sys and /proc/sys, only on the l
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import __version__, rps, udev
 from .artifacts import CONF_DIR, Kind, Layer, name_of, path_of
@@ -35,8 +34,9 @@ from .systemd import Bus, Systemd
 from .units import UnitTree
 
 
-@dataclass(frozen=True)
-class Report:
+class Report(NamedTuple):
+    """Every check's result for one tree."""
+
     root: str
     live: bool
     results: tuple[CheckResult, ...]
@@ -429,9 +429,9 @@ def check_safety_net(root: Root, config: Config,
         try:
             text = root.read_text(own.path) or ""
         except NftuneError as e:
-            own, cause = replace(own, problem=e.message), Cause.UNREADABLE
+            own, cause = own._replace(problem=e.message), Cause.UNREADABLE
     if own and not cause and (long := udev.long_line(text)):
-        own, cause = replace(own, problem=long), Cause.UNREADABLE
+        own, cause = own._replace(problem=long), Cause.UNREADABLE
     out = []
     for r in rules:
         want = " ".join(f"--prefix=/{p}" for p in r.prefixes)

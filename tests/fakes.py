@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from typing import Any
 
@@ -26,7 +25,7 @@ class FakeBus:
         return self._boot
 
     def change(self, name: str, **fields: Any) -> FakeBus:
-        self.units[name] = dataclasses.replace(self.units[name], **fields)
+        self.units[name] = self.units[name]._replace(**fields)
         return self
 
 

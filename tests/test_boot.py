@@ -191,7 +191,7 @@ def test_a_job_deleted_to_break_a_cycle_is_its_own_cause(
     bus = healthy()
     bus.units[ML] = ran(ML, 0, 0, active_state="inactive", result="", condition_timestamp=0,
                         inactive_exit=0, exec_main_start=0, exec_main_exit=0, active_enter=0)
-    bus.units[ML] = bus.units[ML].__class__(**{**bus.units[ML].__dict__, "after": (SC,)})
+    bus.units[ML] = bus.units[ML]._replace(after=(SC,))
     out = check_boot(bus, node, facts(node))
     r = by(out, "unit-state", ML)
     assert (r.status, r.cause) == (Status.FAILED, Cause.ORDERING_CYCLE)
@@ -209,7 +209,7 @@ def test_a_unit_on_a_cycle_that_never_ran_lost_its_job_even_unlogged(node: Root)
     bus = healthy()
     bus.units[ML] = ran(ML, 0, 0, active_state="inactive", result="", condition_timestamp=0,
                         inactive_exit=0, exec_main_start=0, exec_main_exit=0, active_enter=0)
-    bus.units[ML] = bus.units[ML].__class__(**{**bus.units[ML].__dict__, "after": (SC,)})
+    bus.units[ML] = bus.units[ML]._replace(after=(SC,))
     r = by(check_boot(bus, node, facts(node)), "unit-state", ML)
     assert r.cause is Cause.ORDERING_CYCLE and "on an ordering cycle" in r.reason
 

@@ -274,3 +274,22 @@ def test_key_overridden_by_a_later_sysctl_file(base: Path, tmp_path: Path) -> No
     assert o.value == "0"  # the real systemd-sysctl agrees with the prediction
     assert o.verify_rc == 1
     assert o.chain["ok"]  # the ordering itself is fine
+
+
+def test_live_verify_service_stays_in_its_budget(base: Path, tmp_path: Path) -> None:
+    """What nftune-verify.service runs, against a real manager: the import budget of
+    tests/test_imports.py holds on the live path too (the bus, the journal, the report)."""
+    from test_imports import imported, over_budget
+
+    rootfs = copy_rootfs(base, tmp_path / "budget")
+    try:
+        nftune("apply", "--root", str(rootfs), ok=(0,))
+        with booted(rootfs, f"nftune-budget-{os.getpid()}") as c:
+            modules = imported(["verify", "--service", "--root", str(c.root),
+                                "--bus-address", c.bus_address], tmp_path)
+            report = json.loads((c.root / "run/nftune/report.json").read_text())
+    finally:
+        shutil.rmtree(rootfs, ignore_errors=True)
+    boot_graph = next(r for r in report["checks"] if r["check"] == "boot-graph")
+    assert boot_graph["status"] == "passed", boot_graph  # it did talk to the manager
+    assert over_budget("verify --service", modules) == []
