@@ -6,7 +6,7 @@ container with the .deb installed, against the container's own
 command and everything it waited for (journalctl included), from wait4(); the two are
 interleaved in one run on the same container.
 
-Target (issue 7): a timer run's CPU time <= 2x systemd-analyze critical-chain's.
+Target (issue 14): a timer run's CPU time <= 2.5x systemd-analyze critical-chain's.
 Needs root, systemd-nspawn, mmdebstrap and the .deb in $OUT (make deb).
 Usage: bench/timer_cpu.py [--runs N] [--check]
 """
@@ -26,7 +26,7 @@ sys.path.insert(0, str(TOP / "tests"))
 from common import cpu_seconds, medians, table  # noqa: E402
 from nspawn import base_rootfs, booted, copy_rootfs, missing_tools  # noqa: E402
 
-TARGET = 2.0
+TARGET = 2.5
 
 
 def main() -> int:

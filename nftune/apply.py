@@ -3,13 +3,12 @@ a lock, and on the live system make the settings effective at once."""
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 from . import __version__, rps
 from .artifacts import Artifact, Layer, managed_dirs, owned_candidates, temp_leftovers
 from .config import Config, load, parse
 from .fsio import Action, Change, Writer, is_ours, locked, plan_remove, plan_write
 from .kernel import Kernel, ModuleChoice, load_kernels, resolve
+from .record import Record
 from .render import Facts, render
 from .root import Root
 from .run import run
@@ -17,7 +16,7 @@ from .run import run
 SYSTEMD_SYSCTL = ("/usr/lib/systemd/systemd-sysctl", "/lib/systemd/systemd-sysctl")
 
 
-class Plan(NamedTuple):
+class Plan(Record):
     """What apply decided for a tree: the config, the kernels, the files to write."""
 
     config: Config

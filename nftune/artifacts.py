@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import NamedTuple
 
 from .config import DEFAULT_SYSCTL_PRIORITY
+from .record import Record
 from .root import TEMP_INFIX, TEMP_PREFIX, Root
 
 
@@ -86,7 +86,7 @@ def path_of(layer: Layer, kind: Kind, priority: str) -> str:
     return f"{BASE[layer]}/{CONF_DIR[kind]}/{name_of(kind, priority)}"
 
 
-class Artifact(NamedTuple):
+class Artifact(Record):
     """One generated file: its kind, in-tree path, text and mode."""
 
     kind: Kind

@@ -7,19 +7,22 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import NamedTuple
 
 from . import udev
-from .config import Config, SysctlSpec
+from .config import SysctlSpec
 from .errors import NftuneError
 from .fsio import read_attr
-from .kernel import Kernel, ListedModule, ModuleChoice
 from .ordering import MODULES_LOAD, SYSCTL, BusGraph, Proof, prove
 from .result import Cause, CheckResult, failed, passed, skipped
 from .root import Root
 from .run import run
 from .sysctl import same_value
-from .systemd import BootTimes, Bus, UnitState
+from .systemd import BootTimes, UnitState
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows it)
+if TYPE_CHECKING:
+    from .systemd import Bus
+    from .verify import BootFacts
 
 _FAILED_MODULE = re.compile(r"module '([^']+)'")
 SKIPPED = {MODULES_LOAD: Cause.MODULES_LOAD_SKIPPED, SYSCTL: Cause.SYSCTL_SKIPPED}
@@ -113,15 +116,6 @@ def cycle_lines(root: Root) -> list[str]:
 
 
 # -- the checks -------------------------------------------------------------------------------
-
-class BootFacts(NamedTuple):
-    """What the boot checks need from the rest of verify."""
-
-    config: Config
-    choices: list[ModuleChoice]
-    listed: list[ListedModule]  # modules-load.d lines as they are now
-    running: Kernel | None  # the running kernel's module directory, when installed
-
 
 def check_boot(bus: Bus, root: Root, facts: BootFacts) -> list[CheckResult]:
     boot = bus.boot()

@@ -8,16 +8,21 @@ shown. Offline (--root, no bus), the tree is the proof path with the line behind
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
-
 from .boot import fmt_span
 from .errors import NftuneError
 from .ordering import MODULES_LOAD, SYSCTL, BusGraph, Edge, FileGraph, prove, search
+from .record import Record
 from .result import Cause, CheckResult, Status
 from .root import Root
-from .systemd import BootTimes, Bus, Systemd, UnitState
+from .systemd import BootTimes, Systemd, UnitState
 from .text import escape
 from .units import UNIT_NAME, UnitTree
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows it)
+if TYPE_CHECKING:
+    from typing import Any
+
+    from .systemd import Bus
 
 MAX_DEPTH = 32
 
@@ -61,7 +66,7 @@ class Link:
         return text
 
 
-class Chain(NamedTuple):
+class Chain(Record):
     """The ordering proof and the chain of the unit asked about."""
 
     unit: str

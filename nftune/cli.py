@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from .root import Root
     from .verify import Report
 
+BUS_ENV = "NFTUNE_BUS_ADDRESS"  # like --bus-address
 EXIT_CODES = """\
 exit status:
   0  success (verify: every check passed or was skipped)
@@ -263,7 +264,6 @@ def _publish(args: argparse.Namespace, root: Root, report: Report, started: floa
     """Repairs first (they change the results), then where else the result goes: the
     report file, the journal, Prometheus."""
     import time
-    from pathlib import Path
 
     from .config import load
     from .root import Root
@@ -292,7 +292,7 @@ def _publish(args: argparse.Namespace, root: Root, report: Report, started: floa
         journal.send(root, entries)
     # --prometheus DIR is the operator's own path; the config's PrometheusDirectory= is a
     # path in the tree, like every path the tree's files name.
-    target = (Root(Path(os.path.abspath(args.prometheus))), "/") if args.prometheus else \
+    target = (Root(os.path.abspath(args.prometheus)), "/") if args.prometheus else \
         (root, config.verify.prometheus_dir) if args.service and \
         config.verify.prometheus_dir else None
     if target:
@@ -308,10 +308,6 @@ def _publish(args: argparse.Namespace, root: Root, report: Report, started: floa
 
 
 def _bus_address(args: argparse.Namespace) -> str | None:
-    import os
-
-    from .systemd import BUS_ENV
-
     return args.bus_address or os.environ.get(BUS_ENV) or None
 
 

@@ -5,10 +5,14 @@ from __future__ import annotations
 import re
 import stat
 from collections.abc import Iterator
-from typing import BinaryIO, NamedTuple
 
 from .errors import EXIT_FAILED, NftuneError
+from .record import Record
 from .root import FILE, LINK, Root, kind_of
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows it)
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 COMMENTS = ("#", ";")
 WHITESPACE = " \t\n\r"  # systemd's; str.strip() would also eat other control characters
@@ -21,7 +25,7 @@ def split_lines(text: str) -> list[str]:
     return lines[:-1] if lines and lines[-1] == "" else lines
 
 
-class ConfFile(NamedTuple):
+class ConfFile(Record):
     """The file that wins for one name across the directories of a .d/ search path."""
 
     name: str

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import NamedTuple
 
 from . import ini, sysctl
 from .errors import EXIT_USAGE, NftuneError
 from .ini import Entry, Origin
+from .record import Record
 from .root import Root
 from .text import cut
 
@@ -56,7 +56,7 @@ SANDBOX_TREES = ("/proc/", "/sys/", "/dev/", "/boot/", "/etc/", "/usr/", "/bin/"
                  "/lib/", "/lib64/")
 
 
-class ModuleSpec(NamedTuple):
+class ModuleSpec(Record):
     """A module to load at boot; alternatives are tried in order (see kernel.resolve)."""
 
     alternatives: tuple[str, ...]
@@ -67,7 +67,7 @@ class ModuleSpec(NamedTuple):
         return "|".join(self.alternatives)
 
 
-class SysctlSpec(NamedTuple):
+class SysctlSpec(Record):
     """One sysctl nftune sets, and the config line that asks for it."""
 
     key: str  # canonical slash form, see sysctl.normalize
@@ -79,7 +79,7 @@ class SysctlSpec(NamedTuple):
         return sysctl.display(self.key)
 
 
-class RpsConfig(NamedTuple):
+class RpsConfig(Record):
     """[RPS]: how receive processing is spread over CPUs (see rps.py)."""
 
     mode: str = "auto"  # auto: only NICs with fewer rx queues than CPUs; on; off
@@ -91,7 +91,7 @@ class RpsConfig(NamedTuple):
     flow_entries: int = 32768  # rps_sock_flow_entries; 0 turns RFS off
 
 
-class VerifyConfig(NamedTuple):
+class VerifyConfig(Record):
     """[Verify]: the checks after boot (nftune-verify.timer) and where results go."""
 
     interval: int = 5  # minutes between checks
@@ -100,7 +100,7 @@ class VerifyConfig(NamedTuple):
     prometheus_dir: str | None = None  # node_exporter's textfile directory
 
 
-class Config(NamedTuple):
+class Config(Record):
     """The effective configuration: built-in defaults, then the admin's files."""
 
     modules: tuple[ModuleSpec, ...]
@@ -285,7 +285,7 @@ def _set_prometheus(b: _Builder, e: Entry) -> None:
     b.verify_prometheus = path or None
 
 
-class Setting(NamedTuple):
+class Setting(Record):
     """One key of the config syntax: where it goes, how it parses, its help."""
 
     section: str

@@ -9,20 +9,24 @@ from __future__ import annotations
 
 import json
 from functools import partial
-from typing import Any, NamedTuple
 
 from .config import Config
 from .errors import NftuneError
 from .fsio import parse_json, sync_attr
+from .record import Record
 from .result import Cause, CheckResult, Status, failed
 from .root import Root
 from .sysctl import same_value
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows it)
+if TYPE_CHECKING:
+    from typing import Any
 
 STATE = "/run/nftune/repairs.json"
 MARGIN = 120.0  # seconds: the timer's randomized delay and a slow run
 
 
-class Repair(NamedTuple):
+class Repair(Record):
     """A sysctl changed at runtime and put back."""
 
     key: str  # as sysctl(8) shows it

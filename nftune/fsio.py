@@ -13,10 +13,10 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from enum import StrEnum
-from typing import NamedTuple
 
 from .chase import on_kernel_fs
 from .errors import EXIT_FAILED, NftuneError
+from .record import Record
 from .root import FILE, Root, kind_of
 from .text import escape
 
@@ -42,7 +42,7 @@ class Action(StrEnum):
     KEEP = "unchanged"
 
 
-class Change(NamedTuple):
+class Change(Record):
     """One file write or removal, planned or done."""
 
     path: str

@@ -3,14 +3,13 @@ continuation. Every assignment keeps its file and line for error messages."""
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 from .conffiles import LONG_LINE_MAX, WHITESPACE, split_lines
 from .errors import NftuneError
+from .record import Record
 from .text import cut
 
 
-class Origin(NamedTuple):
+class Origin(Record):
     """Where a value came from: file and line (0: a built-in default)."""
 
     file: str
@@ -20,7 +19,7 @@ class Origin(NamedTuple):
         return f"{self.file}:{self.line}" if self.line else self.file
 
 
-class Entry(NamedTuple):
+class Entry(Record):
     """One key = value line of an INI file, with its section and origin."""
 
     section: str

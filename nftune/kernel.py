@@ -9,12 +9,12 @@ installed kernel has it.
 from __future__ import annotations
 
 import re
-from typing import NamedTuple
 
 from .conffiles import list_conf_files, stream_lines
 from .config import ModuleSpec
 from .errors import EXIT_FAILED, NftuneError
 from .fsio import read_attr
+from .record import Record
 from .root import Root
 
 _KO = re.compile(r"\.ko(\.(xz|gz|zst))?$")
@@ -28,7 +28,7 @@ def modname(path: str) -> str:
     return _KO.sub("", path.rsplit("/", 1)[-1]).replace("-", "_")
 
 
-class Kernel(NamedTuple):
+class Kernel(Record):
     """One installed kernel's module directory: its modules and built-ins."""
 
     version: str
@@ -69,7 +69,7 @@ def load_kernels(root: Root, problems: list[tuple[str, str]] | None = None) -> l
     return kernels
 
 
-class ModuleChoice(NamedTuple):
+class ModuleChoice(Record):
     """The module chosen for one Load= entry (the first alternative every kernel has)."""
 
     spec: ModuleSpec
@@ -138,7 +138,7 @@ def missing_error(spec: ModuleSpec, kernels: list[Kernel]) -> NftuneError:
                        key="Load", value=spec.name, hint=hint)
 
 
-class ListedModule(NamedTuple):
+class ListedModule(Record):
     """One modules-load.d line as systemd-modules-load reads it."""
 
     name: str

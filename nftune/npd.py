@@ -6,10 +6,13 @@ nftune-verify.service and its timer) instead of checking again."""
 from __future__ import annotations
 
 import math
-from typing import Any
 
 from .result import CAUSES, Cause
 from .text import escape
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows it)
+if TYPE_CHECKING:
+    from typing import Any
 
 OK, PROBLEM, UNKNOWN = 0, 1, 2
 MAX_OUTPUT = 80  # the config's max_output_length: the message is cut to fit

@@ -10,18 +10,23 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterator
-from typing import NamedTuple, Protocol
 
+from .record import Record
 from .result import Cause
-from .systemd import Bus
 from .unitgraph import build, unmodelled
 from .units import UnitTree
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows it)
+if TYPE_CHECKING:
+    from typing import Protocol
+
+    from .systemd import Bus
 
 MODULES_LOAD = "systemd-modules-load.service"
 SYSCTL = "systemd-sysctl.service"
 
 
-class Node(NamedTuple):
+class Node(Record):
     """A unit in the graph: whether it exists, and the files that define it."""
 
     name: str
@@ -30,19 +35,20 @@ class Node(NamedTuple):
     where: str  # the files that define it, for messages
 
 
-class Edge(NamedTuple):
+class Edge(Record):
     """One step of an ordering path, and what creates it."""
 
     unit: str  # runs before the unit asked about
     source: str  # the file:line (offline) or unit files (live) that create the edge
 
 
-class Graph(Protocol):
-    def node(self, name: str) -> Node: ...
+if TYPE_CHECKING:  # for the type checker only
+    class Graph(Protocol):
+        def node(self, name: str) -> Node: ...
 
-    def ordered_before(self, name: str) -> Iterator[Edge]:
-        """Units ordered before `name`, the cheapest to find first."""
-        ...
+        def ordered_before(self, name: str) -> Iterator[Edge]:
+            """Units ordered before `name`, the cheapest to find first."""
+            ...
 
 
 class LoadedGraph:
@@ -124,7 +130,7 @@ class BusGraph:
                 yield Edge(other, why)
 
 
-class Proof(NamedTuple):
+class Proof(Record):
     """The verdict on modules-load before sysctl: why, and by which path."""
 
     cause: Cause

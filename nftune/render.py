@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import re
-from typing import Any, NamedTuple
 
 from . import udev
 from .artifacts import KUBE_UNITS, NFTUNE_BIN, Artifact, Kind, Layer, path_of
 from .config import DEFAULT_SYSCTL_PRIORITY, Config, VerifyConfig
 from .kernel import ModuleChoice
+from .record import Record
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows it)
+if TYPE_CHECKING:
+    from typing import Any
 
 
-class Facts(NamedTuple):
+class Facts(Record):
     """What rendering needs to know about the target tree."""
 
     version: str

@@ -9,11 +9,14 @@ Schema 1: the object `nftune verify --json` prints ("schema", "nftune", "root", 
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from .errors import NftuneError
 from .fsio import parse_json, read_attr
 from .root import Root
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows it)
+if TYPE_CHECKING:
+    from typing import Any
 
 REPORT = "/run/nftune/report.json"
 BOOT_ID = "/proc/sys/kernel/random/boot_id"

@@ -7,9 +7,13 @@ from these objects, so they cannot disagree.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, NamedTuple
 
+from .record import Record
 from .text import escape
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows it)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class Status(StrEnum):
@@ -91,7 +95,7 @@ CAUSES: dict[Cause, str] = {
 }
 
 
-class CheckResult(NamedTuple):
+class CheckResult(Record):
     """One check's outcome on one subject; every output is made from it."""
 
     check: str  # what is checked: "sysctl-value", "module-loaded", ...

@@ -21,11 +21,13 @@ import stat
 import weakref
 from collections.abc import Iterator
 from functools import cached_property
-from pathlib import Path
-from typing import BinaryIO
 
 from . import chase as _chase
 from .errors import EXIT_FAILED, NftuneError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows it)
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 # systemd's configuration search path, highest precedence first (/lib for split-usr).
 CONF_BASES = ("/etc", "/run", "/usr/local/lib", "/usr/lib", "/lib")
@@ -57,12 +59,14 @@ def kind_of(mode: int) -> str:
 class Root:
     """The tree nftune works on; every path goes through it."""
 
-    def __init__(self, path: Path, live: bool = False) -> None:
-        self.path = path
+    def __init__(self, path: str | os.PathLike[str], live: bool = False) -> None:
+        # A string, not a pathlib.Path: pathlib (with urllib and ipaddress) would cost
+        # every run's start, and the tree's paths are strings throughout.
+        self.path = os.fspath(path)
         self.live = live  # the running system: its /proc, /sys and systemd may be used
 
     def __repr__(self) -> str:
-        return f"Root({str(self.path)!r}, live={self.live})"
+        return f"Root({self.path!r}, live={self.live})"
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Root) and (self.path, self.live) == (other.path, other.live)
@@ -77,14 +81,13 @@ class Root:
             hint = "give the top of an image tree, for example --root /mnt/image"
             if not arg:
                 raise NftuneError("an empty path is not a tree", key="--root", hint=hint)
-            p = Path(arg)
-            if not p.is_dir():
+            if not os.path.isdir(arg):
                 raise NftuneError("not a directory", path=arg, key="--root", hint=hint)
-            # Not resolve(): it would follow /proc/PID/root, a container's root, to "/".
-            if not os.path.samefile(p, "/"):
-                return cls(Path(os.path.abspath(p)), live=False)
-        host = cls(Path("/"))
-        return cls(Path("/"), live=host.systemd_running() and not _in_chroot())
+            # Not realpath(): it would follow /proc/PID/root, a container's root, to "/".
+            if not os.path.samefile(arg, "/"):
+                return cls(os.path.abspath(arg), live=False)
+        host = cls("/")
+        return cls("/", live=host.systemd_running() and not _in_chroot())
 
     @cached_property
     def fd(self) -> int:
@@ -95,7 +98,7 @@ class Root:
 
     @property
     def is_host(self) -> bool:
-        return self.path == Path("/")
+        return self.path == "/"
 
     def show(self, path: str) -> str:
         """How to name an in-tree path to the user."""

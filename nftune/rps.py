@@ -17,7 +17,6 @@ import fnmatch
 import os
 import re
 from collections.abc import Callable, Iterator
-from typing import NamedTuple
 
 from .artifacts import RPS_UDEV_NAME as RULE_NAME
 from .chase import on_kernel_fs
@@ -25,6 +24,7 @@ from .config import Config, RpsConfig
 from .cpus import format_list, format_mask, parse_list
 from .errors import EXIT_FAILED, NftuneError
 from .fsio import At, read_attr, sync_attr
+from .record import Record
 from .result import Cause, CheckResult, failed, passed, skipped
 from .root import Root
 
@@ -50,7 +50,7 @@ def pow2(n: int) -> int:
     return 0 if n <= 0 else 1 << (n - 1).bit_length()
 
 
-class Machine(NamedTuple):
+class Machine(Record):
     """What the running kernel says about CPUs and RPS."""
 
     online: frozenset[int]
@@ -60,7 +60,7 @@ class Machine(NamedTuple):
     has_default_mask: bool  # net.core.rps_default_mask (kernel 6.3+)
 
 
-class Nic(NamedTuple):
+class Nic(Record):
     """A network interface as sysfs shows it."""
 
     name: str
@@ -69,7 +69,7 @@ class Nic(NamedTuple):
     rx: tuple[str, ...]  # "rx-0", ... in queue order
 
 
-class Decision(NamedTuple):
+class Decision(Record):
     """Whether a NIC gets RPS, on which CPUs, and why."""
 
     nic: Nic
@@ -227,7 +227,7 @@ def interfaces_at(root: Root, devpath: str) -> list[str]:
     return sorted(n for n in root.listdir(f"/sys{net_dir}") if valid_ifname(n))
 
 
-class Write(NamedTuple):
+class Write(Record):
     """One sysfs value set (or to set)."""
 
     path: str
@@ -235,7 +235,7 @@ class Write(NamedTuple):
     new: str
 
 
-class Applied(NamedTuple):
+class Applied(Record):
     """What `rps apply` wrote, or why it wrote nothing."""
 
     writes: tuple[Write, ...]
@@ -360,7 +360,7 @@ def apply(root: Root, config: Config, only: list[str] | None = None) -> Applied:
     return Applied(tuple(reconcile(root, rps, decisions, default, write=True)), None)
 
 
-class QueueState(NamedTuple):
+class QueueState(Record):
     """One receive queue: the wanted and the actual mask."""
 
     queue: str
@@ -475,7 +475,7 @@ def udev_rule(root: Root) -> str | None:
     return None
 
 
-class View(NamedTuple):
+class View(Record):
     """`nftune rps show`: every interface, its queues, and why."""
 
     mode: str

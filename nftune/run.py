@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
 
 from .errors import EXIT_FAILED, NftuneError
+from .record import Record
 
 
-class Completed(NamedTuple):
+class Completed(Record):
     """A finished command: its argv, exit status and output."""
 
     argv: tuple[str, ...]

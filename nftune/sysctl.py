@@ -10,10 +10,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from fnmatch import fnmatchcase
-from typing import NamedTuple
 
 from .conffiles import WHITESPACE, ConfFile, list_conf_files, read_lines, stream_lines
 from .errors import NftuneError
+from .record import Record
 from .root import Root
 from .text import cut
 
@@ -101,7 +101,7 @@ def glob_matches(pattern: str, key: str) -> bool:
     return len(pp) == len(kp) and all(fnmatchcase(k, p) for p, k in zip(pp, kp, strict=True))
 
 
-class Assignment(NamedTuple):
+class Assignment(Record):
     """One line of a sysctl.d file."""
 
     key: str  # canonical; may be a glob
@@ -131,7 +131,7 @@ def parse_lines(lines: Iterable[tuple[int, str]], file: str) -> Iterator[Assignm
         # Anything else is "not an assignment" and ignored by systemd too.
 
 
-class Effective(NamedTuple):
+class Effective(Record):
     """Who decides a key's boot value, and every other line that touches it."""
 
     key: str
@@ -180,7 +180,7 @@ def _last_distinct(assignments: list[Assignment]) -> Assignment:
     return _last_distinct_indexed(list(enumerate(assignments)))[1]
 
 
-class SysctlD(NamedTuple):
+class SysctlD(Record):
     """All of sysctl.d as the next boot will read it (the lines that touch the keys asked
     about: a 50 MB file costs no more memory than a small one)."""
 

@@ -8,11 +8,14 @@ objects. Timestamps are CLOCK_MONOTONIC microseconds; 0 means "never".
 from __future__ import annotations
 
 import os
-from typing import Any, NamedTuple, Protocol
 
 from .errors import EXIT_FAILED, NftuneError
+from .record import Record
 
-BUS_ENV = "NFTUNE_BUS_ADDRESS"  # read by the CLI, like --bus-address
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows it)
+if TYPE_CHECKING:
+    from typing import Any, Protocol
+
 DESTINATION = b"org.freedesktop.systemd1"
 MANAGER_PATH = b"/org/freedesktop/systemd1"
 UNIT_PATH = "/org/freedesktop/systemd1/unit/"
@@ -22,7 +25,7 @@ NO_BUS_HINT = ("on a node, check that systemd is PID 1 and D-Bus runs; for a con
                "for an image, use --root DIR for the offline proof")
 
 
-class Condition(NamedTuple):
+class Condition(Record):
     """One Condition*= or Assert*= of a unit, and how it came out."""
 
     kind: str  # "ConditionCapability", "AssertPathExists", ...
@@ -35,7 +38,7 @@ class Condition(NamedTuple):
         return f"{self.kind}={'|' * self.trigger}{'!' * self.negate}{self.param}"
 
 
-class UnitState(NamedTuple):
+class UnitState(Record):
     """A unit as the manager has it loaded, with this boot's timestamps."""
 
     name: str
@@ -86,7 +89,7 @@ class UnitState(NamedTuple):
         return ", ".join((self.fragment_path, *self.dropin_paths)) or "no unit file"
 
 
-class BootTimes(NamedTuple):
+class BootTimes(Record):
     """The manager's view of this boot: when userspace began and finished."""
 
     userspace: int  # monotonic: when the manager started
@@ -97,12 +100,13 @@ class BootTimes(NamedTuple):
     system_state: str = ""
 
 
-class Bus(Protocol):
-    """What nftune reads from a service manager; tests use a fake."""
+if TYPE_CHECKING:  # a protocol is for the type checker only: typing costs every start
+    class Bus(Protocol):
+        """What nftune reads from a service manager; tests use a fake."""
 
-    def unit(self, name: str) -> UnitState: ...
+        def unit(self, name: str) -> UnitState: ...
 
-    def boot(self) -> BootTimes: ...
+        def boot(self) -> BootTimes: ...
 
 
 def unit_path(name: str) -> bytes:

@@ -3,10 +3,9 @@ is loaded after systemd-sysctl.service ran (sysctl.d(5) suggests exactly this)."
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 from .config import Config
 from .kernel import ModuleChoice
+from .record import Record
 
 # The sysctl subtrees a module creates when it loads. Re-applying a whole subtree is right
 # here: the rule fires only when the module appears, when every key in it has its default.
@@ -29,7 +28,7 @@ def long_line(text: str) -> str | None:
     return None
 
 
-class Rule(NamedTuple):
+class Rule(Record):
     """A module whose load re-applies the sysctls under these prefixes."""
 
     module: str

@@ -7,12 +7,15 @@ target's default ordering after what it pulls in, and the mounts of RequiresMoun
 from __future__ import annotations
 
 from collections import deque
-from typing import Protocol
 
 from .errors import NftuneError
 from .implicit import PERPETUAL, default_deps, extras, mounts_for
 from .root import Root
 from .units import MOUNT_KEYS, NAME_MAX, UnitFile, UnitTree, mount_path, valid_name
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows it)
+if TYPE_CHECKING:
+    from typing import Protocol
 
 # What a target is ordered after by default (target_add_default_dependencies).
 TARGET_PULLS = ("Wants", "Requires", "Requisite", "BindsTo", "PartOf", "Upholds")
@@ -36,14 +39,15 @@ _QUIET_GENERATORS = {"systemd-getty-generator", "systemd-gpt-auto-generator",
                      "systemd-fstab-generator"}
 
 
-class Sink(Protocol):
-    def add_unit(self, uid: str, state: str, names: list[str], where: str) -> None: ...
+if TYPE_CHECKING:  # for the type checker only
+    class Sink(Protocol):
+        def add_unit(self, uid: str, state: str, names: list[str], where: str) -> None: ...
 
-    def add_after(self, uid: str, other: str, why: str) -> None: ...
+        def add_after(self, uid: str, other: str, why: str) -> None: ...
 
-    def is_after(self, uid: str, other: str) -> bool: ...
+        def is_after(self, uid: str, other: str) -> bool: ...
 
-    def set_jobs(self, jobs: set[str]) -> None: ...
+        def set_jobs(self, jobs: set[str]) -> None: ...
 
 
 def unmodelled(root: Root, tree: UnitTree) -> tuple[str, ...]:

@@ -16,11 +16,15 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, NamedTuple
 
 from . import ini
 from .errors import NftuneError
+from .record import Record
 from .root import DIR, LINK, Root
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows it)
+if TYPE_CHECKING:
+    from typing import Any
 
 # systemd's system unit search path (lookup_paths_init), highest precedence first; /lib for
 # split-usr. Generator directories hold this boot's output, which a built image lacks.
@@ -100,14 +104,14 @@ def words(value: str) -> list[str]:
 EMPTY: Mapping[str, Any] = MappingProxyType({})  # a shared default nobody can change
 
 
-class Dep(NamedTuple):
+class Dep(Record):
     """One dependency of a unit, and the line (or rule) that makes it."""
 
     unit: str
     source: str  # file:line, or the implicit rule
 
 
-class UnitFile(NamedTuple):
+class UnitFile(Record):
     """A unit as systemd would load it from the tree's files."""
 
     name: str  # the id systemd loads it under (an alias resolves to its target)

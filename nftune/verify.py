@@ -7,11 +7,9 @@ with systemd's precedence. Runtime checks read /sys and /proc/sys, only on the l
 from __future__ import annotations
 
 import re
-from typing import Any, NamedTuple
 
 from . import __version__, rps, udev
 from .artifacts import CONF_DIR, Kind, Layer, name_of, path_of
-from .boot import BootFacts, check_boot
 from .conffiles import ConfFile, read_lines, winner_for
 from .config import Config, load
 from .errors import NftuneError
@@ -27,14 +25,29 @@ from .kernel import (
     running_kernel,
 )
 from .ordering import MODULES_LOAD, SYSCTL, FileGraph, prove
+from .record import Record
 from .result import Cause, CheckResult, Status, failed, passed, skipped
 from .root import Root
 from .sysctl import Assignment, SysctlD, display, same_value
-from .systemd import Bus, Systemd
 from .units import UnitTree
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows it)
+if TYPE_CHECKING:
+    from typing import Any
 
-class Report(NamedTuple):
+    from .systemd import Bus
+
+
+class BootFacts(Record):
+    """What the boot checks (boot.py, only on a live system) need from the rest of verify."""
+
+    config: Config
+    choices: list[ModuleChoice]
+    listed: list[ListedModule]  # modules-load.d lines as they are now
+    running: Kernel | None  # the running kernel's module directory, when installed
+
+
+class Report(Record):
     """Every check's result for one tree."""
 
     root: str
@@ -92,6 +105,8 @@ def verify(root: Root, *, bus_address: str | None = None, bus: Bus | None = None
                           hint="systemd skips it or fails on it; remove it, or make it a "
                                "regular file") for path, why in problems]
     if bus is not None:
+        from .boot import check_boot  # only a live check talks to systemd
+
         results += check_boot(bus, root, facts)
     elif root.live or bus_address:
         results += _boot_over_bus(root, bus_address, facts)
@@ -132,6 +147,9 @@ def _facts(root: Root, config: Config, kernels: list[Kernel],
 
 def _boot_over_bus(root: Root, address: str | None, facts: BootFacts) -> list[CheckResult]:
     try:
+        from .boot import check_boot
+        from .systemd import Systemd
+
         with Systemd(address) as bus:
             return check_boot(bus, root, facts)
     except NftuneError as e:

@@ -81,8 +81,8 @@ def root(tree: Path) -> Root:
     return Root(tree, live=False)
 
 
-def write(tree: Path, path: str, text: str) -> Path:
-    p = tree / path.lstrip("/")
+def write(tree: Path | str, path: str, text: str) -> Path:
+    p = Path(tree) / path.lstrip("/")
     p.parent.mkdir(parents=True, exist_ok=True)
     p.write_text(text)
     return p

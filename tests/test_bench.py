@@ -1,4 +1,5 @@
-"""The benchmarks' parsing: what bench/boot_cost.py reads from a guest's systemd-analyze."""
+"""The benchmarks' parsing: what bench/boot_cost.py reads from a guest's systemd-analyze,
+the kubelet stand-in's start and systemd's CPU accounting."""
 
 from __future__ import annotations
 
@@ -20,6 +21,12 @@ NFTUNE-E2E RESULT PASS analyze-time expected=0 actual=0
 [   12.3] random: crng init done
     | 1min 2.5s slow.service
     |  750us sys-kernel-config.mount
+    $ sh -c ...
+    | kubelet-start-us 5123456
+    | nftune-verify.service: Consumed 1.312s CPU time.
+    | analyze-probe.service: Consumed 95ms CPU time.
+    | nftune-verify.service: CPUUsageNSec [not set]
+    | nftune-rps.service: CPUUsageNSec 45000000
 """
 
 
@@ -34,4 +41,6 @@ def test_time_and_blame_from_one_boot() -> None:
     assert analyze(OUTPUT) == {
         "userspace": 68.339, "target": 6.437, "nftune-verify.service": 4.427,
         "systemd-journald.service": 0.865, "slow.service": 62.5,
-        "sys-kernel-config.mount": 0.00075}
+        "sys-kernel-config.mount": 0.00075, "kubelet": 5.123456,
+        "cpu:nftune-verify.service": 1.312, "cpu:analyze-probe.service": 0.095,
+        "cpu:nftune-rps.service": 0.045}

@@ -11,11 +11,11 @@ import pytest
 from conftest import Commands, add_kernel, fake_live, write
 from fakes import CAP, ML, RW, SC, T0, healthy, ran, skipped
 
-from nftune.boot import BootFacts, check_boot, fmt_span
+from nftune.boot import check_boot, fmt_span
 from nftune.result import Cause, CheckResult, Status
 from nftune.root import Root
 from nftune.systemd import UnitState, unit_from_properties, unit_path
-from nftune.verify import boot_facts
+from nftune.verify import BootFacts, boot_facts
 
 KEY = "net/netfilter/nf_conntrack_tcp_be_liberal"
 BOOT_ID = "0f3a2c1e-6a8b-4c7d-9e0f-112233445566"
