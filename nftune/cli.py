@@ -46,11 +46,27 @@ def _json_opt(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
-def _epilog() -> dict[str, Any]:
-    """The exit codes below a verb's help, as written."""
+def _formatter(prog: str) -> argparse.HelpFormatter:
+    """argparse's formatter, as wide as shutil.get_terminal_size() says, without importing
+    shutil (with bz2 and lzma) on every run: argparse makes one for each argument added."""
     import argparse
 
-    return {"epilog": EXIT_CODES, "formatter_class": argparse.RawDescriptionHelpFormatter}
+    try:
+        columns = int(os.environ.get("COLUMNS", ""))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns \
+                if sys.__stdout__ else 80
+        except (ValueError, OSError):
+            columns = 80
+    return argparse.RawDescriptionHelpFormatter(prog, width=max(columns, 20) - 2)
+
+
+def _epilog() -> dict[str, Any]:
+    """The exit codes below a verb's help, as written."""
+    return {"epilog": EXIT_CODES, "formatter_class": _formatter}
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
@@ -63,7 +79,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         description="Load nf_conntrack before systemd-sysctl runs, so "
                     "net.netfilter.nf_conntrack_tcp_be_liberal=1 survives every boot, "
                     "and prove it.",
-        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+        **_epilog())
     parser.add_argument("--version", action="version", version=f"nftune {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
@@ -145,7 +161,7 @@ def _verb_clean(verbs: Any) -> None:
 
 def _verb_config(verbs: Any) -> None:
     p = verbs.add_parser("config", help="show the effective configuration and where each "
-                         "setting comes from")
+                         "setting comes from", formatter_class=_formatter)
     _root_opt(p)
     _json_opt(p)
 
@@ -157,11 +173,12 @@ def _verb_rps(verbs: Any) -> None:
     rps_verbs = p.add_subparsers(dest="rps_verb", metavar="ACTION", required=True)
     q = rps_verbs.add_parser("show", help="per interface and receive queue: the wanted and "
                              "the actual mask, rps_flow_cnt, the NUMA node, and why the "
-                             "interface is or is not chosen")
+                             "interface is or is not chosen", formatter_class=_formatter)
     _root_opt(q)
     _json_opt(q)
     q = rps_verbs.add_parser("apply", help="set the masks nftune decides for this machine "
-                             "(nftune-rps.service runs this at boot)")
+                             "(nftune-rps.service runs this at boot)",
+                             formatter_class=_formatter)
     _root_opt(q)
     q.add_argument("--devpath", metavar="DEVPATH",
                    help="only the interface of this receive queue (udev's $devpath)")

@@ -29,20 +29,20 @@ with open(os.environ["NFTUNE_IMPORTS_OUT"], "w") as f:
 """
 
 CORE = {"__future__", "errno"}
-# Reading a tree: argparse (with gettext, locale, shutil and what shutil tries: bz2, lzma),
+# Reading a tree: argparse (with gettext and locale; not shutil, see cli._formatter),
 # collections for the records, ctypes for openat2, weakref (and its atexit) for the tree's
 # descriptor, fnmatch for globs. Neither typing nor pathlib (with urllib and ipaddress):
 # each cost more than any of nftune's own modules.
 TREE = CORE | {
-    "argparse", "atexit", "bz2", "collections", "contextlib", "copyreg", "ctypes", "enum",
-    "fcntl", "fnmatch", "functools", "gettext", "itertools", "keyword", "locale", "lzma",
-    "operator", "re", "reprlib", "shutil", "struct", "types", "warnings", "weakref", "zlib",
+    "argparse", "atexit", "collections", "contextlib", "copyreg", "ctypes", "enum", "fcntl",
+    "fnmatch", "functools", "gettext", "itertools", "keyword", "locale", "operator", "re",
+    "reprlib", "struct", "types", "warnings", "weakref",
 }
 # pystemd's Cython bus, and what it imports itself (pprint brings dataclasses and inspect).
 PYSTEMD = {
     "pystemd", "cython_runtime", "pprint", "dataclasses", "inspect", "ast", "dis", "opcode",
     "token", "tokenize", "linecache", "importlib", "copy", "shlex", "uuid", "platform",
-    "pathlib", "urllib", "ipaddress", "ntpath", "typing",
+    "pathlib", "urllib", "ipaddress", "ntpath", "typing", "shutil", "bz2", "lzma", "zlib",
 }
 OWN_CORE = {"nftune", "nftune.cli", "nftune.errors"}
 OWN_TREE = OWN_CORE | {f"nftune.{m}" for m in (
@@ -66,7 +66,8 @@ BUDGETS: dict[str, tuple[set[str], set[str]]] = {
     "apply": (TREE | {"jinja2", "markupsafe", "json", "hashlib", "pickle", "random",
                       "tempfile", "threading", "bisect", "numbers", "math", "string",
                       "encodings", "inspect", "ast", "dis", "opcode", "token", "tokenize",
-                      "linecache", "importlib", "urllib", "ipaddress", "typing"},
+                      "linecache", "importlib", "urllib", "ipaddress", "typing", "shutil",
+                      "bz2", "lzma", "zlib"},
               OWN_TREE | {"nftune.apply", "nftune.kernel", "nftune.render", "nftune.run",
                           "nftune.udev"}),
 }
