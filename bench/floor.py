@@ -5,8 +5,8 @@ changed, then timed interleaved in one run (medians): the hello-world, `nftune -
 and `nftune verify --root` on a tree nftune applied to, against `python3 -c pass`.
 
 "before" is nftune as it was before issue 14 (BASE), built the way it was then (all of
-pystemd with lxml, PyInstaller's inspect and pkgutil runtime hooks). Without that history
-(a shallow clone) it is left out.
+pystemd with lxml, PyInstaller's runtime hooks and ctypes hook). Without that history (a
+shallow clone) it is left out.
 
 The README's table "What each build option gave" comes from this. About 3 minutes (one
 PyInstaller build per variant); not part of tests/run.
@@ -33,11 +33,14 @@ BASE = "e12a7dd"  # the last commit before issue 14
 VARIANTS: dict[str, tuple[str, str]] = {
     "shipped": ("", "the build as shipped: PYZ (zlib 6), -O0, no inspect/pkgutil hooks"),
     "rthooks": ("--keep-rthooks", "PyInstaller's inspect and pkgutil runtime hooks kept"),
+    "ctypes-hook": ("--keep-ctypes-hook", "PyInstaller's ctypes hook kept (imports ctypes)"),
     "noarchive": ("--noarchive", "modules as .pyc files instead of the PYZ archive"),
     "optimize-1": ("--optimize 1", "bytecode -O (asserts stripped)"),
     "optimize-2": ("--optimize 2", "bytecode -OO (docstrings stripped too)"),
     "zlib-0": ("--zlib-level 0", "PYZ entries stored, not compressed"),
-    "before": ("--keep-rthooks --all-of-pystemd", f"nftune at {BASE}, built as then"),
+    "onefile": ("--onefile", "one file, unpacked to a temporary directory on every start"),
+    "before": ("--keep-rthooks --keep-ctypes-hook --all-of-pystemd",
+               f"nftune at {BASE}, built as then"),
 }
 
 
@@ -47,7 +50,8 @@ def build(name: str, options: str, script: str, src: Path | None) -> Path:
         env["NFTUNE_BIN_SRC"] = str(src)
     subprocess.run([str(TOP / "tools/build-bin")], env=env, check=True,
                    stdout=subprocess.DEVNULL)
-    return OUT / "floor" / name / name
+    out = OUT / "floor" / name
+    return out if out.is_file() else out / name  # one file, or one directory
 
 
 def main() -> int:
@@ -89,15 +93,16 @@ def main() -> int:
         shutil.rmtree(scratch, ignore_errors=True)
     base = results["python3 -c pass"]
     print(f"\npython3 -c pass: {base * 1000:.1f} ms (median of {args.runs}, interleaved)")
-    print(f"{'variant':<11} {'hello':>12} {'--version':>12} {'verify --root':>14} "
+    print(f"{'variant':<12} {'hello':>12} {'--version':>12} {'verify --root':>14} "
           f"{'size':>8}  what")
     for v in variants:
         cells = []
         for what in ("hello", "--version", "verify --root"):
             m = results.get(f"{v}: {what}")
             cells.append("-" if m is None else f"{m * 1000:.1f} {m / base:.2f}x")
-        size = sum(f.stat().st_size for f in binary[v].parent.rglob("*") if f.is_file())
-        print(f"{v:<11} {cells[0]:>12} {cells[1]:>12} {cells[2]:>14} "
+        top = binary[v] if v == "onefile" else binary[v].parent
+        size = sum(f.stat().st_size for f in [top, *top.rglob("*")] if f.is_file())
+        print(f"{v:<12} {cells[0]:>12} {cells[1]:>12} {cells[2]:>14} "
               f"{size / 2**20:>6.1f}M  {VARIANTS[v][1]}")
     return 0
 

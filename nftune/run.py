@@ -23,7 +23,7 @@ def run(argv: Sequence[str], *, check: bool = True, timeout: float = 60) -> Comp
 
     try:
         p = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout,
-                           check=False, stdin=subprocess.DEVNULL)
+                           check=False, stdin=subprocess.DEVNULL, env=_environment())
     except FileNotFoundError as e:
         raise NftuneError(f"command not found: {argv[0]}", exit_code=EXIT_FAILED,
                           hint="install it, or run nftune with --root to write files only") from e
@@ -39,3 +39,21 @@ def run(argv: Sequence[str], *, check: bool = True, timeout: float = 60) -> Comp
             exit_code=EXIT_FAILED,
         )
     return done
+
+
+def _environment() -> dict[str, str] | None:
+    """The environment for a program nftune runs: its own. The binary's loader points
+    LD_LIBRARY_PATH at the bundled libraries (saving the caller's value in
+    LD_LIBRARY_PATH_ORIG); journalctl or modprobe must not load those."""
+    import os
+    import sys
+
+    if not getattr(sys, "frozen", False):
+        return None  # inherit, unchanged
+    env = dict(os.environ)
+    orig = env.pop("LD_LIBRARY_PATH_ORIG", None)
+    if orig is None:
+        env.pop("LD_LIBRARY_PATH", None)
+    else:
+        env["LD_LIBRARY_PATH"] = orig
+    return env

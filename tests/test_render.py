@@ -85,10 +85,13 @@ def test_nothing_waits_for_verify_unless_asked() -> None:
               for w in line.removeprefix("Before=").split()]
     assert before == ["shutdown.target"]
     assert "WantedBy=multi-user.target" in unit and "DefaultDependencies=no" in unit
+    assert "CPUSchedulingPolicy=idle" in unit and "IOSchedulingClass=idle" in unit
     for case, gated, ordered in (("defaults", False, False), ("gate", True, True),
                                  ("repair", False, True)):
         files = {p.name: p.read_text() for p in (GOLDEN / case).iterdir()}
         dropin = files.get("etc_systemd_system_nftune-verify.service.d_nftune.conf", "")
         gate = files.get("etc_systemd_system_kubelet.service.d_nftune-gate.conf", "")
         assert ("Before=kubelet.service containerd.service" in dropin) is ordered, case
+        # What something waits for gets the normal share back.
+        assert ("CPUSchedulingPolicy=other" in dropin) is ordered, case
         assert ("Requires=nftune-verify.service" in gate) is gated, case

@@ -19,3 +19,20 @@ def test_missing_command_and_timeout() -> None:
         real_run(["/nonexistent/nftune-test"])
     with pytest.raises(NftuneError, match="timed out"):
         real_run(["sleep", "5"], timeout=0.2)
+
+
+def test_a_program_run_from_the_binary_gets_the_callers_library_path(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """PyInstaller's loader points LD_LIBRARY_PATH at the bundle's libraries; journalctl,
+    modprobe and systemctl must see the caller's value (or none), as PyInstaller advises."""
+    import sys
+
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    monkeypatch.setenv("LD_LIBRARY_PATH", "/usr/lib/nftune/_internal")
+    monkeypatch.delenv("LD_LIBRARY_PATH_ORIG", raising=False)
+    show = ["sh", "-c", "echo \"${LD_LIBRARY_PATH-unset}:${LD_LIBRARY_PATH_ORIG-unset}\""]
+    assert real_run(show).stdout == "unset:unset\n"
+    monkeypatch.setenv("LD_LIBRARY_PATH_ORIG", "/opt/mine")
+    assert real_run(show).stdout == "/opt/mine:unset\n"
+    monkeypatch.delattr(sys, "frozen")  # from a venv: the environment as it is
+    assert real_run(show).stdout == "/usr/lib/nftune/_internal:/opt/mine\n"
