@@ -57,7 +57,7 @@ def _formatter(prog: str) -> argparse.HelpFormatter:
         columns = 0
     if columns <= 0:
         try:
-            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns \
+            columns = (os.get_terminal_size(sys.__stdout__.fileno()).columns or 80) \
                 if sys.__stdout__ else 80
         except (ValueError, OSError):
             columns = 80
@@ -462,10 +462,15 @@ def main(argv: list[str] | None = None) -> int:
 
 def _verb_named(argv: list[str]) -> str | None:
     """The verb, when argv names one: nftune's own options take no value, so it is the
-    first word that is not an option. None (build every verb) for --help, --version, a
-    typo: argparse then lists them all."""
-    word = next((a for a in argv if not a.startswith("-")), None)
-    return word if word in VERB_PARSERS else None
+    first word that is not an option. None (build every verb) when an option other than
+    --debug comes first (nftune -h verify lists every verb), or for a typo: argparse then
+    lists them all."""
+    for i, word in enumerate(argv):
+        if not word.startswith("-"):
+            before = argv[:i]
+            return word if word in VERB_PARSERS and all(a == "--debug" for a in before) \
+                else None
+    return None
 
 
 def _dispatch(args: argparse.Namespace) -> int:

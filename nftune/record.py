@@ -25,6 +25,8 @@ else:
         def __new__(mcs, name, bases, ns):
             if not bases:
                 return super().__new__(mcs, name, bases, ns)
+            if "__classcell__" in ns:  # as with typing.NamedTuple, the class is not ns's
+                raise TypeError(f"{name}: a record's methods cannot use super()")
             fields = list(ns.get("__annotations__", {}))
             defaults = [ns[f] for f in fields if f in ns]
             if any(f in ns for f in fields[:len(fields) - len(defaults)]):

@@ -165,10 +165,11 @@ def unit_from_properties(name: str, p: dict[bytes, Any]) -> UnitState:
 def _pystemd() -> tuple[Any, Any]:
     """pystemd's Cython bus and its errors, without running pystemd's package __init__:
     that imports the whole high-level API (introspection through lxml, psutil), none of
-    which nftune uses. The package is entered as a bare namespace over its own directory,
+    which nftune uses. The package is entered as a bare module over its own directory,
     so only dbuslib, dbusexc and utils are ever imported."""
     import sys
 
+    stand_in = None
     if "pystemd" not in sys.modules:
         import importlib.util
         import types
@@ -178,12 +179,18 @@ def _pystemd() -> tuple[Any, Any]:
             raise NftuneError("pystemd is not installed", exit_code=EXIT_FAILED,
                               hint="pip install pystemd (it needs libsystemd-dev, "
                                    "pkg-config and gcc)")
-        package = types.ModuleType("pystemd")
-        package.__path__ = list(spec.submodule_search_locations)
-        package.__package__ = "pystemd"
-        sys.modules["pystemd"] = package
-    from pystemd import dbusexc, dbuslib
-
+        stand_in = types.ModuleType("pystemd")
+        stand_in.__path__ = list(spec.submodule_search_locations)
+        stand_in.__package__ = "pystemd"
+        sys.modules["pystemd"] = stand_in
+    try:
+        from pystemd import dbusexc, dbuslib
+    except ImportError as e:  # a partial install, or libsystemd.so.0 missing
+        if stand_in is not None and sys.modules.get("pystemd") is stand_in:
+            del sys.modules["pystemd"]
+        raise NftuneError(f"pystemd cannot be loaded: {e}", exit_code=EXIT_FAILED,
+                          hint="reinstall pystemd, and check that libsystemd.so.0 is "
+                               "installed") from e
     return dbuslib, dbusexc
 
 

@@ -183,3 +183,27 @@ def test_verify_check_filter(tree: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert {c["check"] for c in checks} == {"module-exists"}
     assert main(["verify", "--root", str(tree), "--check", "nosuch"]) == 2
     assert "--check=nosuch: no such check" in capsys.readouterr().err
+
+
+def test_help_before_a_verb_lists_every_verb(capsys: pytest.CaptureFixture[str]) -> None:
+    """argparse builds only the verb named; an option before it (nftune -h verify) is
+    the top-level help, which lists them all."""
+    for argv in (["-h", "verify"], ["--help", "rps"], ["--debug", "--help"]):
+        with pytest.raises(SystemExit):
+            main(argv)
+        out = capsys.readouterr().out
+        assert all(v in out for v in ("apply", "verify", "chain", "clean", "config", "rps"))
+
+
+def test_help_is_wrapped_as_wide_as_the_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The width shutil.get_terminal_size() would give: COLUMNS, the terminal, else 80
+    (a serial console reports 0 columns)."""
+    import os
+
+    from nftune.cli import _formatter
+
+    monkeypatch.setenv("COLUMNS", "120")
+    assert _formatter("nftune")._width == 118
+    monkeypatch.delenv("COLUMNS")
+    monkeypatch.setattr(os, "get_terminal_size", lambda fd: os.terminal_size((0, 0)))
+    assert _formatter("nftune")._width == 78

@@ -46,6 +46,17 @@ def test_a_field_without_default_after_one_with_it_is_refused() -> None:
             b: int
 
 
+def test_a_method_with_super_is_refused_at_once() -> None:
+    """A record is built anew from its class body, as typing.NamedTuple does: super()
+    in a method would fail at its first call, so the class is refused instead."""
+    with pytest.raises(TypeError, match="cannot use super"):
+        class Sub(Record):
+            a: int
+
+            def __repr__(self) -> str:
+                return super().__repr__()
+
+
 def test_records_do_not_import_typing() -> None:
     top = str(Path(__file__).resolve().parents[1])
     code = f"import sys; sys.path.insert(0, {top!r}); import nftune.record; " \
