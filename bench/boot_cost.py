@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """What nftune costs a boot: a bookworm guest under qemu, booted N times without nftune and
 N times with the .deb installed offline (dpkg --root), the boots interleaved so a noisy
-machine slows both alike. Both images have a kubelet stand-in (a oneshot ordered as
+machine slows both alike. The guest has a NIC, as a node does. Both images have a kubelet
+stand-in (a oneshot ordered as
 kubeadm's kubelet.service is) and a probe: a oneshot that runs
 `systemd-analyze critical-chain systemd-sysctl.service` at the point of the boot where
 nftune-verify.service runs (same ordering, no default dependencies). Each boot reports
@@ -34,6 +35,9 @@ sys.path.insert(0, str(TOP))
 from e2e import vm  # noqa: E402
 from e2e.scenarios import Inputs, install_offline  # noqa: E402
 
+# A node has a NIC: one virtio NIC with one receive queue on 2 CPUs, which RPS (Mode=auto)
+# chooses, so nftune-rps.service does its real work.
+NODE = vm.Hardware(nics=(("-netdev", "user,id=n1", "-device", "virtio-net-pci,netdev=n1"),))
 UNITS = ("nftune-verify.service", "nftune-rps.service", "systemd-modules-load.service",
          "systemd-sysctl.service")
 NFTUNE_UNITS = ("nftune-verify.service", "nftune-rps.service")
@@ -161,7 +165,7 @@ def main() -> int:
             for name, image in images.items():
                 (logs / name).mkdir(parents=True, exist_ok=True)
                 b = vm.boot_step(f"boot-cost/{name}#{n}", image, kernel, initrd,
-                                 logs / name / f"serial-boot{n}.log", n)
+                                 logs / name / f"serial-boot{n}.log", n, hw=NODE)
                 got = analyze(b.output)
                 if not b.finished or "userspace" not in got:
                     print(f"bench failed: {name} boot {n} gave no systemd-analyze report; "
