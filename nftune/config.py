@@ -331,10 +331,12 @@ SETTINGS: tuple[Setting, ...] = (
             "up to a minute is added, so a fleet does not check in lockstep).", _set_interval),
     Setting("Verify", "Gate", "yes|no",
             "yes: kubelet.service requires a passing nftune-verify.service and starts "
-            "after it (a drop-in nftune installs only then).", _set_gate),
+            "after it (a drop-in nftune installs only then). no: nothing waits for the "
+            "check.", _set_gate),
     Setting("Verify", "Repair", "yes|no",
             "yes: a sysctl changed at runtime is put back, and reported; one reset again "
-            "within an interval is 'contested' and left alone.", _set_repair),
+            "within an interval is 'contested' and left alone. The check then runs "
+            "before kubelet and containerd start (ordering only).", _set_repair),
     Setting("Verify", "PrometheusDirectory", "DIR",
             "node_exporter's textfile directory: each check run writes DIR/nftune.prom. "
             "Empty: none.", _set_prometheus),
