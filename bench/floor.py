@@ -31,15 +31,15 @@ OUT = OUT if OUT.is_absolute() else TOP / OUT
 BASE = "e12a7dd"  # the last commit before issue 14
 # name: (spec options, what it tries); the first is what tools/build-bin ships.
 VARIANTS: dict[str, tuple[str, str]] = {
-    "shipped": ("", "the build as shipped: PYZ (zlib 6), -O0, no inspect/pkgutil hooks"),
+    "shipped": ("", "as shipped: modules as .pyc files, -O0, none of the hooks below"),
     "rthooks": ("--keep-rthooks", "PyInstaller's inspect and pkgutil runtime hooks kept"),
     "ctypes-hook": ("--keep-ctypes-hook", "PyInstaller's ctypes hook kept (imports ctypes)"),
-    "noarchive": ("--noarchive", "modules as .pyc files instead of the PYZ archive"),
+    "archive": ("--archive", "modules in the PYZ archive, zlib 6 (PyInstaller's default)"),
     "optimize-1": ("--optimize 1", "bytecode -O (asserts stripped)"),
     "optimize-2": ("--optimize 2", "bytecode -OO (docstrings stripped too)"),
-    "zlib-0": ("--zlib-level 0", "PYZ entries stored, not compressed"),
+    "zlib-0": ("--archive --zlib-level 0", "the PYZ archive, entries stored"),
     "onefile": ("--onefile", "one file, unpacked to a temporary directory on every start"),
-    "before": ("--keep-rthooks --keep-ctypes-hook --all-of-pystemd",
+    "before": ("--archive --keep-rthooks --keep-ctypes-hook --all-of-pystemd",
                f"nftune at {BASE}, built as then"),
 }
 
