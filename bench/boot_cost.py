@@ -8,7 +8,7 @@ kubeadm's kubelet.service is) and a probe: a oneshot that runs
 nftune-verify.service runs (same ordering, no default dependencies). Each boot reports
 `systemd-analyze time` and `blame`, when the kubelet stand-in started, and the CPU time
 each unit consumed (systemd's own accounting: the "Consumed ... CPU time" it logs when a
-unit stops, CPUUsageNSec for one still active).
+unit stops, CPUUsageNSec for one still active, as nftune-rps.service and the probe stay).
 
 Prints the medians and their ratios: the userspace time (every start-up job done), the
 default target, the kubelet stand-in's start, the blame entries nftune adds or changes,
@@ -68,6 +68,8 @@ Before=shutdown.target
 Type=simple
 ExecStart=/bin/sh -c 'systemctl is-system-running --wait >/dev/null; \\
     exec systemd-analyze critical-chain systemd-sysctl.service'
+# Active after it exits, so its CPUUsageNSec can still be read (as nftune-rps.service's).
+RemainAfterExit=yes
 [Install]
 WantedBy=multi-user.target
 """
@@ -81,8 +83,8 @@ show probe-done sh -c 'for i in $(seq 150); do [ "$(systemctl show -P SubState \
     {PROBE})" = running ] || break; sleep 0.2; done; systemctl show -P Result {PROBE}'
 show cpu sh -c 'journalctl -b -o cat _PID=1 | grep -E "^({"|".join(
     u.replace(".", "[.]") for u in (*NFTUNE_UNITS, PROBE))}): Consumed "; for u in \\
-    {" ".join(NFTUNE_UNITS)}; do echo "$u: CPUUsageNSec $(systemctl show -P CPUUsageNSec $u)"
-    done; true'
+    {" ".join((*NFTUNE_UNITS, PROBE))}; do
+    echo "$u: CPUUsageNSec $(systemctl show -P CPUUsageNSec $u)"; done; true'
 """
 _SPAN = re.compile(r"(\d+(?:\.\d+)?)(min|ms|us|µs|h|s)\b")
 _SCALE = {"h": 3600.0, "min": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6}
