@@ -33,7 +33,7 @@ TOP = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TOP))
 
 from e2e import vm  # noqa: E402
-from e2e.scenarios import Inputs, install_offline  # noqa: E402
+from e2e.scenarios import KUBELET, Inputs, install_offline  # noqa: E402
 
 # A node has a NIC: one virtio NIC with one receive queue on 2 CPUs, which RPS (Mode=auto)
 # chooses, so nftune-rps.service does its real work.
@@ -42,18 +42,6 @@ UNITS = ("nftune-verify.service", "nftune-rps.service", "systemd-modules-load.se
          "systemd-sysctl.service")
 NFTUNE_UNITS = ("nftune-verify.service", "nftune-rps.service")
 PROBE = "analyze-probe.service"
-# kubeadm's kubelet.service: after the network is online; here it only records its start.
-KUBELET = """[Unit]
-Description=A stand-in for kubelet: records when it starts
-Wants=network-online.target
-After=network-online.target
-[Service]
-Type=oneshot
-RemainAfterExit=yes
-ExecStart=/bin/true
-[Install]
-WantedBy=multi-user.target
-"""
 # What nftune-verify.service does for a living, as cheap as systemd makes it: read the
 # unit graph and this boot's timestamps. Started where the verify unit starts, with the
 # same accounting; critical-chain refuses to run before the boot has finished, so it waits

@@ -210,8 +210,11 @@ show verify-exit nftune verify
 show rps-show-exit nftune rps show
 """
 
+# Ordered as kubeadm's kubelet.service is: after the network is online.
 KUBELET = """[Unit]
 Description=A stand-in for kubelet: records when it starts
+Wants=network-online.target
+After=network-online.target
 [Service]
 Type=oneshot
 RemainAfterExit=yes
