@@ -27,9 +27,10 @@ sys.path.insert(0, str(TOP))
 
 from common import nftune_argv  # noqa: E402
 
-from nftune import chase, rps  # noqa: E402
+from nftune import chase  # noqa: E402
 from nftune.config import parse  # noqa: E402
 from nftune.root import Root  # noqa: E402
+from nftune.rps.write import apply  # noqa: E402
 
 TARGET_MS = 200.0
 SCRATCH = "/dev/shm" if Path("/dev/shm").is_dir() else "/var/tmp"
@@ -87,17 +88,17 @@ def main() -> int:
             chase.KERNEL_FS.add(TMPFS_MAGIC)
             reset(tree, masks)
             t = time.perf_counter()
-            done = rps.apply(root, config)
+            done = apply(root, config)
             fresh.append(time.perf_counter() - t)
             assert len(done.writes) == 2 * len(masks) + 1, len(done.writes)
             t = time.perf_counter()
-            assert rps.apply(root, config).writes == ()
+            assert apply(root, config).writes == ()
             again.append(time.perf_counter() - t)
             # A tree's own files are type-checked before they are opened (no device node).
             chase.KERNEL_FS.discard(TMPFS_MAGIC)
             reset(tree, masks)
             t = time.perf_counter()
-            assert len(rps.apply(root, config).writes) == 2 * len(masks) + 1
+            assert len(apply(root, config).writes) == 2 * len(masks) + 1
             checked.append(time.perf_counter() - t)
             reset(tree, masks)
             t = time.perf_counter()

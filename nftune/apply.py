@@ -3,15 +3,20 @@ a lock, and on the live system make the settings effective at once."""
 
 from __future__ import annotations
 
-from . import __version__, rps
+from . import __version__
 from .artifacts import Artifact, Layer, managed_dirs, owned_candidates, temp_leftovers
-from .config import Config, load, parse
+from .config import Config, builtin
+from .context import Context
 from .fsio import Action, Change, Writer, is_ours, locked, plan_remove, plan_write
 from .kernel import Kernel, ModuleChoice, load_kernels, resolve
 from .record import Record
 from .render import Facts, render
 from .root import Root
-from .run import run
+from .rps.write import apply as rps_apply
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows it)
+if TYPE_CHECKING:
+    from typing import Any
 
 SYSTEMD_SYSCTL = ("/usr/lib/systemd/systemd-sysctl", "/lib/systemd/systemd-sysctl")
 
@@ -25,10 +30,53 @@ class Plan(Record):
     facts: Facts
     artifacts: list[Artifact]
     changes: list[Change]
+    dry_run: bool = False
+    activated: bool = False  # the running system was changed too (modules, sysctls)
 
     @property
     def changed(self) -> list[Change]:
         return [c for c in self.changes if c.action is not Action.KEEP]
+
+    def warnings(self, root: Root) -> list[str]:
+        if self.kernels:
+            return []
+        return [f"nftune: warning: no kernel under {root.show('/lib/modules')}; module names "
+                "were not checked (a kernel installed later is checked by 'nftune verify')"]
+
+    def lines(self, root: Root) -> list[str]:
+        """Each change (with --dry-run, as a unified diff), then a summary."""
+        out = []
+        for c in self.changes:
+            if not self.dry_run:
+                out.append(f"{c.action}: {root.show(c.path)}")
+            elif diff := c.diff(root):
+                out.append(diff.removesuffix("\n"))
+        n = len(self.changed)
+        verb = "would change" if self.dry_run else "changed"
+        out.append(f"apply: {n} file{'s' * (n != 1)} {verb}" if n else "apply: no change")
+        if self.activated:
+            out.append("apply: modules loaded and sysctls applied to the running system")
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {"dry_run": self.dry_run, "live": self.activated,
+                "changes": [{"path": c.path, "action": str(c.action)} for c in self.changes]}
+
+
+class Cleaned(Record):
+    """What `clean` removed (or, with --dry-run, would remove)."""
+
+    changes: list[Change]
+    dry_run: bool = False
+
+    def lines(self, root: Root) -> list[str]:
+        n = len(self.changes)
+        would = "would remove" if self.dry_run else "removed"
+        return [*(f"{would}: {root.show(c.path)}" for c in self.changes),
+                f"clean: {n} file{'s' * (n != 1)}{' would be' if self.dry_run else ''} removed"]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"dry_run": self.dry_run, "removed": [c.path for c in self.changes]}
 
 
 def systemd_sysctl(root: Root) -> str:
@@ -39,11 +87,12 @@ def systemd_sysctl(root: Root) -> str:
     return SYSTEMD_SYSCTL[1]
 
 
-def plan(root: Root, layer: Layer) -> Plan:
+def plan(ctx: Context, layer: Layer) -> Plan:
     """Everything is read, checked and rendered before anything is written."""
+    root = ctx.root
     # The vendor layer is the package's: built-in defaults only, never the builder's /etc.
-    config = load(root) if layer is Layer.ADMIN else parse([])
-    kernels = load_kernels(root)
+    config = ctx.config if layer is Layer.ADMIN else builtin()
+    kernels = load_kernels(root)  # unlike verify's, a kernel that cannot be read stops it
     choices = resolve(config.modules, kernels)
     facts = Facts(__version__, systemd_sysctl(root), tuple(k.version for k in kernels))
     artifacts = render(config, choices, facts, layer)
@@ -54,45 +103,49 @@ def plan(root: Root, layer: Layer) -> Plan:
     return Plan(config, kernels, choices, facts, artifacts, changes)
 
 
-def apply(root: Root, layer: Layer, *, dry_run: bool = False) -> Plan:
+def apply(ctx: Context, layer: Layer, *, dry_run: bool = False) -> Plan:
+    root = ctx.root
     with locked(root):
-        p = plan(root, layer)
+        p = plan(ctx, layer)._replace(dry_run=dry_run)
         if not dry_run:
             writer = Writer(root, managed_dirs(layer), remember=layer is Layer.ADMIN)
             writer.remove_temps(temp_leftovers(root, layer))
             writer.commit(p.changed)
             if root.live and layer is Layer.ADMIN:
-                activate(root, p)
+                activate(ctx, p)
+                p = p._replace(activated=True)
         return p
 
 
-def activate(root: Root, p: Plan) -> None:
+def activate(ctx: Context, p: Plan) -> None:
     """Make the configuration effective now, as a boot would: load the modules first,
     then let systemd-sysctl apply sysctl.d (all files, so admin overrides still win)."""
     names = [c.name for c in p.choices if c.listed]
     if names:
-        run(["modprobe", "-a", *names])
+        ctx.run(["modprobe", "-a", *names])
     if p.config.sysctls:
-        run([p.facts.systemd_sysctl, *(f"--prefix=/{s.key}" for s in p.config.sysctls)])
-    _reload_udev(root, p.changed)
-    _reload_systemd(root, p.changed)
-    rps.apply(root, p.config)
+        ctx.run([p.facts.systemd_sysctl, *(f"--prefix=/{s.key}" for s in p.config.sysctls)])
+    _reload_udev(ctx, p.changed)
+    _reload_systemd(ctx, p.changed)
+    rps_apply(ctx.root, p.config)
 
 
-def _reload_udev(root: Root, changes: list[Change]) -> None:
+def _reload_udev(ctx: Context, changes: list[Change]) -> None:
     """udevd reads rules at start; tell a running one that nftune's rule changed."""
-    if any(c.path.endswith(".rules") for c in changes) and root.exists("/run/udev/control"):
-        run(["udevadm", "control", "--reload"])
+    if any(c.path.endswith(".rules") for c in changes) and \
+            ctx.root.exists("/run/udev/control"):
+        ctx.run(["udevadm", "control", "--reload"])
 
 
-def _reload_systemd(root: Root, changes: list[Change]) -> None:
+def _reload_systemd(ctx: Context, changes: list[Change]) -> None:
     """Let the running manager see a changed drop-in, so its graph matches the files."""
-    if any("/systemd/system/" in c.path for c in changes) and root.systemd_running():
-        run(["systemctl", "daemon-reload"])
+    if any("/systemd/system/" in c.path for c in changes) and ctx.root.systemd_running():
+        ctx.run(["systemctl", "daemon-reload"])
 
 
-def clean(root: Root, layer: Layer, *, dry_run: bool = False) -> list[Change]:
+def clean(ctx: Context, layer: Layer, *, dry_run: bool = False) -> Cleaned:
     """Remove exactly the files nftune wrote (and directories it created, once empty)."""
+    root = ctx.root
     with locked(root):
         changes = [plan_remove(root, p) for p in owned_candidates(root, layer)
                    if is_ours(root, p)]
@@ -103,6 +156,6 @@ def clean(root: Root, layer: Layer, *, dry_run: bool = False) -> list[Change]:
             if layer is Layer.ADMIN:
                 writer.remove_created_dirs()
             if root.live:
-                _reload_udev(root, changes)
-                _reload_systemd(root, changes)
-        return changes
+                _reload_udev(ctx, changes)
+                _reload_systemd(ctx, changes)
+        return Cleaned(changes, dry_run)

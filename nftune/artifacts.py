@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
+from fnmatch import fnmatchcase
 
 from .config import DEFAULT_SYSCTL_PRIORITY
 from .record import Record
@@ -35,55 +36,64 @@ class Kind(StrEnum):
 
 
 BASE = {Layer.ADMIN: "/etc", Layer.VENDOR: "/usr/lib"}
-CONF_DIR = {Kind.MODULES_LOAD: "modules-load.d", Kind.SYSCTL: "sysctl.d",
-            Kind.SYSCTL_MASK: "sysctl.d", Kind.UDEV: "udev/rules.d",
-            Kind.RPS_UDEV: "udev/rules.d",
-            Kind.TIMER_DROPIN: "systemd/system/nftune-verify.timer.d",
-            Kind.GATE_DROPIN: "systemd/system/kubelet.service.d",
-            Kind.VERIFY_DROPIN: "systemd/system/nftune-verify.service.d",
-            Kind.SYSCTL_ORDER: "systemd/system/systemd-sysctl.service.d"}
-MODULES_LOAD_NAME = "nftune.conf"
-UDEV_NAME = "90-nftune.rules"
-RPS_UDEV_NAME = "90-nftune-rps.rules"
+PRIORITY = "NN"  # in a name: the sysctl.d priority ([Files] SysctlPriority=)
+
+
+class Generated(Record):
+    """One file nftune generates. Every one starts with fsio.MARKER, nftune's header: that
+    first line is what makes a file nftune's to replace or remove."""
+
+    kind: Kind
+    directory: str  # under /etc (admin layer) and /usr/lib (vendor layer)
+    name: str  # PRIORITY stands for the sysctl.d priority
+    template: str  # in nftune/templates/
+    owned: str  # a glob of the names nftune may own there (what `clean` and purge match)
+
+
+# The one list of generated files: artifacts, render, clean, the .deb's postrm and the
+# .rpm's %files follow it (tests/test_generated.py holds the packaging to it).
+FILES: dict[Kind, Generated] = {g.kind: g for g in (
+    Generated(Kind.MODULES_LOAD, "modules-load.d", "nftune.conf", "modules-load.conf.j2",
+              "nftune.conf"),
+    Generated(Kind.SYSCTL, "sysctl.d", f"{PRIORITY}-nftune.conf", "sysctl.conf.j2",
+              "[0-9][0-9]-nftune.conf"),
+    # An admin-layer stand-in with the vendor file's name: it hides that file when
+    # SysctlPriority= moves nftune's own.
+    Generated(Kind.SYSCTL_MASK, "sysctl.d", f"{DEFAULT_SYSCTL_PRIORITY}-nftune.conf",
+              "sysctl-mask.conf.j2", "[0-9][0-9]-nftune.conf"),
+    Generated(Kind.UDEV, "udev/rules.d", "90-nftune.rules", "udev.rules.j2",
+              "[0-9][0-9]-nftune.rules"),
+    Generated(Kind.SYSCTL_ORDER, "systemd/system/systemd-sysctl.service.d", "nftune.conf",
+              "sysctl-order.conf.j2", "nftune.conf"),
+    Generated(Kind.RPS_UDEV, "udev/rules.d", "90-nftune-rps.rules", "rps.rules.j2",
+              "[0-9][0-9]-nftune-rps.rules"),
+    Generated(Kind.TIMER_DROPIN, "systemd/system/nftune-verify.timer.d", "nftune.conf",
+              "verify-timer.conf.j2", "nftune.conf"),
+    Generated(Kind.GATE_DROPIN, "systemd/system/kubelet.service.d", "nftune-gate.conf",
+              "kubelet-gate.conf.j2", "nftune-gate.conf"),
+    Generated(Kind.VERIFY_DROPIN, "systemd/system/nftune-verify.service.d", "nftune.conf",
+              "verify-service.conf.j2", "nftune.conf"),
+)}
+# Names nftune may own, per directory; anything else there is never looked at for removal.
+OWNED: dict[str, tuple[str, ...]] = {
+    d: tuple(dict.fromkeys(g.owned for g in FILES.values() if g.directory == d))
+    for d in dict.fromkeys(g.directory for g in FILES.values())}
+RPS_UDEV_NAME = FILES[Kind.RPS_UDEV].name
 # What nftune-verify.service runs before with Gate=yes or Repair=yes: the units that start pods.
 KUBE_UNITS = "kubelet.service containerd.service"
 NFTUNE_BIN = "/usr/sbin/nftune"  # where the packages install nftune; udev runs it there
-DROPIN_NAME = "nftune.conf"
-# Names nftune may own; anything else in these directories is never looked at for removal.
-OWNED_NAME = {
-    "modules-load.d": re.compile(r"nftune\.conf"),
-    "sysctl.d": re.compile(r"[0-9]{2}-nftune\.conf"),
-    "udev/rules.d": re.compile(r"[0-9]{2}-nftune(-rps)?\.rules"),
-    "systemd/system/systemd-sysctl.service.d": re.compile(r"nftune\.conf"),
-    "systemd/system/nftune-verify.timer.d": re.compile(r"nftune\.conf"),
-    "systemd/system/kubelet.service.d": re.compile(r"nftune-gate\.conf"),
-    "systemd/system/nftune-verify.service.d": re.compile(r"nftune\.conf"),
-}
-GATE_NAME = "nftune-gate.conf"
-
-
-def sysctl_name(priority: str) -> str:
-    return f"{priority}-nftune.conf"
 
 
 def name_of(kind: Kind, priority: str = DEFAULT_SYSCTL_PRIORITY) -> str:
-    if kind is Kind.MODULES_LOAD:
-        return MODULES_LOAD_NAME
-    if kind is Kind.UDEV:
-        return UDEV_NAME
-    if kind is Kind.RPS_UDEV:
-        return RPS_UDEV_NAME
-    if kind in (Kind.SYSCTL_ORDER, Kind.TIMER_DROPIN, Kind.VERIFY_DROPIN):
-        return DROPIN_NAME
-    if kind is Kind.GATE_DROPIN:
-        return GATE_NAME
-    if kind is Kind.SYSCTL_MASK:
-        return sysctl_name(DEFAULT_SYSCTL_PRIORITY)
-    return sysctl_name(priority)
+    return FILES[kind].name.replace(PRIORITY, priority)
 
 
 def path_of(layer: Layer, kind: Kind, priority: str) -> str:
-    return f"{BASE[layer]}/{CONF_DIR[kind]}/{name_of(kind, priority)}"
+    return f"{BASE[layer]}/{FILES[kind].directory}/{name_of(kind, priority)}"
+
+
+def owned(directory: str, name: str) -> bool:
+    return any(fnmatchcase(name, glob) for glob in OWNED[directory])
 
 
 class Artifact(Record):
@@ -97,16 +107,16 @@ class Artifact(Record):
 
 def managed_dirs(layer: Layer) -> frozenset[str]:
     """The directories this layer writes in."""
-    return frozenset(f"{BASE[layer]}/{d}" for d in OWNED_NAME)
+    return frozenset(f"{BASE[layer]}/{d}" for d in OWNED)
 
 
 def owned_candidates(root: Root, layer: Layer) -> list[str]:
     """Files in this layer's directories whose names nftune uses (ownership is then
     decided by the header)."""
     out = []
-    for conf_dir, pattern in OWNED_NAME.items():
+    for conf_dir in OWNED:
         d = f"{BASE[layer]}/{conf_dir}"
-        out += [f"{d}/{n}" for n in sorted(root.listdir(d)) if pattern.fullmatch(n)]
+        out += [f"{d}/{n}" for n in sorted(root.listdir(d)) if owned(conf_dir, n)]
     return out
 
 
@@ -117,11 +127,11 @@ def temp_leftovers(root: Root, layer: Layer) -> list[str]:
     """Temp files of nftune's own names that a killed run left in this layer's
     directories (and beside the state file)."""
     out = []
-    places = [*((f"{BASE[layer]}/{d}", p) for d, p in OWNED_NAME.items()),
-              (root.state_dir, re.compile(re.escape(root.state_file.rsplit("/", 1)[1])))]
-    for d, pattern in places:
+    state = root.state_file.rsplit("/", 1)[1]
+    places = [*((f"{BASE[layer]}/{d}", d) for d in OWNED), (root.state_dir, None)]
+    for d, conf_dir in places:
         for n in sorted(root.listdir(d)):
             m = _TEMP.fullmatch(n)
-            if m and pattern.fullmatch(m.group(1)):
+            if m and (owned(conf_dir, m.group(1)) if conf_dir else m.group(1) == state):
                 out.append(f"{d}/{n}")
     return out

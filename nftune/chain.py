@@ -8,14 +8,16 @@ shown. Offline (--root, no bus), the tree is the proof path with the line behind
 
 from __future__ import annotations
 
-from .boot import fmt_span
+from .checks.boot import checks_on, no_bus
+from .checks.ordering import ordering
+from .context import Context
 from .errors import NftuneError
 from .ordering import MODULES_LOAD, SYSCTL, BusGraph, Edge, FileGraph, prove, search
 from .record import Record
 from .result import Cause, CheckResult, Status
-from .root import Root
-from .systemd import BootTimes, Systemd, UnitState
+from .systemd import BootTimes, UnitState
 from .text import escape
+from .timespan import fmt_span
 from .units import UNIT_NAME, UnitTree
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows it)
@@ -189,11 +191,10 @@ def live_chain(bus: Bus, unit: str, checks: list[CheckResult]) -> Chain:
 
 # -- offline ---------------------------------------------------------------------------------
 
-def offline_chain(root: Root, unit: str) -> Chain:
-    from .verify import check_ordering
-
+def offline_chain(ctx: Context, unit: str) -> Chain:
+    root = ctx.root
     boot = FileGraph(UnitTree(root))
-    checks = [check_ordering(root, graph=boot)]
+    checks = [ordering(ctx, graph=boot)]
     # A unit the boot does not load is loaded for the drawing, as `systemctl` would.
     graph = boot if unit in boot.ids else FileGraph(UnitTree(root), also=(unit,))
     proof = prove(boot)
@@ -213,26 +214,20 @@ def offline_chain(root: Root, unit: str) -> Chain:
 
 # -- the verb --------------------------------------------------------------------------------
 
-def build_chain(root: Root, unit: str, address: str | None, *, offline: bool,
-                bus: Bus | None = None) -> Chain:
-    """Live when a manager is reachable (a bus given, or the running system); offline
-    from the tree's unit files with --root and no bus address."""
-    from .boot import check_boot
-    from .verify import boot_facts, no_bus
-
+def build_chain(ctx: Context, unit: str, *, offline: bool) -> Chain:
+    """Live when a manager is reachable (the running system, a bus address or a given
+    bus); offline from the tree's unit files with --root and no bus address."""
     if not UNIT_NAME.fullmatch(unit):
         raise NftuneError("not a unit name", key="UNIT", value=unit,
                           hint="give a full unit name, e.g. systemd-sysctl.service")
-    if offline and not address and bus is None:
-        return offline_chain(root, unit)
-    facts = boot_facts(root)  # configuration errors are errors, not "no bus"
-    if bus is not None:
-        return live_chain(bus, unit, check_boot(bus, root, facts))
+    if offline and not ctx.wants_bus:
+        return offline_chain(ctx, unit)
+    ctx.config  # noqa: B018 - configuration errors are errors, not "no bus"
     try:
-        with Systemd(address) as live:
-            return live_chain(live, unit, check_boot(live, root, facts))
+        bus = ctx.bus()
     except NftuneError as e:
         # Still show what the files say, under the no-bus verdict.
-        files = offline_chain(root, unit)
+        files = offline_chain(ctx, unit)
         return Chain(unit, False, no_bus(e), (no_bus(e), *files.checks), files.tree,
                      files.cycle)
+    return live_chain(bus, unit, checks_on(ctx, bus))

@@ -15,8 +15,9 @@ if TYPE_CHECKING:
     import argparse
     from typing import Any
 
+    from .context import BusFactory, Context, Runner
     from .root import Root
-    from .verify import Report
+    from .run import Completed
 
 BUS_ENV = "NFTUNE_BUS_ADDRESS"  # like --bus-address
 EXIT_CODES = """\
@@ -189,10 +190,15 @@ VERB_PARSERS = {"apply": _verb_apply, "verify": _verb_verify, "chain": _verb_cha
                 "clean": _verb_clean, "config": _verb_config, "rps": _verb_rps}
 
 
-def _print_json(data: Any) -> None:
-    import json
+def _show(args: argparse.Namespace, result: Any, *context: Any) -> None:
+    """A verb's result as JSON with --json, else as its lines: each result type shapes
+    its own output (to_json(), lines())."""
+    if args.json:
+        import json
 
-    sys.stdout.write(json.dumps(data, indent=2) + "\n")  # exact values; JSON escapes
+        sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n")  # exact; JSON escapes
+    else:
+        say(*result.lines(*context))
 
 
 def say(*lines: str, err: bool = False) -> None:
@@ -206,219 +212,102 @@ def say(*lines: str, err: bool = False) -> None:
             out.write(escape(line) + "\n")
 
 
-def cmd_apply(args: argparse.Namespace) -> int:
-    from .apply import apply
-    from .artifacts import Layer
+def _context(args: argparse.Namespace, seams: Seams) -> Context:
+    """The run's one Context: the tree from --root (or the running system), the bus
+    address from --bus-address or the environment, and the seams tests give."""
+    from .context import Context
     from .root import Root
 
-    root = Root.from_arg(args.root)
-    layer = Layer.VENDOR if args.vendor else Layer.ADMIN
-    plan = apply(root, layer, dry_run=args.dry_run)
-    if not plan.kernels:
-        say(f"nftune: warning: no kernel under {root.show('/lib/modules')}; module names "
-            "were not checked (a kernel installed later is checked by 'nftune verify')",
-            err=True)
-    if args.json:
-        _print_json({"dry_run": args.dry_run, "live": root.live and not args.dry_run,
-                     "changes": [{"path": c.path, "action": str(c.action)}
-                                 for c in plan.changes]})
-        return EXIT_OK
-    for c in plan.changes:
-        if args.dry_run:
-            if diff := c.diff(root):
-                say(diff.removesuffix("\n"))
-        else:
-            say(f"{c.action}: {root.show(c.path)}")
-    n = len(plan.changed)
-    verb = "would change" if args.dry_run else "changed"
-    say(f"apply: {n} file{'s' * (n != 1)} {verb}" if n else "apply: no change")
-    if root.live and layer is Layer.ADMIN and not args.dry_run:
-        say("apply: modules loaded and sysctls applied to the running system")
+    root = seams.host if args.root is None and seams.host is not None else \
+        Root.from_arg(args.root)
+    address = getattr(args, "bus_address", None) or os.environ.get(BUS_ENV) or None
+    return Context(root, runner=seams.runner, bus_factory=seams.bus_factory,
+                   bus_address=address)
+
+
+def cmd_apply(args: argparse.Namespace, seams: Seams) -> int:
+    from .apply import apply
+    from .artifacts import Layer
+
+    with _context(args, seams) as ctx:
+        plan = apply(ctx, Layer.VENDOR if args.vendor else Layer.ADMIN, dry_run=args.dry_run)
+        say(*plan.warnings(ctx.root), err=True)
+        _show(args, plan, ctx.root)
     return EXIT_OK
 
 
-def cmd_npd(args: argparse.Namespace) -> int:
+def cmd_npd(args: argparse.Namespace, seams: Seams) -> int:
     import time
 
     from . import npd, report
-    from .root import Root
 
-    root = Root.from_arg(args.root)
+    root = _context(args, seams).root
     code, message = npd.verdict(report.read(root), report.boot_id(root), time.time(),
                                 args.max_age, args.cause)
     say(message)
     return code
 
 
-def cmd_verify(args: argparse.Namespace) -> int:
+def cmd_verify(args: argparse.Namespace, seams: Seams) -> int:
     if args.npd:
-        return cmd_npd(args)
+        return cmd_npd(args, seams)
     import time
 
-    from .result import Status
-    from .root import Root
+    from .publish import Outputs, publish
     from .verify import verify
 
     started = time.monotonic()
-    root = Root.from_arg(args.root)
-    report = verify(root, bus_address=_bus_address(args))
-    if args.check:
-        report = report.only(args.check)
-    report = _publish(args, root, report, started)
-    if args.json:
-        _print_json(report.to_json())
-    else:
-        for r in report.results:
-            say(r.line())
-            if r.failed and r.hint:
-                say(f"    hint: {r.hint}")
-        counts = ", ".join(f"{report.count(s)} {s}" for s in Status)
-        say(f"verify: {len(report.results)} checks: {counts}")
+    with _context(args, seams) as ctx:
+        report = verify(ctx)
+        if args.check:
+            report = report.only(args.check)
+        report, repairs = publish(ctx, report, Outputs(
+            args.repair, args.report, args.journal, args.prometheus, args.service), started)
+    for r in repairs:  # with --json, the results say it (stdout stays JSON)
+        say(r.line(), err=args.json)
+    _show(args, report)
     return EXIT_OK if report.ok else EXIT_CHECK_FAILED
 
 
-def _publish(args: argparse.Namespace, root: Root, report: Report, started: float) -> Report:
-    """Repairs first (they change the results), then where else the result goes: the
-    report file, the journal, Prometheus."""
-    import time
-
-    from .config import load
-    from .root import Root
-
-    config = load(root)
-    entries: list[dict[str, str]] = []
-    if args.repair or (args.service and config.verify.repair):
-        from . import drift, journal
-
-        results, repairs = drift.repair(root, config, report.results, time.time())
-        report = report._replace(results=results)
-        for r in repairs:  # with --json, the results say it (stdout stays JSON)
-            say(f"repaired: {r.key}: {r.old!r} -> {r.new!r} (changed at runtime)",
-                err=args.json)
-            entries.append(journal.repair_fields(r.key, r.old, r.new))
-    finished, duration = time.time(), time.monotonic() - started
-    if args.report or args.service:
-        from . import report as report_file
-
-        report_file.write(root, report_file.document(report.to_json(), root, finished,
-                                                     duration))
-    if args.journal or args.service:
-        from . import journal
-
-        entries += [journal.failure_fields(r) for r in report.results if r.failed]
-        journal.send(root, entries)
-    # --prometheus DIR is the operator's own path; the config's PrometheusDirectory= is a
-    # path in the tree, like every path the tree's files name.
-    target = (Root(os.path.abspath(args.prometheus)), "/") if args.prometheus else \
-        (root, config.verify.prometheus_dir) if args.service and \
-        config.verify.prometheus_dir else None
-    if target:
-        from . import prometheus
-        from .fsio import read_attr
-
-        live = {s.display: read_attr(root, root.proc_sys(s.key)) if root.live else None
-                for s in config.sysctls}
-        prometheus.write(*target, prometheus.render(
-            report.results, live, {s.display: s.value for s in config.sysctls}, finished,
-            duration))
-    return report
-
-
-def _bus_address(args: argparse.Namespace) -> str | None:
-    return args.bus_address or os.environ.get(BUS_ENV) or None
-
-
-def cmd_chain(args: argparse.Namespace) -> int:
+def cmd_chain(args: argparse.Namespace, seams: Seams) -> int:
     from .chain import build_chain
-    from .root import Root
 
-    chain = build_chain(Root.from_arg(args.root), args.unit, _bus_address(args),
-                        offline=args.root is not None)
-    if args.json:
-        _print_json(chain.to_json())
-    else:
-        say(*chain.lines())
+    with _context(args, seams) as ctx:
+        chain = build_chain(ctx, args.unit, offline=args.root is not None)
+    _show(args, chain)
     return EXIT_OK if chain.ok else EXIT_CHECK_FAILED
 
 
-def cmd_clean(args: argparse.Namespace) -> int:
+def cmd_clean(args: argparse.Namespace, seams: Seams) -> int:
     from .apply import clean
     from .artifacts import Layer
-    from .root import Root
 
-    root = Root.from_arg(args.root)
-    changes = clean(root, Layer.VENDOR if args.vendor else Layer.ADMIN, dry_run=args.dry_run)
-    if args.json:
-        _print_json({"dry_run": args.dry_run,
-                     "removed": [c.path for c in changes]})
-        return EXIT_OK
-    for c in changes:
-        say(f"{'would remove' if args.dry_run else 'removed'}: {root.show(c.path)}")
-    say(f"clean: {len(changes)} file{'s' * (len(changes) != 1)}"
-          f"{' would be' if args.dry_run else ''} removed")
+    with _context(args, seams) as ctx:
+        done = clean(ctx, Layer.VENDOR if args.vendor else Layer.ADMIN, dry_run=args.dry_run)
+        _show(args, done, ctx.root)
     return EXIT_OK
 
 
-def cmd_config(args: argparse.Namespace) -> int:
-    from .config import load
-    from .cpus import format_list
-    from .root import Root
-
-    cfg = load(Root.from_arg(args.root))
-    r = cfg.rps
-    cpus = "auto" if r.cpus is None else format_list(set(r.cpus))
-    if args.json:
-        _print_json({
-            "sources": list(cfg.sources),
-            "modules": [{"load": m.name, "from": str(m.origin)} for m in cfg.modules],
-            "sysctl": [{"key": s.display, "value": s.value, "from": str(s.origin)}
-                       for s in cfg.sysctls],
-            "sysctl_priority": cfg.sysctl_priority,
-            "rps": {"mode": r.mode, "interfaces": list(r.interfaces),
-                    "exclude_interfaces": list(r.exclude), "cpus": cpus,
-                    "exclude_isolated_cpus": r.exclude_isolated,
-                    "flow_entries": r.flow_entries},
-        })
-        return EXIT_OK
-    say("[Modules]")
-    for m in cfg.modules:
-        say(f"Load={m.name:<40} # {m.origin}")
-    say("", "[Sysctl]")
-    for s in cfg.sysctls:
-        say(f"{s.display + '=' + s.value:<45} # {s.origin}")
-    say(f"\n[Files]\nSysctlPriority={cfg.sysctl_priority}")
-    say(f"\n[RPS]\nMode={r.mode}\nInterfaces={' '.join(r.interfaces)}"
-          f"\nExcludeInterfaces={' '.join(r.exclude)}\nCPUs={cpus}"
-          f"\nExcludeIsolatedCPUs={'yes' if r.exclude_isolated else 'no'}"
-          f"\nFlowEntries={r.flow_entries}")
+def cmd_config(args: argparse.Namespace, seams: Seams) -> int:
+    config = _context(args, seams).config
+    _show(args, config)
     return EXIT_OK
 
 
-def cmd_rps(args: argparse.Namespace) -> int:
-    from . import rps
-    from .config import load
-    from .root import Root
-
-    root = Root.from_arg(args.root)
-    config = load(root)
+def cmd_rps(args: argparse.Namespace, seams: Seams) -> int:
+    ctx = _context(args, seams)
+    root, config = ctx.root, ctx.config
     if args.rps_verb == "apply":
-        only = rps.interfaces_at(root, args.devpath) if args.devpath else None
-        done = rps.apply(root, config, only)
-        if args.json:
-            _print_json({"skipped": done.skipped, "writes": [
-                {"path": w.path, "old": w.old, "new": w.new} for w in done.writes]})
-            return EXIT_OK
-        for w in done.writes:
-            say(f"{root.show(w.path)}: {w.old} -> {w.new}")
-        say(f"rps: skipped: {done.skipped}" if done.skipped else
-              f"rps: {len(done.writes)} value{'s' * (len(done.writes) != 1)} set"
-              if done.writes else "rps: no change")
+        from .rps.sysfs import interfaces_at
+        from .rps.write import apply
+
+        done = apply(root, config, interfaces_at(root, args.devpath) if args.devpath else None)
+        _show(args, done, root)
         return EXIT_OK
-    view = rps.show(root, config)
-    if args.json:
-        _print_json(view.to_json())
-    else:
-        say(*view.lines())
+    from .rps.view import show
+
+    view = show(root, config)
+    _show(args, view)
     return EXIT_OK
 
 
@@ -426,9 +315,30 @@ VERBS = {"apply": cmd_apply, "verify": cmd_verify, "chain": cmd_chain, "clean": 
          "config": cmd_config, "rps": cmd_rps}
 
 
-def main(argv: list[str] | None = None) -> int:
+def _run(argv: list[str], **kw: Any) -> Completed:
+    """The one real runner (tests/test_seams.py keeps it the only one), imported when a
+    program is first run."""
+    from .run import run
+
+    return run(argv, **kw)
+
+
+class Seams:
+    """What a test may stand in for, and nothing else: the program runner, the service
+    manager's bus, and the running system's root (a tree that plays the live node)."""
+
+    def __init__(self, runner: Runner | None = None, bus_factory: BusFactory | None = None,
+                 host: Root | None = None) -> None:
+        self.runner = runner or _run
+        self.bus_factory = bus_factory
+        self.host = host
+
+
+def main(argv: list[str] | None = None, *, bus_factory: BusFactory | None = None,
+         runner: Runner | None = None, host: Root | None = None) -> int:
     """Every way out is an exit code and at most a line or two on stderr: an input error
-    is 2 with file:line, a failure 3, never a traceback (unless --debug)."""
+    is 2 with file:line, a failure 3, never a traceback (unless --debug). The keywords
+    are the seams tests use (see Seams); a node passes none."""
     stdout_closed = _guard_stdio()
     debug = False
     argv = sys.argv[1:] if argv is None else argv
@@ -442,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
         debug = args.debug
         if stdout_closed:
             raise OSError(errno.EBADF, os.strerror(errno.EBADF))  # as coreutils: not a word
-        code = _dispatch(args)
+        code = _dispatch(args, Seams(runner, bus_factory, host))
         sys.stdout.flush()  # a full disk or a closed pipe shows here, not at exit
         return code
     except OSError as e:
@@ -473,11 +383,11 @@ def _verb_named(argv: list[str]) -> str | None:
     return None
 
 
-def _dispatch(args: argparse.Namespace) -> int:
+def _dispatch(args: argparse.Namespace, seams: Seams) -> int:
     from .errors import NftuneError
 
     try:
-        return VERBS[args.verb](args)
+        return VERBS[args.verb](args, seams)
     except NftuneError as e:
         if args.debug:
             raise

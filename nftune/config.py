@@ -1,8 +1,9 @@
 """nftune's configuration: built-in defaults, then /etc/nftune/nftune.conf, then
 /etc/nftune/nftune.conf.d/*.conf in name order. Later assignments win.
 
-One table (SETTINGS) defines every setting: its section, key, syntax and help text. The
-parser, the error messages, `nftune config` and the man page all read it.
+One table (SETTINGS) defines every setting, in mkosi's shape: its section, key, where the
+value goes, its default, its parser (made from a few shared ones) and its help. The
+parser, the defaults, the error messages, `nftune config` and the man page all read it.
 """
 
 from __future__ import annotations
@@ -17,30 +18,11 @@ from .record import Record
 from .root import Root
 from .text import cut
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows it)
+if TYPE_CHECKING:
+    from typing import Any
+
 BUILTIN = "(built-in defaults)"
-DEFAULT_SYSCTL_PRIORITY = "90"
-DEFAULTS = f"""\
-[Modules]
-Load=nf_conntrack
-
-[Sysctl]
-net.netfilter.nf_conntrack_tcp_be_liberal=1
-
-[Files]
-SysctlPriority={DEFAULT_SYSCTL_PRIORITY}
-
-[RPS]
-Mode=auto
-CPUs=auto
-ExcludeIsolatedCPUs=yes
-FlowEntries=32768
-
-[Verify]
-Interval=5
-Gate=no
-Repair=no
-PrometheusDirectory=
-"""
 MODULE_NAME = re.compile(r"[A-Za-z0-9_-]{1,55}")
 # An interface glob: what a Linux interface name may hold (no "/", ":" or white space),
 # plus fnmatch's "*", "?" and "[...]".
@@ -79,25 +61,28 @@ class SysctlSpec(Record):
         return sysctl.display(self.key)
 
 
-class RpsConfig(Record):
-    """[RPS]: how receive processing is spread over CPUs (see rps.py)."""
+# The records below are built from SETTINGS (their fields are its `dest`s); the defaults
+# are the table's, written there once.
 
-    mode: str = "auto"  # auto: only NICs with fewer rx queues than CPUs; on; off
-    interfaces: tuple[str, ...] = ()  # globs; none: every physical NIC
-    exclude: tuple[str, ...] = ()
-    cpus: frozenset[int] | None = None  # None: the NIC's NUMA node, else all online CPUs
-    cpus_origin: Origin | None = None
-    exclude_isolated: bool = True
-    flow_entries: int = 32768  # rps_sock_flow_entries; 0 turns RFS off
+class RpsConfig(Record):
+    """[RPS]: how receive processing is spread over CPUs (see nftune/rps/)."""
+
+    mode: str  # auto: only NICs with fewer rx queues than CPUs; on; off
+    interfaces: tuple[str, ...]  # globs; none: every physical NIC
+    exclude: tuple[str, ...]
+    cpus: frozenset[int] | None  # None: the NIC's NUMA node, else all online CPUs
+    exclude_isolated: bool
+    flow_entries: int  # rps_sock_flow_entries; 0 turns RFS off
+    cpus_origin: Origin | None = None  # where CPUs= was set, for the error that names it
 
 
 class VerifyConfig(Record):
     """[Verify]: the checks after boot (nftune-verify.timer) and where results go."""
 
-    interval: int = 5  # minutes between checks
-    gate: bool = False  # kubelet.service waits for, and requires, a passing verify
-    repair: bool = False  # put nftune's values back when changed at runtime
-    prometheus_dir: str | None = None  # node_exporter's textfile directory
+    interval: int  # minutes between checks
+    gate: bool  # kubelet.service waits for, and requires, a passing verify
+    repair: bool  # put nftune's values back when changed at runtime
+    prometheus_dir: str | None  # node_exporter's textfile directory
 
 
 class Config(Record):
@@ -107,31 +92,50 @@ class Config(Record):
     sysctls: tuple[SysctlSpec, ...]
     sysctl_priority: str
     sources: tuple[str, ...]  # in-tree config files read, in order
-    rps: RpsConfig = RpsConfig()
-    verify: VerifyConfig = VerifyConfig()
+    rps: RpsConfig
+    verify: VerifyConfig
 
-    def sysctl(self, key: str) -> SysctlSpec | None:
-        return next((s for s in self.sysctls if s.key == key), None)
+    def lines(self) -> list[str]:
+        """The configuration in its own syntax, each list entry with its origin."""
+        out: list[str] = []
+        for section in SECTIONS:
+            out += ["", f"[{section}]"] if out else [f"[{section}]"]
+            for s in _in(section):
+                value = s.get(self)
+                if s.key == "*":
+                    out += [f"{v.display + '=' + v.value:<45} # {v.origin}" for v in value]
+                elif s.dest == "modules":
+                    out += [f"Load={m.name:<40} # {m.origin}" for m in value]
+                else:
+                    out.append(f"{s.key}={s.parser.show(value)}")
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "sources": list(self.sources),
+            "modules": [{"load": m.name, "from": str(m.origin)} for m in self.modules],
+            "sysctl": [{"key": s.display, "value": s.value, "from": str(s.origin)}
+                       for s in self.sysctls],
+        }
+        for s in SETTINGS:
+            if s.dest in ("modules", "sysctls"):
+                continue
+            shown = s.parser.json(s.get(self))
+            if s.section == "Files":  # a top-level key, as it always was
+                out[s.json_key] = shown
+            else:
+                out.setdefault(s.section.lower(), {})[s.json_key] = shown
+        return out
 
 
-class _Builder:
-    """The configuration while the files are read, before it is frozen."""
+class Parser(Record):
+    """How a setting's value is read, shown, and written as JSON. `read` gets the value so
+    far (lists add to it) and returns the new one, or raises NftuneError."""
 
-    def __init__(self) -> None:
-        self.modules: list[ModuleSpec] = []
-        self.sysctls: dict[str, SysctlSpec] = {}
-        self.sysctl_priority = DEFAULT_SYSCTL_PRIORITY
-        self.rps_mode = "auto"
-        self.rps_interfaces: list[str] = []
-        self.rps_exclude: list[str] = []
-        self.rps_cpus: frozenset[int] | None = None
-        self.rps_cpus_origin: Origin | None = None
-        self.rps_exclude_isolated = True
-        self.rps_flow_entries = 32768
-        self.verify_interval = 5
-        self.verify_gate = False
-        self.verify_repair = False
-        self.verify_prometheus: str | None = None
+    read: Callable[[Entry, Any], Any]
+    show: Callable[[Any], str] = str
+    json: Callable[[Any], Any] = lambda v: v
+    initial: Any = None  # before the built-in defaults: what a list starts from
 
 
 def _bad(entry: Entry, message: str, hint: str) -> NftuneError:
@@ -139,139 +143,121 @@ def _bad(entry: Entry, message: str, hint: str) -> NftuneError:
                        key=entry.key, value=entry.value, hint=hint)
 
 
-def _set_load(b: _Builder, e: Entry) -> None:
-    if not e.value:  # an empty assignment resets the list, as in unit files
-        b.modules.clear()
-        return
-    for token in re.split(r"[ \t]+", e.value):  # systemd's white space, not str.split()'s
-        alts = tuple(a.replace("-", "_") for a in token.split("|"))
-        for a in alts:
-            if not MODULE_NAME.fullmatch(a):
-                raise _bad(e, f"invalid module name {cut(a)!r}",
-                           "module names are letters, digits, '_' and '-' (at most 55); "
-                           "separate alternatives with '|' and modules with spaces")
-        if all(m.alternatives != alts for m in b.modules):
-            b.modules.append(ModuleSpec(alts, e.origin))
+def yes_no(hint: str) -> Parser:
+    def read(e: Entry, _: Any) -> bool:
+        if e.value not in ("yes", "no"):
+            raise _bad(e, f"{e.key} must be yes or no", hint)
+        return e.value == "yes"
+
+    return Parser(read, lambda v: "yes" if v else "no")
 
 
-def _set_sysctl(b: _Builder, e: Entry) -> None:
+def number(low: int, high: int, message: str, hint: str) -> Parser:
+    """A whole number in ASCII digits within [low, high] (int() alone would take other
+    scripts' digits, and fail on a very long number)."""
+    def read(e: Entry, _: Any) -> int:
+        if not re.fullmatch(r"[0-9]{1,10}", e.value) or not low <= int(e.value) <= high:
+            raise _bad(e, message, hint)
+        return int(e.value)
+
+    return Parser(read)
+
+
+def one_of(values: tuple[str, ...], hint: str) -> Parser:
+    def read(e: Entry, _: Any) -> str:
+        if e.value not in values:
+            words = ", ".join(values[:-1]) + f" or {values[-1]}"
+            raise _bad(e, f"{e.key} must be {words}", hint)
+        return e.value
+
+    return Parser(read)
+
+
+def matching(pattern: str, message: str, hint: str) -> Parser:
+    def read(e: Entry, _: Any) -> str:
+        if not re.fullmatch(pattern, e.value):
+            raise _bad(e, message, hint)
+        return e.value
+
+    return Parser(read)
+
+
+def words(item: Callable[[Entry, str], Any], key: Callable[[Any], Any] = lambda v: v,
+          show: Callable[[Any], str] = str) -> Parser:
+    """A list, as in unit files: each assignment adds its words (systemd's white space,
+    not str.split()'s), an empty one resets; a word already there is not added again."""
+    def read(e: Entry, so_far: tuple[Any, ...]) -> tuple[Any, ...]:
+        if not e.value:
+            return ()
+        out = list(so_far)
+        for word in re.split(r"[ \t]+", e.value):
+            value = item(e, word)
+            if all(key(v) != key(value) for v in out):
+                out.append(value)
+        return tuple(out)
+
+    return Parser(read, lambda v: " ".join(map(show, v)), list, ())
+
+
+def _module(e: Entry, word: str) -> ModuleSpec:
+    alts = tuple(a.replace("-", "_") for a in word.split("|"))
+    for a in alts:
+        if not MODULE_NAME.fullmatch(a):
+            raise _bad(e, f"invalid module name {cut(a)!r}",
+                       "module names are letters, digits, '_' and '-' (at most 55); "
+                       "separate alternatives with '|' and modules with spaces")
+    return ModuleSpec(alts, e.origin)
+
+
+def _glob(e: Entry, word: str) -> str:
+    if not IFACE_GLOB.fullmatch(word) or word in (".", ".."):
+        raise _bad(e, f"invalid interface name or glob {cut(word)!r}",
+                   "interface names hold letters, digits and '_.@-'; globs add "
+                   "'*', '?' and '[...]'; separate them with spaces")
+    return word
+
+
+def _sysctl(e: Entry, so_far: dict[str, SysctlSpec]) -> dict[str, SysctlSpec]:
     try:
         key = sysctl.validate_key(e.key)
     except ValueError as err:
         raise _bad(e, f"invalid sysctl key: {err}",
                    "use a key as sysctl(8) shows it, like net.netfilter.nf_conntrack_max") \
             from None
+    out = {k: v for k, v in so_far.items() if k != key}  # re-added: file order follows
     if not e.value:  # an empty assignment stops managing the key
-        b.sysctls.pop(key, None)
-        return
+        return out
     try:
         value = sysctl.validate_value(e.value)
     except ValueError as err:
         raise _bad(e, f"invalid sysctl value: {err}", "write the value as sysctl(8) "
                    "takes it; vectors are separated by spaces") from None
-    b.sysctls.pop(key, None)  # re-insert: file order follows the last assignment
-    b.sysctls[key] = SysctlSpec(key, value, e.origin)
+    out[key] = SysctlSpec(key, value, e.origin)
+    return out
 
 
-def _set_priority(b: _Builder, e: Entry) -> None:
-    if not re.fullmatch(r"[0-9]{2}", e.value):
-        raise _bad(e, "the priority must be two digits",
-                   "sysctl.d files apply in name order; use 10-99, e.g. SysctlPriority=90")
-    b.sysctl_priority = e.value
-
-
-def _set_rps_mode(b: _Builder, e: Entry) -> None:
-    if e.value not in ("auto", "on", "off"):
-        raise _bad(e, "Mode must be auto, on or off",
-                   "auto spreads only NICs with fewer receive queues than CPUs; on spreads "
-                   "every selected NIC; off leaves RPS alone")
-    b.rps_mode = e.value
-
-
-def _add_globs(target: list[str], e: Entry) -> None:
-    """A list of interface globs: each assignment adds, an empty one resets."""
-    if not e.value:
-        target.clear()
-        return
-    for g in re.split(r"[ \t]+", e.value):
-        if not IFACE_GLOB.fullmatch(g) or g in (".", ".."):
-            raise _bad(e, f"invalid interface name or glob {cut(g)!r}",
-                       "interface names hold letters, digits and '_.@-'; globs add "
-                       "'*', '?' and '[...]'; separate them with spaces")
-        if g not in target:
-            target.append(g)
-
-
-def _set_rps_interfaces(b: _Builder, e: Entry) -> None:
-    _add_globs(b.rps_interfaces, e)
-
-
-def _set_rps_exclude(b: _Builder, e: Entry) -> None:
-    _add_globs(b.rps_exclude, e)
-
-
-def _set_rps_cpus(b: _Builder, e: Entry) -> None:
+def _cpus(e: Entry, _: Any) -> frozenset[int] | None:
     from .cpus import parse_list
 
+    hint = "write CPUs=auto, or a list such as 0-3,8"
     if e.value == "auto":
-        b.rps_cpus, b.rps_cpus_origin = None, None
-        return
+        return None
     try:
         cpus = parse_list(e.value)
     except ValueError as err:
-        raise _bad(e, f"invalid CPU list: {err}",
-                   "write CPUs=auto, or a list such as 0-3,8") from None
+        raise _bad(e, f"invalid CPU list: {err}", hint) from None
     if not cpus:
-        raise _bad(e, "the CPU list is empty", "write CPUs=auto, or a list such as 0-3,8")
-    b.rps_cpus, b.rps_cpus_origin = cpus, e.origin
+        raise _bad(e, "the CPU list is empty", hint)
+    return cpus
 
 
-def _set_rps_isolated(b: _Builder, e: Entry) -> None:
-    if e.value not in ("yes", "no"):
-        raise _bad(e, "ExcludeIsolatedCPUs must be yes or no",
-                   "yes keeps RPS off the CPUs in isolcpus= and nohz_full=")
-    b.rps_exclude_isolated = e.value == "yes"
+def _show_cpus(cpus: frozenset[int] | None) -> str:
+    from .cpus import format_list
+
+    return "auto" if cpus is None else format_list(set(cpus))
 
 
-def _number(e: Entry, low: int, high: int) -> int | None:
-    """A whole number in ASCII digits within [low, high], else None (int() alone would
-    take other scripts' digits, and fail on a very long number)."""
-    if not re.fullmatch(r"[0-9]{1,10}", e.value) or not low <= int(e.value) <= high:
-        return None
-    return int(e.value)
-
-
-def _set_rps_flows(b: _Builder, e: Entry) -> None:
-    n = _number(e, 0, MAX_FLOW_ENTRIES)
-    if n is None:
-        raise _bad(e, f"FlowEntries must be a number from 0 to {MAX_FLOW_ENTRIES}",
-                   "32768 suits most servers; 0 turns RFS off")
-    b.rps_flow_entries = n
-
-
-def _yes_no(e: Entry, what: str) -> bool:
-    if e.value not in ("yes", "no"):
-        raise _bad(e, f"{e.key} must be yes or no", what)
-    return e.value == "yes"
-
-
-def _set_interval(b: _Builder, e: Entry) -> None:
-    n = _number(e, 1, 1440)
-    if n is None:
-        raise _bad(e, "Interval must be whole minutes from 1 to 1440",
-                   "how often nftune-verify.timer checks again, e.g. Interval=5")
-    b.verify_interval = n
-
-
-def _set_gate(b: _Builder, e: Entry) -> None:
-    b.verify_gate = _yes_no(e, "yes: kubelet.service does not start while verify fails")
-
-
-def _set_repair(b: _Builder, e: Entry) -> None:
-    b.verify_repair = _yes_no(e, "yes: put nftune's values back when changed at runtime")
-
-
-def _set_prometheus(b: _Builder, e: Entry) -> None:
+def _directory(e: Entry, _: Any) -> str | None:
     hint = ("node_exporter's --collector.textfile.directory, e.g. "
             "/var/lib/prometheus/node-exporter; empty: no metrics file")
     if e.value and (not e.value.startswith("/") or not IN_TREE_PATH.fullmatch(e.value)
@@ -282,78 +268,132 @@ def _set_prometheus(b: _Builder, e: Entry) -> None:
     if e.value and (path in SANDBOX_OPENERS or path.startswith(SANDBOX_TREES)):
         raise _bad(e, "PrometheusDirectory would open nftune-verify.service's sandbox "
                       "(ReadWritePaths=)", "use a directory of its own, " + hint)
-    b.verify_prometheus = path or None
+    return path or None
 
 
 class Setting(Record):
-    """One key of the config syntax: where it goes, how it parses, its help."""
+    """One key of the config syntax: where its value goes (`dest`: a Config field, or
+    "rps.x"/"verify.x" for a field of those records), its built-in default (in the
+    config's own syntax; None: none), how it parses, and its help."""
 
     section: str
     key: str  # "*" takes any key (sysctl names)
+    dest: str
+    default: str | None
+    parser: Parser
     syntax: str
     help: str
-    apply: Callable[[_Builder, Entry], None]
+
+    @property
+    def json_key(self) -> str:
+        """ExcludeIsolatedCPUs -> exclude_isolated_cpus."""
+        return re.sub(r"(?<=[a-z])(?=[A-Z])", "_", self.key).lower()
+
+    def get(self, config: Config) -> Any:
+        record, _, field = self.dest.rpartition(".")
+        return getattr(getattr(config, record) if record else config, field)
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("Modules", "Load", "MODULE[|ALT...] ...",
+    Setting("Modules", "Load", "modules", "nf_conntrack",
+            words(_module, key=lambda m: m.alternatives, show=lambda m: m.name),
+            "MODULE[|ALT...] ...",
             "Kernel modules to load at boot, before systemd-sysctl runs. A list: each "
             "assignment adds, an empty one resets. 'a|b' loads the first of a and b that "
-            "every installed kernel has.", _set_load),
-    Setting("Sysctl", "*", "KEY=VALUE",
+            "every installed kernel has."),
+    Setting("Sysctl", "*", "sysctls", "net.netfilter.nf_conntrack_tcp_be_liberal=1",
+            Parser(_sysctl, initial={}), "KEY=VALUE",
             "A sysctl to set at boot, written as sysctl(8) shows it. An empty value stops "
-            "managing the key.", _set_sysctl),
-    Setting("Files", "SysctlPriority", "NN",
+            "managing the key."),
+    Setting("Files", "SysctlPriority", "sysctl_priority", "90",
+            matching(r"[0-9]{2}", "the priority must be two digits",
+                     "sysctl.d files apply in name order; use 10-99, e.g. SysctlPriority=90"),
+            "NN",
             "The two-digit prefix of nftune's sysctl.d file; it decides which files it "
-            "overrides and which override it.", _set_priority),
-    Setting("RPS", "Mode", "auto|on|off",
+            "overrides and which override it."),
+    Setting("RPS", "Mode", "rps.mode", "auto",
+            one_of(("auto", "on", "off"),
+                   "auto spreads only NICs with fewer receive queues than CPUs; on spreads "
+                   "every selected NIC; off leaves RPS alone"),
+            "auto|on|off",
             "Receive packet steering at boot. auto: only NICs with fewer receive queues "
             "than CPUs, where spreading helps; on: every selected NIC; off: nftune "
-            "leaves RPS alone.", _set_rps_mode),
-    Setting("RPS", "Interfaces", "GLOB ...",
+            "leaves RPS alone."),
+    Setting("RPS", "Interfaces", "rps.interfaces", None, words(_glob), "GLOB ...",
             "Interfaces RPS may be set on (a list; empty resets: every physical NIC). "
-            "Only physical NICs, which have a device link in sysfs, are ever chosen.",
-            _set_rps_interfaces),
-    Setting("RPS", "ExcludeInterfaces", "GLOB ...",
-            "Interfaces RPS is never set on (a list; empty resets).", _set_rps_exclude),
-    Setting("RPS", "CPUs", "auto|LIST",
+            "Only physical NICs, which have a device link in sysfs, are ever chosen."),
+    Setting("RPS", "ExcludeInterfaces", "rps.exclude", None, words(_glob), "GLOB ...",
+            "Interfaces RPS is never set on (a list; empty resets)."),
+    Setting("RPS", "CPUs", "rps.cpus", "auto", Parser(_cpus, _show_cpus, _show_cpus),
+            "auto|LIST",
             "The CPUs that process received packets. auto: the CPUs of the NIC's NUMA "
-            "node, else every online CPU. A list such as 0-3,8 must name online CPUs.",
-            _set_rps_cpus),
-    Setting("RPS", "ExcludeIsolatedCPUs", "yes|no",
-            "Keep RPS off the CPUs isolated by isolcpus= or nohz_full=.", _set_rps_isolated),
-    Setting("RPS", "FlowEntries", "N",
+            "node, else every online CPU. A list such as 0-3,8 must name online CPUs."),
+    Setting("RPS", "ExcludeIsolatedCPUs", "rps.exclude_isolated", "yes",
+            yes_no("yes keeps RPS off the CPUs in isolcpus= and nohz_full="), "yes|no",
+            "Keep RPS off the CPUs isolated by isolcpus= or nohz_full=."),
+    Setting("RPS", "FlowEntries", "rps.flow_entries", "32768",
+            number(0, MAX_FLOW_ENTRIES, f"FlowEntries must be a number from 0 to "
+                   f"{MAX_FLOW_ENTRIES}", "32768 suits most servers; 0 turns RFS off"),
+            "N",
             "RFS: net.core.rps_sock_flow_entries (rounded up to a power of two); each "
-            "receive queue gets an equal share as rps_flow_cnt. 0 turns RFS off.",
-            _set_rps_flows),
-    Setting("Verify", "Interval", "MINUTES",
+            "receive queue gets an equal share as rps_flow_cnt. 0 turns RFS off."),
+    Setting("Verify", "Interval", "verify.interval", "5",
+            number(1, 1440, "Interval must be whole minutes from 1 to 1440",
+                   "how often nftune-verify.timer checks again, e.g. Interval=5"),
+            "MINUTES",
             "How often nftune-verify.timer checks again after boot (a randomized delay of "
-            "up to a minute is added, so a fleet does not check in lockstep).", _set_interval),
-    Setting("Verify", "Gate", "yes|no",
+            "up to a minute is added, so a fleet does not check in lockstep)."),
+    Setting("Verify", "Gate", "verify.gate", "no",
+            yes_no("yes: kubelet.service does not start while verify fails"), "yes|no",
             "yes: kubelet.service requires a passing nftune-verify.service and starts "
             "after it (a drop-in nftune installs only then). no: nothing waits for the "
-            "check.", _set_gate),
-    Setting("Verify", "Repair", "yes|no",
+            "check."),
+    Setting("Verify", "Repair", "verify.repair", "no",
+            yes_no("yes: put nftune's values back when changed at runtime"), "yes|no",
             "yes: a sysctl changed at runtime is put back, and reported; one reset again "
             "within an interval is 'contested' and left alone. The check then runs "
-            "before kubelet and containerd start (ordering only).", _set_repair),
-    Setting("Verify", "PrometheusDirectory", "DIR",
+            "before kubelet and containerd start (ordering only)."),
+    Setting("Verify", "PrometheusDirectory", "verify.prometheus_dir", "",
+            Parser(_directory, lambda v: v or "", lambda v: v), "DIR",
             "node_exporter's textfile directory: each check run writes DIR/nftune.prom. "
-            "Empty: none.", _set_prometheus),
+            "Empty: none."),
 )
+SECTIONS = tuple(dict.fromkeys(s.section for s in SETTINGS))
+
+
+def _in(section: str) -> list[Setting]:
+    return [s for s in SETTINGS if s.section == section]
+
+
+def _defaults() -> str:
+    """The built-in defaults as a config file, made from the table."""
+    blocks = []
+    for section in SECTIONS:
+        lines = [s.default if s.key == "*" else f"{s.key}={s.default}"
+                 for s in _in(section) if s.default is not None]
+        blocks.append("\n".join([f"[{section}]", *lines]) + "\n")
+    return "\n".join(blocks)
+
+
+DEFAULTS = _defaults()
+DEFAULT_SYSCTL_PRIORITY = next(s.default or "" for s in SETTINGS if s.key == "SysctlPriority")
+
+
+def builtin() -> Config:
+    """The built-in defaults alone."""
+    return parse([])
 
 
 def _lookup(e: Entry) -> Setting:
-    sections = {s.section for s in SETTINGS}
-    if e.section not in sections:
+    if e.section not in SECTIONS:
         import difflib  # only a config error needs a suggestion
 
-        hint = "known sections: " + ", ".join(f"[{s}]" for s in sorted(sections))
-        if close := difflib.get_close_matches(e.section, sections, 1):
+        hint = "known sections: " + ", ".join(f"[{s}]" for s in sorted(SECTIONS))
+        if close := difflib.get_close_matches(e.section, SECTIONS, 1):
             hint = f"did you mean [{close[0]}]?"
         raise NftuneError(f"unknown section [{e.section}]", path=e.origin.file,
                           line=e.origin.line, key=e.key, value=e.value, hint=hint)
-    in_section = [s for s in SETTINGS if s.section == e.section]
+    in_section = _in(e.section)
     for s in in_section:
         if s.key in ("*", e.key):
             return s
@@ -367,16 +407,23 @@ def _lookup(e: Entry) -> Setting:
 
 def parse(texts: list[tuple[str, str]]) -> Config:
     """Pure: (file name, text) pairs in the order they apply, after the built-in defaults."""
-    b = _Builder()
+    values = {s.dest: s.parser.initial for s in SETTINGS}
+    origins: dict[str, Origin] = {}
     for name, text in [(BUILTIN, DEFAULTS), *texts]:
         for e in ini.parse(text, name):
-            _lookup(e).apply(b, e)
-    rps = RpsConfig(b.rps_mode, tuple(b.rps_interfaces), tuple(b.rps_exclude), b.rps_cpus,
-                    b.rps_cpus_origin, b.rps_exclude_isolated, b.rps_flow_entries)
-    verify = VerifyConfig(b.verify_interval, b.verify_gate, b.verify_repair,
-                          b.verify_prometheus)
-    return Config(tuple(b.modules), tuple(b.sysctls.values()), b.sysctl_priority,
-                  tuple(name for name, _ in texts), rps, verify)
+            s = _lookup(e)
+            values[s.dest] = s.parser.read(e, values[s.dest])
+            origins[s.dest] = e.origin
+    records: dict[str, dict[str, Any]] = {"rps": {}, "verify": {}}
+    for dest, value in values.items():
+        record, _, field = dest.rpartition(".")
+        if record:
+            records[record][field] = value
+    cpus_origin = origins["rps.cpus"] if values["rps.cpus"] is not None else None
+    return Config(values["modules"], tuple(values["sysctls"].values()),
+                  values["sysctl_priority"], tuple(name for name, _ in texts),
+                  RpsConfig(**records["rps"], cpus_origin=cpus_origin),
+                  VerifyConfig(**records["verify"]))
 
 
 def load(root: Root) -> Config:

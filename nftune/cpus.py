@@ -60,22 +60,28 @@ def format_mask(cpus: frozenset[int] | set[int], nbits: int) -> str:
         raise ValueError("a mask needs at least one bit")
     if cpus and max(cpus) >= nbits:
         raise ValueError(f"CPU {max(cpus)} does not fit a mask of {nbits} CPUs")
-    value = sum(1 << c for c in cpus)
+    value = bits(cpus)
     groups = []
     top = (nbits - 1) // CHUNK
     for g in range(top, -1, -1):
-        bits = nbits - g * CHUNK if g == top else CHUNK
-        width = (bits + 3) // 4
+        used = nbits - g * CHUNK if g == top else CHUNK
+        width = (used + 3) // 4
         groups.append(f"{(value >> (g * CHUNK)) & 0xFFFFFFFF:0{width}x}")
     return ",".join(groups)
 
 
-def parse_mask(text: str) -> frozenset[int]:
-    """'1,ffffffff' -> {0..32}. Raises ValueError."""
+def mask_value(text: str) -> int | None:
+    """'1,ffffffff' -> 0x1ffffffff; None when it is not a mask. An int, not a set: RPS
+    compares one per receive queue."""
     text = text.strip()
     if not _MASK.fullmatch(text):
-        raise ValueError(f"{text!r} is not a hex CPU mask")
+        return None
     value = 0
     for group in text.split(","):
         value = (value << CHUNK) | int(group, 16)
-    return frozenset(i for i in range(value.bit_length()) if value >> i & 1)
+    return value
+
+
+def bits(cpus: frozenset[int] | set[int]) -> int:
+    """{0, 3} -> 0b1001: the value of the mask of these CPUs."""
+    return sum(1 << c for c in cpus)

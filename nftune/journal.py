@@ -1,6 +1,8 @@
-"""Structured journal entries over journald's native protocol (a datagram per entry on
-/run/systemd/journal/socket; https://systemd.io/JOURNAL_NATIVE_PROTOCOL/), without
-libsystemd: one entry per failed check, findable with `journalctl MESSAGE_ID=...`."""
+"""The journal, both ways. Written: structured entries over journald's native protocol (a
+datagram per entry on /run/systemd/journal/socket;
+https://systemd.io/JOURNAL_NATIVE_PROTOCOL/), without libsystemd: one entry per failed
+check, findable with `journalctl MESSAGE_ID=...`. Read: one process's messages of this
+boot, through journalctl."""
 
 from __future__ import annotations
 
@@ -12,8 +14,13 @@ import stat
 import struct
 
 from .errors import EXIT_FAILED, NftuneError
+from .report import boot_id
 from .result import CheckResult
 from .root import Root
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows it)
+if TYPE_CHECKING:
+    from .context import Context
 
 SOCKET = "/run/systemd/journal/socket"
 # A check failed (fixed: operators and node-problem-detector filter on it).
@@ -84,3 +91,36 @@ def send(root: Root, entries: list[dict[str, str]]) -> int:
         raise NftuneError(f"cannot write to the journal: {e.strerror}", path=root.show(SOCKET),
                           exit_code=EXIT_FAILED, hint="is systemd-journald running?") from e
     return len(entries)
+
+
+def read(ctx: Context, identifier: str, pid: int, priority: int = 7, *,
+         or_kernel: bool = False) -> list[str]:
+    """The messages one process logged this boot, oldest first (`or_kernel`: also those
+    the kernel log carries under its identifier, which only root can write); [] when the
+    journal cannot be read (no journalctl, no boot ID, no journal files in the tree)."""
+    root = ctx.root
+    bid = (boot_id(root) or "").replace("-", "")
+    if not bid or pid <= 0:
+        return []
+    argv = ["journalctl", "--no-pager", "--quiet", "--output=json", f"--priority={priority}"]
+    if not root.is_host:
+        argv.append(f"--root={root.path}")
+    match = [f"_BOOT_ID={bid}", f"SYSLOG_IDENTIFIER={identifier}"]
+    argv += [*match, f"_PID={pid}"]
+    if or_kernel:
+        argv += ["+", *match, "_TRANSPORT=kernel"]
+    try:
+        out = ctx.run(argv, check=False, timeout=10).stdout
+    except NftuneError:
+        return []
+    import json  # only a live boot check reads the journal
+
+    messages = []
+    for line in out.splitlines():
+        try:
+            m = json.loads(line).get("MESSAGE")
+        except ValueError:
+            continue
+        if isinstance(m, str):
+            messages.append(m)
+    return messages

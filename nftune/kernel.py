@@ -75,7 +75,6 @@ class ModuleChoice(Record):
     spec: ModuleSpec
     name: str  # the alternative chosen
     builtin_everywhere: bool  # no modules-load.d entry needed
-    checked: bool  # False when no kernel was installed to check against
 
     @property
     def listed(self) -> bool:
@@ -86,11 +85,11 @@ def choose(spec: ModuleSpec, kernels: list[Kernel]) -> ModuleChoice | NftuneErro
     """The first alternative every installed kernel has, or the error that explains why
     there is none. With no kernel installed nothing can be checked: the first is taken."""
     if not kernels:
-        return ModuleChoice(spec, spec.alternatives[0], False, False)
+        return ModuleChoice(spec, spec.alternatives[0], False)
     for alt in spec.alternatives:
         kinds = [k.has(alt) for k in kernels]
         if all(kinds):
-            return ModuleChoice(spec, alt, all(x == "builtin" for x in kinds), True)
+            return ModuleChoice(spec, alt, all(x == "builtin" for x in kinds))
     return missing_error(spec, kernels)
 
 

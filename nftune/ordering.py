@@ -120,7 +120,8 @@ class BusGraph:
 
     def node(self, name: str) -> Node:
         u = self.bus.unit(name)
-        return Node(name, u.found, u.masked, u.sources)
+        return Node(name, u.found, u.masked,
+                    "not found" if u.load_state == "not-found" else u.sources)
 
     def ordered_before(self, name: str) -> Iterator[Edge]:
         u = self.bus.unit(name)
@@ -179,9 +180,11 @@ def prove(graph: Graph, first: str = MODULES_LOAD, then: str = SYSCTL) -> Proof:
     for name in (first, then):
         n = graph.node(name)
         if not n.found:
-            return Proof(Cause.UNIT_MASKED, (), f"{name} is not found on the unit path"
-                         if n.where == "not found" else f"{name} cannot be loaded ({n.where})",
-                         None if n.where == "not found" else n.where)
+            if n.where == "not found":
+                return Proof(Cause.UNIT_MISSING, (), f"{name} is not found on the unit path",
+                             None)
+            return Proof(Cause.UNIT_MASKED, (), f"{name} cannot be loaded ({n.where})",
+                         n.where)
         if n.masked:
             return Proof(Cause.UNIT_MASKED, (), f"{name} is masked ({n.where})", n.where)
         if (jobs := getattr(graph, "jobs", None)) is not None and n.name not in jobs:

@@ -5,12 +5,12 @@ rules). Rendering is pure; the file goes through fsio's one atomic writer."""
 from __future__ import annotations
 
 from . import __version__
-from .result import CheckResult, Status
+from .result import CHECKS, Check, CheckResult, Status
 from .root import Root
 from .text import escape
 
 FILE = "nftune.prom"
-ORDERING_CHECKS = ("ordering", "boot-graph", "boot-order")
+ORDERING_CHECKS = (Check.ORDERING, Check.BOOT_GRAPH, Check.BOOT_ORDER)
 
 
 def _label(value: str) -> str:
@@ -39,7 +39,8 @@ def render(results: tuple[CheckResult, ...], live: dict[str, str | None],
         out.append(f"# TYPE {name} {kind}")
 
     family("nftune_check_ok", "gauge",
-           "1 when the check passed, 0 when it failed (skipped checks are left out).")
+           "1 when the check passed, 0 when it failed (skipped checks are left out); "
+           f"check is one of {', '.join(CHECKS)} (see nftune(8)).")
     seen: set[tuple[str, str]] = set()
     for r in results:
         if r.status is Status.SKIPPED or (r.check, r.subject) in seen:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 
 from . import udev
-from .artifacts import KUBE_UNITS, NFTUNE_BIN, Artifact, Kind, Layer, path_of
-from .config import DEFAULT_SYSCTL_PRIORITY, Config, VerifyConfig
+from .artifacts import FILES, KUBE_UNITS, NFTUNE_BIN, Artifact, Kind, Layer, path_of
+from .config import DEFAULT_SYSCTL_PRIORITY, Config, builtin
 from .kernel import ModuleChoice
 from .record import Record
 
@@ -60,34 +60,34 @@ def render(config: Config, choices: list[ModuleChoice], facts: Facts,
     common = {"version": facts.version, "source": source_line(config.sources)}
     named = [k for k in facts.kernels if KERNEL_RELEASE.fullmatch(k)][:MAX_KERNELS_NAMED]
 
-    def one(kind: Kind, template: str, **extra: Any) -> Artifact:
+    def one(kind: Kind, **extra: Any) -> Artifact:
         path = path_of(layer, kind, config.sysctl_priority)
-        text = env.get_template(template).render(**common, **extra)
+        text = env.get_template(FILES[kind].template).render(**common, **extra)
         return Artifact(kind, path, text)
 
     out = [
-        one(Kind.MODULES_LOAD, "modules-load.conf.j2", choices=choices, kernels=named,
+        one(Kind.MODULES_LOAD, choices=choices, kernels=named,
             unnamed=len(facts.kernels) - len(named)),
-        one(Kind.SYSCTL, "sysctl.conf.j2", sysctls=config.sysctls),
-        one(Kind.SYSCTL_ORDER, "sysctl-order.conf.j2"),
+        one(Kind.SYSCTL, sysctls=config.sysctls),
+        one(Kind.SYSCTL_ORDER),
     ]
     rules = udev.rules(config, choices)
     if rules:
-        out.append(one(Kind.UDEV, "udev.rules.j2", rules=rules,
+        out.append(one(Kind.UDEV, rules=rules,
                        systemd_sysctl=facts.systemd_sysctl))
     # Always rendered: with Mode=off the admin file is empty of rules and masks the vendor's.
-    out.append(one(Kind.RPS_UDEV, "rps.rules.j2", mode=config.rps.mode, nftune=NFTUNE_BIN))
+    out.append(one(Kind.RPS_UDEV, mode=config.rps.mode, nftune=NFTUNE_BIN))
     v = config.verify
-    if v.interval != VerifyConfig().interval:
-        out.append(one(Kind.TIMER_DROPIN, "verify-timer.conf.j2", minutes=v.interval))
+    if v.interval != builtin().verify.interval:
+        out.append(one(Kind.TIMER_DROPIN, minutes=v.interval))
     if v.gate:
-        out.append(one(Kind.GATE_DROPIN, "kubelet-gate.conf.j2"))
+        out.append(one(Kind.GATE_DROPIN))
     if v.gate or v.repair or v.prometheus_dir:
-        out.append(one(Kind.VERIFY_DROPIN, "verify-service.conf.j2", repair=v.repair,
+        out.append(one(Kind.VERIFY_DROPIN, repair=v.repair,
                        prometheus_dir=v.prometheus_dir,
                        before=KUBE_UNITS if v.gate or v.repair else ""))
     if layer is Layer.ADMIN and config.sysctl_priority != DEFAULT_SYSCTL_PRIORITY:
-        out.append(one(Kind.SYSCTL_MASK, "sysctl-mask.conf.j2",
+        out.append(one(Kind.SYSCTL_MASK,
                        vendor=path_of(Layer.VENDOR, Kind.SYSCTL, DEFAULT_SYSCTL_PRIORITY),
                        target=path_of(layer, Kind.SYSCTL, config.sysctl_priority)))
     return out

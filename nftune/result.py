@@ -22,6 +22,29 @@ class Status(StrEnum):
     SKIPPED = "skipped"
 
 
+class Check(StrEnum):
+    """What is checked; CHECKS below documents each, and which module of nftune/checks/
+    makes it."""
+
+    FILE_READABLE = "file-readable"
+    MODULE_EXISTS = "module-exists"
+    MODULES_LOAD = "modules-load"
+    SYSCTL_BOOT = "sysctl-boot"
+    SAFETY_NET = "safety-net"
+    ORDERING = "ordering"
+    ORDER_DROPIN = "order-dropin"
+    BOOT = "boot"
+    BOOT_GRAPH = "boot-graph"
+    UNIT_STATE = "unit-state"
+    BOOT_ORDER = "boot-order"
+    MODULE_TIMING = "module-timing"
+    MODULE_LOADED = "module-loaded"
+    SYSCTL_VALUE = "sysctl-value"
+    RPS = "rps"
+    RFS = "rfs"
+    RPS_NEW_DEVICES = "rps-new-devices"
+
+
 class Cause(StrEnum):
     OK = "ok"
     NOT_LISTED = "not-listed"
@@ -36,6 +59,7 @@ class Cause(StrEnum):
     ORDERING_BROKEN = "ordering-broken"
     ORDERING_CYCLE = "ordering-cycle"
     UNIT_MASKED = "unit-masked"
+    UNIT_MISSING = "unit-missing"
     LOADED_LATE = "loaded-late"
     OVERRIDDEN_BY_FILE = "overridden-by-file"
     CHANGED_AT_RUNTIME = "changed-at-runtime"
@@ -72,7 +96,8 @@ CAUSES: dict[Cause, str] = {
     Cause.ORDERING_CYCLE: "systemd-modules-load.service or systemd-sysctl.service is on an "
                           "ordering cycle (systemd deletes a job on the cycle at boot, "
                           "which can be theirs), or was deleted to break one this boot",
-    Cause.UNIT_MASKED: "a unit nftune relies on is masked or not found",
+    Cause.UNIT_MASKED: "a unit nftune relies on is masked, or systemd could not load it",
+    Cause.UNIT_MISSING: "a unit nftune relies on is not installed (not found)",
     Cause.LOADED_LATE: "a module was loaded after systemd-sysctl.service applied sysctl.d",
     Cause.OVERRIDDEN_BY_FILE: "another sysctl.d file (or /etc/sysctl.conf) sets the key "
                               "later, to another value",
@@ -95,10 +120,102 @@ CAUSES: dict[Cause, str] = {
 }
 
 
+class CheckDoc(Record):
+    """A check's documentation: the README, nftune(8) and the metrics' help are made from it."""
+
+    family: str  # the module of nftune/checks/ that makes it
+    needs: str  # "tree": the files alone; "bus": a service manager; "live": /proc and /sys
+    text: str  # what passes
+
+
+CHECKS: dict[Check, CheckDoc] = {
+    Check.FILE_READABLE: CheckDoc(
+        "files", "tree",
+        "reported only when it fails: a file of the tree that systemd and `verify` read (a "
+        "sysctl.d or modules-load.d entry, a unit file or drop-in, a kernel's `modules.dep`) "
+        "is not a regular file, is a symlink loop, or cannot be read; the subject names it, "
+        "and the other checks still run"),
+    Check.MODULE_EXISTS: CheckDoc(
+        "files", "tree",
+        "each configured module, and every modules-load.d entry, exists (as a module or "
+        "built in) in every installed kernel"),
+    Check.MODULES_LOAD: CheckDoc(
+        "files", "tree",
+        "each module is listed in a modules-load.d file systemd reads (built-in modules need "
+        "no entry)"),
+    Check.SYSCTL_BOOT: CheckDoc(
+        "files", "tree",
+        "the value systemd-sysctl applies at boot is nftune's: no later sysctl.d file, "
+        "`-key` line, glob or `/etc/sysctl.conf` (also when only `sysctl --system` reads it) "
+        "overrides it"),
+    Check.SAFETY_NET: CheckDoc(
+        "files", "tree", "the udev rule re-applies each module's sysctl subtree"),
+    Check.ORDERING: CheckDoc(
+        "ordering", "tree",
+        "in the unit graph the next boot loads, built from the unit files as systemd builds "
+        "it (see \"The offline proof\"), systemd-modules-load.service is ordered before "
+        "systemd-sysctl.service, directly or through other units, and neither is on an "
+        "ordering cycle (`ordering-cycle`, every unit and edge named: systemd deletes a job "
+        "on a cycle at boot)"),
+    Check.ORDER_DROPIN: CheckDoc(
+        "ordering", "tree", "nftune's drop-in for systemd-sysctl.service is in effect"),
+    Check.BOOT: CheckDoc(
+        "boot", "bus",
+        "reported only when it fails: systemd's D-Bus API cannot be reached (`no-bus`), so "
+        "the other bus checks cannot be made"),
+    Check.BOOT_GRAPH: CheckDoc(
+        "boot", "bus",
+        "the same proof over the units systemd loaded this boot (D-Bus), following units "
+        "that had a start job this boot (and the two units themselves), a cycle named the "
+        "same way, with the manager's \"deleted to break ordering cycle\" line from this "
+        "boot's journal when it is there"),
+    Check.UNIT_STATE: CheckDoc(
+        "boot", "bus",
+        "systemd-modules-load and systemd-sysctl both ran this boot: installed "
+        "(`unit-missing`), not masked (`unit-masked`), no condition failed "
+        "(`ConditionCapability=CAP_SYS_MODULE` in a container), did not fail, and every "
+        "listed module was loaded (the journal names a module that failed); a unit whose "
+        "job systemd deleted to break an ordering cycle is `ordering-cycle` (from the "
+        "journal's line, or, where the journal lost it as a container's does, from the unit "
+        "being on a cycle and never started)"),
+    Check.BOOT_ORDER: CheckDoc(
+        "boot", "bus",
+        "systemd-modules-load's process exited before systemd-sysctl's started (monotonic "
+        "timestamps)"),
+    Check.MODULE_TIMING: CheckDoc(
+        "boot", "live",
+        "each module was there when systemd-sysctl applied sysctl.d: built in, or listed at "
+        "boot and loaded by systemd-modules-load in time. A module loaded later is "
+        "`loaded-late`, with whether its values were re-applied since (nftune's udev rule "
+        "does that); `Couldn't write` lines of systemd-sysctl in the journal are evidence. "
+        "Listed only after this boot began (a fresh install): skipped until the next boot"),
+    Check.MODULE_LOADED: CheckDoc(
+        "runtime", "live",
+        "`/sys/module/NAME` exists, or the module is built into the running kernel"),
+    Check.SYSCTL_VALUE: CheckDoc(
+        "runtime", "live",
+        "the live value under `/proc/sys` equals the wanted one, compared as the kernel "
+        "prints it; with repair on (`checks/drift.py`), a value changed at runtime is put "
+        "back, and one changed again within an interval is `contested`"),
+    Check.RPS: CheckDoc(
+        "rps", "live",
+        "each chosen NIC: every receive queue's `rps_cpus` and `rps_flow_cnt` equal what "
+        "nftune computes for this machine (expected and actual, and how many queues differ)"),
+    Check.RFS: CheckDoc(
+        "rps", "live",
+        "`net.core.rps_sock_flow_entries` is `FlowEntries` rounded up to a power of two "
+        "(when a NIC is chosen and RFS is on)"),
+    Check.RPS_NEW_DEVICES: CheckDoc(
+        "rps", "live",
+        "what gives NICs created later their masks is in force: the udev rule, and "
+        "`net.core.rps_default_mask` where nftune uses it (kernel 6.3+)"),
+}
+
+
 class CheckResult(Record):
     """One check's outcome on one subject; every output is made from it."""
 
-    check: str  # what is checked: "sysctl-value", "module-loaded", ...
+    check: Check
     subject: str  # of what: a key, a module, a file
     status: Status
     cause: Cause
@@ -114,6 +231,7 @@ class CheckResult(Record):
 
     def to_json(self) -> dict[str, Any]:
         d = self._asdict()
+        d["check"] = str(self.check)
         d["status"] = str(self.status)
         d["cause"] = str(self.cause)
         return d
@@ -134,13 +252,13 @@ class CheckResult(Record):
         return escape(text)  # names from the tree never move the cursor or fake a line
 
 
-def passed(check: str, subject: str, **kw: Any) -> CheckResult:
+def passed(check: Check, subject: str, **kw: Any) -> CheckResult:
     return CheckResult(check, subject, Status.PASSED, Cause.OK, **kw)
 
 
-def failed(check: str, subject: str, cause: Cause, **kw: Any) -> CheckResult:
+def failed(check: Check, subject: str, cause: Cause, **kw: Any) -> CheckResult:
     return CheckResult(check, subject, Status.FAILED, cause, **kw)
 
 
-def skipped(check: str, subject: str, cause: Cause, **kw: Any) -> CheckResult:
+def skipped(check: Check, subject: str, cause: Cause, **kw: Any) -> CheckResult:
     return CheckResult(check, subject, Status.SKIPPED, cause, **kw)

@@ -45,14 +45,11 @@ class UnitState(Record):
     load_state: str  # loaded, not-found, masked, bad-setting, error
     unit_file_state: str = ""  # static, enabled, masked, ...
     active_state: str = "inactive"
-    sub_state: str = ""
     result: str = ""  # service result: success, exit-code, ...
     condition_result: bool = True
     conditions: tuple[Condition, ...] = ()
     after: tuple[str, ...] = ()  # systemd merges Before= of others into this list
     before: tuple[str, ...] = ()
-    requires: tuple[str, ...] = ()
-    wants: tuple[str, ...] = ()
     fragment_path: str = ""
     dropin_paths: tuple[str, ...] = ()
     condition_timestamp: int = 0
@@ -96,7 +93,6 @@ class BootTimes(Record):
     userspace_realtime: int  # the same moment, in µs since the epoch
     finish: int  # 0 while the boot is not finished
     version: str = ""
-    virtualization: str = ""
     system_state: str = ""
 
 
@@ -140,14 +136,11 @@ def unit_from_properties(name: str, p: dict[bytes, Any]) -> UnitState:
         load_state=_s(p.get(b"LoadState")),
         unit_file_state=_s(p.get(b"UnitFileState")),
         active_state=_s(p.get(b"ActiveState")),
-        sub_state=_s(p.get(b"SubState")),
         result=_s(p.get(b"Result")),
         condition_result=bool(p.get(b"ConditionResult", True)),
         conditions=conditions,
         after=_names(p.get(b"After")),
         before=_names(p.get(b"Before")),
-        requires=_names(p.get(b"Requires")),
-        wants=_names(p.get(b"Wants")),
         fragment_path=_s(p.get(b"FragmentPath")),
         dropin_paths=_names(p.get(b"DropInPaths")),
         condition_timestamp=_int(p.get(b"ConditionTimestampMonotonic")),
@@ -217,6 +210,9 @@ class Systemd:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
         if self._bus is not None:
             self._bus.close()
             self._bus = None
@@ -260,7 +256,6 @@ class Systemd:
                 userspace_realtime=_int(p.get(b"UserspaceTimestamp")),
                 finish=_int(p.get(b"FinishTimestampMonotonic")),
                 version=_s(p.get(b"Version")),
-                virtualization=_s(p.get(b"Virtualization")),
                 system_state=_s(p.get(b"SystemState")),
             )
         return self._boot

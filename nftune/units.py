@@ -209,12 +209,6 @@ def _kind(name: str) -> str:
     return "template" if rest.startswith(".") else "instance"
 
 
-def _dropin_dirs(name: str) -> list[str]:
-    """NAME.d, then dashed prefixes (a-b-.service.d, a-.service.d), then the type (service.d);
-    the more specific directory is listed first."""
-    return [f"{n}.d" for n in _name_dirs(name)] + [f"{name.rpartition('.')[2]}.d"]
-
-
 class UnitTree:
     """Units of one tree, loaded on demand and cached: each directory is listed once and
     each file read once."""

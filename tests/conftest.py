@@ -1,5 +1,6 @@
 """Shared fixtures. Tests work on tmp trees under /var/tmp and never touch the host's /etc,
-/proc/sys or kernel; nftune's run() is blocked unless a test allows a command."""
+/proc/sys or kernel. Programs run only through a Context's runner: tests give `commands`
+(below), which refuses what a test did not allow; nothing is patched."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 
 from nftune import run as run_mod
+from nftune.context import Context
 from nftune.root import Root
 
 BASETEMP = Path(os.environ.get("NFTUNE_TEST_TMP", f"/var/tmp/nftune-pytest-{os.getpid()}"))
@@ -61,12 +63,16 @@ class Commands:
         return run_mod.Completed(tuple(argv), 0, self.stdout.get(name, ""), "")
 
 
-@pytest.fixture(autouse=True)
-def commands(monkeypatch: pytest.MonkeyPatch) -> Commands:
-    c = Commands()
-    for mod in ("nftune.apply", "nftune.boot", "nftune.run"):
-        monkeypatch.setattr(f"{mod}.run", c)
-    return c
+@pytest.fixture
+def commands() -> Commands:
+    return Commands()
+
+
+def context(root: Root, commands: Commands | None = None, bus: Any = None,
+            address: str | None = None) -> Context:
+    """A run's Context over a test tree: `commands` runs programs, `bus` is the manager."""
+    return Context(root, runner=commands or Commands(),
+                   bus_factory=None if bus is None else lambda _: bus, bus_address=address)
 
 
 @pytest.fixture

@@ -36,7 +36,7 @@ def ran(name: str, start_ms: int, took_ms: int, after: tuple[str, ...] = (),
     end = start + took_ms * 1000
     base: dict[str, Any] = dict(
         load_state="loaded", unit_file_state="static", active_state="active",
-        sub_state="exited", result="success", condition_timestamp=start,
+        result="success", condition_timestamp=start,
         inactive_exit=start, exec_main_start=start + 50, exec_main_exit=end - 50,
         active_enter=end, exec_main_pid=100 + start_ms, exec_main_code=1,
         fragment_path=f"/usr/lib/systemd/system/{name}", after=after)
@@ -45,7 +45,7 @@ def ran(name: str, start_ms: int, took_ms: int, after: tuple[str, ...] = (),
 
 
 def skipped(name: str, condition: Condition, after: tuple[str, ...] = ()) -> UnitState:
-    return UnitState(name, "loaded", "static", "inactive", "dead", "success",
+    return UnitState(name, "loaded", "static", "inactive", "success",
                      condition_result=False, conditions=(condition,), after=after,
                      condition_timestamp=T0 + 90_000,
                      fragment_path=f"/usr/lib/systemd/system/{name}")
@@ -61,7 +61,7 @@ def healthy(booted_at: float | None = None) -> FakeBus:
         SC: ran(SC, 120, 5, ("-.slice", ML, "systemd-journald.socket")),
         "sysinit.target": ran("sysinit.target", 300, 0, (SC, ML)),
     }
-    return FakeBus(units, BootTimes(T0, realtime, T0 + 900_000, "252", "", "running"))
+    return FakeBus(units, BootTimes(T0, realtime, T0 + 900_000, "252", "running"))
 
 
 CAP = Condition("ConditionCapability", False, False, "CAP_SYS_MODULE", -1)

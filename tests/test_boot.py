@@ -8,14 +8,14 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import Commands, add_kernel, fake_live, write
+from conftest import Commands, add_kernel, context, fake_live, write
 from fakes import CAP, ML, RW, SC, T0, healthy, ran, skipped
 
-from nftune.boot import check_boot, fmt_span
+from nftune.checks import boot
 from nftune.result import Cause, CheckResult, Status
 from nftune.root import Root
 from nftune.systemd import UnitState, unit_from_properties, unit_path
-from nftune.verify import BootFacts, boot_facts
+from nftune.timespan import fmt_span
 
 KEY = "net/netfilter/nf_conntrack_tcp_be_liberal"
 BOOT_ID = "0f3a2c1e-6a8b-4c7d-9e0f-112233445566"
@@ -29,8 +29,8 @@ def node(tree: Path) -> Root:
     return fake_live(tree, values={KEY: "1"})
 
 
-def facts(root: Root) -> BootFacts:
-    return boot_facts(root)
+def check_boot(bus: object, root: Root, commands: Commands | None = None) -> list[CheckResult]:
+    return boot.checks_on(context(root, commands), bus)  # type: ignore[arg-type]
 
 
 def by(results: list[CheckResult], check: str, subject: str) -> CheckResult:
@@ -43,7 +43,7 @@ def journal_lines(*messages: str) -> str:
 
 
 def test_a_healthy_boot_passes_every_check(node: Root) -> None:
-    out = check_boot(healthy(), node, facts(node))
+    out = check_boot(healthy(), node)
     assert [r.status for r in out] == [Status.PASSED] * len(out), [r.line() for r in out]
     order = by(out, "boot-order", SC)
     assert order.actual == f"{ML} finished @109ms, {SC} started @120ms"
@@ -56,7 +56,7 @@ def test_container_without_cap_sys_module(node: Root) -> None:
     bus = healthy()
     bus.units[ML] = skipped(ML, CAP)
     bus.units[SC] = skipped(SC, RW, after=(ML,))
-    out = check_boot(bus, node, facts(node))
+    out = check_boot(bus, node)
     ml, sc = by(out, "unit-state", ML), by(out, "unit-state", SC)
     assert (ml.cause, ml.reason) == (Cause.MODULES_LOAD_SKIPPED,
                                      "skipped: ConditionCapability=CAP_SYS_MODULE failed")
@@ -73,7 +73,7 @@ def test_container_without_cap_sys_module(node: Root) -> None:
 def test_module_loaded_late_and_value_lost(tree: Path) -> None:
     add_kernel(tree, "6.1.0-test")
     root = fake_live(tree, values={KEY: "0"})  # nothing lists nf_conntrack
-    out = check_boot(healthy(), root, facts(root))
+    out = check_boot(healthy(), root)
     late = by(out, "module-timing", "nf_conntrack")
     assert late.cause is Cause.LOADED_LATE
     assert late.reason.startswith("not listed in modules-load.d at boot; its sysctls were not "
@@ -84,7 +84,7 @@ def test_sysctl_said_the_key_was_missing(node: Root, commands: Commands) -> None
     write(node.path, "/proc/sys/kernel/random/boot_id", BOOT_ID + "\n")
     commands.answer("journalctl", journal_lines(
         f"Couldn't write '1' to '{KEY}', ignoring: No such file or directory"))
-    out = check_boot(healthy(), node, facts(node))
+    out = check_boot(healthy(), node, commands)
     late = by(out, "module-timing", "nf_conntrack")
     assert late.cause is Cause.LOADED_LATE and "Couldn't write" in late.reason
     sysctl_call = commands.calls[-1]
@@ -94,7 +94,7 @@ def test_sysctl_said_the_key_was_missing(node: Root, commands: Commands) -> None
 
 
 def test_listed_after_this_boot_began(node: Root) -> None:
-    out = check_boot(healthy(booted_at=time.time() - 3600), node, facts(node))
+    out = check_boot(healthy(booted_at=time.time() - 3600), node)
     r = by(out, "module-timing", "nf_conntrack")
     assert (r.status, r.cause) == (Status.SKIPPED, Cause.LOADED_LATE)
     assert "after this boot began" in r.reason
@@ -105,7 +105,7 @@ def test_builtin_modules_are_always_in_time(tree: Path) -> None:
     d.mkdir(parents=True)
     (d / "modules.builtin").write_text("kernel/net/netfilter/nf_conntrack.ko\n")
     root = fake_live(tree, values={KEY: "1"})
-    r = by(check_boot(healthy(), root, facts(root)), "module-timing", "nf_conntrack")
+    r = by(check_boot(healthy(), root), "module-timing", "nf_conntrack")
     assert (r.status, r.actual) == (Status.PASSED, "built in")
 
 
@@ -114,7 +114,7 @@ def test_modules_load_failed_names_the_module_from_the_journal(
     write(node.path, "/proc/sys/kernel/random/boot_id", BOOT_ID + "\n")
     commands.answer("journalctl", journal_lines("Failed to find module 'nf_conntrack_ipv4'"))
     bus = healthy().change(ML, active_state="failed", result="exit-code", exec_main_status=1)
-    r = by(check_boot(bus, node, facts(node)), "unit-state", ML)
+    r = by(check_boot(bus, node, commands), "unit-state", ML)
     assert r.cause is Cause.MODULES_LOAD_FAILED
     assert r.reason == ("failed (exit-code, exit status 1): "
                         "Failed to find module 'nf_conntrack_ipv4'")
@@ -129,7 +129,7 @@ def test_a_failed_unit_still_loads_the_other_modules(
     commands.answer("journalctl", journal_lines(
         f"Failed to insert module '{failing}': Invalid argument"))
     bus = healthy().change(ML, active_state="failed", result="exit-code", exec_main_status=1)
-    r = by(check_boot(bus, node, facts(node)), "module-timing", "nf_conntrack")
+    r = by(check_boot(bus, node, commands), "module-timing", "nf_conntrack")
     assert r.status is timing, r.line()
 
 
@@ -137,7 +137,7 @@ def test_modules_load_succeeded_but_a_module_was_missing(node: Root) -> None:
     """systemd 252 logs a missing module and exits 0; without a journal the running
     kernel's module list names it."""
     write(node.path, "/etc/modules-load.d/k8s.conf", "nf_conntrack_ipv4\n")
-    r = by(check_boot(healthy(), node, facts(node)), "unit-state", ML)
+    r = by(check_boot(healthy(), node), "unit-state", ML)
     assert r.cause is Cause.MODULES_LOAD_FAILED
     assert r.reason == ("active, but not every listed module was loaded: nf_conntrack_ipv4 "
                         "(listed in /etc/modules-load.d/k8s.conf:1) is not in the running "
@@ -146,7 +146,7 @@ def test_modules_load_succeeded_but_a_module_was_missing(node: Root) -> None:
 
 def test_sysctl_started_before_modules_load_finished(node: Root) -> None:
     bus = healthy().change(SC, exec_main_start=T0 + 105_000, inactive_exit=T0 + 105_000)
-    r = by(check_boot(bus, node, facts(node)), "boot-order", SC)
+    r = by(check_boot(bus, node), "boot-order", SC)
     assert r.cause is Cause.ORDERING_BROKEN
     assert r.actual == f"{ML} finished @109ms, {SC} started @105ms"
 
@@ -154,16 +154,17 @@ def test_sysctl_started_before_modules_load_finished(node: Root) -> None:
 @pytest.mark.parametrize("state", ["masked", "not-found"])
 def test_masked_or_missing_unit(node: Root, state: str) -> None:
     bus = healthy().change(ML, load_state=state)
-    out = check_boot(bus, node, facts(node))
-    assert by(out, "unit-state", ML).cause is Cause.UNIT_MASKED
-    assert by(out, "boot-graph", SC).cause is Cause.UNIT_MASKED
+    out = check_boot(bus, node)
+    want = Cause.UNIT_MASKED if state == "masked" else Cause.UNIT_MISSING
+    assert by(out, "unit-state", ML).cause is want
+    assert by(out, "boot-graph", SC).cause is want
 
 
 def test_unit_that_never_ran(node: Root) -> None:
     bus = healthy()
     bus.units[ML] = ran(ML, 0, 0, active_state="inactive", result="", condition_timestamp=0,
                         inactive_exit=0, exec_main_start=0, exec_main_exit=0, active_enter=0)
-    r = by(check_boot(bus, node, facts(node)), "unit-state", ML)
+    r = by(check_boot(bus, node), "unit-state", ML)
     assert r.cause is Cause.NOT_RUN
 
 
@@ -171,7 +172,7 @@ def test_live_graph_cycle_is_named_unit_by_unit(node: Root) -> None:
     bus = healthy()
     bus.change(ML, after=(*bus.units[ML].after, SC),
                dropin_paths=("/etc/systemd/system/systemd-modules-load.service.d/x.conf",))
-    r = by(check_boot(bus, node, facts(node)), "boot-graph", SC)
+    r = by(check_boot(bus, node), "boot-graph", SC)
     assert r.cause is Cause.ORDERING_CYCLE
     assert r.source and "modules-load.service.d/x.conf" in r.source
     assert r.reason.startswith(f"ordering cycle: {SC} < {ML} < {SC} ("), r.reason
@@ -192,7 +193,7 @@ def test_a_job_deleted_to_break_a_cycle_is_its_own_cause(
     bus.units[ML] = ran(ML, 0, 0, active_state="inactive", result="", condition_timestamp=0,
                         inactive_exit=0, exec_main_start=0, exec_main_exit=0, active_enter=0)
     bus.units[ML] = bus.units[ML]._replace(after=(SC,))
-    out = check_boot(bus, node, facts(node))
+    out = check_boot(bus, node, commands)
     r = by(out, "unit-state", ML)
     assert (r.status, r.cause) == (Status.FAILED, Cause.ORDERING_CYCLE)
     assert DELETED in r.reason
@@ -210,7 +211,7 @@ def test_a_unit_on_a_cycle_that_never_ran_lost_its_job_even_unlogged(node: Root)
     bus.units[ML] = ran(ML, 0, 0, active_state="inactive", result="", condition_timestamp=0,
                         inactive_exit=0, exec_main_start=0, exec_main_exit=0, active_enter=0)
     bus.units[ML] = bus.units[ML]._replace(after=(SC,))
-    r = by(check_boot(bus, node, facts(node)), "unit-state", ML)
+    r = by(check_boot(bus, node), "unit-state", ML)
     assert r.cause is Cause.ORDERING_CYCLE and "on an ordering cycle" in r.reason
 
 
@@ -221,12 +222,12 @@ def test_a_unit_that_never_ran_without_a_cycle_is_not_run(
     bus = healthy()
     bus.units[ML] = ran(ML, 0, 0, active_state="inactive", result="", condition_timestamp=0,
                         inactive_exit=0, exec_main_start=0, exec_main_exit=0, active_enter=0)
-    assert by(check_boot(bus, node, facts(node)), "unit-state", ML).cause is Cause.NOT_RUN
+    assert by(check_boot(bus, node, commands), "unit-state", ML).cause is Cause.NOT_RUN
 
 
 def test_live_graph_without_the_edge(node: Root) -> None:
     bus = healthy().change(SC, after=("-.slice",))
-    r = by(check_boot(bus, node, facts(node)), "boot-graph", SC)
+    r = by(check_boot(bus, node), "boot-graph", SC)
     assert r.cause is Cause.ORDERING_BROKEN
 
 
@@ -265,7 +266,7 @@ def test_live_graph_follows_only_units_started_this_boot(node: Root) -> None:
     bus = healthy()
     bus.units["agent.service"] = UnitState("agent.service", "loaded", after=(SC,))
     bus.change(ML, after=(*bus.units[ML].after, "agent.service"))
-    assert by(check_boot(bus, node, facts(node)), "boot-graph", SC).status is Status.PASSED
+    assert by(check_boot(bus, node), "boot-graph", SC).status is Status.PASSED
     bus.units["agent.service"] = ran("agent.service", 130, 1, after=(SC,))
-    r = by(check_boot(bus, node, facts(node)), "boot-graph", SC)
+    r = by(check_boot(bus, node), "boot-graph", SC)
     assert r.cause is Cause.ORDERING_CYCLE and "agent.service" in r.reason

@@ -14,6 +14,7 @@ from fakes import CAP, ML, SC, healthy, ran, skipped
 
 from nftune.chain import build_chain, critical_chain
 from nftune.cli import main
+from nftune.context import Context
 from nftune.errors import NftuneError
 from nftune.root import Root
 
@@ -45,7 +46,7 @@ def test_a_failed_unit_of_the_proof_is_shown_with_its_state() -> None:
 
 
 def test_live_chain_text_and_json(root: Root) -> None:
-    chain = build_chain(root, SC, None, offline=False, bus=healthy())
+    chain = build_chain(Context(root, bus_factory=lambda _: healthy()), SC, offline=False)
     assert chain.ok and chain.verdict.cause == "ok"
     lines = chain.lines()
     assert lines[0] == f"proven [ok]: {ML} finished before {SC} started, this boot"
@@ -63,7 +64,7 @@ def test_live_chain_text_and_json(root: Root) -> None:
 def test_live_chain_verdict_is_the_first_failure(root: Root) -> None:
     bus = healthy()
     bus.units[ML] = skipped(ML, CAP, after=("-.slice",))
-    chain = build_chain(root, SC, None, offline=False, bus=bus)
+    chain = build_chain(Context(root, bus_factory=lambda _: bus), SC, offline=False)
     assert not chain.ok
     assert chain.verdict.cause == "modules-load-skipped"
     assert chain.lines()[0] == ("NOT proven [modules-load-skipped]: skipped: "
@@ -75,7 +76,7 @@ def test_offline_chain_shows_the_line_behind_each_edge(tree: Path) -> None:
     add_units(tree)
     write(tree, f"{LIB}/kubelet.service", "[Unit]\nAfter=sysinit.target\n")
     write(tree, f"{LIB}/sysinit.target", "[Unit]\nDescription=System Initialization\n")
-    chain = build_chain(Root(tree), "kubelet.service", None, offline=True)
+    chain = build_chain(Context(Root(tree)), "kubelet.service", offline=True)
     assert chain.ok and not chain.live
     lines = chain.lines()
     assert lines[0] == f"proven [ok]: {ML} < {SC} in the unit files (not booted)"
@@ -91,14 +92,14 @@ def test_offline_chain_names_a_masked_unit(tree: Path) -> None:
     add_units(tree)
     (tree / "etc/systemd/system").mkdir(parents=True)
     (tree / "etc/systemd/system" / ML).symlink_to("/dev/null")
-    chain = build_chain(Root(tree), SC, None, offline=True)
+    chain = build_chain(Context(Root(tree)), SC, offline=True)
     assert chain.verdict.cause == "unit-masked"
     assert chain.verdict.source == f"/etc/systemd/system/{ML}"
 
 
 def test_bad_unit_name_is_a_usage_error(root: Root) -> None:
     with pytest.raises(NftuneError) as e:
-        build_chain(root, "../../etc/passwd", None, offline=True)
+        build_chain(Context(root), "../../etc/passwd", offline=True)
     assert e.value.exit_code == 2 and e.value.key == "UNIT"
 
 

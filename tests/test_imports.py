@@ -46,12 +46,14 @@ PYSTEMD = {
 }
 OWN_CORE = {"nftune", "nftune.cli", "nftune.errors"}
 OWN_TREE = OWN_CORE | {f"nftune.{m}" for m in (
-    "artifacts", "chase", "conffiles", "config", "cpus", "fsio", "ini", "record", "result",
-    "root", "rps", "sysctl", "text")}
+    "artifacts", "chase", "conffiles", "config", "context", "cpus", "fsio", "ini", "record",
+    "result", "root", "rps", "rps.decide", "rps.sysfs", "sysctl", "text")}
 OWN_VERIFY = OWN_TREE | {f"nftune.{m}" for m in (
-    "implicit", "kernel", "ordering", "udev", "unitgraph", "units", "verify")}
+    "checks", "checks.files", "checks.ordering", "checks.rps", "checks.runtime", "implicit",
+    "kernel", "ordering", "publish", "rps.view", "udev", "unitgraph", "units", "verify")}
 # Only a live verify talks to systemd, and reads the journal.
-OWN_LIVE = OWN_VERIFY | {f"nftune.{m}" for m in ("boot", "journal", "report", "run", "systemd")}
+OWN_LIVE = OWN_VERIFY | {f"nftune.{m}" for m in (
+    "checks.boot", "journal", "report", "run", "systemd", "timespan")}
 
 BUDGETS: dict[str, tuple[set[str], set[str]]] = {
     "--version": (CORE, OWN_CORE),
@@ -61,15 +63,15 @@ BUDGETS: dict[str, tuple[set[str], set[str]]] = {
     "verify --service": (TREE | PYSTEMD | {"json", "socket", "select", "selectors", "array",
                                            "math", "subprocess", "signal", "threading"},
                          OWN_LIVE),
-    "rps apply": (TREE, OWN_TREE),
+    "rps apply": (TREE, OWN_TREE | {"nftune.rps.write"}),
     # Only rendering pays for Jinja2 (and what it imports: hashlib, pickle, tempfile, ...).
     "apply": (TREE | {"jinja2", "markupsafe", "json", "hashlib", "pickle", "random",
                       "tempfile", "threading", "bisect", "numbers", "math", "string",
                       "encodings", "inspect", "ast", "dis", "opcode", "token", "tokenize",
                       "linecache", "importlib", "urllib", "ipaddress", "typing", "shutil",
                       "bz2", "lzma", "zlib"},
-              OWN_TREE | {"nftune.apply", "nftune.kernel", "nftune.render", "nftune.run",
-                          "nftune.udev"}),
+              OWN_TREE | {"nftune.apply", "nftune.kernel", "nftune.render", "nftune.rps.write",
+                          "nftune.run", "nftune.udev"}),
 }
 NEVER_WITHOUT_RENDERING = {"jinja2", "markupsafe", "lxml", "psutil"}
 

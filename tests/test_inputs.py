@@ -200,7 +200,7 @@ def test_udev_lines_stay_under_udevs_limit_in_the_worst_case() -> None:
               "iptables=1\nnet.ipv4.vs.conntrack=1\n[Verify]\nPrometheusDirectory=/"
               + "/".join(["d" * 200] * 1) + "\n") for i in range(3000)]
     config = parse(texts)
-    choices = [ModuleChoice(m, m.alternatives[0], False, True) for m in config.modules]
+    choices = [ModuleChoice(m, m.alternatives[0], False) for m in config.modules]
     for a in render(config, choices, Facts("0", "/usr/lib/systemd/systemd-sysctl",
                                            tuple("6.1.0-" + "9" * 58 for _ in range(999))),
                     Layer.ADMIN):

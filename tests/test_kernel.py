@@ -44,7 +44,7 @@ def test_alternatives_pick_the_first_every_kernel_has(tree: Path) -> None:
     add_kernel(tree, "6.1.0-new", ("nf_conntrack",))
     cfg = parse([("/c", "[Modules]\nLoad=\nLoad=nf_conntrack_ipv4|nf_conntrack\n")])
     [c] = resolve(cfg.modules, load_kernels(Root(tree)))
-    assert (c.name, c.listed, c.checked) == ("nf_conntrack", True, True)
+    assert (c.name, c.listed) == ("nf_conntrack", True)
 
 
 def test_builtin_everywhere_needs_no_entry_and_is_no_error(tree: Path) -> None:
@@ -57,6 +57,7 @@ def test_builtin_everywhere_needs_no_entry_and_is_no_error(tree: Path) -> None:
     assert not c.listed and c.builtin_everywhere
 
 
-def test_no_kernel_installed_is_unchecked(tree: Path) -> None:
-    [c] = resolve(parse([]).modules, load_kernels(Root(tree)))
-    assert (c.name, c.checked, c.listed) == ("nf_conntrack", False, True)
+def test_no_kernel_installed_takes_the_first_alternative(tree: Path) -> None:
+    cfg = parse([("/c", "[Modules]\nLoad=\nLoad=nf_conntrack_ipv4|nf_conntrack\n")])
+    [c] = resolve(cfg.modules, load_kernels(Root(tree)))
+    assert (c.name, c.listed) == ("nf_conntrack_ipv4", True)

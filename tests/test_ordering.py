@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 from conftest import LIB, SYSCTL_UNIT, add_units, write
 
+from nftune.checks.ordering import ordering
+from nftune.context import Context
 from nftune.ordering import FileGraph, prove
 from nftune.result import Cause, Status
 from nftune.root import Root
-from nftune.units import UnitTree, _dropin_dirs
-from nftune.verify import check_ordering
+from nftune.units import UnitTree
 
 
 @pytest.fixture
@@ -26,7 +27,7 @@ def test_vendor_units_prove_the_ordering(units: Path) -> None:
     assert p.cause is Cause.OK
     assert p.path == ("systemd-modules-load.service", "systemd-sysctl.service")
     assert p.source == f"{LIB}/systemd-sysctl.service:5"
-    r = check_ordering(Root(units))
+    r = ordering(Context(Root(units)))
     assert r.status is Status.PASSED
 
 
@@ -44,7 +45,7 @@ def test_fragment_replaced_in_etc_without_the_ordering(units: Path) -> None:
     p = prove(FileGraph(UnitTree(Root(units))))
     assert p.cause is Cause.ORDERING_BROKEN
     assert "/etc/systemd/system/systemd-sysctl.service" in p.reason
-    r = check_ordering(Root(units))
+    r = ordering(Context(Root(units)))
     assert (r.status, r.cause) == (Status.FAILED, Cause.ORDERING_BROKEN)
 
 
@@ -52,7 +53,7 @@ def test_empty_after_in_a_dropin_does_not_reset(units: Path) -> None:
     # systemd ignores an empty dependency assignment (config_parse_unit_deps).
     write(units, "/etc/systemd/system/systemd-sysctl.service.d/zz.conf", "[Unit]\nAfter=\n")
     assert prove(FileGraph(UnitTree(Root(units)))).cause is Cause.OK
-    r = check_ordering(Root(units))
+    r = ordering(Context(Root(units)))
     assert r.status is Status.PASSED
     assert r.reason.endswith("(the empty After= at /etc/systemd/system/systemd-sysctl.service.d/"
                              "zz.conf:2 resets nothing: systemd ignores an empty dependency "
@@ -91,11 +92,16 @@ def test_transitive_through_before_of_another_unit(units: Path) -> None:
     assert p.path == ("systemd-modules-load.service", "early.target", "systemd-sysctl.service")
 
 
-def test_dashed_prefix_and_type_dropin_directories() -> None:
-    assert _dropin_dirs("systemd-sysctl.service") == [
-        "systemd-sysctl.service.d", "systemd-.service.d", "service.d"]
+def test_dashed_prefix_and_type_dropin_directories(tree: Path) -> None:
+    add_units(tree)
+    for d in ("systemd-sysctl.service.d", "systemd-.service.d", "service.d"):
+        write(tree, f"/etc/systemd/system/{d}/x-{d}.conf", "[Unit]\n")
+    write(tree, "/etc/systemd/system/systemd-modules-load.service.d/no.conf", "[Unit]\n")
+    unit = UnitTree(Root(tree)).load("systemd-sysctl.service")
+    assert sorted(p.rsplit("/", 2)[1] for p in unit.dropins) == [
+        "service.d", "systemd-.service.d", "systemd-sysctl.service.d"]
 
 
 def test_no_systemd_in_the_tree_is_skipped(tree: Path) -> None:
-    r = check_ordering(Root(tree))
+    r = ordering(Context(Root(tree)))
     assert r.status is Status.SKIPPED

@@ -8,14 +8,18 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import add_cpus, add_nic, write
+from conftest import add_cpus, add_nic, context, write
 
-from nftune import chase, rps
+from nftune import chase
+from nftune.checks import rps as rps_checks
 from nftune.cli import main
-from nftune.config import RpsConfig, parse
+from nftune.config import Config, RpsConfig, parse
+from nftune.context import Context
 from nftune.errors import NftuneError
-from nftune.result import Cause, Status
+from nftune.result import Cause, CheckResult, Status
 from nftune.root import Root
+from nftune.rps import decide, sysfs
+from nftune.rps import write as rps_write
 
 
 def live(tree: Path, conf: str = "") -> tuple[Root, RpsConfig]:
@@ -25,9 +29,14 @@ def live(tree: Path, conf: str = "") -> tuple[Root, RpsConfig]:
     return root, parse([("/etc/nftune/nftune.conf", conf)] if conf else []).rps
 
 
-def decisions(tree: Path, conf: str = "") -> dict[str, rps.Decision]:
+def decisions(tree: Path, conf: str = "") -> dict[str, decide.Decision]:
     root, cfg = live(tree, conf)
-    return {d.nic.name: d for d in rps.decide(cfg, rps.read_machine(root), rps.read_nics(root))}
+    machine, nics = sysfs.read_machine(root), sysfs.read_nics(root)
+    return {d.nic.name: d for d in decide.decide(cfg, machine, nics)}
+
+
+def check_rps(root: Root, config: Config) -> list[CheckResult]:
+    return rps_checks.checks(Context(root, config=config))
 
 
 def attr(tree: Path, nic: str, queue: str, name: str) -> str:
@@ -59,8 +68,8 @@ def test_mode_on_selects_every_physical_nic_and_off_writes_nothing(tree: Path) -
     add_nic(tree, "eth2", rx=4)
     assert decisions(tree, "[RPS]\nMode=on\n")["eth2"].selected
     root, _ = live(tree, "[RPS]\nMode=off\n")
-    done = rps.apply(root, parse([("x", "[RPS]\nMode=off\n")]))
-    assert done == rps.Applied((), "Mode=off")
+    done = rps_write.apply(root, parse([("x", "[RPS]\nMode=off\n")]))
+    assert done == rps_write.Applied((), "Mode=off")
     assert attr(tree, "eth2", "rx-0", "rps_cpus") == "0"
 
 
@@ -91,7 +100,7 @@ def test_an_unset_nohz_full_reads_as_no_cpu(tree: Path) -> None:
     write(tree, "/sys/devices/system/cpu/nohz_full", "garbage\n")
     with pytest.raises(NftuneError, match="nohz_full: cannot read the CPU list"):
         decisions(tree)
-    [r] = rps.checks(Root(tree, live=True), parse([]))  # verify goes on with its others
+    [r] = check_rps(Root(tree, live=True), parse([]))  # verify goes on with its others
     assert (r.check, r.status, r.cause) == ("rps", Status.FAILED, Cause.NOT_APPLIED)
 
 
@@ -124,7 +133,7 @@ def test_rfs_arithmetic(tree: Path, entries: int, queues: int, table: int,
     add_cpus(tree, "0-15")
     add_nic(tree, "eth0", rx=queues)
     d = decisions(tree, f"[RPS]\nFlowEntries={entries}\n")["eth0"]
-    assert (rps.pow2(entries), d.flow_cnt) == (table, per_queue)
+    assert (decide.pow2(entries), d.flow_cnt) == (table, per_queue)
 
 
 @pytest.fixture(params=["a tree's files", "sysfs"])
@@ -148,17 +157,17 @@ def test_apply_writes_masks_and_rfs_once(tree: Path, attrs_on: str) -> None:
     add_nic(tree, "eth0", rx=2)
     add_nic(tree, "veth0", physical=False)
     root, _ = live(tree)
-    done = rps.apply(root, parse([]))
+    done = rps_write.apply(root, parse([]))
     assert {w.path.split("/", 4)[-1]: w.new for w in done.writes} == {
         "eth0/queues/rx-0/rps_cpus": "35", "eth0/queues/rx-0/rps_flow_cnt": "16384",
         "eth0/queues/rx-1/rps_cpus": "35", "eth0/queues/rx-1/rps_flow_cnt": "16384",
         "core/rps_sock_flow_entries": "32768"}
     assert attr(tree, "eth0", "rx-1", "rps_cpus") == "35"
     assert attr(tree, "veth0", "rx-0", "rps_cpus") == "0"
-    assert rps.apply(root, parse([])).writes == ()  # nothing differs any more
+    assert rps_write.apply(root, parse([])).writes == ()  # nothing differs any more
     # The kernel prints masks zero-padded; the same set is not rewritten.
     write(tree, "/sys/class/net/eth0/queues/rx-0/rps_cpus", "00000035\n")
-    assert rps.apply(root, parse([])).writes == ()
+    assert rps_write.apply(root, parse([])).writes == ()
 
 
 DEVPATH = "/devices/pci0000:00/0000:00:03.0/virtio3/net/{}/queues/rx-0"
@@ -177,10 +186,10 @@ def test_one_interface_from_a_udev_devpath_renamed_or_not(tree: Path) -> None:
     add_nic(tree, "eth0")
     pci_nic(tree, "enp1s0")  # udev renamed eth0 -> enp1s0 before the queue's event ran
     root, _ = live(tree)
-    assert rps.interfaces_at(root, DEVPATH.format("enp1s0")) == ["enp1s0"]
-    only = rps.interfaces_at(root, DEVPATH.format("eth0"))
+    assert sysfs.interfaces_at(root, DEVPATH.format("enp1s0")) == ["enp1s0"]
+    only = sysfs.interfaces_at(root, DEVPATH.format("eth0"))
     assert only == ["enp1s0"]  # not the other NIC that is called eth0 now
-    done = rps.apply(root, parse([]), only)
+    done = rps_write.apply(root, parse([]), only)
     assert {w.path for w in done.writes} >= {"/sys/class/net/enp1s0/queues/rx-0/rps_cpus"}
     assert not any("eth0" in w.path for w in done.writes)
 
@@ -192,15 +201,15 @@ def test_one_interface_from_a_udev_devpath_renamed_or_not(tree: Path) -> None:
     "/sys/devices/x/net/eth0/queues/rx-0", "/devices//x/net/eth0/queues/rx-0"])
 def test_bad_devpaths_are_refused(bad: str) -> None:
     with pytest.raises(NftuneError, match="not a receive queue's device path"):
-        rps.parse_devpath(bad)
+        sysfs.parse_devpath(bad)
 
 
 def test_invalid_names_in_sysfs_are_never_followed(tree: Path) -> None:
     add_cpus(tree, "0-3")
     add_nic(tree, "eth0")
     root, _ = live(tree)
-    assert rps.read_nics(root, ["../../../etc"]) == []
-    assert [n.name for n in rps.read_nics(root, ["eth0"])] == ["eth0"]
+    assert sysfs.read_nics(root, ["../../../etc"]) == []
+    assert [n.name for n in sysfs.read_nics(root, ["eth0"])] == ["eth0"]
 
 
 @pytest.mark.parametrize(("conf", "needle"), [
@@ -225,9 +234,9 @@ def test_default_mask_on_kernels_that_have_it(tree: Path) -> None:
     add_nic(tree, "eth9", rx=4, mask="f")  # inherited from rps_default_mask, not selected
     add_nic(tree, "eth8", rx=4, mask="3")  # an admin's own mask: kept
     root, _ = live(tree)
-    rps.apply(root, parse([]))
+    rps_write.apply(root, parse([]))
     assert (tree / "proc/sys/net/core/rps_default_mask").read_text().strip() == "f"
-    rps.apply(root, parse([]))  # now the default is in effect: eth9's copy of it goes
+    rps_write.apply(root, parse([]))  # now the default is in effect: eth9's copy of it goes
     assert attr(tree, "eth9", "rx-0", "rps_cpus") == "0"
     assert attr(tree, "eth8", "rx-0", "rps_cpus") == "3"
 
@@ -235,14 +244,14 @@ def test_default_mask_on_kernels_that_have_it(tree: Path) -> None:
 def test_no_default_mask_when_numa_nodes_differ(tree: Path) -> None:
     add_cpus(tree, "0-7", nodes={0: "0-3", 1: "4-7"}, default_mask="0")
     root, cfg = live(tree)
-    assert rps.default_mask(cfg, rps.read_machine(root)) is None
+    assert decide.default_mask(cfg, sysfs.read_machine(root)) is None
     _, cfg = live(tree, "[RPS]\nCPUs=0-5\n")
-    assert rps.default_mask(cfg, rps.read_machine(root)) == "3f"
+    assert decide.default_mask(cfg, sysfs.read_machine(root)) == "3f"
 
 
 def by_check(root: Root, conf: str = "") -> dict[tuple[str, str], object]:
     config = parse([("/etc/nftune/nftune.conf", conf)] if conf else [])
-    return {(r.check, r.subject): r for r in rps.checks(root, config)}
+    return {(r.check, r.subject): r for r in check_rps(root, config)}
 
 
 def test_verify_reports_expected_and_actual_then_passes_after_apply(tree: Path) -> None:
@@ -250,7 +259,7 @@ def test_verify_reports_expected_and_actual_then_passes_after_apply(tree: Path) 
     add_nic(tree, "eth0", rx=2)
     write(tree, "/etc/udev/rules.d/90-nftune-rps.rules", "# Generated by nftune\n")
     root, _ = live(tree)
-    r = rps.checks(root, parse([]))
+    r = check_rps(root, parse([]))
     bad = {(x.check, x.subject): x for x in r}
     eth0 = bad[("rps", "eth0")]
     assert (eth0.status, eth0.cause, eth0.expected, eth0.actual, eth0.reason) == (
@@ -260,22 +269,22 @@ def test_verify_reports_expected_and_actual_then_passes_after_apply(tree: Path) 
     new = bad[("rps-new-devices", "devices created later")]
     assert (new.status, new.actual) == (Status.PASSED, "udev")
     assert "no rps_default_mask" in new.reason
-    rps.apply(root, parse([]))
-    assert all(x.status is Status.PASSED for x in rps.checks(root, parse([])))
+    rps_write.apply(root, parse([]))
+    assert all(x.status is Status.PASSED for x in check_rps(root, parse([])))
 
 
 def test_verify_without_the_udev_rule_and_with_a_default_mask(tree: Path) -> None:
     add_cpus(tree, "0-3", default_mask="0")
     add_nic(tree, "eth0")
     root, _ = live(tree)
-    [*_, new] = rps.checks(root, parse([]))
+    [*_, new] = check_rps(root, parse([]))
     assert (new.cause, new.expected) == (Cause.FILE_MISSING, "90-nftune-rps.rules")
     write(tree, "/usr/lib/udev/rules.d/90-nftune-rps.rules", "# Generated by nftune\n")
-    [*_, new] = rps.checks(root, parse([]))
+    [*_, new] = check_rps(root, parse([]))
     assert (new.cause, new.expected, new.actual) == (
         Cause.NOT_APPLIED, "rps_default_mask=f", "rps_default_mask=0")
-    rps.apply(root, parse([]))
-    [*_, new] = rps.checks(root, parse([]))
+    rps_write.apply(root, parse([]))
+    [*_, new] = check_rps(root, parse([]))
     assert new.status is Status.PASSED and "rps_default_mask" in new.reason
 
 
@@ -289,9 +298,9 @@ def test_read_only_sysfs_is_skipped_with_the_reason(tree: Path,
 
     monkeypatch.setattr(os, "fstatvfs", lambda fd: ReadOnly())  # only read_only() asks
     root, _ = live(tree)
-    done = rps.apply(root, parse([]))
+    done = rps_write.apply(root, parse([]))
     assert done.writes == () and done.skipped == "/sys/class/net is read-only (a container?)"
-    by = {r.check: r for r in rps.checks(root, parse([]))}
+    by = {r.check: r for r in check_rps(root, parse([]))}
     assert (by["rps"].status, by["rps"].cause) == (Status.SKIPPED, Cause.READ_ONLY)
     new = by["rps-new-devices"]
     assert (new.status, new.cause, new.expected) == (Status.SKIPPED, Cause.READ_ONLY,
@@ -300,9 +309,9 @@ def test_read_only_sysfs_is_skipped_with_the_reason(tree: Path,
 
 def test_not_live_and_image_trees_are_skipped(tree: Path) -> None:
     root = Root(tree, live=False)
-    [r] = rps.checks(root, parse([]))
+    [r] = check_rps(root, parse([]))
     assert (r.status, r.cause) == (Status.SKIPPED, Cause.NOT_LIVE)
-    assert rps.apply(root, parse([])).skipped == rps.NO_SYSFS
+    assert rps_write.apply(root, parse([])).skipped == sysfs.NO_SYSFS
 
 
 def test_show_and_its_json(tree: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -330,7 +339,7 @@ def test_show_and_its_json(tree: Path, capsys: pytest.CaptureFixture[str]) -> No
 def test_show_on_an_image_says_why_nothing(tree: Path,
                                            capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["rps", "show", "--root", str(tree)]) == 0
-    assert capsys.readouterr().out.strip() == f"rps: {rps.NO_SYSFS}"
+    assert capsys.readouterr().out.strip() == f"rps: {sysfs.NO_SYSFS}"
 
 
 def test_the_udev_rule_starts_nothing_for_virtual_devices_and_mode_off_masks_it(
@@ -339,7 +348,7 @@ def test_the_udev_rule_starts_nothing_for_virtual_devices_and_mode_off_masks_it(
     from nftune.artifacts import Layer
 
     root = Root(tree)
-    apply(root, Layer.ADMIN)
+    apply(context(root), Layer.ADMIN)
     rule = (tree / "etc/udev/rules.d/90-nftune-rps.rules").read_text()
     lines = [x for x in rule.splitlines() if x and not x.startswith("#")]
     # Every line before the RUN jumps past it for virtual devices.
@@ -347,7 +356,7 @@ def test_the_udev_rule_starts_nothing_for_virtual_devices_and_mode_off_masks_it(
     assert 'DEVPATH=="/devices/virtual/*", GOTO="nftune_rps_end"' in lines[:run]
     assert lines[run] == 'RUN+="/usr/sbin/nftune rps apply --devpath $devpath"'
     write(tree, "/etc/nftune/nftune.conf", "[RPS]\nMode=off\n")
-    apply(root, Layer.ADMIN)
+    apply(context(root), Layer.ADMIN)
     rule = (tree / "etc/udev/rules.d/90-nftune-rps.rules").read_text()
     assert rule.startswith("# Generated by nftune")
     assert not [x for x in rule.splitlines() if x and not x.startswith("#")]
@@ -371,7 +380,7 @@ def test_masks_on_machines_of_every_size(tree: Path, possible: int, online: str,
     root, _ = live(tree, "[RPS]\nMode=on\n")
     d = decisions(tree, "[RPS]\nMode=on\n")["eth0"]
     assert d.mask == mask
-    rps.apply(root, parse([("x", "[RPS]\nMode=on\n")]))
+    rps_write.apply(root, parse([("x", "[RPS]\nMode=on\n")]))
     assert attr(tree, "eth0", "rx-0", "rps_cpus") == mask
-    assert [r.status for r in rps.checks(root, parse([("x", "[RPS]\nMode=on\n")]))
+    assert [r.status for r in check_rps(root, parse([("x", "[RPS]\nMode=on\n")]))
             if r.check == "rps"] == [Status.PASSED]

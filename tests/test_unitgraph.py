@@ -11,11 +11,12 @@ import pytest
 from conftest import LIB, add_units, write
 
 from nftune.chain import build_chain
+from nftune.checks.ordering import ordering
+from nftune.context import Context
 from nftune.ordering import FileGraph, prove
 from nftune.result import Cause, Status
 from nftune.root import Root
 from nftune.units import UnitTree, _name_dirs, mount_path
-from nftune.verify import check_ordering
 
 ETC = "/etc/systemd/system"
 ML, SC = "systemd-modules-load.service", "systemd-sysctl.service"
@@ -68,7 +69,7 @@ def test_the_issue_case_a_dropin_after_an_ordinary_service_is_a_cycle(units: Pat
     assert any("DefaultDependencies=yes (service_add_default_dependencies)" in s
                for _, s in steps)
     assert "sysinit.target" in p.reason and p.source == f"{dropin}:2"
-    r = check_ordering(Root(units))
+    r = ordering(Context(Root(units)))
     assert (r.status, r.cause) == (Status.FAILED, Cause.ORDERING_CYCLE)
     assert "DefaultDependencies=no" in (r.hint or "")
 
@@ -279,7 +280,7 @@ def test_generators_and_fstab_are_named_as_not_modelled(units: Path) -> None:
     assert um == ("generator /usr/lib/systemd/system-generators/vendor-generator",
                   "mounts from /etc/fstab (systemd-fstab-generator)",
                   "SysV script /etc/init.d/legacy (systemd-sysv-generator)")
-    r = check_ordering(Root(units))
+    r = ordering(Context(Root(units)))
     assert r.status is Status.PASSED and "not modelled" in (r.reason or "")
 
 
@@ -292,7 +293,7 @@ def test_chain_names_the_cycle_edge_by_edge(units: Path) -> None:
     agent(units)
     enable(units, "some-agent.service")
     write(units, f"{ETC}/{ML}.d/50-agent.conf", "[Unit]\nAfter=some-agent.service\n")
-    c = build_chain(Root(units), "multi-user.target", None, offline=True)
+    c = build_chain(Context(Root(units)), "multi-user.target", offline=True)
     assert not c.ok and c.verdict.cause is Cause.ORDERING_CYCLE
     lines = c.lines()
     i = lines.index("  the cycle, each unit ordered before the next:")
@@ -379,7 +380,7 @@ def test_a_long_dashed_instance_name_costs_little(units: Path) -> None:
 
 def test_a_name_with_a_newline_cannot_forge_a_chain_line(units: Path) -> None:
     write(units, f"{ETC}/{SC}.d/x\nproven [ok]: all fine\n.conf", f"[Unit]\nBefore={ML}\n")
-    lines = build_chain(Root(units), SC, None, offline=True).lines()
+    lines = build_chain(Context(Root(units)), SC, offline=True).lines()
     assert not any(line.startswith("proven") for line in lines), lines
     assert all("\n" not in line for line in lines)
 

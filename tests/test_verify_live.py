@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import Commands, add_cpus, add_kernel, add_nic, add_units, fake_live, write
+from conftest import Commands, add_cpus, add_kernel, add_nic, add_units, context, fake_live, write
 from fakes import healthy
 
 from nftune.apply import apply
@@ -17,7 +17,7 @@ KEY = "net/netfilter/nf_conntrack_tcp_be_liberal"
 
 
 def results(root: Root, check: str) -> list[CheckResult]:
-    return [r for r in verify(root, bus=healthy()).results if r.check == check]
+    return [r for r in verify(context(root, bus=healthy())).results if r.check == check]
 
 
 def applied(tree: Path, commands: Commands, **live: object) -> Root:
@@ -25,7 +25,7 @@ def applied(tree: Path, commands: Commands, **live: object) -> Root:
     add_units(tree)
     root = fake_live(tree, **live)  # type: ignore[arg-type]
     commands.allow("modprobe", "systemd-sysctl", "udevadm")
-    apply(root, Layer.ADMIN)
+    apply(context(root, commands), Layer.ADMIN)
     return root
 
 
@@ -45,12 +45,12 @@ def test_apply_on_a_live_system_loads_then_applies(tree: Path, commands: Command
         ["systemctl", "daemon-reload"],  # the systemd-sysctl drop-in is new
     ]
     commands.calls.clear()
-    apply(root, Layer.ADMIN)  # nothing changed: nothing to reload
+    apply(context(root, commands), Layer.ADMIN)  # nothing changed: nothing to reload
     assert [c[0] for c in commands.calls] == ["modprobe", "/usr/lib/systemd/systemd-sysctl"]
 
 
 def test_apply_under_root_never_touches_the_kernel(tree: Path, commands: Commands) -> None:
-    apply(Root(tree, live=False), Layer.ADMIN)
+    apply(context(Root(tree, live=False), commands), Layer.ADMIN)
     assert commands.calls == []
 
 
@@ -58,7 +58,7 @@ def test_all_passes_on_a_right_node(tree: Path, commands: Commands) -> None:
     add_cpus(tree, "0-3")
     add_nic(tree, "eth0", rx=1)
     root = applied(tree, commands, values={KEY: "1"})
-    report = verify(root, bus=healthy())
+    report = verify(context(root, commands, bus=healthy()))
     assert report.ok, [r.line() for r in report.results if r.failed]
     assert {r.check for r in report.results} >= {
         "module-exists", "modules-load", "sysctl-boot", "safety-net", "module-loaded",
@@ -93,7 +93,7 @@ def test_builtin_module_counts_as_loaded(tree: Path, commands: Commands) -> None
     add_kernel(tree, "6.1.0-test", (), builtin=("nf_conntrack",))
     root = fake_live(tree, loaded=(), values={KEY: "1"})
     commands.allow("systemd-sysctl")
-    apply(root, Layer.ADMIN)
+    apply(context(root, commands), Layer.ADMIN)
     assert [c[0] for c in commands.calls] == ["/lib/systemd/systemd-sysctl"]  # no modprobe
     [m] = results(root, "module-loaded")
     assert (m.status, m.actual) == (Status.PASSED, "built in")
@@ -147,8 +147,8 @@ def test_negative_match_line_is_named(tree: Path, commands: Commands) -> None:
 
 def test_vendor_files_alone_pass(tree: Path) -> None:
     add_kernel(tree, "6.1.0-test")
-    apply(Root(tree), Layer.VENDOR)
-    report = verify(Root(tree))
+    apply(context(Root(tree)), Layer.VENDOR)
+    report = verify(context(Root(tree)))
     assert report.ok, [r.line() for r in report.results]
     [r] = results(Root(tree), "sysctl-boot")
     assert r.source == "/usr/lib/sysctl.d/90-nftune.conf:7"

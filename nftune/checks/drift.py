@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 from functools import partial
 
-from .config import Config
-from .errors import NftuneError
-from .fsio import parse_json, sync_attr
-from .record import Record
-from .result import Cause, CheckResult, Status, failed
-from .root import Root
-from .sysctl import same_value
+from ..context import Context
+from ..errors import NftuneError
+from ..fsio import parse_json, sync_attr
+from ..record import Record
+from ..result import Cause, Check, CheckResult, Status, failed
+from ..root import Root
+from ..sysctl import same_value
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows it)
 if TYPE_CHECKING:
@@ -32,6 +32,9 @@ class Repair(Record):
     key: str  # as sysctl(8) shows it
     old: str
     new: str
+
+    def line(self) -> str:
+        return f"repaired: {self.key}: {self.old!r} -> {self.new!r} (changed at runtime)"
 
 
 def _load(root: Root) -> dict[str, dict[str, Any]]:
@@ -52,10 +55,11 @@ def _save(root: Root, state: dict[str, dict[str, Any]]) -> None:
                       0o644)
 
 
-def repair(root: Root, config: Config, results: tuple[CheckResult, ...],
+def repair(ctx: Context, results: tuple[CheckResult, ...],
            now: float) -> tuple[tuple[CheckResult, ...], list[Repair]]:
     """Put back each value changed at runtime, unless contested; the results say what was
     done. Only the sysctl-value check's changed-at-runtime failures are touched."""
+    root, config = ctx.root, ctx.config
     state = _load(root)
     before = dict(state)
     window = config.verify.interval * 60 + MARGIN
@@ -63,7 +67,7 @@ def repair(root: Root, config: Config, results: tuple[CheckResult, ...],
     out: list[CheckResult] = []
     repairs: list[Repair] = []
     for r in results:
-        spec = specs.get(r.subject) if r.check == "sysctl-value" else None
+        spec = specs.get(r.subject) if r.check == Check.SYSCTL_VALUE else None
         if spec is None:
             out.append(r)
             continue
@@ -78,7 +82,7 @@ def repair(root: Root, config: Config, results: tuple[CheckResult, ...],
         if last and (last.get("contested") or now - float(last.get("at", 0)) <= window):
             state[spec.display] = {**last, "contested": True}
             out.append(failed(
-                "sysctl-value", spec.display, Cause.CONTESTED, expected=spec.value,
+                Check.SYSCTL_VALUE, spec.display, Cause.CONTESTED, expected=spec.value,
                 actual=r.actual, source=r.source,
                 reason=f"set to {r.actual!r} again after nftune put it back "
                        f"{now - float(last.get('at', now)):.0f}s ago: another tool sets it, "

@@ -8,21 +8,21 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from . import udev
-from .config import SysctlSpec
-from .errors import NftuneError
-from .fsio import read_attr
-from .ordering import MODULES_LOAD, SYSCTL, BusGraph, Proof, prove
-from .result import Cause, CheckResult, failed, passed, skipped
-from .root import Root
-from .run import run
-from .sysctl import same_value
-from .systemd import BootTimes, UnitState
+from .. import journal, udev
+from ..config import SysctlSpec
+from ..context import Context
+from ..errors import NftuneError
+from ..fsio import read_attr
+from ..ordering import MODULES_LOAD, SYSCTL, BusGraph, Proof, prove
+from ..result import Cause, Check, CheckResult, failed, passed, skipped
+from ..root import Root
+from ..sysctl import same_value
+from ..systemd import BootTimes, UnitState
+from ..timespan import fmt_span
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows it)
 if TYPE_CHECKING:
-    from .systemd import Bus
-    from .verify import BootFacts
+    from ..systemd import Bus
 
 _FAILED_MODULE = re.compile(r"module '([^']+)'")
 SKIPPED = {MODULES_LOAD: Cause.MODULES_LOAD_SKIPPED, SYSCTL: Cause.SYSCTL_SKIPPED}
@@ -40,17 +40,6 @@ def since_boot(t: int, boot: BootTimes) -> str:
     return fmt_span(max(t - boot.userspace, 0))
 
 
-def fmt_span(us: int) -> str:
-    if us < 1000:
-        return f"{us}us"
-    if us < 1_000_000:
-        return f"{us // 1000}ms"
-    if us < 60_000_000:
-        return f"{us / 1e6:.3f}".rstrip("0").rstrip(".") + "s"
-    minutes, rest = divmod(us, 60_000_000)
-    return f"{minutes}min {fmt_span(rest)}"
-
-
 def started(u: UnitState) -> int:
     return u.exec_main_start or u.inactive_exit
 
@@ -63,86 +52,61 @@ def ran(u: UnitState) -> bool:
     return u.found and not u.masked and u.condition_result and started(u) > 0
 
 
-# -- the journal ------------------------------------------------------------------------------
-
-def boot_id(root: Root) -> str | None:
-    """The boot ID the tree's own processes see (nspawn gives a container its own)."""
-    text = read_attr(root, root.proc_sys("kernel/random/boot_id"))
-    return (text.replace("-", "") or None) if text else None
-
-
-def journal(root: Root, identifier: str, pid: int, priority: int = 7, *,
-            or_kernel: bool = False) -> list[str]:
-    """The messages one process logged this boot, oldest first (`or_kernel`: also those
-    the kernel log carries under its identifier, which only root can write); [] when the
-    journal cannot be read (no journalctl, no boot ID, no journal files in the tree)."""
-    bid = boot_id(root)
-    if bid is None or pid <= 0:
-        return []
-    argv = ["journalctl", "--no-pager", "--quiet", "--output=json", f"--priority={priority}"]
-    if not root.is_host:
-        argv.append(f"--root={root.path}")
-    match = [f"_BOOT_ID={bid}", f"SYSLOG_IDENTIFIER={identifier}"]
-    argv += [*match, f"_PID={pid}"]
-    if or_kernel:
-        argv += ["+", *match, "_TRANSPORT=kernel"]
-    try:
-        out = run(argv, check=False, timeout=10).stdout
-    except NftuneError:
-        return []
-    import json  # only a live boot check reads the journal
-
-    messages = []
-    for line in out.splitlines():
-        try:
-            m = json.loads(line).get("MESSAGE")
-        except ValueError:
-            continue
-        if isinstance(m, str):
-            messages.append(m)
-    return messages
-
-
 _CYCLE = "deleted to break ordering cycle"
 
 
-def cycle_lines(root: Root) -> list[str]:
+def cycle_lines(ctx: Context) -> list[str]:
     """What the manager logged this boot about deleting jobs to break ordering cycles
     (transaction.c: "Job X/start deleted to break ordering cycle starting with Y/start").
     The boot's first transaction is logged before journald runs: on a machine the journal
     has it from the kernel log, in a container it is lost. Only PID 1 and the kernel log
     count: anyone may log under the name "systemd"."""
-    return [m for m in journal(root, "systemd", 1, priority=4, or_kernel=True) if _CYCLE in m]
+    return [m for m in journal.read(ctx, "systemd", 1, priority=4, or_kernel=True) if _CYCLE in m]
 
 
 # -- the checks -------------------------------------------------------------------------------
 
-def check_boot(bus: Bus, root: Root, facts: BootFacts) -> list[CheckResult]:
+def checks(ctx: Context) -> list[CheckResult]:
+    """This boot's checks, or why they could not be made (verify asks only when
+    ctx.wants_bus: elsewhere they are skipped without loading this module)."""
+    try:
+        bus = ctx.bus()
+    except NftuneError as e:
+        return [no_bus(e)]
+    return checks_on(ctx, bus)
+
+
+def no_bus(e: NftuneError) -> CheckResult:
+    return failed(Check.BOOT, "systemd", Cause.NO_BUS, reason=e.message, hint=e.hint)
+
+
+def checks_on(ctx: Context, bus: Bus) -> list[CheckResult]:
+    root = ctx.root
     boot = bus.boot()
     ml, sc = bus.unit(MODULES_LOAD), bus.unit(SYSCTL)
-    bad = failed_modules(root, ml, facts) if ran(ml) else []
+    bad = failed_modules(ctx, ml) if ran(ml) else []
     proof = prove(BusGraph(bus))
     # A job that never started (no condition was even checked) may have been deleted.
-    said = cycle_lines(root) if proof.cause is Cause.ORDERING_CYCLE or any(
+    said = cycle_lines(ctx) if proof.cause is Cause.ORDERING_CYCLE or any(
         not started(u) and not u.condition_timestamp for u in (ml, sc)) else []
     cyclic = {e.unit for e in proof.cycle}
     out = [check_graph(proof, said), check_ran(ml, boot, bad, said, ml.name in cyclic),
            check_ran(sc, boot, [], said, sc.name in cyclic), check_order(ml, sc, boot)]
     if root.live:
-        out += check_module_timing(root, ml, sc, boot, facts, bad)
+        out += check_module_timing(ctx, ml, sc, boot, bad)
     return out
 
 
 def check_graph(proof: Proof, said: list[str]) -> CheckResult:
     """`said`: the manager's log lines about jobs it deleted to break cycles this boot."""
     if proof.cause is Cause.OK:
-        return passed("boot-graph", SYSCTL, actual=" < ".join(proof.path), source=proof.source,
+        return passed(Check.BOOT_GRAPH, SYSCTL, actual=" < ".join(proof.path), source=proof.source,
                       reason="as loaded by systemd this boot")
     reason = proof.reason
     if proof.cause is Cause.ORDERING_CYCLE and said:
         reason += f"; this boot: {said[0]}" + (f" (and {len(said) - 1} more)"
                                                 if len(said) > 1 else "")
-    return failed("boot-graph", SYSCTL, proof.cause, reason=reason, source=proof.source,
+    return failed(Check.BOOT_GRAPH, SYSCTL, proof.cause, reason=reason, source=proof.source,
                   hint="compare with 'nftune verify --root /' (the files); after changing "
                        "unit files run 'systemctl daemon-reload'")
 
@@ -156,14 +120,18 @@ def check_ran(u: UnitState, boot: BootTimes, bad: list[str], said: Sequence[str]
     """`bad`: what the unit could not do although it ran (modules it did not load). A unit
     that did not run while on an ordering cycle (`cyclic`), or whose job the manager's log
     (`said`) says it deleted, lost its job to break the cycle."""
-    if not u.found or u.masked:
-        return failed("unit-state", u.name, Cause.UNIT_MASKED, actual=u.load_state,
+    if not u.found:
+        return failed(Check.UNIT_STATE, u.name, Cause.UNIT_MISSING, actual=u.load_state,
+                      expected="loaded", reason=f"{u.name} is {u.load_state or 'not found'}",
+                      hint="install systemd's unit (the systemd package)")
+    if u.masked:
+        return failed(Check.UNIT_STATE, u.name, Cause.UNIT_MASKED, actual=u.load_state,
                       expected="loaded", reason=f"{u.name} is {u.load_state}",
                       source=u.fragment_path or None, hint=f"systemctl unmask {u.name}")
     if not u.condition_result and u.condition_timestamp:
         conds = u.failed_conditions
         kinds = {c.kind for c in conds}
-        return failed("unit-state", u.name, SKIPPED.get(u.name, Cause.NOT_RUN),
+        return failed(Check.UNIT_STATE, u.name, SKIPPED.get(u.name, Cause.NOT_RUN),
                       actual="skipped", expected="ran",
                       reason="skipped: " + (", ".join(f"{c} failed" for c in conds)
                                             or "a condition failed"),
@@ -179,7 +147,7 @@ def check_ran(u: UnitState, boot: BootTimes, bad: list[str], said: Sequence[str]
         if bad:
             reason += ": " + "; ".join(bad)
             hint = "remove the module from modules-load.d (see the module-exists check)"
-        return failed("unit-state", u.name, FAILED.get(u.name, Cause.NOT_RUN),
+        return failed(Check.UNIT_STATE, u.name, FAILED.get(u.name, Cause.NOT_RUN),
                       actual=u.active_state, expected="every listed module loaded"
                       if u.name == MODULES_LOAD else "active", reason=reason, hint=hint)
     deleted = [m for m in said if f"Job {u.name}/" in m]
@@ -188,31 +156,32 @@ def check_ran(u: UnitState, boot: BootTimes, bad: list[str], said: Sequence[str]
                if deleted else "it is on an ordering cycle (see boot-graph), and systemd "
                "breaks a cycle by deleting a job on it (the manager's message is not in "
                "this boot's journal)")
-        return failed("unit-state", u.name, Cause.ORDERING_CYCLE, actual=u.active_state,
+        return failed(Check.UNIT_STATE, u.name, Cause.ORDERING_CYCLE, actual=u.active_state,
                       expected="ran", reason=f"did not run: {why}",
                       hint="see the boot-graph check, which names the cycle edge by edge")
     if not started(u):
-        return failed("unit-state", u.name, Cause.NOT_RUN, actual=u.active_state,
+        return failed(Check.UNIT_STATE, u.name, Cause.NOT_RUN, actual=u.active_state,
                       expected="ran", reason="did not run this boot"
                       + (" (the boot has not finished)" if not boot.finish else ""),
                       hint=f"systemctl list-dependencies --reverse {u.name}")
     # As systemd-analyze shows a unit: from leaving "inactive" to becoming "active".
     begin = u.inactive_exit or started(u)
     took = max(u.active_enter - begin, 0) if u.active_enter else 0
-    return passed("unit-state", u.name, actual="ran",
+    return passed(Check.UNIT_STATE, u.name, actual="ran",
                   reason=f"@{since_boot(begin, boot)} +{fmt_span(took)}")
 
 
-def failed_modules(root: Root, ml: UnitState, facts: BootFacts) -> list[str]:
+def failed_modules(ctx: Context, ml: UnitState) -> list[str]:
     """What systemd-modules-load could not load this boot. A unit that succeeded can only
     have missed modules the running kernel lacks, which its module list tells without a
     journal query; for a failed unit the journal says what went wrong."""
-    lacking = [] if facts.running is None else [
+    running = ctx.running[1]
+    lacking = [] if running is None else [
         f"{e.name} (listed in {e.where}) is not in the running kernel"
-        for e in facts.listed if not facts.running.has(e.name)]
-    if not _failed(ml) and facts.running is not None:
+        for e in ctx.listed if not running.has(e.name)]
+    if not _failed(ml) and running is not None:
         return lacking
-    said = [m for m in journal(root, "systemd-modules-load", ml.exec_main_pid, priority=3)
+    said = [m for m in journal.read(ctx, "systemd-modules-load", ml.exec_main_pid, priority=3)
             if _FAILED_MODULE.search(m)]
     return said or lacking
 
@@ -220,41 +189,42 @@ def failed_modules(root: Root, ml: UnitState, facts: BootFacts) -> list[str]:
 def check_order(ml: UnitState, sc: UnitState, boot: BootTimes) -> CheckResult:
     if not (ran(ml) and ran(sc)):
         who = next(u for u in (ml, sc) if not ran(u))
-        return skipped("boot-order", SYSCTL, Cause.NOT_RUN,
+        return skipped(Check.BOOT_ORDER, SYSCTL, Cause.NOT_RUN,
                        reason=f"{who.name} did not run this boot (see unit-state)")
     done, start = finished(ml), started(sc)
     actual = (f"{MODULES_LOAD} finished @{since_boot(done, boot)}, "
               f"{SYSCTL} started @{since_boot(start, boot)}")
     if done and done <= start:
-        return passed("boot-order", SYSCTL, actual=actual)
-    return failed("boot-order", SYSCTL, Cause.ORDERING_BROKEN, actual=actual,
+        return passed(Check.BOOT_ORDER, SYSCTL, actual=actual)
+    return failed(Check.BOOT_ORDER, SYSCTL, Cause.ORDERING_BROKEN, actual=actual,
                   reason=f"{SYSCTL} started before {MODULES_LOAD} had finished",
                   hint="see the boot-graph check; 'nftune apply' installs a drop-in that "
                        "orders them")
 
 
-def check_module_timing(root: Root, ml: UnitState, sc: UnitState, boot: BootTimes,
-                        facts: BootFacts, bad: list[str]) -> list[CheckResult]:
+def check_module_timing(ctx: Context, ml: UnitState, sc: UnitState, boot: BootTimes,
+                        bad: list[str]) -> list[CheckResult]:
     """Each module was there when systemd-sysctl applied sysctl.d, so its keys got their
     values; a module loaded later gets them only from the udev safety net."""
+    root, running = ctx.root, ctx.running[1]
     out = []
     in_time = ran(ml) and ran(sc) and finished(ml) <= started(sc)
-    sysctl_said = journal(root, "systemd-sysctl", sc.exec_main_pid) if ran(sc) else []
-    for c in facts.choices:
-        if facts.running is not None and facts.running.has(c.name) == "builtin":
-            out.append(passed("module-timing", c.name, actual="built in",
+    sysctl_said = journal.read(ctx, "systemd-sysctl", sc.exec_main_pid) if ran(sc) else []
+    for c in ctx.choices:
+        if running is not None and running.has(c.name) == "builtin":
+            out.append(passed(Check.MODULE_TIMING, c.name, actual="built in",
                               reason="built into the running kernel: there before any unit"))
             continue
         if not root.exists(root.sys_module(c.name)):
-            out.append(skipped("module-timing", c.name, Cause.NOT_LOADED,
+            out.append(skipped(Check.MODULE_TIMING, c.name, Cause.NOT_LOADED,
                                reason="not loaded (see module-loaded)"))
             continue
-        keys = [s for s in facts.config.sysctls if udev.module_for_key(s.key) == c.name]
+        keys = [s for s in ctx.config.sysctls if udev.module_for_key(s.key) == c.name]
         missed = [m for m in sysctl_said
                   if "Couldn't write" in m and any(f"'{s.key}'" in m for s in keys)]
-        entry = next((e for e in facts.listed if e.name == c.name), None)
+        entry = next((e for e in ctx.listed if e.name == c.name), None)
         if entry is not None and _newer_than_boot(root, entry.file, boot):
-            out.append(skipped("module-timing", c.name, Cause.LOADED_LATE,
+            out.append(skipped(Check.MODULE_TIMING, c.name, Cause.LOADED_LATE,
                                source=entry.where,
                                reason=f"listed in {root.show(entry.file)} after this boot "
                                       "began: loaded at runtime; the boot order holds from "
@@ -263,7 +233,7 @@ def check_module_timing(root: Root, ml: UnitState, sc: UnitState, boot: BootTime
         # systemd-modules-load goes on after a module fails: only this module's failure counts.
         failed_here = [m for m in bad if f"'{c.name}'" in m or m.startswith(f"{c.name} ")]
         if entry is not None and in_time and not failed_here and not missed:
-            out.append(passed("module-timing", c.name, actual="loaded in time",
+            out.append(passed(Check.MODULE_TIMING, c.name, actual="loaded in time",
                               source=entry.where,
                               reason=f"listed in {root.show(entry.file)}, loaded by "
                                      f"{MODULES_LOAD} before {SYSCTL} started"))
@@ -271,7 +241,7 @@ def check_module_timing(root: Root, ml: UnitState, sc: UnitState, boot: BootTime
         why = (missed[0] if missed else failed_here[0] if failed_here else
                "not listed in modules-load.d at boot" if entry is None else
                f"{MODULES_LOAD} did not load it before {SYSCTL} ran")
-        out.append(failed("module-timing", c.name, Cause.LOADED_LATE,
+        out.append(failed(Check.MODULE_TIMING, c.name, Cause.LOADED_LATE,
                           actual="loaded late", expected="loaded before sysctl.d applied",
                           reason=f"{why}; {_safety_net(root, keys)}",
                           hint="run 'nftune apply' and reboot; see the unit-state and "

@@ -1,0 +1,132 @@
+"""One run's state, loaded once and passed to every check: the tree, its configuration,
+kernels and module choices, the sysctl.d view, the service manager (opened on first use)
+and the one way to run a program. Tests build it with a fake bus and runner; nothing
+else is patched."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from .config import Config, load
+from .errors import NftuneError
+from .root import Root
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows it)
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from .kernel import Kernel, ListedModule, ModuleChoice
+    from .run import Completed
+    from .sysctl import SysctlD
+    from .systemd import Bus
+
+    Runner = Callable[..., Completed]  # run.run's signature
+    BusFactory = Callable[[str | None], Bus]  # an address (None: the system bus) -> a bus
+
+
+def refuse(argv: list[str], **_: object) -> Completed:
+    """The runner of a context built without one: running a program is then a bug."""
+    raise NftuneError(f"no runner given: would run {' '.join(argv)}")
+
+
+class Context:
+    """Everything a run reads more than once. Each part is read on first use, at most
+    once; tree files that cannot be read are collected in `problems` (file-readable)."""
+
+    def __init__(self, root: Root, *, runner: Runner = refuse,
+                 bus_factory: BusFactory | None = None, bus_address: str | None = None,
+                 config: Config | None = None) -> None:
+        self.root = root
+        if config is not None:  # given (the vendor layer's built-in defaults): not read
+            self.__dict__["config"] = config
+        self.runner = runner
+        self.bus_address = bus_address
+        self._bus_factory = bus_factory
+        self._bus: Bus | None = None
+        self._bus_error: NftuneError | None = None
+        self._close: Callable[[], object] | None = None
+        self.problems: list[tuple[str, str]] = []  # (in-tree path, why)
+
+    def __enter__(self) -> Context:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def run(self, argv: list[str], *, check: bool = True, timeout: float = 60) -> Completed:
+        return self.runner(argv, check=check, timeout=timeout)
+
+    @cached_property
+    def config(self) -> Config:
+        return load(self.root)
+
+    # The kernel and sysctl.d modules are imported on first use: `rps apply` (a udev event
+    # per queue) needs neither.
+    @cached_property
+    def kernels(self) -> list[Kernel]:
+        from .kernel import load_kernels
+
+        return load_kernels(self.root, self.problems)
+
+    @cached_property
+    def picks(self) -> list[ModuleChoice | NftuneError]:
+        """Each Load= entry's module, or why no alternative exists."""
+        from .kernel import choose_all
+
+        return choose_all(self.config.modules, self.kernels)
+
+    @cached_property
+    def choices(self) -> list[ModuleChoice]:
+        return [c for c in self.picks if not isinstance(c, NftuneError)]
+
+    @cached_property
+    def listed(self) -> list[ListedModule]:
+        """modules-load.d's entries as they are now."""
+        from .kernel import listed_modules
+
+        return listed_modules(self.root, self.problems)
+
+    @cached_property
+    def running(self) -> tuple[str, Kernel | None]:
+        """The running kernel's release, and its module directory when installed."""
+        from .kernel import running_kernel
+
+        return running_kernel(self.root, self.kernels)
+
+    @cached_property
+    def sysctld(self) -> SysctlD:
+        from .sysctl import SysctlD
+
+        view = SysctlD.load(self.root, [s.key for s in self.config.sysctls])
+        self.problems += view.unreadable
+        return view
+
+    @property
+    def wants_bus(self) -> bool:
+        """The bus checks run: on the running system, with an address, or a given bus."""
+        return self.root.live or bool(self.bus_address) or self._bus_factory is not None
+
+    def bus(self) -> Bus:
+        """The service manager, connected on first use; NftuneError (no-bus) when it
+        cannot be reached, the same error on every later call."""
+        if self._bus is None and self._bus_error is None:
+            try:
+                if self._bus_factory is not None:
+                    self._bus = self._bus_factory(self.bus_address)
+                else:
+                    from .systemd import Systemd  # only a live run loads pystemd
+
+                    manager = Systemd(self.bus_address)
+                    self._bus = manager.__enter__()
+                    self._close = manager.close
+            except NftuneError as e:
+                self._bus_error = e
+        if self._bus_error is not None:
+            raise self._bus_error
+        assert self._bus is not None
+        return self._bus
+
+    def close(self) -> None:
+        if self._close is not None:
+            self._close()
+            self._close = None
