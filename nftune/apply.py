@@ -31,6 +31,7 @@ class Plan(Record):
     artifacts: list[Artifact]
     changes: list[Change]
     dry_run: bool = False
+    live: bool = False  # written on the running system (not --root, not --dry-run)
     activated: bool = False  # the running system was changed too (modules, sysctls)
 
     @property
@@ -59,7 +60,7 @@ class Plan(Record):
         return out
 
     def to_json(self) -> dict[str, Any]:
-        return {"dry_run": self.dry_run, "live": self.activated,
+        return {"dry_run": self.dry_run, "live": self.live,
                 "changes": [{"path": c.path, "action": str(c.action)} for c in self.changes]}
 
 
@@ -106,7 +107,7 @@ def plan(ctx: Context, layer: Layer) -> Plan:
 def apply(ctx: Context, layer: Layer, *, dry_run: bool = False) -> Plan:
     root = ctx.root
     with locked(root):
-        p = plan(ctx, layer)._replace(dry_run=dry_run)
+        p = plan(ctx, layer)._replace(dry_run=dry_run, live=root.live and not dry_run)
         if not dry_run:
             writer = Writer(root, managed_dirs(layer), remember=layer is Layer.ADMIN)
             writer.remove_temps(temp_leftovers(root, layer))

@@ -11,10 +11,10 @@ from __future__ import annotations
 from .checks.boot import checks_on, no_bus
 from .checks.ordering import ordering
 from .context import Context
-from .errors import NftuneError
+from .errors import EXIT_FAILED, NftuneError
 from .ordering import MODULES_LOAD, SYSCTL, BusGraph, Edge, FileGraph, prove, search
 from .record import Record
-from .result import Cause, CheckResult, Status
+from .result import Cause, Check, CheckResult, Status
 from .systemd import BootTimes, UnitState
 from .text import escape
 from .timespan import fmt_span
@@ -183,7 +183,7 @@ def critical_chain(bus: Bus, unit: str, keep: tuple[str, ...] = ()) -> Link:
 def live_chain(bus: Bus, unit: str, checks: list[CheckResult]) -> Chain:
     proof_line = f"{MODULES_LOAD} finished before {SYSCTL} started, this boot"
     tree = critical_chain(bus, unit, keep=(MODULES_LOAD, SYSCTL))
-    graph = next((c for c in checks if c.check == "boot-graph"), None)
+    graph = next((c for c in checks if c.check == Check.BOOT_GRAPH), None)
     cycle = prove(BusGraph(bus)).cycle if graph is not None and \
         graph.cause is Cause.ORDERING_CYCLE else ()
     return Chain(unit, True, verdict_of(checks, proof_line), tuple(checks), tree, cycle)
@@ -222,12 +222,17 @@ def build_chain(ctx: Context, unit: str, *, offline: bool) -> Chain:
                           hint="give a full unit name, e.g. systemd-sysctl.service")
     if offline and not ctx.wants_bus:
         return offline_chain(ctx, unit)
-    ctx.config  # noqa: B018 - configuration errors are errors, not "no bus"
+    # The tree's own errors are errors, not "no bus": the configuration, and kernels or
+    # modules-load.d files the boot checks cannot read (verify reports those instead).
+    _ = ctx.config, ctx.kernels, ctx.listed  # read now, before any bus
+    if ctx.problems:
+        path, why = ctx.problems[0]
+        raise NftuneError(why, path=ctx.root.show(path), exit_code=EXIT_FAILED)
     try:
         bus = ctx.bus()
+        return live_chain(bus, unit, checks_on(ctx, bus))
     except NftuneError as e:
         # Still show what the files say, under the no-bus verdict.
         files = offline_chain(ctx, unit)
         return Chain(unit, False, no_bus(e), (no_bus(e), *files.checks), files.tree,
                      files.cycle)
-    return live_chain(bus, unit, checks_on(ctx, bus))

@@ -261,10 +261,10 @@ def cmd_verify(args: argparse.Namespace, seams: Seams) -> int:
         report = verify(ctx)
         if args.check:
             report = report.only(args.check)
-        report, repairs = publish(ctx, report, Outputs(
-            args.repair, args.report, args.journal, args.prometheus, args.service), started)
-    for r in repairs:  # with --json, the results say it (stdout stays JSON)
-        say(r.line(), err=args.json)
+        # With --json, the results say what was repaired (stdout stays JSON).
+        report = publish(ctx, report, Outputs(args.repair, args.report, args.journal,
+                                              args.prometheus, args.service), started,
+                         lambda r: say(r.line(), err=args.json))
     _show(args, report)
     return EXIT_OK if report.ok else EXIT_CHECK_FAILED
 

@@ -12,6 +12,8 @@ from .verify import Report
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows it)
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from .checks.drift import Repair
 
 
@@ -26,21 +28,23 @@ class Outputs(Record):
     service: bool = False
 
 
-def publish(ctx: Context, report: Report, out: Outputs,
-            started: float) -> tuple[Report, list[Repair]]:
-    """The report as repaired, and the repairs made."""
+def publish(ctx: Context, report: Report, out: Outputs, started: float,
+            tell: Callable[[Repair], object]) -> Report:
+    """The report as repaired; each repair is told as soon as it is made, before a write
+    that may fail."""
     import time
 
     root, verify_config = ctx.root, ctx.config.verify
     entries: list[dict[str, str]] = []
-    repairs: list[Repair] = []
     if out.repair or (out.service and verify_config.repair):
         from . import journal
         from .checks import drift
 
         results, repairs = drift.repair(ctx, report.results, time.time())
         report = report._replace(results=results)
-        entries += [journal.repair_fields(r.key, r.old, r.new) for r in repairs]
+        for r in repairs:
+            tell(r)
+            entries.append(journal.repair_fields(r.key, r.old, r.new))
     finished, duration = time.time(), time.monotonic() - started
     if out.report or out.service:
         from . import report as report_file
@@ -67,4 +71,4 @@ def publish(ctx: Context, report: Report, out: Outputs,
         prometheus.write(*target, prometheus.render(
             report.results, live, {s.display: s.value for s in sysctls}, finished,
             duration))
-    return report, repairs
+    return report

@@ -17,6 +17,7 @@ from nftune.cli import main
 from nftune.context import Context
 from nftune.errors import NftuneError
 from nftune.root import Root
+from nftune.verify import verify
 
 
 def test_critical_chain_follows_the_latest_dependency() -> None:
@@ -149,3 +150,24 @@ def test_a_config_error_is_not_hidden_behind_no_bus(
     write(tree, "/etc/nftune/nftune.conf", "[Modules]\nLoad=bad/name\n")
     assert main(["chain", "--root", str(tree), "--bus-address", NOWHERE]) == 2
     assert "/etc/nftune/nftune.conf:2" in capsys.readouterr().err
+
+
+class DeafBus:
+    """Connected, but the manager does not answer (auth refused, no systemd1 there)."""
+
+    def unit(self, name: str) -> object:
+        raise NftuneError("cannot read properties from the bus", hint="is systemd there?")
+
+    def boot(self) -> object:
+        return self.unit("")
+
+
+def test_a_bus_that_does_not_answer_is_no_bus(tree: Path) -> None:
+    add_units(tree)
+    root = Root(tree, live=True)
+    chain = build_chain(Context(root, bus_factory=lambda _: DeafBus()), SC, offline=False)
+    assert (chain.verdict.check, chain.verdict.cause) == ("boot", "no-bus")
+    assert chain.checks[1].check == "ordering"  # the files' proof, under that verdict
+    report = verify(Context(root, bus_factory=lambda _: DeafBus()))
+    [boot] = [r for r in report.results if r.check == "boot"]
+    assert boot.cause == "no-bus" and "module-loaded" in {r.check for r in report.results}

@@ -70,10 +70,9 @@ def checks(ctx: Context) -> list[CheckResult]:
     """This boot's checks, or why they could not be made (verify asks only when
     ctx.wants_bus: elsewhere they are skipped without loading this module)."""
     try:
-        bus = ctx.bus()
-    except NftuneError as e:
+        return checks_on(ctx, ctx.bus())
+    except NftuneError as e:  # not reached, or it would not answer (auth, no systemd1)
         return [no_bus(e)]
-    return checks_on(ctx, bus)
 
 
 def no_bus(e: NftuneError) -> CheckResult:
