@@ -33,6 +33,7 @@ class Node(Record):
     found: bool
     masked: bool
     where: str  # the files that define it, for messages
+    missing: bool = False  # LoadState=not-found: no unit file on the unit path
 
 
 class Edge(Record):
@@ -86,7 +87,7 @@ class LoadedGraph:
         uid = self.id(name)
         state = self.state.get(uid, "not-found")
         return Node(uid, state not in ("not-found", "error", "bad-setting"), state == "masked",
-                    self.where.get(uid) or "not found")
+                    self.where.get(uid) or "not found", state == "not-found")
 
     def ordered_before(self, name: str) -> Iterator[Edge]:
         """With `jobs` known, only units the boot starts: ordering binds only those."""
@@ -120,8 +121,7 @@ class BusGraph:
 
     def node(self, name: str) -> Node:
         u = self.bus.unit(name)
-        return Node(name, u.found, u.masked,
-                    "not found" if u.load_state == "not-found" else u.sources)
+        return Node(name, u.found, u.masked, u.sources, u.load_state == "not-found")
 
     def ordered_before(self, name: str) -> Iterator[Edge]:
         u = self.bus.unit(name)
@@ -180,7 +180,7 @@ def prove(graph: Graph, first: str = MODULES_LOAD, then: str = SYSCTL) -> Proof:
     for name in (first, then):
         n = graph.node(name)
         if not n.found:
-            if n.where == "not found":
+            if n.missing:
                 return Proof(Cause.UNIT_MISSING, (), f"{name} is not found on the unit path",
                              None)
             return Proof(Cause.UNIT_MASKED, (), f"{name} cannot be loaded ({n.where})",

@@ -105,3 +105,16 @@ def test_dashed_prefix_and_type_dropin_directories(tree: Path) -> None:
 def test_no_systemd_in_the_tree_is_skipped(tree: Path) -> None:
     r = ordering(Context(Root(tree)))
     assert r.status is Status.SKIPPED
+
+
+def test_a_unit_not_on_the_unit_path_is_missing_even_with_a_dropin(tree: Path) -> None:
+    """LoadState=not-found, as systemd reports a unit with drop-ins but no fragment."""
+    add_units(tree)
+    (tree / "usr/lib/systemd/system/systemd-sysctl.service").unlink()
+    p = prove(FileGraph(UnitTree(Root(tree))))
+    assert (p.cause, p.source) == (Cause.UNIT_MISSING, None)
+    write(tree, "/etc/systemd/system/systemd-sysctl.service.d/x.conf", "[Unit]\n")
+    assert prove(FileGraph(UnitTree(Root(tree)))).cause is Cause.UNIT_MISSING
+    r = ordering(Context(Root(tree)))
+    assert (r.status, r.cause) == (Status.FAILED, Cause.UNIT_MISSING)
+    assert r.hint == "install systemd's unit (the systemd package)"
