@@ -69,3 +69,14 @@ def test_one_version() -> None:
     assert first.endswith(f" - {__version__}-1"), first
     assert "__version__" in (TOP / "tools/build-rpm").read_text()
     assert "version = attr: nftune.__version__" in (TOP / "setup.cfg").read_text()
+
+
+def test_the_timer_unit_waits_the_default_interval() -> None:
+    """The shipped timer holds [Verify] Interval='s default; only another value renders a
+    drop-in (render.py), so the two must agree."""
+    from nftune.config import builtin
+
+    timer = (TOP / "units/nftune-verify.timer").read_text()
+    minutes = builtin().verify.interval
+    assert f"\nOnBootSec={minutes}min\n" in timer
+    assert f"\nOnUnitInactiveSec={minutes}min\n" in timer
