@@ -8,14 +8,12 @@ shown. Offline (--root, no bus), the tree is the proof path with the line behind
 
 from __future__ import annotations
 
-from .checks.boot import checks_on, no_bus
 from .checks.ordering import ordering
 from .context import Context
 from .errors import EXIT_FAILED, NftuneError
 from .ordering import MODULES_LOAD, SYSCTL, BusGraph, Edge, FileGraph, prove, search
 from .record import Record
 from .result import Cause, Check, CheckResult, Status
-from .systemd import BootTimes, UnitState
 from .text import escape
 from .timespan import fmt_span
 from .units import UNIT_NAME, UnitTree
@@ -24,7 +22,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy kno
 if TYPE_CHECKING:
     from typing import Any
 
-    from .systemd import Bus
+    from .systemd import BootTimes, Bus, UnitState
 
 MAX_DEPTH = 32
 
@@ -228,6 +226,8 @@ def build_chain(ctx: Context, unit: str, *, offline: bool) -> Chain:
     if ctx.problems:
         path, why = ctx.problems[0]
         raise NftuneError(why, path=ctx.root.show(path), exit_code=EXIT_FAILED)
+    from .checks.boot import checks_on, no_bus  # the live path only: the bus, the journal
+
     try:
         bus = ctx.bus()
         return live_chain(bus, unit, checks_on(ctx, bus))

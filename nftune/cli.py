@@ -253,7 +253,6 @@ def cmd_verify(args: argparse.Namespace, seams: Seams) -> int:
         return cmd_npd(args, seams)
     import time
 
-    from .publish import Outputs, publish
     from .verify import verify
 
     started = time.monotonic()
@@ -261,10 +260,13 @@ def cmd_verify(args: argparse.Namespace, seams: Seams) -> int:
         report = verify(ctx)
         if args.check:
             report = report.only(args.check)
-        # With --json, the results say what was repaired (stdout stays JSON).
-        report = publish(ctx, report, Outputs(args.repair, args.report, args.journal,
-                                              args.prometheus, args.service), started,
-                         lambda r: say(r.line(), err=args.json))
+        if args.repair or args.report or args.journal or args.prometheus or args.service:
+            from .publish import Outputs, publish
+
+            # With --json, the results say what was repaired (stdout stays JSON).
+            report = publish(ctx, report, Outputs(args.repair, args.report, args.journal,
+                                                  args.prometheus, args.service), started,
+                             lambda r: say(r.line(), err=args.json))
     _show(args, report)
     return EXIT_OK if report.ok else EXIT_CHECK_FAILED
 

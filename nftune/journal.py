@@ -14,7 +14,6 @@ import stat
 import struct
 
 from .errors import EXIT_FAILED, NftuneError
-from .report import boot_id
 from .result import CheckResult
 from .root import Root
 
@@ -98,6 +97,8 @@ def read(ctx: Context, identifier: str, pid: int, priority: int = 7, *,
     """The messages one process logged this boot, oldest first (`or_kernel`: also those
     the kernel log carries under its identifier, which only root can write); [] when the
     journal cannot be read (no journalctl, no boot ID, no journal files in the tree)."""
+    from .report import boot_id
+
     root = ctx.root
     bid = (boot_id(root) or "").replace("-", "")
     if not bid or pid <= 0:

@@ -50,10 +50,10 @@ OWN_TREE = OWN_CORE | {f"nftune.{m}" for m in (
     "result", "root", "rps", "rps.decide", "rps.sysfs", "sysctl", "text")}
 OWN_VERIFY = OWN_TREE | {f"nftune.{m}" for m in (
     "checks", "checks.files", "checks.ordering", "checks.rps", "checks.runtime", "implicit",
-    "kernel", "ordering", "publish", "rps.view", "udev", "unitgraph", "units", "verify")}
+    "kernel", "ordering", "rps.view", "udev", "unitgraph", "units", "verify")}
 # Only a live verify talks to systemd, and reads the journal.
 OWN_LIVE = OWN_VERIFY | {f"nftune.{m}" for m in (
-    "checks.boot", "journal", "report", "run", "systemd", "timespan")}
+    "checks.boot", "journal", "publish", "report", "run", "systemd", "timespan")}
 
 BUDGETS: dict[str, tuple[set[str], set[str]]] = {
     "--version": (CORE, OWN_CORE),

@@ -4,26 +4,16 @@ created later (the decisions are nftune/rps/decide.py's)."""
 from __future__ import annotations
 
 from ..artifacts import RPS_UDEV_NAME
-from ..config import RpsConfig
 from ..context import Context
-from ..cpus import mask_value
 from ..errors import NftuneError
 from ..fsio import read_attr
 from ..result import Cause, Check, CheckResult, failed, passed, skipped
 from ..root import Root
-from ..rps.decide import decide, default_mask, pow2
-from ..rps.sysfs import (
-    DEFAULT_MASK,
-    FLOW_ENTRIES,
-    NO_SYSFS,
-    Machine,
-    has_sysfs,
-    read_machine,
-    read_nics,
-    read_only,
-    udev_rule,
-)
-from ..rps.view import queue_states
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows it)
+if TYPE_CHECKING:
+    from ..config import RpsConfig
+    from ..rps.sysfs import Machine
 
 
 def checks(ctx: Context) -> list[CheckResult]:
@@ -31,10 +21,15 @@ def checks(ctx: Context) -> list[CheckResult]:
     root, rps = ctx.root, ctx.config.rps
     if rps.mode == "off":
         return [skipped(Check.RPS, "RPS", Cause.OK, reason="Mode=off: nftune leaves RPS alone")]
-    if not root.live or not has_sysfs(root):
+    if not root.live:  # an image: nothing of RPS is read (or imported)
         return [skipped(Check.RPS, "RPS", Cause.NOT_LIVE,
-                        reason="masks are decided on the running machine at boot"
-                        if not root.live else NO_SYSFS)]
+                        reason="masks are decided on the running machine at boot")]
+    from ..rps.decide import decide, pow2
+    from ..rps.sysfs import FLOW_ENTRIES, NO_SYSFS, has_sysfs, read_machine, read_nics, read_only
+    from ..rps.view import queue_states
+
+    if not has_sysfs(root):
+        return [skipped(Check.RPS, "RPS", Cause.NOT_LIVE, reason=NO_SYSFS)]
     try:
         machine = read_machine(root)
         decisions = decide(rps, machine, read_nics(root))
@@ -82,6 +77,10 @@ def check_new_devices(root: Root, rps: RpsConfig, machine: Machine,
                       ro: str | None) -> CheckResult:
     """What gives devices created after boot their masks: the kernel's rps_default_mask
     (6.3+), or the udev rule alone."""
+    from ..cpus import mask_value
+    from ..rps.decide import default_mask
+    from ..rps.sysfs import DEFAULT_MASK, udev_rule
+
     subject = "devices created later"
     rule = udev_rule(root)
     if rule is None:

@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+"""What the reshaping of issue 15 costs (checks as a package over one Context, the settings
+table, rps split by concern): today's nftune against the last one before it, interleaved
+in one run, on a tree with two kernels, systemd's two units, 200 other sysctl.d files and
+nftune applied: `verify`, `chain`, `config`, `apply --dry-run` and `rps apply`, each with
+--root; and bench/rps_apply.py's apply from zero (256 NICs x 32 queues, in-process).
+
+Target (issue 15): the benchmarks do not get slower; here, each command at most 1.05x
+(this machine's noise between two runs of the same code is about that). The earlier
+nftune is taken from git (BASE); without that history (a shallow clone) the benchmark says
+so and measures nothing.
+Usage: bench/reshape.py [--runs N] [--check]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from boundary import RPS
+from common import checkout, medians, table
+
+TOP = Path(__file__).resolve().parents[1]
+BASE = "b0ba052"  # the last commit before the reshaping
+TARGET = 1.05
+UNIT = "[Unit]\nDefaultDependencies=no\nBefore=sysinit.target\n"
+
+
+def build(tree: Path) -> None:
+    for version in ("6.1.0-1", "6.1.0-2"):
+        d = tree / "lib/modules" / version
+        d.mkdir(parents=True)
+        (d / "modules.dep").write_text("kernel/net/netfilter/nf_conntrack.ko.xz:\n")
+        (d / "modules.builtin").write_text("")
+    units = tree / "usr/lib/systemd/system"
+    units.mkdir(parents=True)
+    (units / "systemd-sysctl.service").write_text(
+        UNIT + "After=systemd-modules-load.service\n")
+    (units / "systemd-modules-load.service").write_text(UNIT)
+    (units / "sysinit.target").write_text("[Unit]\n")
+    sysctl_d = tree / "etc/sysctl.d"
+    sysctl_d.mkdir(parents=True)
+    for i in range(200):
+        (sysctl_d / f"{i:03d}-other.conf").write_text("net.ipv4.ip_forward = 1\n" * 20)
+    subprocess.run([sys.executable, "-m", "nftune", "apply", "--root", str(tree)],
+                   check=True, capture_output=True, env={**os.environ, "PYTHONPATH": str(TOP)})
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=15)
+    ap.add_argument("--check", action="store_true")
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="nftune-bench-reshape.", dir="/var/tmp"))
+    # Both versions' bytecode cached alike: each run imports from .pyc, as a node does.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    try:
+        base = work / "base"
+        if not checkout(BASE, base):
+            print(f"reshape: skipped: commit {BASE} is not in this clone's history")
+            return 0
+        tree = work / "tree"
+        build(tree)
+        names = {"before": base, "now": TOP}
+        worst = 0.0
+        for verb in (["verify"], ["chain"], ["config"], ["apply", "--dry-run"],
+                     ["rps", "apply"]):
+            # medians() runs each once first, which writes each version's bytecode.
+            cases = {n: ["env", "-u", "PYTHONDONTWRITEBYTECODE", f"PYTHONPATH={t}",
+                         sys.executable, "-m", "nftune", *verb, "--root", str(tree)]
+                     for n, t in names.items()}
+            print(f"nftune {' '.join(verb)} --root, median of {args.runs}")
+            worst = max(worst, table(medians(cases, args.runs), "before")["now"])
+        samples: dict[str, list[float]] = {n: [] for n in names}
+        for _ in range(5):
+            for n, t in names.items():
+                samples[n].append(float(subprocess.run(
+                    [sys.executable, "-c", RPS, str(t)], check=True, capture_output=True,
+                    text=True, env=env).stdout))
+        print("rps apply from zero (256 NICs x 32 queues, in-process), median of 5 processes")
+        worst = max(worst, table({n: statistics.median(s) for n, s in samples.items()},
+                                 "before")["now"])
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    ok = worst <= TARGET
+    print(f"target: each <= {TARGET:.2f}x: {'met' if ok else 'MISSED'} (worst {worst:.2f}x)")
+    return 0 if ok or not args.check else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
