@@ -51,7 +51,7 @@ class Generated(Record):
 
 
 # The one list of generated files: artifacts, render, clean, the .deb's postrm and the
-# .rpm's %files follow it (tests/test_generated.py holds the packaging to it).
+# .rpm's %files follow it (tests/test_packaging.py holds the packaging to it).
 FILES: dict[Kind, Generated] = {g.kind: g for g in (
     Generated(Kind.MODULES_LOAD, "modules-load.d", "nftune.conf", "modules-load.conf.j2",
               "nftune.conf"),
