@@ -37,7 +37,7 @@ class Context:
                  bus_factory: BusFactory | None = None, bus_address: str | None = None,
                  config: Config | None = None) -> None:
         self.root = root
-        if config is not None:  # given (the vendor layer's built-in defaults): not read
+        if config is not None:  # a caller that has one (a test): the tree's is not read
             self.__dict__["config"] = config
         self.runner = runner
         self.bus_address = bus_address
