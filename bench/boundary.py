@@ -13,7 +13,6 @@ Usage: bench/boundary.py [--runs N] [--files N] [--check]
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import statistics
@@ -22,7 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import checkout, medians, table
+from common import checkout, medians, options, table
 
 TOP = Path(__file__).resolve().parents[1]
 BASE = "94c3875"  # the last commit before the boundary
@@ -57,6 +56,19 @@ print(statistics.median(runs))
 """
 
 
+def rps_medians(tops: dict[str, Path], rounds: int,
+                env: dict[str, str] | None = None) -> dict[str, float]:
+    """RPS's median apply from zero (in seconds) by the nftune under each top, one process
+    per round and version, interleaved."""
+    samples: dict[str, list[float]] = {name: [] for name in tops}
+    for _ in range(rounds):
+        for name, top in tops.items():
+            samples[name].append(float(subprocess.run(
+                [sys.executable, "-c", RPS, str(top)], check=True, capture_output=True,
+                text=True, env=env).stdout))
+    return {name: statistics.median(s) for name, s in samples.items()}
+
+
 def build(tree: Path, files: int) -> None:
     d = tree / "etc/sysctl.d"
     d.mkdir(parents=True)
@@ -71,11 +83,8 @@ def build(tree: Path, files: int) -> None:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--runs", type=int, default=15)
+    ap = options(__doc__, 15)
     ap.add_argument("--files", type=int, default=5000)
-    ap.add_argument("--check", action="store_true")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="nftune-bench-boundary.", dir="/var/tmp"))
     try:
@@ -93,15 +102,10 @@ def main() -> int:
         print(f"nftune verify --root, {args.files} sysctl.d files, median of {args.runs}")
         ratios = table(medians({"before the boundary": argv(base), "now": argv(TOP)},
                                args.runs), "before the boundary")
-        rps: dict[str, list[float]] = {"before the boundary": [], "now": []}
-        for _ in range(ROUNDS):
-            for name, top in (("before the boundary", base), ("now", TOP)):
-                out = subprocess.run([sys.executable, "-c", RPS, str(top)], check=True,
-                                     capture_output=True, text=True).stdout
-                rps[name].append(float(out))
         print(f"rps apply from zero, 256 NICs x 32 queues (in-process), median of {ROUNDS} "
               "rounds of 5, interleaved")
-        table({n: statistics.median(v) for n, v in rps.items()}, "before the boundary")
+        table(rps_medians({"before the boundary": base, "now": TOP}, ROUNDS),
+              "before the boundary")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     ok = ratios["now"] <= TARGET

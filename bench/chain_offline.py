@@ -11,14 +11,13 @@ Usage: bench/chain_offline.py [--runs N] [--check]
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from common import checkout, medians, table
+from common import checkout, medians, options, table
 
 TOP = Path(__file__).resolve().parents[1]
 BASE = "f694d9b"  # the last commit before issue 13
@@ -39,10 +38,7 @@ print(statistics.median(runs))
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--runs", type=int, default=21)
-    ap.add_argument("--check", action="store_true")
+    ap = options(__doc__, 21)
     args = ap.parse_args()
     sys.path.insert(0, str(TOP))
     from e2e.vm import base_rootfs

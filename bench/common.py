@@ -3,6 +3,7 @@ interleaved in one run, so a noisy, shared machine slows them alike."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import statistics
 import subprocess
@@ -10,6 +11,16 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+
+def options(doc: str | None, runs: int) -> argparse.ArgumentParser:
+    """A benchmark's command line: --runs (medians of how many) and --check (exit 1 when
+    the target is missed); a benchmark adds its own."""
+    ap = argparse.ArgumentParser(description=doc,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=runs)
+    ap.add_argument("--check", action="store_true")
+    return ap
 
 
 def nftune_argv() -> list[str]:

@@ -10,7 +10,6 @@ Usage: bench/package.py [--runs N] [--check]   (--check: exit 1 when a target is
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import subprocess
@@ -18,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import medians, table
+from common import medians, options, table
 
 TOP = Path(__file__).resolve().parents[1]
 OUT = Path(os.environ.get("OUT", "out"))
@@ -27,10 +26,7 @@ MB = 1024 * 1024
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--runs", type=int, default=20)
-    ap.add_argument("--check", action="store_true")
+    ap = options(__doc__, 20)
     args = ap.parse_args()
     binary, hello = OUT / "bin/nftune/nftune", OUT / "bin/hello/hello"
     if not binary.exists() or not hello.exists():

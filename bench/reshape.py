@@ -14,17 +14,15 @@ Usage: bench/reshape.py [--runs N] [--check]
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from boundary import RPS
-from common import checkout, medians, table
+from boundary import rps_medians
+from common import checkout, medians, options, table
 
 TOP = Path(__file__).resolve().parents[1]
 BASE = "b0ba052"  # the last commit before the reshaping
@@ -53,10 +51,7 @@ def build(tree: Path) -> None:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--runs", type=int, default=15)
-    ap.add_argument("--check", action="store_true")
+    ap = options(__doc__, 15)
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="nftune-bench-reshape.", dir="/var/tmp"))
     # Both versions' bytecode cached alike: each run imports from .pyc, as a node does.
@@ -78,15 +73,8 @@ def main() -> int:
                      for n, t in names.items()}
             print(f"nftune {' '.join(verb)} --root, median of {args.runs}")
             worst = max(worst, table(medians(cases, args.runs), "before")["now"])
-        samples: dict[str, list[float]] = {n: [] for n in names}
-        for _ in range(5):
-            for n, t in names.items():
-                samples[n].append(float(subprocess.run(
-                    [sys.executable, "-c", RPS, str(t)], check=True, capture_output=True,
-                    text=True, env=env).stdout))
         print("rps apply from zero (256 NICs x 32 queues, in-process), median of 5 processes")
-        worst = max(worst, table({n: statistics.median(s) for n, s in samples.items()},
-                                 "before")["now"])
+        worst = max(worst, table(rps_medians(names, 5, env), "before")["now"])
     finally:
         shutil.rmtree(work, ignore_errors=True)
     ok = worst <= TARGET

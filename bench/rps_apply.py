@@ -13,7 +13,6 @@ Usage: bench/rps_apply.py [--runs N] [--nics N] [--queues N] [--check]
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import statistics
 import subprocess
@@ -25,7 +24,7 @@ from pathlib import Path
 TOP = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TOP))
 
-from common import nftune_argv  # noqa: E402
+from common import nftune_argv, options  # noqa: E402
 
 from nftune import chase  # noqa: E402
 from nftune.config import parse  # noqa: E402
@@ -69,12 +68,9 @@ def reset(tree: Path, masks: list[Path]) -> None:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--runs", type=int, default=7)
+    ap = options(__doc__, 7)
     ap.add_argument("--nics", type=int, default=256)
     ap.add_argument("--queues", type=int, default=32)
-    ap.add_argument("--check", action="store_true")
     args = ap.parse_args()
     # sysfs lives in memory: so does the fake one (tmpfs), not on a journaling disk
     tree = Path(tempfile.mkdtemp(prefix="nftune-bench-rps.", dir=SCRATCH))

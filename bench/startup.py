@@ -8,19 +8,15 @@ Usage: bench/startup.py [--runs N] [--check]   (--check: exit 1 when a target is
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from common import medians, nftune_argv, table
+from common import medians, nftune_argv, options, table
 
 TARGET = 3.0
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--runs", type=int, default=40)
-    ap.add_argument("--check", action="store_true")
+    ap = options(__doc__, 40)
     args = ap.parse_args()
     ratios = table(medians({
         "python3 -c pass": [sys.executable, "-c", "pass"],

@@ -13,7 +13,6 @@ Usage: bench/timer_cpu.py [--runs N] [--check]
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import subprocess
@@ -23,17 +22,14 @@ from pathlib import Path
 TOP = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TOP / "tests"))
 
-from common import cpu_seconds, medians, table  # noqa: E402
+from common import cpu_seconds, medians, options, table  # noqa: E402
 from nspawn import base_rootfs, booted, copy_rootfs, missing_tools  # noqa: E402
 
 TARGET = 2.5
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--runs", type=int, default=15)
-    ap.add_argument("--check", action="store_true")
+    ap = options(__doc__, 15)
     args = ap.parse_args()
     out = TOP / os.environ.get("OUT", "out")
     debs = sorted(out.glob("nftune_*_amd64.deb"))

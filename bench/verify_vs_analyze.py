@@ -11,7 +11,6 @@ the nspawn tests' cached one. Usage: bench/verify_vs_analyze.py [--runs N] [--ch
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import subprocess
@@ -20,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from common import medians, nftune_argv, table
+from common import medians, nftune_argv, options, table
 from nspawn import base_rootfs, booted, copy_rootfs, missing_tools
 
 TARGET = 1.2
@@ -29,10 +28,7 @@ BINARY = TOP / os.environ.get("OUT", "out") / "bin/nftune/nftune"
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--runs", type=int, default=15)
-    ap.add_argument("--check", action="store_true")
+    ap = options(__doc__, 15)
     args = ap.parse_args()
     if os.geteuid() != 0 or missing_tools():
         why = "needs root" if os.geteuid() != 0 else f"missing {', '.join(missing_tools())}"
