@@ -5,18 +5,20 @@ from __future__ import annotations
 
 from . import __version__
 from .artifacts import Artifact, Layer, managed_dirs, owned_candidates, temp_leftovers
-from .config import Config, builtin
+from .config import AUTO, Config, builtin
 from .context import Context
 from .fsio import Action, Change, Writer, is_ours, locked, plan_remove, plan_write
 from .kernel import Kernel, ModuleChoice, load_kernels, resolve
 from .record import Record
-from .render import Facts, render
+from .render import Facts, render, render_runtime
 from .root import Root
 from .rps.write import apply as rps_apply
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows it)
 if TYPE_CHECKING:
     from typing import Any
+
+    from .conntrack import Sizing
 
 SYSTEMD_SYSCTL = ("/usr/lib/systemd/systemd-sysctl", "/lib/systemd/systemd-sysctl")
 
@@ -33,6 +35,7 @@ class Plan(Record):
     dry_run: bool = False
     live: bool = False  # written on the running system (not --root, not --dry-run)
     activated: bool = False  # the running system was changed too (modules, sysctls)
+    sized: Sized | None = None  # the conntrack table sized for this machine (live only)
 
     @property
     def changed(self) -> list[Change]:
@@ -55,12 +58,40 @@ class Plan(Record):
         n = len(self.changed)
         verb = "would change" if self.dry_run else "changed"
         out.append(f"apply: {n} file{'s' * (n != 1)} {verb}" if n else "apply: no change")
+        if self.sized is not None:
+            out += self.sized.lines(root)
         if self.activated:
             out.append("apply: modules loaded and sysctls applied to the running system")
         return out
 
     def to_json(self) -> dict[str, Any]:
         return {"dry_run": self.dry_run, "live": self.live,
+                "changes": [{"path": c.path, "action": str(c.action)} for c in self.changes],
+                "conntrack": None if self.sized is None else self.sized.to_json()}
+
+
+class Sized(Record):
+    """The conntrack table sized for the running machine: this boot's /run files, and the
+    loaded table resized (None: not loaded, or already right)."""
+
+    sizing: Sizing
+    changes: list[Change]
+    resized: str | None = None  # the old hashsize
+
+    def lines(self, root: Root) -> list[str]:
+        out = [f"{c.action}: {root.show(c.path)}" for c in self.changes
+               if c.action is not Action.KEEP]
+        s = self.sizing
+        if s.max is not None or s.buckets is not None:
+            out.append(f"conntrack: max {s.max if s.max is not None else '(unmanaged)'}, "
+                       f"buckets {s.buckets if s.buckets is not None else '(unmanaged)'}: "
+                       f"{s.how()}")
+        if self.resized is not None:
+            out.append(f"conntrack: hashsize {self.resized} -> {s.buckets} (the loaded table)")
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.sizing.to_json(), "resized_from": self.resized,
                 "changes": [{"path": c.path, "action": str(c.action)} for c in self.changes]}
 
 
@@ -113,19 +144,48 @@ def apply(ctx: Context, layer: Layer, *, dry_run: bool = False) -> Plan:
             writer.remove_temps(temp_leftovers(root, layer))
             writer.commit(p.changed)
             if root.live and layer is Layer.ADMIN:
+                if p.config.conntrack.managed or root.exists("/run/nftune/conntrack.json"):
+                    p = p._replace(sized=size_runtime(ctx, p.config))
                 activate(ctx, p)
                 p = p._replace(activated=True)
         return p
 
 
+def size_runtime(ctx: Context, config: Config) -> Sized:
+    """What nftune-conntrack.service does at boot (and apply on a live system first): size
+    the table for this machine into /run, where modprobe.d and sysctl.d are read, so the
+    hash size is in effect at nf_conntrack's first load; then resize a table that is
+    already loaded. Runtime files of an earlier config that no longer apply go."""
+    from .conntrack import machine, needs_machine, resize, size, write_record
+
+    root = ctx.root
+    ct = config.conntrack
+    sizing = size(ct, machine(root) if needs_machine(ct) else None)
+    wanted = render_runtime(config, sizing, __version__)
+    changes = [plan_write(root, a.path, a.content, a.mode) for a in wanted]
+    keep = {a.path for a in wanted}
+    changes += [plan_remove(root, p) for p in owned_candidates(root, Layer.RUNTIME)
+                if p not in keep and is_ours(root, p)]
+    Writer(root, managed_dirs(Layer.RUNTIME), remember=False).commit(
+        [c for c in changes if c.action is not Action.KEEP])
+    if needs_machine(ct):
+        write_record(root, sizing)
+    resized = resize(root, sizing.buckets) if sizing.buckets is not None else None
+    return Sized(sizing, changes, resized)
+
+
 def activate(ctx: Context, p: Plan) -> None:
-    """Make the configuration effective now, as a boot would: load the modules first,
-    then let systemd-sysctl apply sysctl.d (all files, so admin overrides still win)."""
+    """Make the configuration effective now, as a boot would: load the modules first
+    (modprobe reads the hash size from modprobe.d), then let systemd-sysctl apply sysctl.d
+    (all files, so admin overrides still win)."""
     names = [c.name for c in p.choices if c.listed]
     if names:
         ctx.run(["modprobe", "-a", *names])
-    if p.config.sysctls:
-        ctx.run([p.facts.systemd_sysctl, *(f"--prefix=/{s.key}" for s in p.config.sysctls)])
+    keys = [s.key for s in p.config.sysctls]
+    if p.sized is not None and p.config.conntrack.max == AUTO:
+        keys.append("net/netfilter/nf_conntrack_max")
+    if keys:
+        ctx.run([p.facts.systemd_sysctl, *(f"--prefix=/{k}" for k in keys)])
     _reload_udev(ctx, p.changed)
     _reload_systemd(ctx, p.changed)
     rps_apply(ctx.root, p.config)

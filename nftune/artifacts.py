@@ -21,6 +21,7 @@ from .root import TEMP_INFIX, TEMP_PREFIX, Root
 class Layer(StrEnum):
     ADMIN = "admin"
     VENDOR = "vendor"
+    RUNTIME = "runtime"  # /run: what nftune-conntrack.service sizes for the booted machine
 
 
 class Kind(StrEnum):
@@ -33,9 +34,13 @@ class Kind(StrEnum):
     TIMER_DROPIN = "timer-dropin"  # [Verify] Interval= other than the unit's 5 minutes
     GATE_DROPIN = "gate-dropin"  # [Verify] Gate=yes: kubelet waits for a passing verify
     VERIFY_DROPIN = "verify-dropin"  # [Verify] Gate=, Repair=: Before=; the sandbox
+    MODPROBE = "modprobe"  # [Conntrack] Buckets= as a number: hashsize at module load
+    CONNTRACK_DROPIN = "conntrack-dropin"  # auto sizing: nftune-conntrack.service at boot
+    RUN_SYSCTL = "run-sysctl"  # runtime layer: Max=auto's nf_conntrack_max for this boot
+    RUN_MODPROBE = "run-modprobe"  # runtime layer: Buckets=auto's hashsize for this boot
 
 
-BASE = {Layer.ADMIN: "/etc", Layer.VENDOR: "/usr/lib"}
+BASE = {Layer.ADMIN: "/etc", Layer.VENDOR: "/usr/lib", Layer.RUNTIME: "/run"}
 PRIORITY = "NN"  # in a name: the sysctl.d priority ([Files] SysctlPriority=)
 
 
@@ -73,7 +78,16 @@ FILES: dict[Kind, Generated] = {g.kind: g for g in (
               "kubelet-gate.conf.j2", "nftune-gate.conf"),
     Generated(Kind.VERIFY_DROPIN, "systemd/system/nftune-verify.service.d", "nftune.conf",
               "verify-service.conf.j2", "nftune.conf"),
+    Generated(Kind.MODPROBE, "modprobe.d", "nftune.conf", "modprobe.conf.j2", "nftune.conf"),
+    Generated(Kind.CONNTRACK_DROPIN, "systemd/system/systemd-modules-load.service.d",
+              "nftune-conntrack.conf", "conntrack-dropin.conf.j2", "nftune-conntrack.conf"),
+    # Their own names: an admin-layer file of nftune's must not hide this boot's sizing.
+    Generated(Kind.RUN_SYSCTL, "sysctl.d", f"{PRIORITY}-nftune-conntrack.conf",
+              "sysctl.conf.j2", "[0-9][0-9]-nftune-conntrack.conf"),
+    Generated(Kind.RUN_MODPROBE, "modprobe.d", "nftune-conntrack.conf", "modprobe.conf.j2",
+              "nftune-conntrack.conf"),
 )}
+RUNTIME_KINDS = frozenset([Kind.RUN_SYSCTL, Kind.RUN_MODPROBE])
 # Names nftune may own, per directory; anything else there is never looked at for removal.
 OWNED: dict[str, tuple[str, ...]] = {
     d: tuple(dict.fromkeys(g.owned for g in FILES.values() if g.directory == d))
@@ -112,11 +126,14 @@ def managed_dirs(layer: Layer) -> frozenset[str]:
 
 def owned_candidates(root: Root, layer: Layer) -> list[str]:
     """Files in this layer's directories whose names nftune uses (ownership is then
-    decided by the header)."""
+    decided by the header). The runtime layer holds only the runtime kinds."""
     out = []
     for conf_dir in OWNED:
         d = f"{BASE[layer]}/{conf_dir}"
-        out += [f"{d}/{n}" for n in sorted(root.listdir(d)) if owned(conf_dir, n)]
+        out += [f"{d}/{n}" for n in sorted(root.listdir(d)) if owned(conf_dir, n)
+                and (layer is not Layer.RUNTIME or any(
+                    g.directory == conf_dir and fnmatchcase(n, g.owned)
+                    for k, g in FILES.items() if k in RUNTIME_KINDS))]
     return out
 
 

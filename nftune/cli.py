@@ -186,8 +186,20 @@ def _verb_rps(verbs: Any) -> None:
     _json_opt(q)
 
 
+def _verb_conntrack(verbs: Any) -> None:
+    p = verbs.add_parser("conntrack", help="the conntrack table's size: what [Conntrack] "
+                         "wants on this machine, and what the kernel has", **_epilog())
+    _root_opt(p)
+    p.add_argument("--boot", action="store_true",
+                   help="size the table for this machine now: write this boot's files "
+                        "under /run/modprobe.d and /run/sysctl.d, and resize a loaded table "
+                        "(nftune-conntrack.service runs this before systemd-modules-load)")
+    _json_opt(p)
+
+
 VERB_PARSERS = {"apply": _verb_apply, "verify": _verb_verify, "chain": _verb_chain,
-                "clean": _verb_clean, "config": _verb_config, "rps": _verb_rps}
+                "clean": _verb_clean, "config": _verb_config, "rps": _verb_rps,
+                "conntrack": _verb_conntrack}
 
 
 def _show(args: argparse.Namespace, result: Any, *context: Any) -> None:
@@ -313,8 +325,27 @@ def cmd_rps(args: argparse.Namespace, seams: Seams) -> int:
     return EXIT_OK
 
 
+def cmd_conntrack(args: argparse.Namespace, seams: Seams) -> int:
+    from .conntrack import show
+
+    with _context(args, seams) as ctx:
+        if args.boot:
+            from .apply import size_runtime
+            from .errors import NftuneError
+            from .fsio import locked
+
+            if not ctx.root.live:
+                raise NftuneError("--boot sizes the table of the running system",
+                                  hint="without --root, on the node itself")
+            with locked(ctx.root):
+                _show(args, size_runtime(ctx, ctx.config), ctx.root)
+            return EXIT_OK
+        _show(args, show(ctx.root, ctx.config))
+    return EXIT_OK
+
+
 VERBS = {"apply": cmd_apply, "verify": cmd_verify, "chain": cmd_chain, "clean": cmd_clean,
-         "config": cmd_config, "rps": cmd_rps}
+         "config": cmd_config, "rps": cmd_rps, "conntrack": cmd_conntrack}
 
 
 def _run(argv: list[str], **kw: Any) -> Completed:

@@ -85,6 +85,25 @@ class VerifyConfig(Record):
     prometheus_dir: str | None  # node_exporter's textfile directory
 
 
+class ConntrackConfig(Record):
+    """[Conntrack]: the table's size (see nftune/conntrack.py). None: not managed."""
+
+    max: int | str | None  # entries, or "auto": kube-proxy's formula, capped by memory
+    buckets: int | str | None  # hash buckets, or "auto": Max / 4 as the kernel rounds it
+    memory_share: int  # percent of RAM the table may take with Max=auto; 0: no cap
+    max_origin: Origin | None = None  # where Max= was set, for the errors that name it
+    buckets_origin: Origin | None = None
+
+    @property
+    def managed(self) -> bool:
+        return self.max is not None or self.buckets is not None
+
+    @property
+    def auto(self) -> bool:
+        """Sized on the machine that boots (nftune-conntrack.service), not in the files."""
+        return AUTO in (self.max, self.buckets)
+
+
 class Config(Record):
     """The effective configuration: built-in defaults, then the admin's files."""
 
@@ -94,6 +113,7 @@ class Config(Record):
     sources: tuple[str, ...]  # in-tree config files read, in order
     rps: RpsConfig
     verify: VerifyConfig
+    conntrack: ConntrackConfig
 
     def lines(self) -> list[str]:
         """The configuration in its own syntax, each list entry with its origin."""
@@ -103,7 +123,8 @@ class Config(Record):
             for s in _in(section):
                 value = s.get(self)
                 if s.key == "*":
-                    out += [f"{v.display + '=' + v.value:<45} # {v.origin}" for v in value]
+                    out += [f"{v.display + '=' + v.value:<45} # {v.origin}" for v in value
+                            if v.origin != self.conntrack.max_origin]
                 elif s.dest == "modules":
                     out += [f"Load={m.name:<40} # {m.origin}" for m in value]
                 else:
@@ -236,6 +257,35 @@ def _sysctl(e: Entry, so_far: dict[str, SysctlSpec]) -> dict[str, SysctlSpec]:
     return out
 
 
+AUTO = "auto"
+# The kernel's limits: nf_conntrack_max is an int sysctl; a hash table of more than
+# INT_MAX / 8 buckets is refused (nf_ct_alloc_hashtable()).
+MAX_ENTRIES = (1 << 31) - 1
+MAX_BUCKETS = ((1 << 31) - 1) // 8
+MAX_MEMORY_SHARE = 50
+
+
+def _size(name: str, high: int, hint: str) -> Parser:
+    """A table size: empty (nftune leaves it alone), auto, or a number in the kernel's range."""
+    def read(e: Entry, _: Any) -> int | str | None:
+        if e.value in ("", AUTO):
+            return e.value or None
+        if not re.fullmatch(r"[0-9]{1,10}", e.value) or not 1 <= int(e.value) <= high:
+            raise _bad(e, f"{name} must be auto or a number from 1 to {high}", hint)
+        return int(e.value)
+
+    return Parser(read, lambda v: "" if v is None else str(v), lambda v: v)
+
+
+def _share(e: Entry, _: Any) -> int:
+    value = e.value.removesuffix("%")
+    if not re.fullmatch(r"[0-9]{1,3}", value) or int(value) > MAX_MEMORY_SHARE:
+        raise _bad(e, f"MemoryShare must be a percentage from 0 to {MAX_MEMORY_SHARE}",
+                   "the share of RAM the table may take with Max=auto, e.g. MemoryShare=5%; "
+                   "0: no cap")
+    return int(value)
+
+
 def _cpus(e: Entry, _: Any) -> frozenset[int] | None:
     from .cpus import parse_list
 
@@ -357,6 +407,26 @@ SETTINGS: tuple[Setting, ...] = (
             Parser(_directory, lambda v: v or "", lambda v: v), "DIR",
             "node_exporter's textfile directory: each check run writes DIR/nftune.prom. "
             "Empty: none."),
+    Setting("Conntrack", "Max", "conntrack.max", "",
+            _size("Max", MAX_ENTRIES, "Max=auto sizes the table for the machine that boots; "
+                  "a number is net.netfilter.nf_conntrack_max; empty leaves it alone"),
+            "auto|N",
+            "net.netfilter.nf_conntrack_max. auto: kube-proxy's own formula for the machine "
+            "that boots (max(131072, 32768 per CPU), the per-CPU part capped at 1048576), "
+            "capped so the table takes at most MemoryShare= of RAM; sized on every boot by "
+            "nftune-conntrack.service. Empty: nftune leaves it alone."),
+    Setting("Conntrack", "Buckets", "conntrack.buckets", "",
+            _size("Buckets", MAX_BUCKETS, "Buckets=auto is Max / 4; a number is the hash "
+                  "size (the kernel rounds it up to a multiple of 512)"),
+            "auto|N",
+            "The hash table's size: `options nf_conntrack hashsize=N` in modprobe.d, in "
+            "effect when the module loads (apply also resizes a loaded one). auto: Max / 4, "
+            "rounded up as the kernel rounds it. Empty: nftune leaves it alone."),
+    Setting("Conntrack", "MemoryShare", "conntrack.memory_share", "5",
+            Parser(_share, lambda v: f"{v}%"), "PERCENT",
+            "With Max=auto: the largest share of RAM the table may take (entries times the "
+            "nf_conntrack slab's object size, or 320 bytes before the module is loaded, "
+            "plus the buckets). 0: no cap."),
 )
 SECTIONS = tuple(dict.fromkeys(s.section for s in SETTINGS))
 
@@ -414,16 +484,46 @@ def parse(texts: list[tuple[str, str]]) -> Config:
             s = _lookup(e)
             values[s.dest] = s.parser.read(e, values[s.dest])
             origins[s.dest] = e.origin
-    records: dict[str, dict[str, Any]] = {"rps": {}, "verify": {}}
+    records: dict[str, dict[str, Any]] = {"rps": {}, "verify": {}, "conntrack": {}}
     for dest, value in values.items():
         record, _, field = dest.rpartition(".")
         if record:
             records[record][field] = value
     cpus_origin = origins["rps.cpus"] if values["rps.cpus"] is not None else None
-    return Config(values["modules"], tuple(values["sysctls"].values()),
+    conntrack = ConntrackConfig(**records["conntrack"],
+                                max_origin=origins.get("conntrack.max"),
+                                buckets_origin=origins.get("conntrack.buckets"))
+    _one_writer(conntrack, values["sysctls"])
+    sysctls = dict(values["sysctls"])
+    if isinstance(conntrack.max, int) and conntrack.max_origin is not None:
+        # A number is an ordinary sysctl of nftune's file: every sysctl check covers it.
+        key = CONNTRACK_KEYS["max"][0]
+        sysctls[key] = SysctlSpec(key, str(conntrack.max), conntrack.max_origin)
+    return Config(values["modules"], tuple(sysctls.values()),
                   values["sysctl_priority"], tuple(name for name, _ in texts),
                   RpsConfig(**records["rps"], cpus_origin=cpus_origin),
-                  VerifyConfig(**records["verify"]))
+                  VerifyConfig(**records["verify"]), conntrack)
+
+
+# The sysctls [Conntrack] sets; under [Sysctl] too, they would have two writers.
+CONNTRACK_KEYS = {"max": ("net/netfilter/nf_conntrack_max", "net/nf_conntrack_max"),
+                  "buckets": ("net/netfilter/nf_conntrack_buckets",)}
+
+
+def _one_writer(conntrack: ConntrackConfig, sysctls: dict[str, SysctlSpec]) -> None:
+    for field, keys in CONNTRACK_KEYS.items():
+        origin = getattr(conntrack, f"{field}_origin")
+        if getattr(conntrack, field) is None or origin is None:
+            continue
+        for key in keys:
+            if (spec := sysctls.get(key)) is not None:
+                name = field.capitalize()
+                raise NftuneError(
+                    f"[Conntrack] {name}= and [Sysctl] {spec.display} both set the table's "
+                    f"size ({origin} and {spec.origin})", path=origin.file, line=origin.line,
+                    key=name, value=str(getattr(conntrack, field)),
+                    hint=f"keep one: {name}= (auto sizes it per machine), or remove it to "
+                         f"leave {spec.display} to [Sysctl]")
 
 
 def load(root: Root) -> Config:

@@ -6,13 +6,16 @@ import re
 
 from . import udev
 from .artifacts import FILES, KUBE_UNITS, NFTUNE_BIN, Artifact, Kind, Layer, path_of
-from .config import DEFAULT_SYSCTL_PRIORITY, Config, builtin
+from .config import DEFAULT_SYSCTL_PRIORITY, Config, SysctlSpec, builtin
 from .kernel import ModuleChoice
 from .record import Record
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows it)
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
+
+    from .conntrack import Sizing
 
 
 class Facts(Record):
@@ -86,8 +89,54 @@ def render(config: Config, choices: list[ModuleChoice], facts: Facts,
         out.append(one(Kind.VERIFY_DROPIN, repair=v.repair,
                        prometheus_dir=v.prometheus_dir,
                        before=KUBE_UNITS if v.gate or v.repair else ""))
+    if config.conntrack.managed:
+        out += _conntrack(config, one)
     if layer is Layer.ADMIN and config.sysctl_priority != DEFAULT_SYSCTL_PRIORITY:
         out.append(one(Kind.SYSCTL_MASK,
                        vendor=path_of(Layer.VENDOR, Kind.SYSCTL, DEFAULT_SYSCTL_PRIORITY),
                        target=path_of(layer, Kind.SYSCTL, config.sysctl_priority)))
+    return out
+
+
+def _conntrack(config: Config, one: Callable[..., Artifact]) -> list[Artifact]:
+    from .conntrack import needs_machine, static_buckets  # only a node that sizes the table
+
+    ct = config.conntrack
+    out = []
+    if needs_machine(ct):
+        out.append(one(Kind.CONNTRACK_DROPIN))
+    if (buckets := static_buckets(ct)) is not None:  # known from the config alone
+        out.append(one(Kind.MODPROBE, buckets=buckets, how=_how(config)))
+    return out
+
+
+def _how(config: Config) -> str:
+    ct = config.conntrack
+    origin = ct.buckets_origin or ct.max_origin
+    return f"Buckets={ct.buckets} ({origin})" if origin else f"Buckets={ct.buckets}"
+
+
+def render_runtime(config: Config, sizing: Sizing, version: str) -> list[Artifact]:
+    """This boot's machine-sized files (Layer.RUNTIME): Max=auto's nf_conntrack_max and a
+    Buckets=auto that follows it. Empty when nothing depends on the machine."""
+    from .conntrack import MAX_KEY, needs_machine
+
+    env = _env()
+    ct = config.conntrack
+    common = {"version": version, "source": source_line(config.sources)}
+    out: list[Artifact] = []
+    if not needs_machine(ct):
+        return out
+    how = f"sized for this machine: {sizing.how()}"
+    if ct.max is not None and sizing.max is not None:
+        spec = SysctlSpec(MAX_KEY, str(sizing.max), ct.max_origin)  # type: ignore[arg-type]
+        path = path_of(Layer.RUNTIME, Kind.RUN_SYSCTL, config.sysctl_priority)
+        text = env.get_template(FILES[Kind.RUN_SYSCTL].template).render(
+            **common, sysctls=[spec])
+        out.append(Artifact(Kind.RUN_SYSCTL, path, text))
+    if ct.buckets is not None and sizing.buckets is not None and not isinstance(ct.buckets, int):
+        path = path_of(Layer.RUNTIME, Kind.RUN_MODPROBE, config.sysctl_priority)
+        text = env.get_template(FILES[Kind.RUN_MODPROBE].template).render(
+            **common, buckets=sizing.buckets, how=how)
+        out.append(Artifact(Kind.RUN_MODPROBE, path, text))
     return out

@@ -43,6 +43,9 @@ class Check(StrEnum):
     RPS = "rps"
     RFS = "rfs"
     RPS_NEW_DEVICES = "rps-new-devices"
+    MODPROBE_OPTIONS = "modprobe-options"
+    CONNTRACK_SIZE = "conntrack-size"
+    KUBE_PROXY = "kube-proxy"
 
 
 class Cause(StrEnum):
@@ -73,6 +76,10 @@ class Cause(StrEnum):
     CONTESTED = "contested"
     READ_ONLY = "read-only"
     UNREADABLE = "unreadable"
+    MODPROBE_OVERRIDDEN = "modprobe-overridden"
+    NOT_SIZED = "not-sized"
+    KUBE_PROXY_CONFLICT = "kube-proxy-conflict"
+    NOT_APPLICABLE = "not-applicable"
 
 
 # The documentation of every cause; the man page and README are generated from the same text.
@@ -117,6 +124,16 @@ CAUSES: dict[Cause, str] = {
     Cause.UNREADABLE: "a file systemd or nftune reads is not a regular file (a FIFO, a "
                       "directory, a symlink loop) or cannot be read; udev cannot read a "
                       "rules file with a line of 16 KiB or more",
+    Cause.MODPROBE_OVERRIDDEN: "another modprobe.d file, or nf_conntrack.hashsize= on the "
+                               "kernel command line, has the last word on the hash size",
+    Cause.NOT_SIZED: "the running conntrack table is not the size [Conntrack] wants: "
+                     "nftune-conntrack.service did not run, the module was loaded before "
+                     "nftune's files applied (an initramfs), or something resized it",
+    Cause.KUBE_PROXY_CONFLICT: "kube-proxy will write a value nftune manages, to another "
+                               "value, at its next start (nf_conntrack_max, hashsize, "
+                               "or be_liberal through tcpBeLiberal)",
+    Cause.NOT_APPLICABLE: "nothing to check here: no kube-proxy runs on this node, or "
+                          "[Conntrack] does not set what the check is about",
 }
 
 
@@ -209,6 +226,25 @@ CHECKS: dict[Check, CheckDoc] = {
         "rps", "live",
         "what gives NICs created later their masks is in force: the udev rule, and "
         "`net.core.rps_default_mask` where nftune uses it (kernel 6.3+)"),
+    Check.MODPROBE_OPTIONS: CheckDoc(
+        "conntrack", "tree",
+        "with `[Conntrack] Buckets=`: nftune's `options nf_conntrack hashsize=` is the one "
+        "modprobe applies, by kmod's own precedence (files sorted by name across "
+        "/etc, /run, /usr/local/lib and /usr/lib/modprobe.d, every options line in order, "
+        "then the kernel command line; the last assignment wins); an initramfs older than "
+        "nftune's file is named"),
+    Check.CONNTRACK_SIZE: CheckDoc(
+        "conntrack", "live",
+        "with `[Conntrack]`: the running table's `nf_conntrack_max` and "
+        "`nf_conntrack_buckets` are the wanted ones (for auto sizing, what "
+        "nftune-conntrack.service decided this boot)"),
+    Check.KUBE_PROXY: CheckDoc(
+        "kubeproxy", "live",
+        "each running kube-proxy (found by name in /proc), with its flags and its "
+        "`--config` KubeProxyConfiguration read through `/proc/PID/root`: its mode, its "
+        "conntrack settings, and what it writes at its next start. Informational (passed, "
+        "or skipped when there is none or its configuration cannot be read) unless it "
+        "would write a value nftune manages to another value (`kube-proxy-conflict`)"),
 }
 
 

@@ -77,5 +77,16 @@ def verify(ctx: Context) -> Report:
         results.append(skipped(Check.BOOT_ORDER, SYSCTL, Cause.NOT_LIVE,
                                reason=not_live(ctx.root)))
     results += runtime.checks(ctx)
+    if ctx.config.conntrack.managed:
+        from .checks import conntrack  # only a node that sizes the table
+
+        results += conntrack.checks(ctx)
+    if ctx.root.live:
+        from .checks import kubeproxy  # reads /proc; YAML only when there is a kube-proxy
+
+        results += kubeproxy.checks(ctx)
+    else:
+        results.append(skipped(Check.KUBE_PROXY, "kube-proxy", Cause.NOT_LIVE,
+                               reason=not_live(ctx.root)))
     results += rps.checks(ctx)
     return Report(ctx.root.path, ctx.root.live, tuple(results))

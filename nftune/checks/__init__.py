@@ -4,6 +4,8 @@
   ordering  the unit graph the next boot loads, and nftune's drop-in
   boot      this boot, as the service manager saw it (a bus)
   runtime   the running kernel: modules loaded, sysctl values
+  conntrack the table's size: modprobe.d's hash size, and the running table
+  kubeproxy a running kube-proxy: its mode, and what it writes at its next start
   rps       RPS and RFS in effect on this machine's NICs
   drift     not a family of its own: puts back what runtime found changed (Repair=yes)
 

@@ -81,14 +81,20 @@ def repair(ctx: Context, results: tuple[CheckResult, ...],
         last = state.get(spec.display)
         if last and (last.get("contested") or now - float(last.get("at", 0)) <= window):
             state[spec.display] = {**last, "contested": True}
+            from .kubeproxy import writer_of
+
+            writer = writer_of(ctx, spec.key)
             out.append(failed(
                 Check.SYSCTL_VALUE, spec.display, Cause.CONTESTED, expected=spec.value,
                 actual=r.actual, source=r.source,
                 reason=f"set to {r.actual!r} again after nftune put it back "
-                       f"{now - float(last.get('at', now)):.0f}s ago: another tool sets it, "
-                       "and nftune no longer repairs it",
-                hint="find what writes it (kube-proxy's conntrack settings, a tuned "
-                     "profile, a script's sysctl -w) and make it agree"))
+                       f"{now - float(last.get('at', now)):.0f}s ago: "
+                       + (f"{writer} writes it" if writer else "another tool sets it")
+                       + ", and nftune no longer repairs it",
+                hint=("set conntrack.maxPerCore: 0 (or tcpBeLiberal to match) in "
+                      "kube-proxy's configuration" if writer else
+                      "find what writes it (kube-proxy's conntrack settings, a tuned "
+                      "profile, a script's sysctl -w) and make it agree")))
             continue
         sync_attr(root, root.proc_sys(spec.key), spec.value,
                   partial(same_value, b=spec.value))

@@ -1,0 +1,127 @@
+"""The conntrack table's size ([Conntrack]): which modprobe.d file has the last word on
+nf_conntrack's hash size (kmod's precedence, nftune/modprobe.py), and whether the running
+table has the size nftune wants."""
+
+from __future__ import annotations
+
+from ..artifacts import Kind, Layer, path_of
+from ..conntrack import Sizing, live, needs_machine, read_record, size, static_buckets
+from ..context import Context
+from ..modprobe import ModprobeD
+from ..result import Cause, Check, CheckResult, failed, passed, skipped
+from . import not_live
+
+MODULE = "nf_conntrack"
+INITRAMFS = ("initrd.img-", "initramfs-")  # Debian's and dracut's names in /boot
+
+
+def checks(ctx: Context) -> list[CheckResult]:
+    if not ctx.config.conntrack.managed:
+        return []
+    return [modprobe_options(ctx), conntrack_size(ctx)]
+
+
+def _own_file(ctx: Context) -> str:
+    kind, layer = (Kind.RUN_MODPROBE, Layer.RUNTIME) if needs_machine(ctx.config.conntrack) \
+        else (Kind.MODPROBE, Layer.ADMIN)
+    return path_of(layer, kind, ctx.config.sysctl_priority)
+
+
+def modprobe_options(ctx: Context) -> CheckResult:
+    """nftune's `options nf_conntrack hashsize=` is the one modprobe applies."""
+    root, ct = ctx.root, ctx.config.conntrack
+    subject = f"{MODULE} hashsize"
+    if ct.buckets is None:
+        return skipped(Check.MODPROBE_OPTIONS, subject, Cause.OK,
+                       reason="Buckets= is not set: nftune leaves the hash size alone")
+    own = _own_file(ctx)
+    if needs_machine(ct) and not root.live:
+        return skipped(Check.MODPROBE_OPTIONS, subject, Cause.NOT_LIVE,
+                       reason=f"Buckets=auto: nftune-conntrack.service writes {own} at boot")
+    view = ModprobeD.load(root, cmdline=root.live)
+    ctx.problems += [p for p in view.unreadable if p not in ctx.problems]
+    wanted = static_buckets(ct)
+    if wanted is None:
+        record = read_record(root)
+        wanted = record.buckets if record is not None else None
+    found = view.winner(MODULE, "hashsize")
+    expected = None if wanted is None else str(wanted)
+    if found is None or found[0].file != own:
+        if not root.exists(own):
+            return failed(Check.MODPROBE_OPTIONS, subject, Cause.FILE_MISSING,
+                          expected=expected, reason=f"{root.show(own)} does not exist",
+                          hint="run 'nftune apply'" if not needs_machine(ct) else
+                          "nftune-conntrack.service did not run this boot")
+        winner, value = found if found is not None else (None, None)
+        where = winner.where if winner is not None else "nothing"
+        shown = root.show(winner.file) + f":{winner.line}" if winner and winner.line \
+            else where
+        return failed(Check.MODPROBE_OPTIONS, subject, Cause.MODPROBE_OVERRIDDEN,
+                      expected=expected, actual=value, source=where,
+                      reason=f"{shown} sets hashsize last; {root.show(own)} does not win",
+                      hint="remove that hashsize= (modprobe applies every options line of "
+                           "a module in file-name order, then the kernel command line; "
+                           "the last one wins)")
+    entry, value = found
+    reason = f"{root.show(own)}:{entry.line} wins"
+    if (stale := _stale_initramfs(ctx, own)) and not needs_machine(ct):
+        reason += (f"; {root.show(stale)} is older: if it loads {MODULE}, its copy of "
+                   "modprobe.d decides (update-initramfs -u, or dracut -f)")
+    return passed(Check.MODPROBE_OPTIONS, subject, expected=expected, actual=value,
+                  source=entry.where, reason=reason)
+
+
+def _stale_initramfs(ctx: Context, own: str) -> str | None:
+    """An initramfs in /boot older than nftune's modprobe.d file."""
+    root = ctx.root
+    mine = root.stat(own)
+    if mine is None:
+        return None
+    for name in sorted(root.listdir("/boot")):
+        if name.startswith(INITRAMFS):
+            st = root.stat(f"/boot/{name}")
+            if st is not None and st.st_mtime < mine.st_mtime:
+                return f"/boot/{name}"
+    return None
+
+
+def conntrack_size(ctx: Context) -> CheckResult:
+    """The running table has the wanted max and buckets."""
+    root, ct = ctx.root, ctx.config.conntrack
+    if not root.live:
+        return skipped(Check.CONNTRACK_SIZE, MODULE, Cause.NOT_LIVE, reason=not_live(root))
+    wanted: Sizing | None
+    if needs_machine(ct):
+        wanted = read_record(root)
+        if wanted is None:
+            return failed(Check.CONNTRACK_SIZE, MODULE, Cause.NOT_SIZED,
+                          reason="nftune-conntrack.service did not size the table this boot",
+                          hint="systemctl status nftune-conntrack.service; 'nftune apply' "
+                               "sizes it now")
+    else:
+        wanted = size(ct, None)
+    have = live(root)
+    expected = _pair(wanted.max, wanted.buckets)
+    if have.max is None:
+        return skipped(Check.CONNTRACK_SIZE, MODULE, Cause.NOT_LOADED, expected=expected,
+                       reason=f"{MODULE} is not loaded (see module-loaded)")
+    actual = _pair(have.max if wanted.max is not None else None,
+                   have.buckets if wanted.buckets is not None else None)
+    if actual == expected:
+        return passed(Check.CONNTRACK_SIZE, MODULE, expected=expected, actual=actual,
+                      reason=wanted.how())
+    hint = "run 'nftune apply' to resize it now"
+    if wanted.buckets is not None and have.buckets != wanted.buckets and \
+            (stale := _stale_initramfs(ctx, _own_file(ctx))):
+        hint = (f"{root.show(stale)} predates nftune's modprobe.d file: an initramfs that "
+                f"loads {MODULE} uses its own copy (update-initramfs -u, or dracut -f); "
+                + hint)
+    return failed(Check.CONNTRACK_SIZE, MODULE, Cause.NOT_SIZED, expected=expected,
+                  actual=actual, reason=f"the running table is not the wanted size "
+                  f"({wanted.how()}): set after boot, or the module loaded before nftune's "
+                  "files applied", hint=hint)
+
+
+def _pair(mx: int | None, buckets: int | None) -> str:
+    return ", ".join(p for p in (mx is not None and f"max {mx}",
+                                 buckets is not None and f"buckets {buckets}") if p)

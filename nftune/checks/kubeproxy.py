@@ -1,0 +1,105 @@
+"""kube-proxy on this node: its mode and conntrack settings, and whether it will write a
+value nftune manages, to another value, at its next start (nftune/kubeproxy.py)."""
+
+from __future__ import annotations
+
+from ..context import Context
+from ..errors import NftuneError
+from ..kubeproxy import NAME, Gone, KubeProxy, pids, read
+from ..result import Cause, Check, CheckResult, failed, passed, skipped
+from . import not_live
+
+BE_LIBERAL = "net/netfilter/nf_conntrack_tcp_be_liberal"
+
+
+def checks(ctx: Context) -> list[CheckResult]:
+    root = ctx.root
+    if not root.live:
+        return [skipped(Check.KUBE_PROXY, NAME, Cause.NOT_LIVE, reason=not_live(root))]
+    found = pids(root)
+    if not found:
+        return [skipped(Check.KUBE_PROXY, NAME, Cause.NOT_APPLICABLE,
+                        reason="no kube-proxy process runs on this node")]
+    out = []
+    for pid in found:
+        subject = f"{NAME}[{pid}]"
+        try:
+            kp = read(root, pid)
+        except Gone:
+            out.append(skipped(Check.KUBE_PROXY, subject, Cause.NOT_APPLICABLE,
+                               reason="it exited while it was read"))
+            continue
+        except NftuneError as e:
+            out.append(skipped(Check.KUBE_PROXY, subject, Cause.UNREADABLE,
+                               reason=f"its configuration cannot be read: {e}"))
+            continue
+        out.append(judge(ctx, kp))
+    return out
+
+
+def wanted(ctx: Context) -> tuple[int | None, int | None]:
+    """The max and buckets nftune wants on this machine (None: not managed)."""
+    from ..conntrack import machine, needs_machine, read_record, size
+
+    ct = ctx.config.conntrack
+    if not ct.managed:
+        return None, None
+    if needs_machine(ct):
+        sizing = read_record(ctx.root)
+        if sizing is None:
+            try:
+                sizing = size(ct, machine(ctx.root))
+            except NftuneError:
+                return None, None
+    else:
+        sizing = size(ct, None)
+    return sizing.max, sizing.buckets
+
+
+def conflicts(ctx: Context, kp: KubeProxy) -> list[str]:
+    """What kube-proxy will write, at its next start, against nftune's values."""
+    want_max, want_buckets = wanted(ctx)
+    out = []
+    if want_max is not None and kp.sets_max is not None and kp.sets_max != want_max:
+        out.append(f"it sets nf_conntrack_max to {kp.sets_max}, nftune wants {want_max}")
+    floor = kp.hashsize_floor
+    if want_buckets is not None and floor is not None and floor > want_buckets:
+        out.append(f"it raises hashsize to {floor}, above nftune's {want_buckets}")
+    liberal = next((s.value for s in ctx.config.sysctls if s.key == BE_LIBERAL), None)
+    if kp.be_liberal and liberal is not None and liberal.strip() != "1":
+        out.append(f"its tcpBeLiberal sets nf_conntrack_tcp_be_liberal to 1, nftune wants "
+                   f"{liberal}")
+    return out
+
+
+def judge(ctx: Context, kp: KubeProxy) -> CheckResult:
+    clash = conflicts(ctx, kp)
+    if clash:
+        where = "in " + kp.source if kp.source != "flags" else "(--conntrack-max-per-core=0)"
+        return failed(Check.KUBE_PROXY, kp.subject, Cause.KUBE_PROXY_CONFLICT,
+                      actual=kp.summary(), reason="; ".join(clash),
+                      hint=f"set conntrack.maxPerCore: 0 {where} to leave the table to "
+                           "nftune, or make [Conntrack] agree with it")
+    note = kp.summary()
+    if kp.be_liberal:
+        note += ("; it sets nf_conntrack_tcp_be_liberal=1 too, and so skips its INVALID "
+                 "drop rule")
+    if kp.mode == "ipvs":
+        note += "; IPVS mode never drops INVALID packets: be_liberal=1 is what keeps NAT"
+    return passed(Check.KUBE_PROXY, kp.subject, actual=kp.mode, reason=note)
+
+
+def writer_of(ctx: Context, key: str) -> str | None:
+    """A running kube-proxy that writes this sysctl at its start, for a contested value."""
+    if key not in ("net/netfilter/nf_conntrack_max", BE_LIBERAL) or not ctx.root.live:
+        return None
+    for pid in pids(ctx.root):
+        try:
+            kp = read(ctx.root, pid)
+        except (Gone, NftuneError):
+            continue
+        if key == BE_LIBERAL and kp.be_liberal:
+            return f"{kp.subject} (conntrack.tcpBeLiberal, {kp.source})"
+        if key != BE_LIBERAL and kp.sets_max is not None:
+            return f"{kp.subject} (conntrack.maxPerCore {kp.max_per_core}, {kp.source})"
+    return None
