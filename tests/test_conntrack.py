@@ -299,3 +299,11 @@ def test_conntrack_verb_shows_wanted_and_live(node: Root, tree: Path, commands: 
     assert main(["conntrack", "--root", str(tree)], runner=commands) == 0
     assert "sized at boot" in capsys.readouterr().out
     assert main(["conntrack", "--boot", "--root", str(tree)], runner=commands) == 2
+
+
+def test_the_readmes_worked_examples() -> None:
+    rows = {(2, 4, 5): (131072, 32768), (16, 64, 5): (524288, 131072),
+            (96, 384, 5): (1048576, 262144), (2, 1, 3): (100038, 25088)}
+    for (cpus, gib, share), want in rows.items():
+        s = size(ConntrackConfig("auto", "auto", share), Machine(cpus, gib * GiB, 320, False))
+        assert (s.max, s.buckets) == want

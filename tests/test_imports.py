@@ -51,9 +51,10 @@ OWN_TREE = OWN_CORE | {f"nftune.{m}" for m in (
 OWN_VERIFY = OWN_TREE | {f"nftune.{m}" for m in (
     "checks", "checks.files", "checks.ordering", "checks.rps", "checks.runtime", "implicit",
     "kernel", "ordering", "rps.view", "udev", "unitgraph", "units", "verify")}
-# Only a live verify talks to systemd, and reads the journal.
+# Only a live verify talks to systemd, reads the journal, and looks for kube-proxy.
 OWN_LIVE = OWN_VERIFY | {f"nftune.{m}" for m in (
-    "checks.boot", "journal", "publish", "report", "run", "systemd", "timespan")}
+    "checks.boot", "journal", "publish", "report", "run", "systemd", "timespan",
+    "checks.kubeproxy", "kubeproxy", "conntrack")}
 
 BUDGETS: dict[str, tuple[set[str], set[str]]] = {
     "--version": (CORE, OWN_CORE),

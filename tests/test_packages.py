@@ -345,3 +345,69 @@ def test_verify_service_sandbox_timer_drift_and_repair(rootfs: Path) -> None:
         assert value == "1"
         log = c.enter("journalctl", "-u", "nftune-verify.service", "--no-pager", "-o", "cat")
         assert f"repaired: {key}: '0' -> '1' (changed at runtime)" in log.stdout
+
+
+STAND_IN = """#!/bin/sh
+# A stand-in for kube-proxy: its name, its flags, its config file; it only waits.
+while :; do sleep 3600; done
+"""
+KUBE_PROXY_CONFIG = """\
+apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+mode: ipvs
+conntrack:
+  maxPerCore: 32768
+  min: 131072
+"""
+
+
+def test_kube_proxy_stand_in_is_seen(rootfs: Path) -> None:
+    """A process named kube-proxy with real flags and a config file, in a booted container:
+    the packaged binary (its YAML reader bundled) reports its mode and the conflict with
+    [Conntrack] Max=, inside and from nftune-verify.service's sandbox."""
+    from nspawn import booted
+
+    sh("dpkg", f"--root={rootfs}", "-i", DEBS[-1])
+    stand_in = rootfs / "usr/local/bin/kube-proxy"
+    stand_in.write_text(STAND_IN)
+    stand_in.chmod(0o755)
+    config = rootfs / "var/lib/kube-proxy/config.conf"
+    config.parent.mkdir(parents=True)
+    config.write_text(KUBE_PROXY_CONFIG)
+    with booted(rootfs, f"nftune-kp-{os.getpid()}") as c:
+        started = c.enter("systemd-run", "--unit=kube-proxy", "/usr/local/bin/kube-proxy",
+                          "--config=/var/lib/kube-proxy/config.conf", "--v=2",
+                          "--hostname-override=node-1")
+        assert started.returncode == 0, started.stderr
+
+        def kube_proxy_result() -> dict[str, object]:
+            inside = subprocess.run(["nsenter", "-t", str(c.leader), "-m", "-p", "-n",
+                                     "/usr/sbin/nftune", "verify", "--check", "kube-proxy",
+                                     "--json"],
+                                    capture_output=True, text=True, timeout=60, check=False)
+            assert "Traceback" not in inside.stderr, inside.stderr
+            [result] = json.loads(inside.stdout)["checks"]
+            return result
+
+        deadline = time.monotonic() + 30
+        result = kube_proxy_result()
+        while result["cause"] == "not-applicable" and time.monotonic() < deadline:
+            time.sleep(0.5)  # the unit's process is on its way
+            result = kube_proxy_result()
+        # Nothing contested yet: informational, with its mode and what it will write.
+        assert (result["status"], result["actual"]) == ("passed", "ipvs"), result
+        assert "nf_conntrack_max 131072" in str(result["reason"]), result
+        # [Conntrack] Max= other than kube-proxy's: the conflict, and the setting to change.
+        conf = c.root / "etc/nftune/nftune.conf.d"
+        conf.mkdir(parents=True, exist_ok=True)
+        (conf / "conntrack.conf").write_text("[Conntrack]\nMax=100000\n")
+        result = kube_proxy_result()
+        assert (result["status"], result["cause"]) == ("failed", "kube-proxy-conflict"), result
+        assert "sets nf_conntrack_max to 131072, nftune wants 100000" in str(result["reason"])
+        assert "conntrack.maxPerCore: 0 in /var/lib/kube-proxy/config.conf" in \
+            str(result["hint"])
+        # The service's sandbox (CAP_SYS_PTRACE only) reads it through /proc/PID/root too.
+        c.enter("systemctl", "start", "nftune-verify.service")
+        report = json.loads((c.root / "run/nftune/report.json").read_text())
+        [seen] = [r for r in report["checks"] if r["check"] == "kube-proxy"]
+        assert (seen["status"], seen["cause"]) == ("failed", "kube-proxy-conflict"), seen
