@@ -3,10 +3,13 @@ a lock, and on the live system make the settings effective at once."""
 
 from __future__ import annotations
 
+import stat
+
 from . import __version__
 from .artifacts import Artifact, Layer, managed_dirs, owned_candidates, temp_leftovers
 from .config import AUTO, Config, builtin
 from .context import Context
+from .errors import EXIT_FAILED, NftuneError
 from .fsio import Action, Change, Writer, is_ours, locked, plan_remove, plan_write
 from .kernel import Kernel, ModuleChoice, load_kernels, resolve
 from .record import Record
@@ -77,6 +80,7 @@ class Sized(Record):
     sizing: Sizing
     changes: list[Change]
     resized: str | None = None  # the old hashsize
+    not_resized: str | None = None  # why a loaded table could not be resized
 
     def lines(self, root: Root) -> list[str]:
         out = [f"{c.action}: {root.show(c.path)}" for c in self.changes
@@ -88,10 +92,13 @@ class Sized(Record):
                        f"{s.how()}")
         if self.resized is not None:
             out.append(f"conntrack: hashsize {self.resized} -> {s.buckets} (the loaded table)")
+        if self.not_resized is not None:
+            out.append(f"conntrack: the loaded table keeps its size: {self.not_resized}")
         return out
 
     def to_json(self) -> dict[str, Any]:
         return {**self.sizing.to_json(), "resized_from": self.resized,
+                "not_resized": self.not_resized,
                 "changes": [{"path": c.path, "action": str(c.action)} for c in self.changes]}
 
 
@@ -156,7 +163,7 @@ def size_runtime(ctx: Context, config: Config) -> Sized:
     the table for this machine into /run, where modprobe.d and sysctl.d are read, so the
     hash size is in effect at nf_conntrack's first load; then resize a table that is
     already loaded. Runtime files of an earlier config that no longer apply go."""
-    from .conntrack import machine, needs_machine, resize, size, write_record
+    from .conntrack import RECORD, machine, needs_machine, resize, size, write_record
 
     root = ctx.root
     ct = config.conntrack
@@ -170,8 +177,19 @@ def size_runtime(ctx: Context, config: Config) -> Sized:
         [c for c in changes if c.action is not Action.KEEP])
     if needs_machine(ct):
         write_record(root, sizing)
-    resized = resize(root, sizing.buckets) if sizing.buckets is not None else None
-    return Sized(sizing, changes, resized)
+    elif (st := root.lstat(RECORD)) is not None and not stat.S_ISDIR(st.st_mode):
+        try:
+            root.unlink(RECORD)  # an earlier decision, no longer nftune's
+        except OSError as e:
+            raise NftuneError(f"cannot remove: {e.strerror}", path=root.show(RECORD),
+                              exit_code=EXIT_FAILED) from None
+    resized = why = None
+    if sizing.buckets is not None:
+        try:
+            resized = resize(root, sizing.buckets)
+        except NftuneError as e:  # a container's network namespace: the files still apply
+            why = f"{e.message}" + (f" ({e.hint})" if e.hint else "")
+    return Sized(sizing, changes, resized, why)
 
 
 def activate(ctx: Context, p: Plan) -> None:
@@ -208,8 +226,10 @@ def clean(ctx: Context, layer: Layer, *, dry_run: bool = False) -> Cleaned:
     """Remove exactly the files nftune wrote (and directories it created, once empty)."""
     root = ctx.root
     with locked(root):
-        changes = [plan_remove(root, p) for p in owned_candidates(root, layer)
-                   if is_ours(root, p)]
+        places = owned_candidates(root, layer)
+        if layer is Layer.ADMIN:  # and what nftune-conntrack.service sized this boot
+            places += owned_candidates(root, Layer.RUNTIME)
+        changes = [plan_remove(root, p) for p in places if is_ours(root, p)]
         if not dry_run:
             writer = Writer(root, managed_dirs(layer), remember=layer is Layer.ADMIN)
             writer.remove_temps(temp_leftovers(root, layer))

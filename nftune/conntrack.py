@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 
-from .config import AUTO, Config, ConntrackConfig
+from .config import AUTO, MAX_ENTRIES, Config, ConntrackConfig
 from .errors import EXIT_FAILED, NftuneError
 from .fsio import read_attr
 from .record import Record
@@ -206,11 +206,13 @@ def read_record(root: Root) -> Sizing | None:
         return None
     mx, buckets, formula, cap = (data.get(k) for k in ("max", "buckets", "formula",
                                                           "memory_cap"))
-    if not all(v is None or type(v) is int for v in (mx, buckets, formula, cap)):
-        return None
+    if not all(v is None or (type(v) is int and 1 <= v <= MAX_ENTRIES)
+               for v in (mx, buckets, formula, cap)):
+        return None  # not what nftune writes: no decision
     m = data.get("machine")
     facts = None
-    if isinstance(m, dict) and all(type(m.get(k)) is int for k in ("cpus", "memory", "entry")):
+    if isinstance(m, dict) and all(type(m.get(k)) is int and m[k] > 0
+                                   for k in ("cpus", "memory", "entry")):
         facts = Machine(m["cpus"], m["memory"], m["entry"], m.get("measured") is True)
     return Sizing(mx, buckets, formula, cap, facts)
 

@@ -11,23 +11,28 @@ kube-proxy's rules (cmd/kube-proxy and pkg/proxy/apis/config, v1alpha1):
   (maxPerCore 0: it leaves the table alone; defaults 32768 and 131072; 1.36 caps the
   per-CPU part at 1048576), and raises hashsize to max / 4 when it is smaller (never
   lowers it; skipped when its /sys is read-only);
-- tcpBeLiberal (1.29+) sets nf_conntrack_tcp_be_liberal=1 and drops its INVALID rule.
+- tcpBeLiberal (1.29+) sets nf_conntrack_tcp_be_liberal=1 and drops its INVALID rule;
+  tcpEstablishedTimeout (24h) and tcpCloseWaitTimeout (1h), and udpTimeout and
+  udpStreamTimeout when not 0, are written to their sysctls.
 """
 
 from __future__ import annotations
 
+import os
 import re
 
-from .conntrack import KUBE_PROXY_MAX_PER_CORE, KUBE_PROXY_MIN, kube_proxy_max
+from .conntrack import KUBE_PROXY_CAP, KUBE_PROXY_MAX_PER_CORE, KUBE_PROXY_MIN, kube_proxy_max
 from .errors import NftuneError
 from .record import Record
 from .root import Root
+from .text import cut
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows it)
 if TYPE_CHECKING:
     from typing import Any
 
 NAME = "kube-proxy"
+MAX_PROCESSES = 16  # kube-proxies read per run: one per node, a few in test clusters
 MAX_CMDLINE = 1 << 20
 MAX_CONFIG = 1 << 20  # a KubeProxyConfiguration is a few KiB
 MODES = ("iptables", "ipvs", "nftables")
@@ -39,15 +44,34 @@ class Gone(Exception):
     """The process exited while it was read."""
 
 
+# kube-proxy's conntrack timeouts: (config field, flag, sysctl, default seconds; 0: leaves it)
+TIMEOUTS = (
+    ("tcpEstablishedTimeout", "conntrack-tcp-timeout-established",
+     "net/netfilter/nf_conntrack_tcp_timeout_established", 86400),
+    ("tcpCloseWaitTimeout", "conntrack-tcp-timeout-close-wait",
+     "net/netfilter/nf_conntrack_tcp_timeout_close_wait", 3600),
+    ("udpTimeout", "conntrack-udp-timeout", "net/netfilter/nf_conntrack_udp_timeout", 0),
+    ("udpStreamTimeout", "conntrack-udp-timeout-stream",
+     "net/netfilter/nf_conntrack_udp_timeout_stream", 0),
+)
+
+
+class Settings(Record):
+    """kube-proxy's effective proxy mode and conntrack settings."""
+
+    mode: str
+    max_per_core: int
+    minimum: int
+    be_liberal: bool
+    timeouts: tuple[tuple[str, int], ...]  # (sysctl key, seconds) it writes
+
+
 class KubeProxy(Record):
     """One running kube-proxy and what it does at its next start."""
 
     pid: int
-    mode: str
     source: str  # where the settings come from: "flags", or the config file in its root
-    max_per_core: int
-    minimum: int
-    be_liberal: bool
+    settings: Settings
     cpus: int  # its CPU affinity: Go's runtime.NumCPU()
 
     @property
@@ -55,9 +79,21 @@ class KubeProxy(Record):
         return f"{NAME}[{self.pid}]"
 
     @property
+    def mode(self) -> str:
+        return self.settings.mode
+
+    @property
     def sets_max(self) -> int | None:
-        """nf_conntrack_max at its next start (None: left alone)."""
-        return kube_proxy_max(self.cpus, self.max_per_core, self.minimum)
+        """nf_conntrack_max at its next start (None: left alone), as 1.36 caps it."""
+        s = self.settings
+        return kube_proxy_max(self.cpus, s.max_per_core, s.minimum)
+
+    @property
+    def sets_max_before_cap(self) -> int | None:
+        """What a kube-proxy before 1.36 sets, when the cap changes it (else None)."""
+        s = self.settings
+        old = kube_proxy_max(self.cpus, s.max_per_core, s.minimum, cap=None)
+        return old if old != self.sets_max else None
 
     @property
     def hashsize_floor(self) -> int | None:
@@ -66,57 +102,87 @@ class KubeProxy(Record):
         return None if m is None else m // 4
 
     def summary(self) -> str:
-        parts = [f"mode {self.mode}", f"settings from {self.source}"]
+        s = self.settings
+        parts = [f"mode {s.mode}", f"settings from {self.source}"]
         if self.sets_max is None:
             parts.append("conntrack.maxPerCore 0: leaves the table alone")
         else:
             parts.append(f"at its start: nf_conntrack_max {self.sets_max} (maxPerCore "
-                         f"{self.max_per_core} x {self.cpus} CPUs, min {self.minimum}), "
+                         f"{s.max_per_core} x {self.cpus} CPUs, min {s.minimum}), "
                          f"hashsize at least {self.hashsize_floor}")
-        parts.append(f"tcpBeLiberal {'true' if self.be_liberal else 'false'}")
+        if (old := self.sets_max_before_cap) is not None:
+            parts.append(f"before kube-proxy 1.36 (no cap at {KUBE_PROXY_CAP}): {old}")
+        parts.append(f"tcpBeLiberal {'true' if s.be_liberal else 'false'}")
         return "; ".join(parts)
 
 
 def pids(root: Root) -> list[int]:
-    """Processes whose name is kube-proxy."""
+    """Processes whose name is kube-proxy (at most MAX_PROCESSES). On procfs each comm is
+    opened relative to /proc (a node has hundreds of processes; it holds no links a tree
+    could have made); in a test tree, through the tree like any file."""
+    from .chase import on_kernel_fs
+
     out = []
-    for name in root.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            comm = root.read_bytes(f"/proc/{name}/comm", 64)
-        except NftuneError:
-            continue
-        if comm is not None and comm.strip() == NAME.encode():
-            out.append(int(name))
-    return sorted(out)
+    with root.directory("/proc") as d:
+        if d is None:
+            return []
+        fast = on_kernel_fs(d)
+        for name in root.listdir("/proc"):
+            if name.isdigit() and len(name) <= 10 and \
+                    _comm(root, d, name, fast) == NAME.encode():
+                out.append(int(name))
+    return sorted(out)[:MAX_PROCESSES]
+
+
+def _comm(root: Root, d: int, pid: str, fast: bool) -> bytes | None:
+    try:
+        if not fast:
+            return (root.read_bytes(f"/proc/{pid}/comm", 64) or b"").strip()
+        fd = os.open(f"{pid}/comm", os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     dir_fd=d)
+    except (OSError, NftuneError):
+        return None  # gone, or not a process's directory
+    try:
+        return os.read(fd, 64).strip()
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def read(root: Root, pid: int) -> KubeProxy:
     """One kube-proxy's effective settings. Gone when it exits meanwhile; NftuneError
-    (naming the file) when its configuration cannot be read or parsed."""
+    (naming the file) when its configuration cannot be read or parsed. Its /proc
+    directory is opened once: a PID reused meanwhile cannot mix two processes."""
     try:
-        raw = root.read_bytes(f"/proc/{pid}/cmdline", MAX_CMDLINE)
-        status = root.read_text(f"/proc/{pid}/status")
-    except NftuneError as e:
-        if not root.exists(f"/proc/{pid}"):
-            raise Gone from None
-        raise e
-    if raw is None or status is None:
+        proc = root.open(f"/proc/{pid}", os.O_PATH | os.O_DIRECTORY)
+    except OSError:
+        raise Gone from None
+    try:
+        return _read(root, pid, proc)
+    finally:
+        os.close(proc)
+
+
+def _read(root: Root, pid: int, proc: int) -> KubeProxy:
+    mine = Root(f"/proc/self/fd/{proc}")
+    try:
+        raw = mine.read_bytes("/cmdline", MAX_CMDLINE)
+        status = mine.read_text("/status")
+    except NftuneError:
+        raise Gone from None  # procfs refuses a process that has exited
+    if not raw or status is None:
         raise Gone
     argv = raw.decode("utf-8", "surrogateescape").split("\0")
     cpus = _cpus(status) or 1
     config = flag(argv, "config")
     if config:
-        settings = _from_file(root, pid, config)
+        settings = _from_file(root, pid, proc, config)
         source = config
     else:
         settings = _from_flags(argv)
         source = "flags"
-    mode, per_core, minimum, liberal = settings
-    if not root.exists(f"/proc/{pid}"):
-        raise Gone
-    return KubeProxy(pid, mode or "iptables", source, per_core, minimum, liberal, cpus)
+    return KubeProxy(pid, source, settings, cpus)
 
 
 def flag(argv: list[str], name: str) -> str | None:
@@ -130,13 +196,20 @@ def flag(argv: list[str], name: str) -> str | None:
     return value
 
 
+TRUE, FALSE = ("1", "t", "T", "TRUE", "true", "True"), ("0", "f", "F", "FALSE", "false", "False")
+
+
 def _bool_flag(argv: list[str], name: str) -> bool:
+    """pflag's bool: --name, or --name=VALUE with strconv.ParseBool's spellings."""
     value = False
     for word in argv:
         if word == f"--{name}":
             value = True
         elif word.startswith(f"--{name}="):
-            value = word.split("=", 1)[1].lower() in ("1", "t", "true")
+            text = word.split("=", 1)[1]
+            if text not in TRUE + FALSE:
+                raise NftuneError(f"--{name} is not true or false", value=cut(text))
+            value = text in TRUE
     return value
 
 
@@ -150,58 +223,142 @@ def _cpus(status: str) -> int:
         return 0
 
 
-def _number(text: str | None, default: int, what: str) -> int:
+def _int32_flag(argv: list[str], name: str, default: int) -> int:
+    """pflag's int32 (strconv.ParseInt with base 0: 0x, 0o, 0b and a leading 0)."""
+    text = flag(argv, name)
     if text is None:
         return default
-    if not re.fullmatch(r"[0-9]{1,10}", text):
-        raise NftuneError(f"{what} is not a whole number", value=text)
-    return int(text)
+    try:
+        value = int(text, 8) if re.fullmatch(r"0[0-7]+", text) else int(text, 0)
+    except ValueError:
+        value = -1
+    if not 0 <= value < 1 << 31:
+        raise NftuneError(f"--{name} is not a number from 0 to 2147483647", value=cut(text))
+    return value
 
 
-def _from_flags(argv: list[str]) -> tuple[str, int, int, bool]:
-    return (flag(argv, "proxy-mode") or "",
-            _number(flag(argv, "conntrack-max-per-core"), KUBE_PROXY_MAX_PER_CORE,
-                    "--conntrack-max-per-core"),
-            _number(flag(argv, "conntrack-min"), KUBE_PROXY_MIN, "--conntrack-min"),
-            _bool_flag(argv, "conntrack-tcp-be-liberal"))
+_SPAN = re.compile(r"([0-9]*(?:\.[0-9]*)?)(ns|us|µs|μs|ms|s|m|h)")
+_UNIT = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1, "m": 60,
+         "h": 3600}
 
 
-def _from_file(root: Root, pid: int, path: str) -> tuple[str, int, int, bool]:
+def duration(text: str) -> int | None:
+    """Go's time.ParseDuration, in whole seconds as kube-proxy writes them; None when it
+    is not one."""
+    if text in ("0", "+0", "-0", ""):
+        return 0 if text else None
+    body = text.lstrip("+")
+    if body.startswith("-") or len(body) > 64:
+        return None
+    total, pos = 0.0, 0
+    while pos < len(body):
+        m = _SPAN.match(body, pos)
+        if m is None or m.group(1) in ("", "."):
+            return None
+        total += float(m.group(1)) * _UNIT[m.group(2)]
+        pos = m.end()
+    return int(total)
+
+
+def _timeout_flag(argv: list[str], name: str, default: int) -> int:
+    text = flag(argv, name)
+    if text is None:
+        return default
+    seconds = duration(text)
+    if seconds is None:
+        raise NftuneError(f"--{name} is not a duration like 24h0m0s", value=cut(text))
+    return seconds
+
+
+def _from_flags(argv: list[str]) -> Settings:
+    mode = flag(argv, "proxy-mode") or ""
+    if mode not in ("", *MODES):
+        raise NftuneError("--proxy-mode is not iptables, ipvs or nftables", value=cut(mode))
+    timeouts = tuple((key, _timeout_flag(argv, flag_name, default))
+                     for _, flag_name, key, default in TIMEOUTS)
+    return Settings(mode or "iptables",
+                    _int32_flag(argv, "conntrack-max-per-core", KUBE_PROXY_MAX_PER_CORE),
+                    _int32_flag(argv, "conntrack-min", KUBE_PROXY_MIN),
+                    _bool_flag(argv, "conntrack-tcp-be-liberal"),
+                    tuple((k, v) for k, v in timeouts if v > 0))
+
+
+def _from_file(root: Root, pid: int, proc: int, path: str) -> Settings:
     """The config file, read inside the process's own root (relative: its working
-    directory), regular files only, at most MAX_CONFIG bytes."""
-    base = f"/proc/{pid}/root" if path.startswith("/") else f"/proc/{pid}/cwd"
-    # On the host, the kernel resolves the magic link to the process's root; in a test
-    # tree, the link is resolved inside the tree like any other.
-    theirs = Root(base if root.is_host else root.path + root.chase(base))
+    directory, which is then the top), regular files only, never procfs or sysfs, at most
+    MAX_CONFIG bytes."""
+    from .chase import on_kernel_fs
+
+    link = "root" if path.startswith("/") else "cwd"
     shown = f"{path} (in {NAME}[{pid}]'s root)"
     try:
-        data = theirs.read_bytes("/" + path.lstrip("/"), MAX_CONFIG)
+        # On the host, the kernel resolves the magic link to the process's root; in a
+        # test tree, the link is resolved inside the tree like any other.
+        top = os.open(link, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=proc) \
+            if root.is_host else root.open(f"/proc/{pid}/{link}", os.O_PATH | os.O_DIRECTORY)
+    except OSError as e:
+        if e.errno == 2:  # ENOENT: procfs has no such entry once the process has gone
+            raise Gone from None
+        raise NftuneError(f"cannot open its root: {e.strerror}", path=shown) from None
+    try:
+        theirs = Root(f"/proc/self/fd/{top}")
+        with theirs.reader("/" + path.lstrip("/")) as f:
+            if f is None:
+                raise NftuneError("no such file", path=shown)
+            if on_kernel_fs(f.fileno()):
+                raise NftuneError("on procfs or sysfs, not a configuration file", path=shown)
+            data = f.read(MAX_CONFIG + 1)
     except NftuneError as e:
         e.path = shown
         raise
-    except OSError as e:  # the root itself: the process is gone, or not ours to read
-        if not root.exists(f"/proc/{pid}"):
-            raise Gone from None
-        raise NftuneError(f"cannot open: {e.strerror}", path=shown) from None
-    if data is None:
-        if not root.exists(f"/proc/{pid}"):
-            raise Gone
-        raise NftuneError("no such file", path=shown)
+    except OSError as e:
+        raise NftuneError(f"cannot read: {e.strerror}", path=shown) from None
+    finally:
+        os.close(top)
+    if len(data) > MAX_CONFIG:
+        raise NftuneError(f"larger than {MAX_CONFIG} bytes", path=shown)
     return settings(parse_document(data, shown), shown)
 
 
-def settings(doc: dict[str, Any], shown: str) -> tuple[str, int, int, bool]:
-    """mode, maxPerCore, min and tcpBeLiberal of a KubeProxyConfiguration, with
-    kube-proxy's defaults for what it leaves out."""
-    conntrack = doc.get("conntrack") or {}
+def _what(value: object) -> str:
+    """A value from the document, named without printing it: it may be an alias bomb or
+    nested past the recursion limit."""
+    if isinstance(value, str):
+        return repr(cut(value, 40))
+    if isinstance(value, bool) or value is None:
+        return str(value).lower()
+    if isinstance(value, int):
+        return "a number" if abs(value) > 1 << 62 else str(value)
+    return f"a {type(value).__name__}"
+
+
+def settings(doc: dict[str, Any], shown: str) -> Settings:
+    """The mode and conntrack settings of a KubeProxyConfiguration, with kube-proxy's
+    defaults for what it leaves out."""
+    conntrack = doc.get("conntrack")
+    if conntrack is None:
+        conntrack = {}
     if not isinstance(conntrack, dict):
-        raise NftuneError("conntrack is not a mapping", path=shown)
+        raise NftuneError(f"conntrack is {_what(conntrack)}, not a mapping", path=shown,
+                          key="conntrack")
     mode = doc.get("mode") or ""
     if not isinstance(mode, str) or mode not in ("", *MODES):
-        raise NftuneError(f"unknown mode {mode!r}", path=shown, key="mode")
-    return (mode, _int32(conntrack, "maxPerCore", KUBE_PROXY_MAX_PER_CORE, shown),
-            _int32(conntrack, "min", KUBE_PROXY_MIN, shown),
-            _boolean(conntrack, "tcpBeLiberal", shown))
+        raise NftuneError(f"unknown mode {_what(mode)}", path=shown, key="mode",
+                          hint="iptables, ipvs or nftables")
+    timeouts = []
+    for field, _, key, default in TIMEOUTS:
+        value = conntrack.get(field)
+        seconds = default if value is None else duration(value) \
+            if isinstance(value, str) else None
+        if seconds is None:
+            raise NftuneError(f"conntrack.{field} is {_what(value)}, not a duration like "
+                              "24h0m0s", path=shown, key=f"conntrack.{field}")
+        if seconds > 0:
+            timeouts.append((key, seconds))
+    return Settings(mode or "iptables",
+                    _int32(conntrack, "maxPerCore", KUBE_PROXY_MAX_PER_CORE, shown),
+                    _int32(conntrack, "min", KUBE_PROXY_MIN, shown),
+                    _boolean(conntrack, "tcpBeLiberal", shown), tuple(timeouts))
 
 
 def parse_document(data: bytes, shown: str) -> dict[str, Any]:
@@ -216,13 +373,15 @@ def parse_document(data: bytes, shown: str) -> dict[str, Any]:
         where = getattr(e, "problem_mark", None)
         line = where.line + 1 if where is not None else None
         problem = getattr(e, "problem", None) or str(e).split("\n", 1)[0]
-        raise NftuneError(f"not YAML: {problem}", path=shown, line=line) from None
-    except (RecursionError, ValueError, OverflowError) as e:  # absurd nesting or numbers
+        raise NftuneError(f"not YAML: {cut(str(problem))}", path=shown, line=line) from None
+    except (RecursionError, ValueError, OverflowError, MemoryError) as e:
         raise NftuneError(f"cannot be read: {type(e).__name__}", path=shown) from None
     if not isinstance(doc, dict):
-        raise NftuneError("not a KubeProxyConfiguration (not a mapping)", path=shown)
-    if doc.get("kind") != KIND:
-        raise NftuneError(f"kind is {doc.get('kind')!r}, not {KIND}", path=shown, key="kind")
+        raise NftuneError(f"not a KubeProxyConfiguration ({_what(doc)}, not a mapping)",
+                          path=shown)
+    kind = doc.get("kind")
+    if kind != KIND:
+        raise NftuneError(f"kind is {_what(kind)}, not {KIND}", path=shown, key="kind")
     return doc
 
 
@@ -231,14 +390,16 @@ def _int32(section: dict[str, Any], key: str, default: int, shown: str) -> int:
     if value is None:
         return default
     if type(value) is not int or not 0 <= value < 1 << 31:
-        raise NftuneError(f"conntrack.{key} is not a number from 0 to 2147483647",
-                          path=shown, key=f"conntrack.{key}", value=str(value))
+        raise NftuneError(f"conntrack.{key} is {_what(value)}, not a number from 0 to "
+                          "2147483647", path=shown, key=f"conntrack.{key}")
     return value
 
 
 def _boolean(section: dict[str, Any], key: str, shown: str) -> bool:
     value = section.get(key, False)
+    if value is None:
+        return False
     if type(value) is not bool:
-        raise NftuneError(f"conntrack.{key} is not true or false", path=shown,
-                          key=f"conntrack.{key}", value=str(value))
+        raise NftuneError(f"conntrack.{key} is {_what(value)}, not true or false",
+                          path=shown, key=f"conntrack.{key}")
     return value

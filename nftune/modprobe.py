@@ -173,6 +173,10 @@ def list_files(root: Root, dirs: list[str], suffixes: tuple[str, ...],
             if name.startswith(".") or not name.endswith(suffixes):
                 continue
             path = f"{d}/{name}"
+            if kind == LINK and root.is_masked(path):  # kmod reads /dev/null: nothing
+                last_dir = False
+                found.setdefault(name, ConfFile(name, path, True))
+                continue
             problem: str | None = None
             try:
                 st = root.stat(path)
@@ -186,9 +190,7 @@ def list_files(root: Root, dirs: list[str], suffixes: tuple[str, ...],
             last_dir = stat.S_ISDIR(st.st_mode)
             if last_dir or name in found:
                 continue
-            if kind == LINK and root.is_masked(path):
-                found[name] = ConfFile(name, path, True)
-            elif not stat.S_ISREG(st.st_mode):
+            if not stat.S_ISREG(st.st_mode):
                 found[name] = ConfFile(name, path, False,
                                        f"{kind_of(st.st_mode)}, not a regular file")
             else:
@@ -220,10 +222,12 @@ class ModprobeD(Record):
         """`cmdline`: read /proc/cmdline too (the running system's)."""
         version = kmod_version(root) or CURRENT
         dirs = root.conf_dirs("modprobe.d")
+        skip = set()
         if version < 32 and "/lib/modprobe.d" in dirs:
-            dirs.remove("/usr/lib/modprobe.d")  # split /usr: kmod < 32 reads /lib only
+            skip.add("/usr/lib/modprobe.d")  # split /usr: kmod < 32 reads /lib only
         if version < 29:
-            dirs.remove("/usr/local/lib/modprobe.d")
+            skip.add("/usr/local/lib/modprobe.d")
+        dirs = [d for d in dirs if d not in skip]
         suffixes = (".conf", ".alias") if version < 33 else (".conf",)
         files = tuple(list_files(root, dirs, suffixes, version))
         unreadable = [(f.path, f.problem or "") for f in files if f.problem]

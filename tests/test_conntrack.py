@@ -307,3 +307,74 @@ def test_the_readmes_worked_examples() -> None:
     for (cpus, gib, share), want in rows.items():
         s = size(ConntrackConfig("auto", "auto", share), Machine(cpus, gib * GiB, 320, False))
         assert (s.max, s.buckets) == want
+
+
+def test_a_table_that_cannot_be_resized_leaves_the_files_applied(
+        node: Root, tree: Path, commands: Commands) -> None:
+    write(tree, CONF, "[Conntrack]\nMax=auto\nBuckets=auto\n")
+    (tree / "sys/module/nf_conntrack/parameters/hashsize").mkdir(parents=True)
+    ctx = context(node, commands)
+    done = size_runtime(ctx, ctx.config)
+    assert done.resized is None and done.not_resized and "not a regular file" in \
+        done.not_resized
+    assert (tree / "run/modprobe.d/nftune-conntrack.conf").exists()
+    assert any("keeps its size" in line for line in done.lines(node))
+    # Without auto sizing, this boot's record goes too.
+    write(tree, CONF, "")
+    ctx = context(node, commands)
+    size_runtime(ctx, ctx.config)
+    assert not (tree / "run/nftune/conntrack.json").exists()
+
+
+def test_clean_takes_this_boots_files_too(node: Root, tree: Path, commands: Commands) -> None:
+    write(tree, CONF, "[Conntrack]\nMax=auto\nBuckets=auto\n")
+    apply(context(node, commands), Layer.ADMIN)
+    assert (tree / "run/sysctl.d/90-nftune-conntrack.conf").exists()
+    write(tree, "/run/sysctl.d/90-nftune-conntrack-x.conf", "# an admin's\n")
+    assert main(["clean"], host=node, runner=commands) == 0
+    assert not (tree / "run/sysctl.d/90-nftune-conntrack.conf").exists()
+    assert not (tree / "run/modprobe.d/nftune-conntrack.conf").exists()
+    assert (tree / "run/sysctl.d/90-nftune-conntrack-x.conf").exists()
+
+
+def test_old_kmod_on_a_tree_with_odd_links_does_not_crash(tree: Path) -> None:
+    write(tree, "/var/lib/dpkg/status", "Package: kmod\nStatus: install ok installed\n"
+                                        "Version: 28-1\n\n")
+    (tree / "etc/modprobe.d").mkdir(parents=True)
+    (tree / "usr/lib").mkdir(parents=True)
+    (tree / "usr/lib/modprobe.d").symlink_to("/etc/modprobe.d")
+    write(tree, "/lib/modprobe.d/a.conf", "options nf_conntrack hashsize=5\n")
+    write(tree, "/usr/local/lib/modprobe.d/b.conf", "options nf_conntrack hashsize=6\n")
+    found = ModprobeD.load(Root(tree), cmdline=False).winner("nf_conntrack", "hashsize")
+    assert found is not None and found[1] == "5"  # kmod 28 reads no /usr/local/lib
+
+
+def test_a_mask_hides_even_where_the_tree_has_no_dev_null(tree: Path) -> None:
+    write(tree, "/usr/lib/modprobe.d/zz.conf", "options nf_conntrack hashsize=1\n")
+    (tree / "etc/modprobe.d").mkdir(parents=True)
+    (tree / "etc/modprobe.d/zz.conf").symlink_to("/dev/null")
+    assert not (tree / "dev/null").exists()
+    assert ModprobeD.load(Root(tree), cmdline=False).winner("nf_conntrack", "hashsize") \
+        is None
+
+
+def test_modprobe_options_compares_the_value_and_the_owner(tree: Path,
+                                                           commands: Commands) -> None:
+    applied(tree, "[Conntrack]\nBuckets=65536\n")
+    own = tree / "etc/modprobe.d/nftune.conf"
+    own.write_text(own.read_text().replace("hashsize=65536", "hashsize=1024"))
+    assert checks_of(Root(tree), commands)["modprobe-options"][0][:2] == \
+        ("failed", "file-stale")
+    own.write_text("options nf_conntrack hashsize=65536\n")  # not nftune's any more
+    assert checks_of(Root(tree), commands)["modprobe-options"][0][:2] == \
+        ("failed", "file-masked")
+
+
+@pytest.mark.parametrize("record", ['{"max": -5, "buckets": 1}', '{"max": 1e99}', "[1]",
+                                    '{"max": 100, "machine": {"cpus": -1}}', "not json"])
+def test_a_forged_record_is_no_decision(tree: Path, record: str) -> None:
+    from nftune.conntrack import read_record
+
+    write(tree, "/run/nftune/conntrack.json", record)
+    got = read_record(Root(tree))
+    assert got is None or (got.max == 100 and got.machine is None)

@@ -13,7 +13,17 @@ from conftest import Commands, context, fake_live, write
 
 from nftune.checks import kubeproxy as check
 from nftune.errors import NftuneError
-from nftune.kubeproxy import Gone, KubeProxy, flag, parse_document, pids, read, settings
+from nftune.kubeproxy import (
+    Gone,
+    KubeProxy,
+    Settings,
+    duration,
+    flag,
+    parse_document,
+    pids,
+    read,
+    settings,
+)
 from nftune.root import Root
 
 IPTABLES = """\
@@ -75,24 +85,57 @@ def test_each_mode_from_its_config_file(node: Root, tree: Path) -> None:
     kube_proxy(tree, 12, config=NFTABLES)
     assert pids(node) == [10, 11, 12]
     got = [read(node, p) for p in (10, 11, 12)]
-    assert got[0] == KubeProxy(10, "iptables", CONFIG, 32768, 131072, False, 4)
+    timeouts = (("net/netfilter/nf_conntrack_tcp_timeout_established", 86400),
+                ("net/netfilter/nf_conntrack_tcp_timeout_close_wait", 3600))
+    assert got[0] == KubeProxy(10, CONFIG, Settings("iptables", 32768, 131072, False,
+                                                    timeouts), 4)
     assert (got[0].sets_max, got[0].hashsize_floor) == (131072, 32768)
-    assert got[1] == KubeProxy(11, "ipvs", CONFIG, 65536, 262144, False, 8)
+    assert got[1] == KubeProxy(11, CONFIG, Settings("ipvs", 65536, 262144, False,
+                                                    timeouts), 8)
     assert got[1].sets_max == 524288
-    assert (got[2].mode, got[2].sets_max, got[2].be_liberal) == ("nftables", None, True)
+    assert (got[2].mode, got[2].sets_max, got[2].settings.be_liberal) == \
+        ("nftables", None, True)
 
 
 def test_flags_decide_without_a_config_file(node: Root, tree: Path) -> None:
     kube_proxy(tree, config=None, argv=("--proxy-mode", "ipvs", "--conntrack-max-per-core=0",
                                         "--conntrack-tcp-be-liberal", "--v=2"))
     kp = read(node, 4242)
-    assert (kp.mode, kp.source, kp.sets_max, kp.be_liberal) == ("ipvs", "flags", None, True)
+    assert (kp.mode, kp.source, kp.sets_max, kp.settings.be_liberal) == \
+        ("ipvs", "flags", None, True)
     assert flag(["--config", "a", "--config=b"], "config") == "b"
+
+
+@pytest.mark.parametrize(("text", "seconds"), [
+    ("24h0m0s", 86400), ("1h", 3600), ("90s", 90), ("1.5m", 90), ("300ms", 0), ("0", 0),
+    ("2h45m", 9900), ("", None), ("1d", None), ("-1h", None), ("h", None), ("1h-", None)])
+def test_go_durations(text: str, seconds: int | None) -> None:
+    assert duration(text) == seconds
+
+
+@pytest.mark.parametrize("argv", [("--conntrack-tcp-be-liberal=yes",),
+                                  ("--conntrack-max-per-core", "-1"),
+                                  ("--conntrack-min=1e9",), ("--proxy-mode=userspace",),
+                                  ("--conntrack-tcp-timeout-established=1d",)])
+def test_bad_flags_are_named(node: Root, tree: Path, argv: tuple[str, ...]) -> None:
+    kube_proxy(tree, config=None, argv=argv)
+    with pytest.raises(NftuneError) as e:
+        read(node, 4242)
+    assert argv[0].split("=")[0] in str(e.value)
+
+
+def test_flags_as_pflag_reads_them(node: Root, tree: Path) -> None:
+    kube_proxy(tree, config=None, argv=("--conntrack-max-per-core=0x8000", "--conntrack-min",
+                                        "010", "--conntrack-tcp-be-liberal=False",
+                                        "--conntrack-udp-timeout=30s"))
+    s = read(node, 4242).settings
+    assert (s.max_per_core, s.minimum, s.be_liberal) == (32768, 8, False)
+    assert ("net/netfilter/nf_conntrack_udp_timeout", 30) in s.timeouts
 
 
 def test_with_a_config_file_the_flags_are_ignored(node: Root, tree: Path) -> None:
     kube_proxy(tree, argv=("--conntrack-max-per-core=0", "--config", CONFIG))
-    assert read(node, 4242).max_per_core == 65536
+    assert read(node, 4242).settings.max_per_core == 65536
 
 
 @pytest.mark.parametrize(("text", "words"), [
@@ -184,8 +227,9 @@ def test_hostile_or_vanishing_processes_are_skipped(node: Root, tree: Path, case
         (tree / "proc/4242/root").unlink()
     [(subject, status, cause, reason)] = results(node, "[Conntrack]\nMax=200000\n")
     assert (subject, status) == ("kube-proxy[4242]", "skipped"), reason
-    assert cause == ("not-applicable" if case == "gone" else "unreadable"), reason
-    if case != "gone":
+    vanished = case in ("gone", "root-gone")  # procfs: no entry once the process is gone
+    assert cause == ("not-applicable" if vanished else "unreadable"), reason
+    if not vanished:
         assert "config.conf" in reason
     with pytest.raises((Gone, NftuneError)):
         read(node, 4242)
@@ -197,3 +241,45 @@ def test_offline_it_is_skipped(tree: Path) -> None:
     kube_proxy(tree)
     [r] = [r for r in verify(context(Root(tree))).results if r.check == "kube-proxy"]
     assert (r.status, r.cause) == ("skipped", "not-live")
+
+
+def test_values_from_the_document_are_never_printed_whole() -> None:
+    bomb = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]\n" for i in range(1, 10))
+    for tail in ("kind: *a9\n", "kind: KubeProxyConfiguration\nmode: *a9\n",
+                 "kind: KubeProxyConfiguration\nconntrack: {maxPerCore: *a9}\n",
+                 "kind: KubeProxyConfiguration\nconntrack: {tcpEstablishedTimeout: *a9}\n",
+                 "kind: KubeProxyConfiguration\nconntrack: {maxPerCore: "
+                 + "[" * 990 + "]" * 990 + "}\n"):
+        with pytest.raises(NftuneError) as e:
+            settings(parse_document((bomb + tail).encode(), "FILE"), "FILE")
+        assert len(str(e.value)) < 300
+
+
+def test_a_test_trees_links_cannot_lead_out(node: Root, tree: Path) -> None:
+    """A symlink loop makes chase() give up: the root is still opened inside the tree."""
+    kube_proxy(tree)
+    (tree / "proc/4242/root").unlink()
+    (tree / "tmp").symlink_to("/tmp")
+    (tree / "proc/4242/root").symlink_to("/tmp/../../../../etc")
+    write(tree, "/etc/var/lib/kube-proxy/config.conf", NFTABLES)  # what the tree says
+    [(_, status, cause, reason)] = results(node, "[Conntrack]\nMax=200000\n")
+    assert status in ("passed", "skipped") and "hostname" not in reason
+    if status == "passed":
+        assert "nftables" in reason  # read from the tree's /etc, never the host's
+
+
+def test_the_cap_is_named_where_it_matters(node: Root, tree: Path) -> None:
+    kube_proxy(tree, config=IPTABLES, cpus="0-63")
+    [(_, status, _, reason)] = results(node)
+    assert status == "passed" and "before kube-proxy 1.36 (no cap at 1048576): 2097152" in reason
+
+
+def test_sysctl_section_values_are_contested_too(node: Root, tree: Path) -> None:
+    kube_proxy(tree, config=IPTABLES)
+    [(_, status, cause, reason)] = results(
+        node, "[Sysctl]\nnet.netfilter.nf_conntrack_max=65536\n"
+              "net.netfilter.nf_conntrack_tcp_timeout_established=600\n")
+    assert (status, cause) == ("failed", "kube-proxy-conflict")
+    assert "nf_conntrack_max to 131072, nftune wants 65536" in reason
+    assert "nf_conntrack_tcp_timeout_established to 86400, nftune wants 600" in reason

@@ -7,6 +7,7 @@ from __future__ import annotations
 from ..artifacts import Kind, Layer, path_of
 from ..conntrack import Sizing, live, needs_machine, read_record, size, static_buckets
 from ..context import Context
+from ..fsio import is_ours
 from ..modprobe import ModprobeD
 from ..result import Cause, Check, CheckResult, failed, passed, skipped
 from . import not_live
@@ -32,7 +33,7 @@ def modprobe_options(ctx: Context) -> CheckResult:
     root, ct = ctx.root, ctx.config.conntrack
     subject = f"{MODULE} hashsize"
     if ct.buckets is None:
-        return skipped(Check.MODPROBE_OPTIONS, subject, Cause.OK,
+        return skipped(Check.MODPROBE_OPTIONS, subject, Cause.NOT_APPLICABLE,
                        reason="Buckets= is not set: nftune leaves the hash size alone")
     own = _own_file(ctx)
     if needs_machine(ct) and not root.live:
@@ -63,6 +64,17 @@ def modprobe_options(ctx: Context) -> CheckResult:
                            "a module in file-name order, then the kernel command line; "
                            "the last one wins)")
     entry, value = found
+    if not is_ours(root, own):
+        return failed(Check.MODPROBE_OPTIONS, subject, Cause.FILE_MASKED, expected=expected,
+                      actual=value, source=entry.where,
+                      reason=f"{root.show(own)} wins, but nftune did not write it",
+                      hint="remove it, then run 'nftune apply'")
+    if expected is not None and (not value.isdigit() or int(value) != int(expected)):
+        return failed(Check.MODPROBE_OPTIONS, subject, Cause.FILE_STALE, expected=expected,
+                      actual=value, source=entry.where,
+                      reason=f"{root.show(own)}:{entry.line} sets another hash size",
+                      hint="run 'nftune apply'" if not needs_machine(ct) else
+                      "run 'nftune apply' to size the table again")
     reason = f"{root.show(own)}:{entry.line} wins"
     if (stale := _stale_initramfs(ctx, own)) and not needs_machine(ct):
         reason += (f"; {root.show(stale)} is older: if it loads {MODULE}, its copy of "

@@ -3,6 +3,7 @@ value nftune manages, to another value, at its next start (nftune/kubeproxy.py).
 
 from __future__ import annotations
 
+from .. import sysctl
 from ..context import Context
 from ..errors import NftuneError
 from ..kubeproxy import NAME, Gone, KubeProxy, pids, read
@@ -38,22 +39,25 @@ def checks(ctx: Context) -> list[CheckResult]:
 
 
 def wanted(ctx: Context) -> tuple[int | None, int | None]:
-    """The max and buckets nftune wants on this machine (None: not managed)."""
-    from ..conntrack import machine, needs_machine, read_record, size
+    """The max and buckets nftune wants on this machine (None: not managed). A max under
+    [Sysctl] counts as much as [Conntrack]'s."""
+    from ..conntrack import MAX_KEY, machine, needs_machine, read_record, size
 
     ct = ctx.config.conntrack
+    sysctl_max = next((s.value for s in ctx.config.sysctls if s.key == MAX_KEY), None)
+    fixed = int(sysctl_max) if sysctl_max is not None and sysctl_max.isdigit() else None
     if not ct.managed:
-        return None, None
+        return fixed, None
     if needs_machine(ct):
         sizing = read_record(ctx.root)
         if sizing is None:
             try:
                 sizing = size(ct, machine(ctx.root))
             except NftuneError:
-                return None, None
+                return fixed, None
     else:
         sizing = size(ct, None)
-    return sizing.max, sizing.buckets
+    return sizing.max if sizing.max is not None else fixed, sizing.buckets
 
 
 def conflicts(ctx: Context, kp: KubeProxy) -> list[str]:
@@ -65,10 +69,14 @@ def conflicts(ctx: Context, kp: KubeProxy) -> list[str]:
     floor = kp.hashsize_floor
     if want_buckets is not None and floor is not None and floor > want_buckets:
         out.append(f"it raises hashsize to {floor}, above nftune's {want_buckets}")
-    liberal = next((s.value for s in ctx.config.sysctls if s.key == BE_LIBERAL), None)
-    if kp.be_liberal and liberal is not None and liberal.strip() != "1":
+    mine = {s.key: s.value.strip() for s in ctx.config.sysctls}
+    liberal = mine.get(BE_LIBERAL)
+    if kp.settings.be_liberal and liberal is not None and liberal != "1":
         out.append(f"its tcpBeLiberal sets nf_conntrack_tcp_be_liberal to 1, nftune wants "
                    f"{liberal}")
+    for key, seconds in kp.settings.timeouts:
+        if key in mine and mine[key] != str(seconds):
+            out.append(f"it sets {sysctl.display(key)} to {seconds}, nftune wants {mine[key]}")
     return out
 
 
@@ -77,11 +85,12 @@ def judge(ctx: Context, kp: KubeProxy) -> CheckResult:
     if clash:
         where = "in " + kp.source if kp.source != "flags" else "(--conntrack-max-per-core=0)"
         return failed(Check.KUBE_PROXY, kp.subject, Cause.KUBE_PROXY_CONFLICT,
-                      actual=kp.summary(), reason="; ".join(clash),
+                      actual=kp.mode, reason=f"{'; '.join(clash)} ({kp.summary()})",
                       hint=f"set conntrack.maxPerCore: 0 {where} to leave the table to "
-                           "nftune, or make [Conntrack] agree with it")
+                           "nftune (and make its other conntrack settings agree), or make "
+                           "nftune's configuration agree with it")
     note = kp.summary()
-    if kp.be_liberal:
+    if kp.settings.be_liberal:
         note += ("; it sets nf_conntrack_tcp_be_liberal=1 too, and so skips its INVALID "
                  "drop rule")
     if kp.mode == "ipvs":
@@ -98,8 +107,9 @@ def writer_of(ctx: Context, key: str) -> str | None:
             kp = read(ctx.root, pid)
         except (Gone, NftuneError):
             continue
-        if key == BE_LIBERAL and kp.be_liberal:
+        if key == BE_LIBERAL and kp.settings.be_liberal:
             return f"{kp.subject} (conntrack.tcpBeLiberal, {kp.source})"
         if key != BE_LIBERAL and kp.sets_max is not None:
-            return f"{kp.subject} (conntrack.maxPerCore {kp.max_per_core}, {kp.source})"
+            return (f"{kp.subject} (conntrack.maxPerCore {kp.settings.max_per_core}, "
+                    f"{kp.source})")
     return None
