@@ -98,11 +98,6 @@ class ConntrackConfig(Record):
     def managed(self) -> bool:
         return self.max is not None or self.buckets is not None
 
-    @property
-    def auto(self) -> bool:
-        """Sized on the machine that boots (nftune-conntrack.service), not in the files."""
-        return AUTO in (self.max, self.buckets)
-
 
 class Config(Record):
     """The effective configuration: built-in defaults, then the admin's files."""

@@ -7,6 +7,7 @@ import re
 from . import udev
 from .artifacts import FILES, KUBE_UNITS, NFTUNE_BIN, Artifact, Kind, Layer, path_of
 from .config import DEFAULT_SYSCTL_PRIORITY, Config, SysctlSpec, builtin
+from .ini import Origin
 from .kernel import ModuleChoice
 from .record import Record
 
@@ -129,7 +130,7 @@ def render_runtime(config: Config, sizing: Sizing, version: str) -> list[Artifac
         return out
     how = f"sized for this machine: {sizing.how()}"
     if ct.max is not None and sizing.max is not None:
-        spec = SysctlSpec(MAX_KEY, str(sizing.max), ct.max_origin)  # type: ignore[arg-type]
+        spec = SysctlSpec(MAX_KEY, str(sizing.max), ct.max_origin or Origin("[Conntrack]", 0))
         path = path_of(Layer.RUNTIME, Kind.RUN_SYSCTL, config.sysctl_priority)
         text = env.get_template(FILES[Kind.RUN_SYSCTL].template).render(
             **common, sysctls=[spec])

@@ -32,7 +32,12 @@ BAIT = {
     "usr/lib/systemd/system": ["systemd-sysctl.service"],
     "usr/lib/udev/rules.d": ["90-nftune-rps.rules"],
     "run": [],
-    "run/nftune": ["report.json", "repairs.json"],
+    "run/nftune": ["report.json", "repairs.json", "conntrack.json"],
+    "run/modprobe.d": ["nftune-conntrack.conf"],
+    "run/sysctl.d": ["90-nftune-conntrack.conf"],
+    "etc/modprobe.d": ["nftune.conf", "zz.conf"],
+    "etc/systemd/system/systemd-modules-load.service.d": ["nftune-conntrack.conf"],
+    "usr/lib/modprobe.d": ["nftune.conf"],
     "var/lib": [],
     "var/lib/nftune": ["state.json"],
     "var/lib/prometheus/node-exporter": ["nftune.prom"],
@@ -51,7 +56,8 @@ def build_tree(tree: Path) -> None:
     add_cpus(tree, "0-3")
     add_nic(tree, "eth0", rx=1)
     write(tree, "/etc/nftune/nftune.conf",
-          "[Verify]\nPrometheusDirectory=/var/lib/prometheus/node-exporter\n")
+          "[Verify]\nPrometheusDirectory=/var/lib/prometheus/node-exporter\n"
+          "[Conntrack]\nMax=262144\nBuckets=auto\n")
     (tree / "var/lib/prometheus/node-exporter").mkdir(parents=True)
     (tree / "run").mkdir(exist_ok=True)
 

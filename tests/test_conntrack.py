@@ -4,6 +4,7 @@ rendered, this boot's sizing on a live node, modprobe.d's precedence, and the tw
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from nftune.conntrack import (
     STATED_ENTRY,
     Machine,
     kube_proxy_max,
+    needs_machine,
     round_buckets,
     size,
 )
@@ -42,7 +44,7 @@ def test_settings_parse_and_default_to_unmanaged() -> None:
     assert not config("").managed
     c = config("[Conntrack]\nMax=auto\nBuckets=70000\nMemoryShare=10%\n")
     assert (c.max, c.buckets, c.memory_share) == ("auto", 70000, 10)
-    assert c.auto and c.managed
+    assert c.managed and needs_machine(c)
     assert config("[Conntrack]\nMax=auto\nMax=\n").max is None  # an empty value resets
 
 
@@ -378,3 +380,11 @@ def test_a_forged_record_is_no_decision(tree: Path, record: str) -> None:
     write(tree, "/run/nftune/conntrack.json", record)
     got = read_record(Root(tree))
     assert got is None or (got.max == 100 and got.machine is None)
+
+
+def test_a_modprobe_d_entry_that_would_block_modprobe_fails(tree: Path,
+                                                            commands: Commands) -> None:
+    applied(tree, "[Conntrack]\nBuckets=65536\n")
+    os.mkfifo(tree / "etc/modprobe.d/zz.conf")
+    status, cause, reason = checks_of(Root(tree), commands)["modprobe-options"][0]
+    assert (status, cause) == ("failed", "unreadable") and "zz.conf" in reason

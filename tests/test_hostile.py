@@ -32,7 +32,7 @@ from nftune.errors import NftuneError
 from nftune.root import Root
 
 VERBS = (["apply"], ["clean"], ["verify"], ["verify", "--service"], ["rps", "apply"],
-         ["rps", "show"], ["config"], ["chain"])
+         ["rps", "show"], ["config"], ["chain"], ["conntrack"])
 
 
 @pytest.fixture(params=["openat2", "walk"])

@@ -267,7 +267,7 @@ def test_a_value_with_an_invisible_character_is_refused(tree: Path, value: str) 
 # -- stdout closed, full, or gone ---------------------------------------------------------------
 
 JSON_VERBS = [["apply"], ["verify"], ["chain"], ["clean"], ["config"], ["rps", "show"],
-              ["rps", "apply"]]
+              ["rps", "apply"], ["conntrack"]]
 
 
 @pytest.fixture

@@ -40,7 +40,11 @@ def modprobe_options(ctx: Context) -> CheckResult:
         return skipped(Check.MODPROBE_OPTIONS, subject, Cause.NOT_LIVE,
                        reason=f"Buckets=auto: nftune-conntrack.service writes {own} at boot")
     view = ModprobeD.load(root, cmdline=root.live)
-    ctx.problems += [p for p in view.unreadable if p not in ctx.problems]
+    if view.unreadable:  # what it sets is unknown; a FIFO would even block modprobe
+        path, why = view.unreadable[0]
+        return failed(Check.MODPROBE_OPTIONS, subject, Cause.UNREADABLE, source=path,
+                      reason=f"{root.show(path)}: {why}: modprobe reads it at every load",
+                      hint="make it a regular file, or remove it")
     wanted = static_buckets(ct)
     if wanted is None:
         record = read_record(root)

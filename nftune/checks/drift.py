@@ -91,8 +91,8 @@ def repair(ctx: Context, results: tuple[CheckResult, ...],
                        f"{now - float(last.get('at', now)):.0f}s ago: "
                        + (f"{writer} writes it" if writer else "another tool sets it")
                        + ", and nftune no longer repairs it",
-                hint=("set conntrack.maxPerCore: 0 (or tcpBeLiberal to match) in "
-                      "kube-proxy's configuration" if writer else
+                hint=("make kube-proxy's conntrack settings agree (conntrack.maxPerCore: 0 "
+                      "leaves the table to nftune)" if writer else
                       "find what writes it (kube-proxy's conntrack settings, a tuned "
                       "profile, a script's sysctl -w) and make it agree")))
             continue

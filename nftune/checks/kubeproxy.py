@@ -100,7 +100,7 @@ def judge(ctx: Context, kp: KubeProxy) -> CheckResult:
 
 def writer_of(ctx: Context, key: str) -> str | None:
     """A running kube-proxy that writes this sysctl at its start, for a contested value."""
-    if key not in ("net/netfilter/nf_conntrack_max", BE_LIBERAL) or not ctx.root.live:
+    if not ctx.root.live:
         return None
     for pid in pids(ctx.root):
         try:
@@ -109,7 +109,9 @@ def writer_of(ctx: Context, key: str) -> str | None:
             continue
         if key == BE_LIBERAL and kp.settings.be_liberal:
             return f"{kp.subject} (conntrack.tcpBeLiberal, {kp.source})"
-        if key != BE_LIBERAL and kp.sets_max is not None:
+        if key == "net/netfilter/nf_conntrack_max" and kp.sets_max is not None:
             return (f"{kp.subject} (conntrack.maxPerCore {kp.settings.max_per_core}, "
                     f"{kp.source})")
+        if key in dict(kp.settings.timeouts):
+            return f"{kp.subject} (its conntrack timeouts, {kp.source})"
     return None
