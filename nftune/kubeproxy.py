@@ -18,6 +18,7 @@ kube-proxy's rules (cmd/kube-proxy and pkg/proxy/apis/config, v1alpha1):
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 
@@ -290,14 +291,14 @@ def _from_file(root: Root, pid: int, proc: int, path: str) -> Settings:
     from .chase import on_kernel_fs
 
     link = "root" if path.startswith("/") else "cwd"
-    shown = f"{path} (in {NAME}[{pid}]'s root)"
+    shown = f"{cut(path)} (in {NAME}[{pid}]'s root)"
     try:
         # On the host, the kernel resolves the magic link to the process's root; in a
         # test tree, the link is resolved inside the tree like any other.
         top = os.open(link, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=proc) \
             if root.is_host else root.open(f"/proc/{pid}/{link}", os.O_PATH | os.O_DIRECTORY)
     except OSError as e:
-        if e.errno == 2:  # ENOENT: procfs has no such entry once the process has gone
+        if e.errno == errno.ENOENT:  # procfs has no such entry once the process has gone
             raise Gone from None
         raise NftuneError(f"cannot open its root: {e.strerror}", path=shown) from None
     try:
