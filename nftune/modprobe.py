@@ -256,7 +256,3 @@ class ModprobeD(Record):
             if o.module == module and (v := last_assignment(o.params, param)) is not None:
                 found = (o, v)
         return found
-
-    def setters(self, module: str, param: str) -> list[Options]:
-        return [o for o in self.options
-                if o.module == module and last_assignment(o.params, param) is not None]
