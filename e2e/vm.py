@@ -21,7 +21,7 @@ from pathlib import Path
 GUEST = Path(__file__).resolve().parent / "guest"
 CACHE = Path(os.environ.get("NFTUNE_CACHE", "/var/tmp/nftune-cache"))
 PACKAGES = ("systemd", "systemd-sysv", "udev", "kmod", "iproute2", "procps",
-            "linux-image-amd64", "dbus", "nftables", "rpm")
+            "linux-image-amd64", "dbus", "nftables", "rpm", "ipvsadm", "python3")
 EXCLUDE = ("/usr/share/man/*", "/usr/share/doc/*", "/usr/share/locale/*")
 IMAGE_SIZE = "2G"
 BOOT_TIMEOUT = 240.0  # TCG: about 25 s a boot here, far more on a loaded machine
@@ -105,6 +105,7 @@ def _install_agent(rootfs: Path) -> None:
     state = rootfs / STATE.lstrip("/")
     state.mkdir(parents=True)
     shutil.copy(GUEST / "lib.sh", state / "lib.sh")
+    shutil.copy(GUEST / "rstlab.py", state / "rstlab.py")
     unit = rootfs / "etc/systemd/system/nftune-e2e.service"
     shutil.copy(GUEST / "nftune-e2e.service", unit)
     wants = rootfs / "etc/systemd/system/multi-user.target.wants"

@@ -22,3 +22,5 @@ show() {
     sed 's/^/    | /' /tmp/e2e-out
     check "$name" 0 "$rc"
 }
+# field NAME FILE: NAME=VALUE from rstlab.py's result line in FILE.
+field() { sed -n "s/^rstlab kernel=.* $1=\([^ ]*\).*/\1/p" "$2"; }
