@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -187,3 +188,13 @@ def snapshot(tree: Path) -> dict[str, tuple[int, bytes | str]]:
                 out[rel] = (st.st_mode, b"")
     return out
 
+
+
+def commit_seed(env: str) -> int:
+    """A differential test's seed: $ENV when set, else one derived from the checked-out
+    commit, so each change explores new cases and a failure replays with ENV=N."""
+    if env in os.environ:
+        return int(os.environ[env])
+    head = subprocess.run(["git", "-C", str(Path(__file__).parent), "rev-parse", "HEAD"],
+                          capture_output=True, text=True, check=False).stdout.strip()
+    return int(head[:7], 16) % 1_000_000 if head else 1

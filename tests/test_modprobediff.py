@@ -17,7 +17,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import require
+from conftest import commit_seed, require
 from nspawn import why_not
 
 from nftune.modprobe import ModprobeD
@@ -58,11 +58,7 @@ require(why_not(), "NFTUNE_REQUIRE_NSPAWN", "modprobe.d differential tests")
 
 
 def seed() -> int:
-    if "NFTUNE_MODPROBEDIFF_SEED" in os.environ:
-        return int(os.environ["NFTUNE_MODPROBEDIFF_SEED"])
-    head = subprocess.run(["git", "-C", str(Path(__file__).parent), "rev-parse", "HEAD"],
-                          capture_output=True, text=True, check=False).stdout.strip()
-    return int(head[:7], 16) % 1_000_000 if head else 1
+    return commit_seed("NFTUNE_MODPROBEDIFF_SEED")
 
 
 def random_tree(rng: random.Random, rootfs: Path) -> str:

@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-from pathlib import Path
 
 import pytest
 import unitdiff
-from conftest import require
+from conftest import commit_seed, require
 from nspawn import why_not
 
 DEFAULT_CASES = {"bookworm": 100, "bullseye": 30, "trixie": 30}
@@ -36,11 +34,7 @@ def cases() -> dict[str, int]:
 
 
 def seed() -> int:
-    if "NFTUNE_UNITDIFF_SEED" in os.environ:
-        return int(os.environ["NFTUNE_UNITDIFF_SEED"])
-    head = subprocess.run(["git", "-C", str(Path(__file__).parent), "rev-parse", "HEAD"],
-                          capture_output=True, text=True, check=False).stdout.strip()
-    return int(head[:7], 16) % 1_000_000 if head else 1
+    return commit_seed("NFTUNE_UNITDIFF_SEED")
 
 
 @pytest.mark.parametrize("suite", list(DEFAULT_CASES))
