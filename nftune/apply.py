@@ -6,7 +6,14 @@ from __future__ import annotations
 import stat
 
 from . import __version__
-from .artifacts import Artifact, Layer, managed_dirs, owned_candidates, temp_leftovers
+from .artifacts import (
+    Artifact,
+    Layer,
+    is_dependent,
+    managed_dirs,
+    owned_candidates,
+    temp_leftovers,
+)
 from .config import AUTO, Config, builtin
 from .context import Context
 from .errors import EXIT_FAILED, NftuneError
@@ -21,7 +28,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy kno
 if TYPE_CHECKING:
     from typing import Any
 
-    from .conntrack import Sizing
+    from .conntrack import Machine, Sizing
 
 SYSTEMD_SYSCTL = ("/usr/lib/systemd/systemd-sysctl", "/lib/systemd/systemd-sysctl")
 
@@ -57,7 +64,7 @@ class Plan(Record):
             if not self.dry_run:
                 out.append(f"{c.action}: {root.show(c.path)}")
             elif diff := c.diff(root):
-                out.append(diff.removesuffix("\n"))
+                out += diff.removesuffix("\n").split("\n")  # each escaped on its own
         n = len(self.changed)
         verb = "would change" if self.dry_run else "changed"
         out.append(f"apply: {n} file{'s' * (n != 1)} {verb}" if n else "apply: no change")
@@ -81,6 +88,7 @@ class Sized(Record):
     changes: list[Change]
     resized: str | None = None  # the old hashsize
     not_resized: str | None = None  # why a loaded table could not be resized
+    too_large: str | None = None  # how it exceeds MemoryShare= of this machine's RAM
 
     def lines(self, root: Root) -> list[str]:
         out = [f"{c.action}: {root.show(c.path)}" for c in self.changes
@@ -94,11 +102,14 @@ class Sized(Record):
             out.append(f"conntrack: hashsize {self.resized} -> {s.buckets} (the loaded table)")
         if self.not_resized is not None:
             out.append(f"conntrack: the loaded table keeps its size: {self.not_resized}")
+        if self.too_large is not None:
+            out.append(f"conntrack: warning: {self.too_large}; lower [Conntrack] Max= or "
+                       "Buckets=, or use auto")
         return out
 
     def to_json(self) -> dict[str, Any]:
         return {**self.sizing.to_json(), "resized_from": self.resized,
-                "not_resized": self.not_resized,
+                "not_resized": self.not_resized, "too_large": self.too_large,
                 "changes": [{"path": c.path, "action": str(c.action)} for c in self.changes]}
 
 
@@ -163,11 +174,20 @@ def size_runtime(ctx: Context, config: Config) -> Sized:
     the table for this machine into /run, where modprobe.d and sysctl.d are read, so the
     hash size is in effect at nf_conntrack's first load; then resize a table that is
     already loaded. Runtime files of an earlier config that no longer apply go."""
-    from .conntrack import RECORD, machine, needs_machine, resize, size, write_record
+    from .conntrack import (
+        RECORD,
+        machine,
+        needs_machine,
+        over_share,
+        resize,
+        size,
+        write_record,
+    )
 
     root = ctx.root
     ct = config.conntrack
-    sizing = size(ct, machine(root) if needs_machine(ct) else None)
+    facts = machine(root) if needs_machine(ct) else _machine_or_none(root)
+    sizing = size(ct, facts)
     wanted = render_runtime(config, sizing, __version__)
     changes = [plan_write(root, a.path, a.content, a.mode) for a in wanted]
     keep = {a.path for a in wanted}
@@ -189,7 +209,19 @@ def size_runtime(ctx: Context, config: Config) -> Sized:
             resized = resize(root, sizing.buckets)
         except NftuneError as e:  # a container's network namespace: the files still apply
             why = f"{e.message}" + (f" ({e.hint})" if e.hint else "")
-    return Sized(sizing, changes, resized, why)
+    large = over_share(sizing, facts, ct.memory_share) if facts is not None else None
+    return Sized(sizing, changes, resized, why, large)
+
+
+def _machine_or_none(root: Root) -> Machine | None:
+    """This machine's facts for the memory check of a numeric size; None when they
+    cannot be read (the check is then not made)."""
+    from .conntrack import machine
+
+    try:
+        return machine(root)
+    except NftuneError:
+        return None
 
 
 def activate(ctx: Context, p: Plan) -> None:
@@ -222,19 +254,24 @@ def _reload_systemd(ctx: Context, changes: list[Change]) -> None:
         ctx.run(["systemctl", "daemon-reload"])
 
 
-def clean(ctx: Context, layer: Layer, *, dry_run: bool = False) -> Cleaned:
-    """Remove exactly the files nftune wrote (and directories it created, once empty)."""
+def clean(ctx: Context, layer: Layer, *, dry_run: bool = False,
+          dependents: bool = False) -> Cleaned:
+    """Remove exactly the files nftune wrote (and directories it created, once empty).
+    `dependents`: only those that name nftune's units or binary, which the package's
+    removal takes with it; the rest, and the directories, stay for purge."""
     root = ctx.root
     with locked(root):
         places = owned_candidates(root, layer)
-        if layer is Layer.ADMIN:  # and what nftune-conntrack.service sized this boot
+        if layer is Layer.ADMIN and not dependents:  # and this boot's sizing
             places += owned_candidates(root, Layer.RUNTIME)
+        if dependents:
+            places = [p for p in places if is_dependent(p)]
         changes = [plan_remove(root, p) for p in places if is_ours(root, p)]
         if not dry_run:
             writer = Writer(root, managed_dirs(layer), remember=layer is Layer.ADMIN)
             writer.remove_temps(temp_leftovers(root, layer))
             writer.commit(changes)
-            if layer is Layer.ADMIN:
+            if layer is Layer.ADMIN and not dependents:
                 writer.remove_created_dirs()
             if root.live:
                 _reload_udev(ctx, changes)

@@ -53,6 +53,10 @@ class Generated(Record):
     name: str  # PRIORITY stands for the sysctl.d priority
     template: str  # in nftune/templates/
     owned: str  # a glob of the names nftune may own there (what `clean` and purge match)
+    # It names the package's units or binary, so it must go when the package does (a
+    # kubelet drop-in requiring a removed unit keeps kubelet down); the others keep the
+    # node right without nftune and stay until purge.
+    dependent: bool = False
 
 
 # The one list of generated files: artifacts, render, clean, the .deb's postrm and the
@@ -71,16 +75,17 @@ FILES: dict[Kind, Generated] = {g.kind: g for g in (
     Generated(Kind.SYSCTL_ORDER, "systemd/system/systemd-sysctl.service.d", "nftune.conf",
               "sysctl-order.conf.j2", "nftune.conf"),
     Generated(Kind.RPS_UDEV, "udev/rules.d", "90-nftune-rps.rules", "rps.rules.j2",
-              "[0-9][0-9]-nftune-rps.rules"),
+              "[0-9][0-9]-nftune-rps.rules", dependent=True),
     Generated(Kind.TIMER_DROPIN, "systemd/system/nftune-verify.timer.d", "nftune.conf",
-              "verify-timer.conf.j2", "nftune.conf"),
+              "verify-timer.conf.j2", "nftune.conf", dependent=True),
     Generated(Kind.GATE_DROPIN, "systemd/system/kubelet.service.d", "nftune-gate.conf",
-              "kubelet-gate.conf.j2", "nftune-gate.conf"),
+              "kubelet-gate.conf.j2", "nftune-gate.conf", dependent=True),
     Generated(Kind.VERIFY_DROPIN, "systemd/system/nftune-verify.service.d", "nftune.conf",
-              "verify-service.conf.j2", "nftune.conf"),
+              "verify-service.conf.j2", "nftune.conf", dependent=True),
     Generated(Kind.MODPROBE, "modprobe.d", "nftune.conf", "modprobe.conf.j2", "nftune.conf"),
     Generated(Kind.CONNTRACK_DROPIN, "systemd/system/systemd-modules-load.service.d",
-              "nftune-conntrack.conf", "conntrack-dropin.conf.j2", "nftune-conntrack.conf"),
+              "nftune-conntrack.conf", "conntrack-dropin.conf.j2", "nftune-conntrack.conf",
+              dependent=True),
     # Their own names: an admin-layer file of nftune's must not hide this boot's sizing.
     Generated(Kind.RUN_SYSCTL, "sysctl.d", f"{PRIORITY}-nftune-conntrack.conf",
               "sysctl.conf.j2", "[0-9][0-9]-nftune-conntrack.conf"),
@@ -122,6 +127,14 @@ class Artifact(Record):
 def managed_dirs(layer: Layer) -> frozenset[str]:
     """The directories this layer writes in."""
     return frozenset(f"{BASE[layer]}/{d}" for d in OWNED)
+
+
+def is_dependent(path: str) -> bool:
+    """Whether the generated file at this in-tree path names the package's units or
+    binary (Generated.dependent)."""
+    directory, _, name = path.rpartition("/")
+    return any(g.dependent and fnmatchcase(name, g.owned) and
+               directory.endswith("/" + g.directory) for g in FILES.values())
 
 
 def owned_candidates(root: Root, layer: Layer) -> list[str]:

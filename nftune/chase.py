@@ -82,10 +82,25 @@ SYSFS_MAGIC, PROC_SUPER_MAGIC = 0x62656572, 0x9FA0
 KERNEL_FS = {SYSFS_MAGIC, PROC_SUPER_MAGIC}
 
 
+# File systems that store files (linux/magic.h): ext2-4, XFS, btrfs, tmpfs, ramfs,
+# overlayfs, squashfs, erofs, f2fs, vfat, bcachefs and ZFS. Reading a file there has no
+# effect and cannot block. Not procfs, sysfs, tracefs, debugfs, securityfs, configfs,
+# cgroupfs, bpffs or efivarfs (kernel interfaces, some with effects on read), nor FUSE or
+# network file systems (a process or a server decides when a read returns).
+STORAGE_FS = frozenset([0xEF53, 0x58465342, 0x9123683E, 0x01021994, 0x858458F6, 0x794C7630,
+                        0x73717368, 0xE0F5E1E2, 0xF2F52010, 0x4D44, 0xCA451A4E, 0x2FC12FC1])
+
+
 def on_kernel_fs(fd: int) -> bool:
     """Whether the directory `fd` is on sysfs or procfs (False when it cannot be told)."""
     lib = _lib()
     return lib is not None and lib.fs_type(fd) in KERNEL_FS
+
+
+def on_storage_fs(fd: int) -> bool:
+    """Whether `fd` is on a file system of STORAGE_FS (False when it cannot be told)."""
+    lib = _lib()
+    return lib is not None and lib.fs_type(fd) in STORAGE_FS
 
 
 def openat2_in_use() -> bool:

@@ -157,6 +157,11 @@ def _verb_clean(verbs: Any) -> None:
     p.add_argument("--dry-run", action="store_true", help="list what would be removed")
     p.add_argument("--vendor", action="store_true",
                    help="remove the vendor files under /usr/lib instead")
+    p.add_argument("--dependents", action="store_true",
+                   help="only the files that name nftune's units or binary (the kubelet "
+                        "gate, the RPS udev rule, the drop-ins for nftune's units): what "
+                        "removing the package does; the files that keep the node right "
+                        "without nftune stay")
     _json_opt(p)
 
 
@@ -214,14 +219,14 @@ def _show(args: argparse.Namespace, result: Any, *context: Any) -> None:
 
 
 def say(*lines: str, err: bool = False) -> None:
-    """Lines for a person: names and values from the tree never reach the terminal raw
-    (C0 and C1 controls and undecodable bytes are escaped, as systemctl does)."""
+    """Lines for a person, each one line: names and values from the tree or from a process
+    never reach the terminal raw (a newline, C0 and C1 controls and undecodable bytes are
+    escaped, as systemctl does), so nothing can start a line of its own."""
     from .text import escape
 
     out = sys.stderr if err else sys.stdout
-    for text in lines:
-        for line in text.split("\n"):
-            out.write(escape(line) + "\n")
+    for line in lines:
+        out.write(escape(line) + "\n")
 
 
 def _context(args: argparse.Namespace, seams: Seams) -> Context:
@@ -297,7 +302,8 @@ def cmd_clean(args: argparse.Namespace, seams: Seams) -> int:
     from .artifacts import Layer
 
     with _context(args, seams) as ctx:
-        done = clean(ctx, Layer.VENDOR if args.vendor else Layer.ADMIN, dry_run=args.dry_run)
+        done = clean(ctx, Layer.VENDOR if args.vendor else Layer.ADMIN, dry_run=args.dry_run,
+                     dependents=args.dependents)
         _show(args, done, ctx.root)
     return EXIT_OK
 

@@ -253,10 +253,13 @@ def _sysctl(e: Entry, so_far: dict[str, SysctlSpec]) -> dict[str, SysctlSpec]:
 
 
 AUTO = "auto"
-# The kernel's limits: nf_conntrack_max is an int sysctl; a hash table of more than
-# INT_MAX / 8 buckets is refused (nf_ct_alloc_hashtable()).
+# The kernel's limits: nf_conntrack_max is an int sysctl. The hash table is rounded up to
+# a multiple of 512 buckets (a page of 8-byte heads) and refused above INT_MAX / 8 buckets
+# (nf_ct_alloc_hashtable()), and kvmalloc() refuses more than INT_MAX bytes: the largest
+# table the kernel makes is the largest multiple of 512 below INT_MAX / 8. A bigger
+# hashsize= makes nf_conntrack fail to load.
 MAX_ENTRIES = (1 << 31) - 1
-MAX_BUCKETS = ((1 << 31) - 1) // 8
+MAX_BUCKETS = ((1 << 31) - 1) // 8 // 512 * 512
 MAX_MEMORY_SHARE = 50
 
 

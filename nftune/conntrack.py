@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 
-from .config import AUTO, MAX_ENTRIES, Config, ConntrackConfig
+from .config import AUTO, MAX_BUCKETS, MAX_ENTRIES, Config, ConntrackConfig
 from .errors import EXIT_FAILED, NftuneError
 from .fsio import read_attr
 from .record import Record
@@ -52,6 +52,47 @@ def kube_proxy_max(cpus: int, per_core: int = KUBE_PROXY_MAX_PER_CORE,
 def round_buckets(n: int) -> int:
     """hashsize as the kernel sets it: rounded up to a multiple of 512."""
     return -(-n // BUCKET_ALIGN) * BUCKET_ALIGN
+
+
+def quarter(n: int) -> int:
+    """Buckets=auto for a Max of n: n / 4 as the kernel rounds it, never more than the
+    kernel can allocate (a Max above 1,073,739,776 would ask for more)."""
+    return min(round_buckets(-(-n // 4)), MAX_BUCKETS)
+
+
+def table_bytes(entries: int | None, buckets: int | None, entry: int) -> int:
+    """What the table takes at full size: its buckets, and every entry Max allows."""
+    return (buckets or 0) * BUCKET_BYTES + (entries or 0) * entry
+
+
+def over_share(sizing: Sizing, machine: Machine, share: int) -> str | None:
+    """Why the table does not fit MemoryShare= of this machine's RAM; None when it does
+    (or there is no share to keep to)."""
+    total = table_bytes(sizing.max, sizing.buckets, machine.entry)
+    if not share or total * 100 <= machine.memory * share:
+        return None
+    parts = []
+    if sizing.buckets is not None:
+        parts.append(f"{sizing.buckets} buckets x {BUCKET_BYTES} B")
+    if sizing.max is not None:
+        parts.append(f"{sizing.max} entries x {machine.entry} B")
+    return (f"the table takes up to {mib(total)} at full size ({' + '.join(parts)}), more "
+            f"than MemoryShare={share}% of this machine's {gib(machine.memory)} of RAM")
+
+
+def smallest_machine(sizing: Sizing, share: int) -> int | None:
+    """The RAM (bytes) below which this table takes more than `share` percent, at the
+    stated entry size (the machine is not known offline); None without a share."""
+    total = table_bytes(sizing.max, sizing.buckets, STATED_ENTRY)
+    return -(-total * 100 // share) if share and total else None
+
+
+def mib(n: int) -> str:
+    return f"{n / (1 << 20):.0f} MiB" if n < 10 << 30 else gib(n)
+
+
+def gib(n: int) -> str:
+    return f"{n / (1 << 30):.1f} GiB"
 
 
 class Machine(Record):
@@ -104,7 +145,7 @@ def static_buckets(config: ConntrackConfig) -> int | None:
     if isinstance(config.buckets, int):
         return round_buckets(config.buckets)
     if config.buckets == AUTO and isinstance(config.max, int):
-        return round_buckets(-(-config.max // 4))
+        return quarter(config.max)
     return None
 
 
@@ -119,9 +160,12 @@ def size(config: ConntrackConfig, machine: Machine | None) -> Sizing:
         formula = kube_proxy_max(machine.cpus) or KUBE_PROXY_MIN
         wanted = formula
         if config.memory_share:
-            # Each entry costs its object and, at Max / 4 buckets, a quarter of a bucket.
+            # Each entry costs its object and, at Max / 4 buckets, a quarter of a bucket;
+            # the kernel rounds the buckets up by less than 512 more.
             per_entry = machine.entry + BUCKET_BYTES / 4
-            cap = int(machine.memory * config.memory_share / 100 / per_entry)
+            room = machine.memory * config.memory_share / 100 - \
+                (BUCKET_ALIGN - 1) * BUCKET_BYTES
+            cap = int(max(room, 0) / per_entry)
             if cap < formula:
                 wanted = max(cap, 1)
             else:
@@ -131,8 +175,7 @@ def size(config: ConntrackConfig, machine: Machine | None) -> Sizing:
     if isinstance(config.buckets, int):
         buckets: int | None = round_buckets(config.buckets)
     elif config.buckets == AUTO:
-        base = wanted if wanted is not None else KUBE_PROXY_MIN
-        buckets = round_buckets(-(-base // 4))
+        buckets = quarter(wanted if wanted is not None else KUBE_PROXY_MIN)
     else:
         buckets = None
     max_out = wanted if config.max is not None else None

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from .kernel import Kernel, ListedModule, ModuleChoice
+    from .kubeproxy import Survey
     from .run import Completed
     from .sysctl import SysctlD
     from .systemd import Bus
@@ -100,6 +101,14 @@ class Context:
         view = SysctlD.load(self.root, [s.key for s in self.config.sysctls])
         self.problems += view.unreadable
         return view
+
+    @cached_property
+    def kube_proxies(self) -> Survey:
+        """Every process named kube-proxy (the running system only): the check and a
+        contested repair both ask."""
+        from .kubeproxy import survey
+
+        return survey(self.root)
 
     @property
     def wants_bus(self) -> bool:

@@ -139,10 +139,13 @@ class Writer:
 
     def remove_created_dirs(self) -> None:
         """Remove the directories nftune created, deepest first, when they are empty and
-        no one else claims them (the distribution's packages, or the base directories)."""
+        no one else claims them (the distribution's packages, or the base directories).
+        The state's own directory is nftune's by its name: it goes when empty, recorded
+        or not (a run killed between making it and writing the state into it)."""
         owned = _package_dirs(self.root)
         self._forget_state()
-        for d in sorted(self.created, key=lambda p: p.count("/"), reverse=True):
+        made = {*self.created, Root.state_dir}
+        for d in sorted(made, key=lambda p: p.count("/"), reverse=True):
             if d in owned or self.root.chase(d) in owned:
                 continue
             st = self.root.lstat(d)

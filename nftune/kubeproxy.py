@@ -33,16 +33,38 @@ if TYPE_CHECKING:
     from typing import Any
 
 NAME = "kube-proxy"
-MAX_PROCESSES = 16  # kube-proxies read per run: one per node, a few in test clusters
-MAX_CMDLINE = 1 << 20
-MAX_CONFIG = 1 << 20  # a KubeProxyConfiguration is a few KiB
+MAX_STATUS = 16 << 10  # /proc/PID/status is about 1.5 KiB
+MAX_CMDLINE = 64 << 10  # kube-proxy's flags take a few hundred bytes
+# A KubeProxyConfiguration is 1 to 3 KiB. PyYAML's Python loader parses the worst 8 KiB
+# measured (flow collections of one-character items, !!set) in about 45 ms, and brackets
+# nested N deep cost N^2: a cap on both keeps any file under 100 ms (bench/kubeproxy_parse.py).
+MAX_CONFIG = 8 << 10
+MAX_FLOW_DEPTH = 16
 MODES = ("iptables", "ipvs", "nftables")
 API_VERSION = "kubeproxy.config.k8s.io/v1alpha1"
 KIND = "KubeProxyConfiguration"
+CAP_NET_ADMIN = 12
+
+# Why a process named kube-proxy is not read: it could not itself write what it claims.
+EXITED = "exited"
+HIDDEN = "its namespaces cannot be read"
+OTHER_USERNS = "in another user namespace than PID 1"
+OTHER_NETNS = "in another network namespace than PID 1"
+NO_NET_ADMIN = "without CAP_NET_ADMIN"
+REASONS = (EXITED, HIDDEN, OTHER_USERNS, OTHER_NETNS, NO_NET_ADMIN)
 
 
 class Gone(Exception):
     """The process exited while it was read."""
+
+
+class Untrusted(Exception):
+    """A process that calls itself kube-proxy, but could not itself write the values it
+    would claim: nftune reads nothing else of it."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 # kube-proxy's conntrack timeouts: (config field, flag, sysctl, default seconds; 0: leaves it)
@@ -117,10 +139,51 @@ class KubeProxy(Record):
         return "; ".join(parts)
 
 
+class Survey(Record):
+    """Every process named kube-proxy: those that could be kube-proxy, read; the others
+    by why they were not (a reason of REASONS -> their PIDs)."""
+
+    found: tuple[KubeProxy, ...]
+    unreadable: tuple[tuple[int, NftuneError], ...]  # trusted, but its settings unreadable
+    ignored: tuple[tuple[str, tuple[int, ...]], ...]
+
+    def ignored_line(self) -> str | None:
+        """One line: how many were ignored and why; None when none was."""
+        if not self.ignored:
+            return None
+        n = sum(len(p) for _, p in self.ignored)
+        parts = []
+        for reason, pids_ in self.ignored:
+            shown = ", ".join(map(str, pids_[:5])) + (", …" if len(pids_) > 5 else "")
+            parts.append(f"{len(pids_)} {reason} (PID{'s' * (len(pids_) > 1)} {shown})")
+        return (f"{n} process{'es' * (n != 1)} named {NAME} ignored, since none could "
+                f"itself write what it claims: {'; '.join(parts)}")
+
+
+def survey(root: Root) -> Survey:
+    """Every process named kube-proxy, each judged by what it could do and read only
+    when it could be kube-proxy (the trust rule, in _trust)."""
+    host = _namespaces(root, "/proc/1")
+    found: list[KubeProxy] = []
+    unreadable: list[tuple[int, NftuneError]] = []
+    ignored: dict[str, list[int]] = {}
+    for pid in pids(root):
+        try:
+            found.append(read(root, pid, host))
+        except Gone:
+            ignored.setdefault(EXITED, []).append(pid)
+        except Untrusted as e:
+            ignored.setdefault(e.reason, []).append(pid)
+        except NftuneError as e:
+            unreadable.append((pid, e))
+    return Survey(tuple(found), tuple(unreadable),
+                  tuple((r, tuple(ignored[r])) for r in REASONS if r in ignored))
+
+
 def pids(root: Root) -> list[int]:
-    """Processes whose name is kube-proxy (at most MAX_PROCESSES). On procfs each comm is
-    opened relative to /proc (a node has hundreds of processes; it holds no links a tree
-    could have made); in a test tree, through the tree like any file."""
+    """Every process whose name is kube-proxy. On procfs each comm is opened relative to
+    /proc (a node has hundreds of processes; it holds no links a tree could have made);
+    in a test tree, through the tree like any file."""
     from .chase import on_kernel_fs
 
     out = []
@@ -132,7 +195,7 @@ def pids(root: Root) -> list[int]:
             if name.isdigit() and len(name) <= 10 and \
                     _comm(root, d, name, fast) == NAME.encode():
                 out.append(int(name))
-    return sorted(out)[:MAX_PROCESSES]
+    return sorted(out)
 
 
 def _comm(root: Root, d: int, pid: str, fast: bool) -> bytes | None:
@@ -151,31 +214,72 @@ def _comm(root: Root, d: int, pid: str, fast: bool) -> bytes | None:
         os.close(fd)
 
 
-def read(root: Root, pid: int) -> KubeProxy:
-    """One kube-proxy's effective settings. Gone when it exits meanwhile; NftuneError
-    (naming the file) when its configuration cannot be read or parsed. Its /proc
-    directory is opened once: a PID reused meanwhile cannot mix two processes."""
+Namespaces = tuple[str, str]  # the network and user namespaces, as their links read
+
+
+def _namespaces(tree: Root, top: str) -> Namespaces | None:
+    """The network and user namespaces of the process whose /proc directory is `top` in
+    `tree`. None when they cannot be read: the kernel lets only a process with ptrace
+    rights over it (CAP_SYS_PTRACE) read them, and a zombie has none."""
+    try:
+        return (tree.readlink(f"{top}/ns/net"), tree.readlink(f"{top}/ns/user"))
+    except OSError:
+        return None
+
+
+def _trust(status: bytes, theirs: Namespaces | None, host: Namespaces | None) -> None:
+    """The trust rule: a process counts as kube-proxy only if it could itself write the
+    values the check predicts from it: it shares PID 1's network namespace, is in PID 1's
+    (the initial) user namespace, and has CAP_NET_ADMIN in its effective set, as a
+    hostNetwork, privileged kube-proxy has. procfs writes these fields, not the process."""
+    if re.search(rb"^State:\s*[ZX]", status, re.M):
+        raise Untrusted(EXITED)
+    if theirs is None or host is None:
+        raise Untrusted(HIDDEN)
+    if theirs[1] != host[1]:
+        raise Untrusted(OTHER_USERNS)
+    if theirs[0] != host[0]:
+        raise Untrusted(OTHER_NETNS)
+    m = re.search(rb"^CapEff:\s*([0-9a-fA-F]{1,32})$", status, re.M)
+    if m is None or not int(m.group(1), 16) >> CAP_NET_ADMIN & 1:
+        raise Untrusted(NO_NET_ADMIN)
+
+
+def read(root: Root, pid: int, host: Namespaces | None) -> KubeProxy:
+    """One kube-proxy's effective settings. Untrusted when it could not be kube-proxy;
+    Gone when it exits meanwhile; NftuneError (naming the file, never its content) when
+    its configuration cannot be read or parsed. Its /proc directory is opened once: a
+    PID reused meanwhile cannot mix two processes."""
     try:
         proc = root.open(f"/proc/{pid}", os.O_PATH | os.O_DIRECTORY)
     except OSError:
         raise Gone from None
     try:
-        return _read(root, pid, proc)
+        return _read(root, pid, proc, host)
     finally:
         os.close(proc)
 
 
-def _read(root: Root, pid: int, proc: int) -> KubeProxy:
+def _read(root: Root, pid: int, proc: int, host: Namespaces | None) -> KubeProxy:
     mine = Root(f"/proc/self/fd/{proc}")
     try:
-        raw = mine.read_bytes("/cmdline", MAX_CMDLINE)
-        status = mine.read_text("/status")
+        status = mine.read_bytes("/status", MAX_STATUS)
     except NftuneError:
         raise Gone from None  # procfs refuses a process that has exited
-    if not raw or status is None:
+    if not status:
+        raise Gone
+    _trust(status, _namespaces(mine, ""), host)
+    try:
+        raw = mine.read_bytes("/cmdline", MAX_CMDLINE)
+    except NftuneError as e:
+        if "larger than" in e.message:
+            raise NftuneError(f"its command line is longer than {MAX_CMDLINE} bytes",
+                              path=f"{NAME}[{pid}]") from None
+        raise Gone from None
+    if not raw:
         raise Gone
     argv = raw.decode("utf-8", "surrogateescape").split("\0")
-    cpus = _cpus(status) or 1
+    cpus = _cpus(status.decode("ascii", "replace")) or 1
     config = flag(argv, "config")
     if config:
         settings = _from_file(root, pid, proc, config)
@@ -209,7 +313,7 @@ def _bool_flag(argv: list[str], name: str) -> bool:
         elif word.startswith(f"--{name}="):
             text = word.split("=", 1)[1]
             if text not in TRUE + FALSE:
-                raise NftuneError(f"--{name} is not true or false", value=cut(text))
+                raise NftuneError(f"--{name} is not true or false")
             value = text in TRUE
     return value
 
@@ -234,7 +338,7 @@ def _int32_flag(argv: list[str], name: str, default: int) -> int:
     except ValueError:
         value = -1
     if not 0 <= value < 1 << 31:
-        raise NftuneError(f"--{name} is not a number from 0 to 2147483647", value=cut(text))
+        raise NftuneError(f"--{name} is not a number from 0 to 2147483647")
     return value
 
 
@@ -267,14 +371,14 @@ def _timeout_flag(argv: list[str], name: str, default: int) -> int:
         return default
     seconds = duration(text)
     if seconds is None:
-        raise NftuneError(f"--{name} is not a duration like 24h0m0s", value=cut(text))
+        raise NftuneError(f"--{name} is not a duration like 24h0m0s")
     return seconds
 
 
 def _from_flags(argv: list[str]) -> Settings:
     mode = flag(argv, "proxy-mode") or ""
     if mode not in ("", *MODES):
-        raise NftuneError("--proxy-mode is not iptables, ipvs or nftables", value=cut(mode))
+        raise NftuneError("--proxy-mode is not iptables, ipvs or nftables")
     timeouts = tuple((key, _timeout_flag(argv, flag_name, default))
                      for _, flag_name, key, default in TIMEOUTS)
     return Settings(mode or "iptables",
@@ -286,9 +390,10 @@ def _from_flags(argv: list[str]) -> Settings:
 
 def _from_file(root: Root, pid: int, proc: int, path: str) -> Settings:
     """The config file, read inside the process's own root (relative: its working
-    directory, which is then the top), regular files only, never procfs or sysfs, at most
-    MAX_CONFIG bytes."""
-    from .chase import on_kernel_fs
+    directory, which is then the top): a regular file on a file system that stores files
+    (never procfs, sysfs, tracefs, FUSE or a network file system, where a read can have
+    effects or block), opened non-blocking, at most MAX_CONFIG bytes."""
+    from .chase import on_storage_fs
 
     link = "root" if path.startswith("/") else "cwd"
     shown = f"{cut(path)} (in {NAME}[{pid}]'s root)"
@@ -306,8 +411,9 @@ def _from_file(root: Root, pid: int, proc: int, path: str) -> Settings:
         with theirs.reader("/" + path.lstrip("/")) as f:
             if f is None:
                 raise NftuneError("no such file", path=shown)
-            if on_kernel_fs(f.fileno()):
-                raise NftuneError("on procfs or sysfs, not a configuration file", path=shown)
+            if not on_storage_fs(f.fileno()):
+                raise NftuneError("not on a file system that stores files (procfs, sysfs, "
+                                  "tracefs, FUSE, a network file system…)", path=shown)
             data = f.read(MAX_CONFIG + 1)
     except NftuneError as e:
         e.path = shown
@@ -316,21 +422,29 @@ def _from_file(root: Root, pid: int, proc: int, path: str) -> Settings:
         raise NftuneError(f"cannot read: {e.strerror}", path=shown) from None
     finally:
         os.close(top)
+    if data is None:  # a non-blocking read that would block: not a file that stores data
+        raise NftuneError("a read would block", path=shown)
     if len(data) > MAX_CONFIG:
-        raise NftuneError(f"larger than {MAX_CONFIG} bytes", path=shown)
+        raise NftuneError(f"larger than {MAX_CONFIG} bytes (a KubeProxyConfiguration is a "
+                          "few KiB)", path=shown)
     return settings(parse_document(data, shown), shown)
 
 
 def _what(value: object) -> str:
-    """A value from the document, named without printing it: it may be an alias bomb or
-    nested past the recursion limit."""
+    """What a value of the document is, never what it says: the file may be anything."""
+    if isinstance(value, bool):
+        return "true or false"
     if isinstance(value, str):
-        return repr(cut(value, 40))
-    if isinstance(value, bool) or value is None:
-        return str(value).lower()
-    if isinstance(value, int):
-        return "a number" if abs(value) > 1 << 62 else str(value)
-    return f"a {type(value).__name__}"
+        return "a string"
+    if isinstance(value, int | float):
+        return "a number"
+    if value is None:
+        return "null"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return "another type"
 
 
 def settings(doc: dict[str, Any], shown: str) -> Settings:
@@ -344,8 +458,7 @@ def settings(doc: dict[str, Any], shown: str) -> Settings:
                           key="conntrack")
     mode = doc.get("mode") or ""
     if not isinstance(mode, str) or mode not in ("", *MODES):
-        raise NftuneError(f"unknown mode {_what(mode)}", path=shown, key="mode",
-                          hint="iptables, ipvs or nftables")
+        raise NftuneError("mode is not iptables, ipvs or nftables", path=shown, key="mode")
     timeouts = []
     for field, _, key, default in TIMEOUTS:
         value = conntrack.get(field)
@@ -362,28 +475,62 @@ def settings(doc: dict[str, Any], shown: str) -> Settings:
                     _boolean(conntrack, "tcpBeLiberal", shown), tuple(timeouts))
 
 
+# What went wrong in PyYAML's loader, by its error's class: the message itself quotes the
+# document (a token, a tag), so it is never shown.
+_YAML_ERRORS = {"ReaderError": "not text YAML allows", "ScannerError": "not valid YAML",
+                "ParserError": "not valid YAML", "ComposerError": "not valid YAML",
+                "ConstructorError": "a tag or value nftune does not accept",
+                "TooDeep": f"brackets nested more than {MAX_FLOW_DEPTH} deep"}
+
+
 def parse_document(data: bytes, shown: str) -> dict[str, Any]:
     """A KubeProxyConfiguration in YAML (or JSON, which YAML reads too), with PyYAML's safe
-    loader: plain data, no tags that construct objects."""
-    import yaml
-
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    loader: plain data, no tags that construct objects. Whatever the loader raises on
+    whatever the file holds is an NftuneError that says what kind of problem and where,
+    never what the file says."""
     try:
-        doc = yaml.load(data, Loader=loader)  # a safe loader: plain data only
-    except yaml.YAMLError as e:
-        where = getattr(e, "problem_mark", None)
-        line = where.line + 1 if where is not None else None
-        problem = getattr(e, "problem", None) or str(e).split("\n", 1)[0]
-        raise NftuneError(f"not YAML: {cut(str(problem))}", path=shown, line=line) from None
-    except (RecursionError, ValueError, OverflowError, MemoryError) as e:
-        raise NftuneError(f"cannot be read: {type(e).__name__}", path=shown) from None
+        doc = _loader()(data).get_single_data()
+    except RecursionError:
+        raise NftuneError("nested too deeply", path=shown) from None
+    except MemoryError:
+        raise NftuneError("too large to read", path=shown) from None
+    except Exception as e:  # any input may raise anything in the loader
+        what = _YAML_ERRORS.get(type(e).__name__, "a value nftune does not accept")
+        mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+        line, column = getattr(mark, "line", None), getattr(mark, "column", None)
+        where = f" (line {line + 1}, column {column + 1})" \
+            if isinstance(line, int) and isinstance(column, int) else ""
+        raise NftuneError(f"{what}{where}", path=shown) from None
     if not isinstance(doc, dict):
         raise NftuneError(f"not a KubeProxyConfiguration ({_what(doc)}, not a mapping)",
                           path=shown)
-    kind = doc.get("kind")
-    if kind != KIND:
-        raise NftuneError(f"kind is {_what(kind)}, not {KIND}", path=shown, key="kind")
+    if doc.get("kind") != KIND:
+        raise NftuneError(f"kind is not {KIND}", path=shown, key="kind")
     return doc
+
+
+_LOADER: Any = None
+
+
+def _loader() -> Any:
+    """PyYAML's Python SafeLoader (the C one is not bundled, and is not used in a venv
+    either, so both behave alike), refusing flow collections nested past
+    MAX_FLOW_DEPTH: each level makes every later token cost more (N^2)."""
+    global _LOADER
+    if _LOADER is None:
+        import yaml
+
+        class TooDeep(yaml.YAMLError):
+            pass
+
+        class Loader(yaml.SafeLoader):
+            def fetch_flow_collection_start(self, token: Any) -> None:
+                if self.flow_level >= MAX_FLOW_DEPTH:
+                    raise TooDeep()
+                super().fetch_flow_collection_start(token)
+
+        _LOADER = Loader
+    return _LOADER
 
 
 def _int32(section: dict[str, Any], key: str, default: int, shown: str) -> int:

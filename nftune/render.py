@@ -100,12 +100,13 @@ def render(config: Config, choices: list[ModuleChoice], facts: Facts,
 
 
 def _conntrack(config: Config, one: Callable[..., Artifact]) -> list[Artifact]:
-    from .conntrack import needs_machine, static_buckets  # only a node that sizes the table
+    from .conntrack import static_buckets  # only a node that sizes the table
 
     ct = config.conntrack
-    out = []
-    if needs_machine(ct):
-        out.append(one(Kind.CONNTRACK_DROPIN))
+    # nftune-conntrack.service at every boot: it sizes an auto table for the machine, sets
+    # the hash size of a table already there (built in, or loaded from an initramfs) and
+    # says when the table would take more than MemoryShare= of that machine's RAM.
+    out = [one(Kind.CONNTRACK_DROPIN)]
     if (buckets := static_buckets(ct)) is not None:  # known from the config alone
         out.append(one(Kind.MODPROBE, buckets=buckets, how=_how(config)))
     return out

@@ -34,7 +34,9 @@ def document(data: dict[str, Any], root: Root, finished: float,
 
 def write(root: Root, doc: dict[str, Any]) -> str:
     root.ensure_dir("/run/nftune")
-    root.write_atomic(REPORT, (json.dumps(doc, indent=2) + "\n").encode(), 0o644)
+    # For root and group adm (the unit makes /run/nftune root:adm 2750): it names files
+    # and processes of the node.
+    root.write_atomic(REPORT, (json.dumps(doc, indent=2) + "\n").encode(), 0o640)
     return root.show(REPORT)
 
 

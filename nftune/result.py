@@ -78,7 +78,9 @@ class Cause(StrEnum):
     UNREADABLE = "unreadable"
     MODPROBE_OVERRIDDEN = "modprobe-overridden"
     NOT_SIZED = "not-sized"
+    TOO_LARGE = "too-large"
     KUBE_PROXY_CONFLICT = "kube-proxy-conflict"
+    UNTRUSTED = "untrusted"
     NOT_APPLICABLE = "not-applicable"
 
 
@@ -129,11 +131,18 @@ CAUSES: dict[Cause, str] = {
     Cause.NOT_SIZED: "the running conntrack table is not the size [Conntrack] wants: "
                      "nftune-conntrack.service did not run, the module was loaded before "
                      "nftune's files applied (an initramfs), or something resized it",
+    Cause.TOO_LARGE: "the conntrack table [Conntrack] sets takes more than MemoryShare= of "
+                     "this machine's RAM at full size (hash buckets x 8 bytes + Max x the "
+                     "entry's size)",
     Cause.KUBE_PROXY_CONFLICT: "kube-proxy will write a value nftune manages, to another "
                                "value, at its next start (nf_conntrack_max, hashsize, "
                                "or be_liberal through tcpBeLiberal)",
-    Cause.NOT_APPLICABLE: "nothing to check here: no kube-proxy runs on this node, or "
-                          "[Conntrack] does not set what the check is about",
+    Cause.UNTRUSTED: "processes named kube-proxy that could not themselves write what they "
+                     "would claim (not in PID 1's network and user namespaces, or without "
+                     "CAP_NET_ADMIN): nftune reads nothing of them and ignores them",
+    Cause.NOT_APPLICABLE: "nothing to check here: no kube-proxy runs on this node, "
+                          "[Conntrack] does not set what the check is about, or modprobe.d "
+                          "does not apply (nf_conntrack is built into the kernel)",
 }
 
 
@@ -232,19 +241,25 @@ CHECKS: dict[Check, CheckDoc] = {
         "modprobe applies, by kmod's own precedence (files sorted by name across "
         "/etc, /run, /usr/local/lib and /usr/lib/modprobe.d, every options line in order, "
         "then the kernel command line; the last assignment wins); an initramfs older than "
-        "nftune's file is named"),
+        "nftune's file is named. Where nf_conntrack is built into the kernel, modprobe.d "
+        "never applies: skipped, naming `nf_conntrack.hashsize=` on the kernel command "
+        "line (nftune-conntrack.service sets the size through sysfs at boot)"),
     Check.CONNTRACK_SIZE: CheckDoc(
         "conntrack", "live",
         "with `[Conntrack]`: the running table's `nf_conntrack_max` and "
         "`nf_conntrack_buckets` are the wanted ones (for auto sizing, what "
-        "nftune-conntrack.service decided this boot)"),
+        "nftune-conntrack.service decided this boot), and the table fits `MemoryShare=` "
+        "of this machine's RAM (`too-large`); on an image, the RAM below which it would "
+        "not is named"),
     Check.KUBE_PROXY: CheckDoc(
         "kubeproxy", "live",
-        "each running kube-proxy (found by name in /proc), with its flags and its "
-        "`--config` KubeProxyConfiguration read through `/proc/PID/root`: its mode, its "
-        "conntrack settings, and what it writes at its next start. Informational (passed, "
-        "or skipped when there is none or its configuration cannot be read) unless it "
-        "would write a value nftune manages to another value (`kube-proxy-conflict`)"),
+        "each running kube-proxy (a process of that name that could itself write what it "
+        "claims: in PID 1's network and user namespaces, with CAP_NET_ADMIN; any other is "
+        "ignored, `untrusted`), with its flags and its `--config` KubeProxyConfiguration "
+        "read through `/proc/PID/root`: its mode, its conntrack settings, and what it "
+        "writes at its next start. Informational (passed, or skipped when there is none or "
+        "its configuration cannot be read) unless it would write a value nftune manages to "
+        "another value (`kube-proxy-conflict`)"),
 }
 
 

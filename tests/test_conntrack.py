@@ -21,8 +21,10 @@ from nftune.conntrack import (
     Machine,
     kube_proxy_max,
     needs_machine,
+    over_share,
     round_buckets,
     size,
+    table_bytes,
 )
 from nftune.errors import EXIT_USAGE, NftuneError
 from nftune.modprobe import ModprobeD, last_assignment, parse_cmdline
@@ -87,9 +89,9 @@ def test_auto_is_kube_proxys_formula_capped_by_memory(cpus: int, gib: int, share
     assert s.formula == formula == kube_proxy_max(cpus)
     assert s.max is not None and s.buckets is not None
     assert s.max <= formula
-    if share:
-        table = s.max * STATED_ENTRY + s.max / 4 * 8
-        assert table <= gib * GiB * share / 100
+    if share:  # the whole table, buckets as the kernel rounds them, fits the share
+        assert table_bytes(s.max, s.buckets, STATED_ENTRY) <= gib * GiB * share / 100
+        assert over_share(s, m, share) is None
         assert s.max == formula or s.memory_cap == s.max  # capped only by memory
     else:
         assert s.max == formula and s.memory_cap is None
@@ -104,9 +106,10 @@ def test_worked_examples() -> None:
     assert auto(2, 4 * GiB) == (131072, 32768)  # the floor: kube-proxy's min
     assert auto(16, 64 * GiB) == (524288, 131072)  # 32768 per CPU
     assert auto(96, 384 * GiB) == (1048576, 262144)  # the per-CPU part's cap
-    # 512 MiB, 5 %: 26843545 bytes / (320 + 2) per entry = 83365 entries.
-    assert auto(2, 512 << 20) == (83365, round_buckets(20842)) == (83365, 20992)
-    assert auto(2, 512 << 20, entry=256) == (104044, 26112)  # the slab's 256 bytes
+    # 512 MiB, 5 %: (26843545 bytes - 511 buckets of rounding x 8 B) / (320 + 2) per
+    # entry = 83352 entries.
+    assert auto(2, 512 << 20) == (83352, round_buckets(20838)) == (83352, 20992)
+    assert auto(2, 512 << 20, entry=256) == (104028, 26112)  # the slab's 256 bytes
     assert kube_proxy_max(4, per_core=0) is None  # maxPerCore 0: kube-proxy leaves it
     assert kube_proxy_max(64, cap=None) == 2097152  # before 1.36, no cap
 
@@ -133,7 +136,10 @@ def test_numbers_are_rendered_into_sysctl_d_and_modprobe_d(tree: Path) -> None:
     files = applied(tree, "[Conntrack]\nMax=262144\nBuckets=auto\n")
     assert "net.netfilter.nf_conntrack_max = 262144\n" in files["etc/sysctl.d/90-nftune.conf"]
     assert "options nf_conntrack hashsize=65536\n" in files["etc/modprobe.d/nftune.conf"]
-    assert not any("nftune-conntrack" in f for f in files)
+    # nftune-conntrack.service runs at boot for numbers too: a table already there (built
+    # in, or from an initramfs) is resized, and one too large for the machine is named.
+    assert [f for f in files if "nftune-conntrack" in f] == [
+        "etc/systemd/system/systemd-modules-load.service.d/nftune-conntrack.conf"]
     assert main(["clean", "--root", str(tree)]) == 0
     assert not (tree / "etc/modprobe.d/nftune.conf").exists()
 
@@ -304,11 +310,22 @@ def test_conntrack_verb_shows_wanted_and_live(node: Root, tree: Path, commands: 
 
 
 def test_the_readmes_worked_examples() -> None:
-    rows = {(2, 4, 5): (131072, 32768), (16, 64, 5): (524288, 131072),
-            (96, 384, 5): (1048576, 262144), (2, 1, 3): (100038, 25088)}
-    for (cpus, gib, share), want in rows.items():
-        s = size(ConntrackConfig("auto", "auto", share), Machine(cpus, gib * GiB, 320, False))
-        assert (s.max, s.buckets) == want
+    """Each row of the README's table, as the README has it, is what nftune computes."""
+    import re
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    rows = re.findall(r"^\| (\d+) CPUs, (\d+) GiB, (\d+) % \| (\d+)(?: \(capped\))? \| "
+                      r"([\d,]+) \| (\d+) \| (\d+) \| (\d+) MiB \|$", readme, re.M)
+    assert len(rows) == 4
+    for cpus, gib, share, formula, cap, mx, buckets, table in rows:
+        m = Machine(int(cpus), int(gib) * GiB, 320, False)
+        s = size(ConntrackConfig("auto", "auto", int(share)), m)
+        uncapped = size(ConntrackConfig("auto", "auto", 0), m)
+        room = int(gib) * GiB * int(share) / 100 - 511 * 8
+        assert (s.formula, int(room / 322), s.max, s.buckets) == (
+            int(formula), int(cap.replace(",", "")), int(mx), int(buckets))
+        assert s.memory_cap in (None, s.max) and uncapped.max == int(formula)
+        assert round(table_bytes(s.max, s.buckets, 320) / (1 << 20)) == int(table)
 
 
 def test_a_table_that_cannot_be_resized_leaves_the_files_applied(
@@ -388,3 +405,82 @@ def test_a_modprobe_d_entry_that_would_block_modprobe_fails(tree: Path,
     os.mkfifo(tree / "etc/modprobe.d/zz.conf")
     status, cause, reason = checks_of(Root(tree), commands)["modprobe-options"][0]
     assert (status, cause) == ("failed", "unreadable") and "zz.conf" in reason
+
+
+# -- sizes the kernel and the machine can hold (issue 24) ---------------------------------
+
+def test_buckets_never_exceed_what_the_kernel_allocates(tree: Path) -> None:
+    """Max=2147483647 with Buckets=auto asked for 536870912 buckets, which the kernel
+    refuses (nf_conntrack would not load): the largest table it makes instead."""
+    files = applied(tree, "[Conntrack]\nMax=2147483647\nBuckets=auto\n")
+    assert "options nf_conntrack hashsize=268434944\n" in files["etc/modprobe.d/nftune.conf"]
+    assert 268434944 % 512 == 0 and 268434944 * 8 < 1 << 31 <= (268434944 + 512) * 8
+    for mx in (1073739777, 1073739776 + 512 * 4, 2147483647):
+        assert size(ConntrackConfig(mx, "auto", 5), None).buckets == 268434944
+
+
+@pytest.mark.parametrize("buckets", ["268435456", "268435455", "268434945"])
+def test_a_hash_size_the_kernel_refuses_is_a_config_error(tree: Path, buckets: str,
+                                                          capsys: pytest.CaptureFixture[str]
+                                                          ) -> None:
+    write(tree, CONF, f"[Conntrack]\nBuckets={buckets}\n")
+    assert main(["apply", "--root", str(tree)]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert f"{CONF}:2" in err and "Buckets must be auto or a number from 1 to 268434944" in err
+    assert not (tree / "etc/modprobe.d").exists()
+
+
+def test_a_table_too_large_for_the_machine_is_named(node: Root, tree: Path,
+                                                   commands: Commands) -> None:
+    """4 GiB, 5 %: 214 MiB. 16777216 buckets (128 MiB) + 1048576 entries x 320 B (320 MiB)
+    is more: at boot (nftune-conntrack), live (verify) and on an image (a warning that
+    names the RAM below which it does not fit)."""
+    write(tree, "/proc/meminfo", f"MemTotal: {4 * GiB // 1024} kB\n")
+    write(tree, CONF, "[Conntrack]\nMax=1048576\nBuckets=16777216\n")
+    ctx = context(node, commands)
+    done = size_runtime(ctx, ctx.config)
+    want = ("the table takes up to 448 MiB at full size (16777216 buckets x 8 B + 1048576 "
+            "entries x 320 B), more than MemoryShare=5% of this machine's 4.0 GiB of RAM")
+    assert done.too_large == want
+    assert f"conntrack: warning: {want}; lower [Conntrack] Max= or Buckets=, or use auto" \
+        in done.lines(node)
+    [(status, cause, reason)] = checks_of(node, commands)["conntrack-size"]
+    assert (status, cause, reason) == ("failed", "too-large", want)
+    # The slab's measured size counts when the module is loaded.
+    write(tree, "/sys/kernel/slab/nf_conntrack/object_size", "256\n")
+    assert "1048576 entries x 256 B" in checks_of(node, commands)["conntrack-size"][0][2]
+    # An image: 448 MiB is 5 % of 8.75 GiB.
+    (tree / "proc").rename(tree / "proc.off")
+    [(status, cause, reason)] = checks_of(Root(tree), commands)["conntrack-size"]
+    assert (status, cause) == ("skipped", "not-live")
+    assert reason.endswith("; a machine with less than 8.8 GiB of RAM would give this "
+                           "table more than MemoryShare=5% of it at full size (320 B an "
+                           "entry; verify on the node checks it)"), reason
+    write(tree, CONF, "[Conntrack]\nMax=131072\nBuckets=32768\n")  # kube-proxy's own: 40 MiB
+    [(_, _, reason)] = checks_of(Root(tree), commands)["conntrack-size"]
+    assert "a machine with less than 0.8 GiB of RAM" in reason
+    write(tree, CONF, "[Conntrack]\nMax=1048576\nBuckets=16777216\nMemoryShare=0\n")
+    [(_, _, reason)] = checks_of(Root(tree), commands)["conntrack-size"]
+    assert reason == "--root: not the running system"  # no share to keep to
+
+
+@pytest.mark.parametrize("live", [True, False])
+def test_a_built_in_nf_conntrack_takes_no_modprobe_d(tree: Path, commands: Commands,
+                                                     live: bool) -> None:
+    add_kernel(tree, "6.1.0-test", modules=(), builtin=("nf_conntrack",))
+    add_units(tree)
+    write(tree, CONF, "[Conntrack]\nBuckets=65536\n")
+    write(tree, "/proc/cmdline", "root=/dev/vda nf_conntrack.hashsize=4096 quiet\n")
+    root = fake_live(tree) if live else Root(tree)
+    assert main(["apply", "--root", str(tree)], runner=commands) == 0
+    [(status, cause, reason)] = checks_of(root, commands)["modprobe-options"]
+    assert (status, cause) == ("skipped", "not-applicable")
+    where = "the running kernel (6.1.0-test)" if live else "every installed kernel (6.1.0-test)"
+    assert reason.startswith(f"nf_conntrack is built into {where}: modprobe.d never applies "
+                             "to it; nftune-conntrack.service sets the hash size through "
+                             "/sys/module/nf_conntrack/parameters/hashsize at boot"), reason
+    assert ("the kernel command line's nf_conntrack.hashsize=4096 sets it first" in reason) \
+        is live
+    # The boot's service sets it through sysfs, numbers and auto alike.
+    dropin = tree / "etc/systemd/system/systemd-modules-load.service.d/nftune-conntrack.conf"
+    assert "Wants=nftune-conntrack.service" in dropin.read_text()

@@ -100,3 +100,66 @@ def test_temp_files_a_killed_run_left_are_removed(tree: Path) -> None:
     again = write(tree, "/etc/sysctl.d/.#90-nftune.conf.nftune4243", "")
     assert main(["clean", "--root", str(tree)]) == 0
     assert not again.exists() and admins.exists()
+
+
+KILLER = """
+import os, signal, sys
+at = int(sys.argv[1])
+seen = [0]
+WRITES = os.O_WRONLY | os.O_RDWR | os.O_CREAT
+
+def hook(event, args):
+    # Every change to the tree: a mkdir, a rename, an unlink, an rmdir, an open to write.
+    if event in ("os.mkdir", "os.rename", "os.remove", "os.rmdir") or (
+            event == "open" and isinstance(args[2], int) and args[2] & WRITES):
+        seen[0] += 1
+        if seen[0] == at:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+from nftune.cli import main
+sys.addaudithook(hook)
+code = main(sys.argv[2:])
+print("changes", seen[0])
+sys.exit(code)
+"""
+
+
+def test_clean_leaves_the_tree_as_it_found_it_after_a_kill_anywhere(tree: Path) -> None:
+    """apply killed (SIGKILL, no cleanup of any kind) before each change it makes to the
+    tree in turn, then clean: the tree is exactly the one from before, also when the kill
+    came between making /var/lib/nftune and writing the state into it."""
+    import shutil
+    import signal
+    import subprocess
+    import sys
+
+    from nftune.cli import main
+
+    write(tree, "/etc/nftune/nftune.conf", "[Verify]\nGate=yes\nInterval=7\n"
+                                           "[Conntrack]\nBuckets=65536\n")
+    (tree / "var/lib/dpkg").mkdir(parents=True)
+    (tree / "lib/modules/6.1.0-test").mkdir(parents=True)
+    write(tree, "/lib/modules/6.1.0-test/modules.dep",
+          "kernel/net/netfilter/nf_conntrack.ko:\n")
+    before = snapshot(tree)
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+
+    def killed_at(k: int) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-B", "-c", KILLER, str(k), "apply",
+                               "--root", str(work)], capture_output=True, text=True,
+                              env=env, check=False, timeout=60)
+
+    work = tree.parent / "work"
+    k = 1
+    while True:
+        shutil.copytree(tree, work, symlinks=True)
+        run = killed_at(k)
+        if run.returncode == 0:  # got past every change: that was all of them
+            assert f"changes {k - 1}" in run.stdout, run.stdout
+            break
+        assert run.returncode == -signal.SIGKILL, run.stderr
+        assert main(["clean", "--root", str(work)]) == 0
+        assert snapshot(work) == before, f"killed before change {k}"
+        shutil.rmtree(work)
+        k += 1
+    assert k > 10  # the directories, the state, each file: every step was a kill point

@@ -10,19 +10,25 @@ from pathlib import Path
 
 import pytest
 from conftest import Commands, context, fake_live, write
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from nftune.checks import kubeproxy as check
 from nftune.errors import NftuneError
 from nftune.kubeproxy import (
+    MAX_CONFIG,
     Gone,
     KubeProxy,
     Settings,
+    Untrusted,
     duration,
     flag,
     parse_document,
     pids,
     read,
     settings,
+    survey,
 )
 from nftune.root import Root
 
@@ -56,14 +62,27 @@ NFTABLES = """\
  "mode": "nftables", "conntrack": {"maxPerCore": 0, "tcpBeLiberal": true}}
 """
 CONFIG = "/var/lib/kube-proxy/config.conf"
+HOST_NS = ("net:[4026531840]", "user:[4026531837]")  # PID 1's, as procfs names them
+ALL_CAPS = "000001ffffffffff"
+
+
+def namespaces(tree: Path, pid: int, net: str, user: str) -> None:
+    (tree / f"proc/{pid}/ns").mkdir(parents=True, exist_ok=True)
+    (tree / f"proc/{pid}/ns/net").symlink_to(net)  # procfs's links, dangling here
+    (tree / f"proc/{pid}/ns/user").symlink_to(user)
 
 
 def kube_proxy(tree: Path, pid: int = 4242, *, config: str | None = IPVS,
-               argv: tuple[str, ...] = ("--config=" + CONFIG,), cpus: str = "0-3") -> None:
-    """A kube-proxy process in a fake /proc, its root a container's directory."""
+               argv: tuple[str, ...] = ("--config=" + CONFIG,), cpus: str = "0-3",
+               cap_eff: str = ALL_CAPS, state: str = "S (sleeping)",
+               net: str = HOST_NS[0], user: str = HOST_NS[1]) -> None:
+    """A kube-proxy process in a fake /proc, its root a container's directory; by default
+    one that could be kube-proxy (the host's namespaces, every capability)."""
     write(tree, f"/proc/{pid}/comm", "kube-proxy\n")
     write(tree, f"/proc/{pid}/cmdline", "\0".join(["/usr/local/bin/kube-proxy", *argv]) + "\0")
-    write(tree, f"/proc/{pid}/status", f"Name:\tkube-proxy\nCpus_allowed_list:\t{cpus}\n")
+    write(tree, f"/proc/{pid}/status", f"Name:\tkube-proxy\nState:\t{state}\n"
+          f"CapEff:\t{cap_eff}\nCpus_allowed_list:\t{cpus}\n")
+    namespaces(tree, pid, net, user)
     container = tree / f"containers/{pid}"
     container.mkdir(parents=True)
     (tree / f"proc/{pid}/root").symlink_to(f"/containers/{pid}")
@@ -75,6 +94,7 @@ def kube_proxy(tree: Path, pid: int = 4242, *, config: str | None = IPVS,
 @pytest.fixture
 def node(tree: Path) -> Root:
     write(tree, "/proc/1/comm", "systemd\n")
+    namespaces(tree, 1, *HOST_NS)
     write(tree, "/proc/self/comm", "kube-proxy\n")  # not a PID: never looked at
     return fake_live(tree, values={"net/netfilter/nf_conntrack_max": "131072"})
 
@@ -84,7 +104,7 @@ def test_each_mode_from_its_config_file(node: Root, tree: Path) -> None:
     kube_proxy(tree, 11, config=IPVS, cpus="0-7")
     kube_proxy(tree, 12, config=NFTABLES)
     assert pids(node) == [10, 11, 12]
-    got = [read(node, p) for p in (10, 11, 12)]
+    got = [read(node, p, HOST_NS) for p in (10, 11, 12)]
     timeouts = (("net/netfilter/nf_conntrack_tcp_timeout_established", 86400),
                 ("net/netfilter/nf_conntrack_tcp_timeout_close_wait", 3600))
     assert got[0] == KubeProxy(10, CONFIG, Settings("iptables", 32768, 131072, False,
@@ -100,7 +120,7 @@ def test_each_mode_from_its_config_file(node: Root, tree: Path) -> None:
 def test_flags_decide_without_a_config_file(node: Root, tree: Path) -> None:
     kube_proxy(tree, config=None, argv=("--proxy-mode", "ipvs", "--conntrack-max-per-core=0",
                                         "--conntrack-tcp-be-liberal", "--v=2"))
-    kp = read(node, 4242)
+    kp = read(node, 4242, HOST_NS)
     assert (kp.mode, kp.source, kp.sets_max, kp.settings.be_liberal) == \
         ("ipvs", "flags", None, True)
     assert flag(["--config", "a", "--config=b"], "config") == "b"
@@ -120,7 +140,7 @@ def test_go_durations(text: str, seconds: int | None) -> None:
 def test_bad_flags_are_named(node: Root, tree: Path, argv: tuple[str, ...]) -> None:
     kube_proxy(tree, config=None, argv=argv)
     with pytest.raises(NftuneError) as e:
-        read(node, 4242)
+        read(node, 4242, HOST_NS)
     assert argv[0].split("=")[0] in str(e.value)
 
 
@@ -128,27 +148,30 @@ def test_flags_as_pflag_reads_them(node: Root, tree: Path) -> None:
     kube_proxy(tree, config=None, argv=("--conntrack-max-per-core=0x8000", "--conntrack-min",
                                         "010", "--conntrack-tcp-be-liberal=False",
                                         "--conntrack-udp-timeout=30s"))
-    s = read(node, 4242).settings
+    s = read(node, 4242, HOST_NS).settings
     assert (s.max_per_core, s.minimum, s.be_liberal) == (32768, 8, False)
     assert ("net/netfilter/nf_conntrack_udp_timeout", 30) in s.timeouts
 
 
 def test_with_a_config_file_the_flags_are_ignored(node: Root, tree: Path) -> None:
     kube_proxy(tree, argv=("--conntrack-max-per-core=0", "--config", CONFIG))
-    assert read(node, 4242).settings.max_per_core == 65536
+    assert read(node, 4242, HOST_NS).settings.max_per_core == 65536
 
 
 @pytest.mark.parametrize(("text", "words"), [
-    ("kind: KubeProxyConfiguration\nconntrack: [\n", "not YAML"),
+    ("kind: KubeProxyConfiguration\nconntrack: [\n", "not valid YAML (line 3, column 1)"),
     ("kind: KubeletConfiguration\n", "not KubeProxyConfiguration"),
     ("- a list\n", "not a mapping"),
-    ("kind: KubeProxyConfiguration\nmode: userspace\n", "unknown mode"),
+    ("kind: KubeProxyConfiguration\nmode: userspace\n", "mode is not iptables, ipvs or"),
     ("kind: KubeProxyConfiguration\nconntrack:\n  maxPerCore: lots\n", "maxPerCore"),
     ("kind: KubeProxyConfiguration\nconntrack:\n  min: -1\n", "conntrack.min"),
     ("kind: KubeProxyConfiguration\nconntrack:\n  tcpBeLiberal: maybe\n", "tcpBeLiberal"),
     ("kind: KubeProxyConfiguration\nconntrack: 5\n", "not a mapping"),
-    ("kind: !!python/object/apply:os.system ['true']\n", "not YAML"),
-    ("kind: KubeProxyConfiguration\nx: " + "[" * 5000 + "]" * 5000 + "\n", ""),
+    ("kind: !!python/object/apply:os.system ['true']\n", "a tag or value nftune does not"),
+    ("kind: KubeProxyConfiguration\nx: " + "[" * 17 + "]" * 17 + "\n", "nested more than 16"),
+    ("kind: KubeProxyConfiguration\nx: !!int ''\n", "a value nftune does not accept"),
+    ("kind: KubeProxyConfiguration\nx: !!float ''\n", "a value nftune does not accept"),
+    ("kind: KubeProxyConfiguration\nx: !!bool maybe\n", "a value nftune does not accept"),
 ])
 def test_bad_documents_name_the_file(text: str, words: str) -> None:
     with pytest.raises(NftuneError) as e:
@@ -226,13 +249,15 @@ def test_hostile_or_vanishing_processes_are_skipped(node: Root, tree: Path, case
     else:
         (tree / "proc/4242/root").unlink()
     [(subject, status, cause, reason)] = results(node, "[Conntrack]\nMax=200000\n")
-    assert (subject, status) == ("kube-proxy[4242]", "skipped"), reason
     vanished = case in ("gone", "root-gone")  # procfs: no entry once the process is gone
-    assert cause == ("not-applicable" if vanished else "unreadable"), reason
-    if not vanished:
+    if vanished:
+        assert (subject, status, cause) == ("kube-proxy", "skipped", "untrusted"), reason
+        assert reason.endswith("1 exited (PID 4242)"), reason
+    else:
+        assert (subject, status, cause) == ("kube-proxy[4242]", "skipped", "unreadable")
         assert "config.conf" in reason
     with pytest.raises((Gone, NftuneError)):
-        read(node, 4242)
+        read(node, 4242, HOST_NS)
 
 
 def test_offline_it_is_skipped(tree: Path) -> None:
@@ -287,3 +312,212 @@ def test_sysctl_section_values_are_contested_too(node: Root, tree: Path) -> None
     assert (status, cause) == ("failed", "kube-proxy-conflict")
     assert "nf_conntrack_max to 131072, nftune wants 65536" in reason
     assert "nf_conntrack_tcp_timeout_established to 86400, nftune wants 600" in reason
+
+
+# -- the trust rule: only a process that could itself write what it claims is read ------
+
+SECRET = "k10secretTOKENvalue-abcdef"
+
+
+def test_only_a_process_that_could_be_kube_proxy_is_read(node: Root, tree: Path) -> None:
+    """Decoys of every kind, with lower PIDs than the real one: none is read, one line
+    says how many and why, and the real one's conflict still fails the check."""
+    write(tree, "/root/secret", SECRET + "\n")
+    decoy = ("--config=/root/secret", "--conntrack-max-per-core=1")
+    for pid in range(100, 130):  # unprivileged: no CAP_NET_ADMIN (CapEff of a user)
+        kube_proxy(tree, pid, config=None, argv=decoy, cap_eff="0000000000000000")
+    for pid in range(130, 134):  # a pod's own network namespace
+        kube_proxy(tree, pid, config=None, argv=decoy, net="net:[4026532999]")
+    for pid in range(134, 136):  # a user namespace (rootless containers): caps of its own
+        kube_proxy(tree, pid, config=None, argv=decoy, user="user:[4026532111]")
+    for pid in range(136, 140):  # zombies
+        kube_proxy(tree, pid, config=None, argv=decoy, state="Z (zombie)")
+    kube_proxy(tree, 140, config=None, argv=decoy)
+    (tree / "proc/140/ns/net").unlink()  # its namespaces cannot be read (no ptrace rights)
+    kube_proxy(tree, 900)  # the real one: host namespaces, CAP_NET_ADMIN
+    got = survey(node)
+    assert [kp.pid for kp in got.found] == [900]
+    assert dict(got.ignored) == {
+        "exited": tuple(range(136, 140)), "its namespaces cannot be read": (140,),
+        "in another user namespace than PID 1": (134, 135),
+        "in another network namespace than PID 1": tuple(range(130, 134)),
+        "without CAP_NET_ADMIN": tuple(range(100, 130))}
+    rows = results(node, "[Conntrack]\nMax=200000\n")
+    assert [(r[0], r[1], r[2]) for r in rows] == [
+        ("kube-proxy[900]", "failed", "kube-proxy-conflict"),
+        ("kube-proxy", "skipped", "untrusted")]
+    assert rows[1][3] == (
+        "41 processes named kube-proxy ignored, since none could itself write what it "
+        "claims: 4 exited (PIDs 136, 137, 138, 139); 1 its namespaces cannot be read "
+        "(PID 140); 2 in another user namespace than PID 1 (PIDs 134, 135); 4 in another "
+        "network namespace than PID 1 (PIDs 130, 131, 132, 133); 30 without CAP_NET_ADMIN "
+        "(PIDs 100, 101, 102, 103, 104, …)")
+    assert SECRET not in repr(rows)
+    # Without the real one, decoys alone change nothing: no conflict, no failure.
+    import shutil
+
+    shutil.rmtree(tree / "proc/900")
+    node_ctx = context(node)
+    assert not any(r.failed for r in check.checks(node_ctx))
+    assert check.writer_of(node_ctx, "net/netfilter/nf_conntrack_max") is None
+
+
+@pytest.mark.parametrize(("cap_eff", "trusted"), [
+    ("0000000000001000", True), ("0000000000000fff", False), ("0000000000002000", False),
+    ("000001ffffffefff", False), ("nonsense", False)])
+def test_cap_net_admin_is_bit_12_of_capeff(node: Root, tree: Path, cap_eff: str,
+                                           trusted: bool) -> None:
+    kube_proxy(tree, cap_eff=cap_eff)
+    if trusted:
+        assert read(node, 4242, HOST_NS).mode == "ipvs"
+    else:
+        with pytest.raises(Untrusted):
+            read(node, 4242, HOST_NS)
+
+
+def test_without_pid_1s_namespaces_nothing_is_trusted(node: Root, tree: Path) -> None:
+    kube_proxy(tree)
+    (tree / "proc/1/ns/user").unlink()
+    assert dict(survey(node).ignored) == {"its namespaces cannot be read": (4242,)}
+
+
+@pytest.mark.parametrize("doc", [
+    SECRET, f"- {SECRET}", f"kind: {SECRET}", f"{SECRET}: [", f"kind: !{SECRET} x",
+    f"kind: !!python/name:{SECRET} x", f"kind: KubeProxyConfiguration\nmode: {SECRET}",
+    f"kind: KubeProxyConfiguration\nconntrack: {SECRET}",
+    f"kind: KubeProxyConfiguration\nconntrack: {{maxPerCore: {SECRET}}}",
+    f"kind: KubeProxyConfiguration\nconntrack: {{tcpBeLiberal: {SECRET}}}",
+    f"kind: KubeProxyConfiguration\nconntrack: {{udpTimeout: {SECRET}}}",
+    f"kind: KubeProxyConfiguration\nx: !!int {SECRET}", f"x: !!timestamp {SECRET}",
+    f"x: !!binary {SECRET}!", f"x: *{SECRET}", f"x: &{SECRET} [", f'x: "{SECRET}\\q"',
+    f"{SECRET}\t: x", f"x: '{SECRET}", f"%TAG !{SECRET}! tag:x\n---\nx", f"%{SECRET} x\n---",
+    f"x: !!set {{{SECRET}: 1}}", f"? [{SECRET}]\n: x", f"x: {SECRET}\x07"])
+def test_no_byte_of_the_document_reaches_a_message(doc: str) -> None:
+    with pytest.raises(NftuneError) as e:
+        settings(parse_document(doc.encode(), "FILE"), "FILE")
+    text = f"{e.value} {e.value.hint} {e.value.key} {e.value.value}"
+    assert SECRET not in text and SECRET[:8] not in text, text
+
+
+def test_a_file_that_is_not_text_names_no_byte(node: Root) -> None:
+    with pytest.raises(NftuneError) as e:
+        parse_document(b"kind: KubeProxyConfiguration\nmode: \xff\xfe" + SECRET.encode(),
+                       "FILE")
+    assert "not text YAML allows" in str(e.value) and SECRET not in str(e.value)
+
+
+def test_the_size_cap_is_a_clean_skip(node: Root, tree: Path) -> None:
+    kube_proxy(tree, config="kind: KubeProxyConfiguration\n" + "#" * MAX_CONFIG)
+    [(_, status, cause, reason)] = results(node)
+    assert (status, cause) == ("skipped", "unreadable")
+    assert f"larger than {MAX_CONFIG} bytes" in reason
+
+
+def test_only_file_systems_that_store_files(tree: Path) -> None:
+    """The host's procfs and sysfs are not; this tree's file system is. (The fake
+    processes' roots are directories of the tree: the suite in test_packages.py reaches
+    tracefs and procfs through real processes' roots.)"""
+    from nftune.chase import on_storage_fs
+
+    write(tree, "/f", "x")
+    for path, storage in ((tree / "f", True), ("/proc/self/status", False),
+                          ("/sys/kernel/mm/transparent_hugepage/enabled", False)):
+        if not os.path.exists(path):
+            continue
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            assert on_storage_fs(fd) is storage, path
+        finally:
+            os.close(fd)
+
+
+# -- the loader on random YAML: whatever a file holds, verify goes on --------------------
+
+TAGS = ["", "!!null ", "!!bool ", "!!int ", "!!float ", "!!binary ", "!!timestamp ",
+        "!!omap ", "!!pairs ", "!!set ", "!!str ", "!!seq ", "!!map ", "!!merge ",
+        "!!value ", "!!yaml ", "!!python/object:os.system ", "!!python/name:os.system ",
+        "!local ", "!<tag:yaml.org,2002:int> ", "!<tag:x> "]
+SCALARS = ["", "0", "-1", "0x1f", "0o7", "1_000", "1e999", ".inf", ".nan", "~", "null",
+           "maybe", "yes", "off", "2001-12-14", "2001-12-14t21:59:43.10-05:00", "24h0m0s",
+           "1d", "'x'", '"\\x41\\U0001F600"', "ipvs", "nftables", "KubeProxyConfiguration",
+           "QUFB", "<<", "=", "2147483648", "true", "65536"]
+# What breaks the syntax itself: rarer, so most documents reach the constructor.
+BREAKING = ["-", "?", ":", "\"unterminated", "*undefined", "|\n  block", "[", "}"]
+KEYS = ["kind", "mode", "conntrack", "maxPerCore", "min", "tcpBeLiberal",
+        "tcpEstablishedTimeout", "udpTimeout", "<<", "x", "? [a]", "&a k", "*a"]
+
+
+def _yaml(draw: st.DrawFn, depth: int, anchors: list[str]) -> str:
+    """A node: a scalar, an alias (of an anchor made earlier, now and then of none), a
+    sequence or a mapping, with a tag and an anchor of its own at random."""
+    kind = draw(st.integers(0, 4 if depth < 3 else 1))
+    tag = draw(st.sampled_from(TAGS))
+    anchor = ""
+    if draw(st.sampled_from([False] * 3 + [True])):
+        anchor = f"&a{len(anchors)} "
+        anchors.append(f"a{len(anchors)}")
+    if kind == 2 and anchors:
+        return "*" + draw(st.sampled_from([*anchors] * 8 + ["undefined"]))
+    if kind <= 2:
+        return anchor + tag + draw(st.sampled_from(SCALARS * 16 + BREAKING))
+    items = [_yaml(draw, depth + 1, anchors) for _ in range(draw(st.integers(0, 4)))]
+    if kind == 3:
+        return anchor + tag + "[" + ", ".join(items) + "]"
+    keys = [draw(st.sampled_from(KEYS[:10] * 12 + KEYS[10:])) for _ in items]
+    pairs = (f"{k}: {v}" for k, v in zip(keys, items, strict=True))
+    return anchor + tag + "{" + ", ".join(pairs) + "}"
+
+
+@st.composite
+def documents(draw: st.DrawFn) -> str:
+    lines = []
+    anchors: list[str] = []
+    if draw(st.sampled_from([True] * 3 + [False])):
+        lines.append("kind: KubeProxyConfiguration")
+    for _ in range(draw(st.integers(0, 4))):
+        key = draw(st.sampled_from(KEYS[:10]))
+        lines.append(f"{key}: {_yaml(draw, 0, anchors)}")
+    if draw(st.booleans()):
+        lines.append("conntrack:")
+        lines += [f"  {draw(st.sampled_from(KEYS[:10]))}: {_yaml(draw, 1, anchors)}"
+                  for _ in range(draw(st.integers(0, 3)))]
+    text = "\n".join(lines) + "\n"
+    if draw(st.sampled_from([False] * 7 + [True])):  # and the odd byte anywhere
+        at = draw(st.integers(0, len(text)))
+        text = text[:at] + draw(st.sampled_from(["\t", "\x00", "\ufeff", "%", "---\n",
+                                                 "\x85", "'", "\"", "#", "!"])) + text[at:]
+    return text
+
+
+@hypothesis_settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(doc=documents())
+def test_no_exception_escapes_verify_whatever_the_file_says(node: Root, tree: Path,
+                                                            doc: str) -> None:
+    from nftune.verify import verify
+
+    if not (tree / "proc/4242").exists():
+        kube_proxy(tree)
+    write(tree / "containers/4242", CONFIG, doc)
+    ctx = context(node)
+    [r] = [r for r in verify(ctx).results if r.check == "kube-proxy"]
+    assert r.subject == "kube-proxy[4242]" and r.status in ("passed", "skipped", "failed")
+
+
+def test_no_line_can_be_forged(node: Root, tree: Path, capsys: pytest.CaptureFixture[str],
+                               commands: Commands) -> None:
+    """A --config path (a trusted kube-proxy's, the one thing of a process nftune repeats)
+    with a newline and an escape: every output line is one of nftune's, on stdout and
+    stderr, in text and in the hint line."""
+    from nftune.cli import main
+
+    forged = "/etc/kp\nfailed: FORGED\x1b[2J\u2028x.conf"
+    kube_proxy(tree, argv=(f"--config={forged}",), config=None)
+    write(tree / "containers/4242", forged, IPVS)
+    write(tree, "/etc/nftune/nftune.conf", "[Conntrack]\nMax=200000\n")
+    assert main(["verify", "--check", "kube-proxy"], host=node, runner=commands) == 1
+    out = capsys.readouterr()
+    lines = out.out.splitlines() + out.err.splitlines()
+    assert [line.split(" ", 1)[0] for line in lines] == ["failed:", "", "verify:"], lines
+    assert lines[1].startswith("    hint: ") and "\\nfailed: FORGED\\x1b[2J\\u2028x" in lines[1]
+    assert "\x1b" not in out.out + out.err and "\u2028" not in out.out

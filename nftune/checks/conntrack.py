@@ -5,10 +5,23 @@ table has the size nftune wants."""
 from __future__ import annotations
 
 from ..artifacts import Kind, Layer, path_of
-from ..conntrack import Sizing, live, needs_machine, read_record, size, static_buckets
+from ..conntrack import (
+    STATED_ENTRY,
+    Sizing,
+    gib,
+    live,
+    machine,
+    needs_machine,
+    over_share,
+    read_record,
+    size,
+    smallest_machine,
+    static_buckets,
+)
 from ..context import Context
+from ..errors import NftuneError
 from ..fsio import is_ours
-from ..modprobe import ModprobeD
+from ..modprobe import CMDLINE, ModprobeD
 from ..result import Cause, Check, CheckResult, failed, passed, skipped
 from . import not_live
 
@@ -36,6 +49,9 @@ def modprobe_options(ctx: Context) -> CheckResult:
         return skipped(Check.MODPROBE_OPTIONS, subject, Cause.NOT_APPLICABLE,
                        reason="Buckets= is not set: nftune leaves the hash size alone")
     own = _own_file(ctx)
+    if (builtin := _built_in(ctx)) is not None:
+        return skipped(Check.MODPROBE_OPTIONS, subject, Cause.NOT_APPLICABLE,
+                       reason=builtin)
     if needs_machine(ct) and not root.live:
         return skipped(Check.MODPROBE_OPTIONS, subject, Cause.NOT_LIVE,
                        reason=f"Buckets=auto: nftune-conntrack.service writes {own} at boot")
@@ -87,6 +103,32 @@ def modprobe_options(ctx: Context) -> CheckResult:
                   source=entry.where, reason=reason)
 
 
+def _built_in(ctx: Context) -> str | None:
+    """Why modprobe.d does not apply: nf_conntrack is built into the running kernel (on
+    the live system) or into every installed one (an image); None when it is a module."""
+    root = ctx.root
+    if root.live:
+        release, kernel = ctx.running
+        builtin = kernel.has(MODULE) == "builtin" if kernel is not None else \
+            root.is_dir(f"/sys/module/{MODULE}") and \
+            not root.exists(f"/sys/module/{MODULE}/initstate")
+        where = f"the running kernel ({release})"
+    else:
+        builtin = bool(ctx.kernels) and all(k.has(MODULE) == "builtin" for k in ctx.kernels)
+        where = "every installed kernel (" + ", ".join(k.version for k in ctx.kernels) + ")"
+    if not builtin:
+        return None
+    reason = (f"{MODULE} is built into {where}: modprobe.d never applies to it; "
+              "nftune-conntrack.service sets the hash size through "
+              f"/sys/module/{MODULE}/parameters/hashsize at boot")
+    view = ModprobeD.load(root, cmdline=root.live)
+    found = view.winner(MODULE, "hashsize")
+    if found is not None and found[0].file == CMDLINE:
+        reason += (f"; the kernel command line's {MODULE}.hashsize={found[1]} sets it "
+                   "first, at the kernel's start")
+    return reason
+
+
 def _stale_initramfs(ctx: Context, own: str) -> str | None:
     """An initramfs in /boot older than nftune's modprobe.d file."""
     root = ctx.root
@@ -102,10 +144,16 @@ def _stale_initramfs(ctx: Context, own: str) -> str | None:
 
 
 def conntrack_size(ctx: Context) -> CheckResult:
-    """The running table has the wanted max and buckets."""
+    """The running table has the wanted max and buckets, and fits this machine."""
     root, ct = ctx.root, ctx.config.conntrack
     if not root.live:
-        return skipped(Check.CONNTRACK_SIZE, MODULE, Cause.NOT_LIVE, reason=not_live(root))
+        reason = not_live(root)
+        if not needs_machine(ct) and (ram := smallest_machine(size(ct, None),
+                                                              ct.memory_share)):
+            reason += (f"; a machine with less than {gib(ram)} of RAM would give this "
+                       f"table more than MemoryShare={ct.memory_share}% of it at full size "
+                       f"({STATED_ENTRY} B an entry; verify on the node checks it)")
+        return skipped(Check.CONNTRACK_SIZE, MODULE, Cause.NOT_LIVE, reason=reason)
     wanted: Sizing | None
     if needs_machine(ct):
         wanted = read_record(root)
@@ -118,6 +166,14 @@ def conntrack_size(ctx: Context) -> CheckResult:
         wanted = size(ct, None)
     have = live(root)
     expected = _pair(wanted.max, wanted.buckets)
+    try:
+        facts = machine(root)
+    except NftuneError:
+        facts = None
+    if facts is not None and (large := over_share(wanted, facts, ct.memory_share)):
+        return failed(Check.CONNTRACK_SIZE, MODULE, Cause.TOO_LARGE, expected=expected,
+                      reason=large, hint="lower [Conntrack] Max= or Buckets=, raise "
+                      "MemoryShare=, or use Max=auto, which sizes the table for each machine")
     if have.max is None:
         return skipped(Check.CONNTRACK_SIZE, MODULE, Cause.NOT_LOADED, expected=expected,
                        reason=f"{MODULE} is not loaded (see module-loaded)")

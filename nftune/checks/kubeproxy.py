@@ -6,7 +6,7 @@ from __future__ import annotations
 from .. import sysctl
 from ..context import Context
 from ..errors import NftuneError
-from ..kubeproxy import NAME, Gone, KubeProxy, pids, read
+from ..kubeproxy import NAME, KubeProxy
 from ..result import Cause, Check, CheckResult, failed, passed, skipped
 from . import not_live
 
@@ -17,24 +17,16 @@ def checks(ctx: Context) -> list[CheckResult]:
     root = ctx.root
     if not root.live:
         return [skipped(Check.KUBE_PROXY, NAME, Cause.NOT_LIVE, reason=not_live(root))]
-    found = pids(root)
-    if not found:
-        return [skipped(Check.KUBE_PROXY, NAME, Cause.NOT_APPLICABLE,
-                        reason="no kube-proxy process runs on this node")]
-    out = []
-    for pid in found:
-        subject = f"{NAME}[{pid}]"
-        try:
-            kp = read(root, pid)
-        except Gone:
-            out.append(skipped(Check.KUBE_PROXY, subject, Cause.NOT_APPLICABLE,
-                               reason="it exited while it was read"))
-            continue
-        except NftuneError as e:
-            out.append(skipped(Check.KUBE_PROXY, subject, Cause.UNREADABLE,
-                               reason=f"its configuration cannot be read: {e}"))
-            continue
-        out.append(judge(ctx, kp))
+    seen = ctx.kube_proxies
+    out = [judge(ctx, kp) for kp in seen.found]
+    out += [skipped(Check.KUBE_PROXY, f"{NAME}[{pid}]", Cause.UNREADABLE,
+                    reason=f"its configuration cannot be read: {e}")
+            for pid, e in seen.unreadable]
+    if (line := seen.ignored_line()) is not None:
+        out.append(skipped(Check.KUBE_PROXY, NAME, Cause.UNTRUSTED, reason=line))
+    if not out:
+        out.append(skipped(Check.KUBE_PROXY, NAME, Cause.NOT_APPLICABLE,
+                           reason="no kube-proxy process runs on this node"))
     return out
 
 
@@ -102,11 +94,7 @@ def writer_of(ctx: Context, key: str) -> str | None:
     """A running kube-proxy that writes this sysctl at its start, for a contested value."""
     if not ctx.root.live:
         return None
-    for pid in pids(ctx.root):
-        try:
-            kp = read(ctx.root, pid)
-        except (Gone, NftuneError):
-            continue
+    for kp in ctx.kube_proxies.found:
         if key == BE_LIBERAL and kp.settings.be_liberal:
             return f"{kp.subject} (conntrack.tcpBeLiberal, {kp.source})"
         if key == "net/netfilter/nf_conntrack_max" and kp.sets_max is not None:
