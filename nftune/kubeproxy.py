@@ -35,9 +35,10 @@ if TYPE_CHECKING:
 NAME = "kube-proxy"
 MAX_STATUS = 16 << 10  # /proc/PID/status is about 1.5 KiB
 MAX_CMDLINE = 64 << 10  # kube-proxy's flags take a few hundred bytes
-# A KubeProxyConfiguration is 1 to 3 KiB. PyYAML's Python loader parses the worst 8 KiB
-# measured (flow collections of one-character items, !!set) in about 45 ms, and brackets
-# nested N deep cost N^2: a cap on both keeps any file under 100 ms (bench/kubeproxy_parse.py).
+# A KubeProxyConfiguration is 1 to 3 KiB. Brackets nested N deep cost PyYAML's Python
+# loader N^2, and the worst 8 KiB measured (!!set, flow collections of one-character
+# items) take about 55 ms: a cap on both keeps any file under 100 ms
+# (bench/kubeproxy_parse.py).
 MAX_CONFIG = 8 << 10
 MAX_FLOW_DEPTH = 16
 MODES = ("iptables", "ipvs", "nftables")
@@ -47,11 +48,15 @@ CAP_NET_ADMIN = 12
 
 # Why a process named kube-proxy is not read: it could not itself write what it claims.
 EXITED = "exited"
-HIDDEN = "its namespaces cannot be read"
-OTHER_USERNS = "in another user namespace than PID 1"
-OTHER_NETNS = "in another network namespace than PID 1"
-NO_NET_ADMIN = "without CAP_NET_ADMIN"
-REASONS = (EXITED, HIDDEN, OTHER_USERNS, OTHER_NETNS, NO_NET_ADMIN)
+KERNEL_THREAD = "a kernel thread"
+HIDDEN = "namespaces unreadable"
+OTHER_USERNS = "another user namespace than PID 1's"
+OTHER_NETNS = "another network namespace than PID 1's"
+NO_NET_ADMIN = "no CAP_NET_ADMIN"
+ELEVATED = "privileged by a setuid or file-capability program (AT_SECURE)"
+REASONS = (EXITED, KERNEL_THREAD, HIDDEN, OTHER_USERNS, OTHER_NETNS, NO_NET_ADMIN, ELEVATED)
+PF_KTHREAD = 0x00200000  # /proc/PID/stat's flags (include/linux/sched.h)
+AT_SECURE = 23  # the auxiliary vector's entry (include/uapi/linux/auxvec.h)
 
 
 class Gone(Exception):
@@ -155,9 +160,9 @@ class Survey(Record):
         parts = []
         for reason, pids_ in self.ignored:
             shown = ", ".join(map(str, pids_[:5])) + (", …" if len(pids_) > 5 else "")
-            parts.append(f"{len(pids_)} {reason} (PID{'s' * (len(pids_) > 1)} {shown})")
-        return (f"{n} process{'es' * (n != 1)} named {NAME} ignored, since none could "
-                f"itself write what it claims: {'; '.join(parts)}")
+            parts.append(f"{reason}: {len(pids_)} (PID{'s' * (len(pids_) > 1)} {shown})")
+        return (f"{n} process{'es' * (n != 1)} named {NAME} ignored, as none could itself "
+                f"write what it would claim: {'; '.join(parts)}")
 
 
 def survey(root: Root) -> Survey:
@@ -227,13 +232,18 @@ def _namespaces(tree: Root, top: str) -> Namespaces | None:
         return None
 
 
-def _trust(status: bytes, theirs: Namespaces | None, host: Namespaces | None) -> None:
+def _trust(mine: Root, status: bytes, host: Namespaces | None) -> None:
     """The trust rule: a process counts as kube-proxy only if it could itself write the
     values the check predicts from it: it shares PID 1's network namespace, is in PID 1's
-    (the initial) user namespace, and has CAP_NET_ADMIN in its effective set, as a
-    hostNetwork, privileged kube-proxy has. procfs writes these fields, not the process."""
+    (the initial) user namespace and has CAP_NET_ADMIN in its effective set, as a
+    hostNetwork, privileged kube-proxy has, and it was not made privileged by a setuid or
+    file-capability program, whose argv and files its unprivileged caller chose (the
+    kernel's AT_SECURE). `mine`: its /proc directory. procfs writes these, not the process."""
     if re.search(rb"^State:\s*[ZX]", status, re.M):
         raise Untrusted(EXITED)
+    if _kernel_thread(mine):
+        raise Untrusted(KERNEL_THREAD)
+    theirs = _namespaces(mine, "")
     if theirs is None or host is None:
         raise Untrusted(HIDDEN)
     if theirs[1] != host[1]:
@@ -243,6 +253,37 @@ def _trust(status: bytes, theirs: Namespaces | None, host: Namespaces | None) ->
     m = re.search(rb"^CapEff:\s*([0-9a-fA-F]{1,32})$", status, re.M)
     if m is None or not int(m.group(1), 16) >> CAP_NET_ADMIN & 1:
         raise Untrusted(NO_NET_ADMIN)
+    if _secure(mine) != 0:
+        raise Untrusted(ELEVATED)
+
+
+def _kernel_thread(mine: Root) -> bool:
+    """PF_KTHREAD in /proc/PID/stat (the name, in parentheses, may hold anything)."""
+    try:
+        stat = mine.read_bytes("/stat", MAX_STATUS) or b""
+    except NftuneError:
+        return False
+    fields = stat.rpartition(b")")[2].split()
+    return len(fields) > 6 and fields[6].isdigit() and bool(int(fields[6]) & PF_KTHREAD)
+
+
+def _secure(mine: Root) -> int | None:
+    """AT_SECURE from the process's auxiliary vector: 1 when its last execve() raised its
+    privileges (setuid, setgid, file capabilities); None when it cannot be read."""
+    import struct
+
+    try:
+        auxv = mine.read_bytes("/auxv", 4096) or b""
+    except NftuneError:
+        return None
+    pair = struct.calcsize("@LL")
+    for at in range(0, len(auxv) - pair + 1, pair):
+        key, value = struct.unpack_from("@LL", auxv, at)
+        if key == AT_SECURE:
+            return int(value)
+        if key == 0:  # AT_NULL ends it
+            break
+    return None
 
 
 def read(root: Root, pid: int, host: Namespaces | None) -> KubeProxy:
@@ -264,11 +305,12 @@ def _read(root: Root, pid: int, proc: int, host: Namespaces | None) -> KubeProxy
     mine = Root(f"/proc/self/fd/{proc}")
     try:
         status = mine.read_bytes("/status", MAX_STATUS)
+        comm = mine.read_bytes("/comm", 64)
     except NftuneError:
         raise Gone from None  # procfs refuses a process that has exited
-    if not status:
-        raise Gone
-    _trust(status, _namespaces(mine, ""), host)
+    if not status or (comm or b"").strip() != NAME.encode():
+        raise Gone  # exited, or its PID was taken by another process since it was listed
+    _trust(mine, status, host)
     try:
         raw = mine.read_bytes("/cmdline", MAX_CMDLINE)
     except NftuneError as e:
@@ -343,6 +385,7 @@ def _int32_flag(argv: list[str], name: str, default: int) -> int:
 
 
 _SPAN = re.compile(r"([0-9]*(?:\.[0-9]*)?)(ns|us|µs|μs|ms|s|m|h)")
+MAX_DURATION = ((1 << 63) - 1) / 1e9  # Go's time.Duration: int64 nanoseconds
 _UNIT = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1, "m": 60,
          "h": 3600}
 
@@ -362,7 +405,7 @@ def duration(text: str) -> int | None:
             return None
         total += float(m.group(1)) * _UNIT[m.group(2)]
         pos = m.end()
-    return int(total)
+    return int(total) if total < MAX_DURATION else None
 
 
 def _timeout_flag(argv: list[str], name: str, default: int) -> int:
@@ -389,14 +432,17 @@ def _from_flags(argv: list[str]) -> Settings:
 
 
 def _from_file(root: Root, pid: int, proc: int, path: str) -> Settings:
-    """The config file, read inside the process's own root (relative: its working
-    directory, which is then the top): a regular file on a file system that stores files
+    """The config file, read inside the process's own root: a regular file on a file
+    system that stores files
     (never procfs, sysfs, tracefs, FUSE or a network file system, where a read can have
     effects or block), opened non-blocking, at most MAX_CONFIG bytes."""
-    from .chase import on_storage_fs
-
-    link = "root" if path.startswith("/") else "cwd"
     shown = f"{cut(path)} (in {NAME}[{pid}]'s root)"
+    if not path.startswith("/"):
+        # kube-proxy resolves it from its working directory, but ".." and absolute links
+        # from its root: one directory descriptor cannot stand for both.
+        raise NftuneError("a relative --config path: nftune reads only absolute ones",
+                          path=shown)
+    link = "root"
     try:
         # On the host, the kernel resolves the magic link to the process's root; in a
         # test tree, the link is resolved inside the tree like any other.
@@ -408,12 +454,9 @@ def _from_file(root: Root, pid: int, proc: int, path: str) -> Settings:
         raise NftuneError(f"cannot open its root: {e.strerror}", path=shown) from None
     try:
         theirs = Root(f"/proc/self/fd/{top}")
-        with theirs.reader("/" + path.lstrip("/")) as f:
+        with theirs.reader(path, storage_only=True) as f:
             if f is None:
                 raise NftuneError("no such file", path=shown)
-            if not on_storage_fs(f.fileno()):
-                raise NftuneError("not on a file system that stores files (procfs, sysfs, "
-                                  "tracefs, FUSE, a network file system…)", path=shown)
             data = f.read(MAX_CONFIG + 1)
     except NftuneError as e:
         e.path = shown

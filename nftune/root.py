@@ -257,14 +257,16 @@ class Root:
     # -- reading ------------------------------------------------------------------------------
 
     def open_file(self, path: str, flags: int, *, follow: bool = True,
-                  at: int | None = None) -> int | None:
+                  at: int | None = None, storage_only: bool = False) -> int | None:
         """A regular file opened with `flags`; None when it does not exist. Anything else
         (a FIFO, a socket, a device, a directory, a symlink loop, no permission; a symlink
         at all unless `follow`) is an NftuneError naming the path. The type is checked on
         an O_PATH descriptor before the file itself is opened, so a device node in a tree
         is never opened (opening some has effects: a watchdog arms, a tape rewinds) and a
         FIFO never blocks. `at`: the file's directory from directory(), `path` then only
-        names it."""
+        names it. `storage_only`: the file must be on a file system that stores files
+        (chase.STORAGE_FS), told before it is opened: a read of procfs, sysfs, tracefs,
+        FUSE or a network file system can have effects or block."""
         flags |= os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
         nofollow = 0 if follow else os.O_NOFOLLOW
         try:
@@ -282,6 +284,10 @@ class Root:
                                   path=self.show(path), exit_code=EXIT_FAILED,
                                   hint="nftune reads only regular files here; remove it or "
                                        "replace it with a file")
+            if storage_only and not _chase.on_storage_fs(pfd):
+                raise NftuneError("not on a file system that stores files (procfs, sysfs, "
+                                  "tracefs, FUSE, a network file system…)",
+                                  path=self.show(path), exit_code=EXIT_FAILED)
             fd = _reopen(pfd, flags)
             if fd is None:  # no /proc: open it again, and make sure it is the same file
                 fd = Root.open_at(at, path.rpartition("/")[2], flags) if at is not None \
@@ -298,9 +304,10 @@ class Root:
             os.close(pfd)
 
     @contextlib.contextmanager
-    def reader(self, path: str, *, follow: bool = True) -> Iterator[BinaryIO | None]:
+    def reader(self, path: str, *, follow: bool = True,
+               storage_only: bool = False) -> Iterator[BinaryIO | None]:
         """open_file() for reading, as a file object."""
-        fd = self.open_file(path, os.O_RDONLY, follow=follow)
+        fd = self.open_file(path, os.O_RDONLY, follow=follow, storage_only=storage_only)
         if fd is None:
             yield None
             return

@@ -46,6 +46,12 @@ def base_rootfs() -> Path:
     return cached_root(SUITE, SUITE, PACKAGES, _prepare, os.uname().release)
 
 
+def rpm_rootfs() -> Path:
+    """The same with rpm, to install and erase the .rpm from inside a booted container."""
+    return cached_root(f"{SUITE}-rpm", SUITE, (*PACKAGES, "rpm"), _prepare,
+                       os.uname().release)
+
+
 def _prepare(rootfs: Path) -> None:
     # The host kernel's pid_max is global: the container may not write it.
     (rootfs / "etc/sysctl.d/50-pid-max.conf").symlink_to("/dev/null")
@@ -91,6 +97,13 @@ class Container:
         ns = ["-n"] if net_only else ["-m", "-p"]
         return subprocess.run(["nsenter", "-t", str(self.leader), *ns, *argv],
                               capture_output=True, text=True, timeout=60, check=False)
+
+    def inside(self, *argv: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        """Run one of the container's programs as if inside it: its mount, PID and network
+        namespaces, so what it changes in /proc/sys is the container's (a package's
+        maintainer scripts apply sysctls), never the host's."""
+        return subprocess.run(["nsenter", "-t", str(self.leader), "-m", "-p", "-n", *argv],
+                              capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def leader_of(pid: int) -> int | None:

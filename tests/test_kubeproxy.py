@@ -6,6 +6,7 @@ reading it can go wrong (never a failure of verify, never a traceback)."""
 from __future__ import annotations
 
 import os
+import struct
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from hypothesis import strategies as st
 from nftune.checks import kubeproxy as check
 from nftune.errors import NftuneError
 from nftune.kubeproxy import (
+    AT_SECURE,
     MAX_CONFIG,
     Gone,
     KubeProxy,
@@ -75,13 +77,18 @@ def namespaces(tree: Path, pid: int, net: str, user: str) -> None:
 def kube_proxy(tree: Path, pid: int = 4242, *, config: str | None = IPVS,
                argv: tuple[str, ...] = ("--config=" + CONFIG,), cpus: str = "0-3",
                cap_eff: str = ALL_CAPS, state: str = "S (sleeping)",
-               net: str = HOST_NS[0], user: str = HOST_NS[1]) -> None:
+               net: str = HOST_NS[0], user: str = HOST_NS[1], secure: int = 0,
+               flags: int = 0x400100) -> None:
     """A kube-proxy process in a fake /proc, its root a container's directory; by default
-    one that could be kube-proxy (the host's namespaces, every capability)."""
+    one that could be kube-proxy (the host's namespaces, every capability, not made
+    privileged by a setuid program)."""
     write(tree, f"/proc/{pid}/comm", "kube-proxy\n")
     write(tree, f"/proc/{pid}/cmdline", "\0".join(["/usr/local/bin/kube-proxy", *argv]) + "\0")
     write(tree, f"/proc/{pid}/status", f"Name:\tkube-proxy\nState:\t{state}\n"
           f"CapEff:\t{cap_eff}\nCpus_allowed_list:\t{cpus}\n")
+    write(tree, f"/proc/{pid}/stat", f"{pid} (kube-proxy) S 1 {pid} {pid} 0 -1 {flags} 0 0\n")
+    (tree / f"proc/{pid}/auxv").write_bytes(
+        struct.pack("@8L", 6, 4096, AT_SECURE, secure, 25, 1, 0, 0))
     namespaces(tree, pid, net, user)
     container = tree / f"containers/{pid}"
     container.mkdir(parents=True)
@@ -228,7 +235,8 @@ def test_auto_agrees_with_kube_proxy_by_construction(node: Root, tree: Path) -> 
     assert status == "passed"
 
 
-@pytest.mark.parametrize("case", ["fifo", "escape", "huge", "gone", "directory", "root-gone"])
+@pytest.mark.parametrize("case", ["fifo", "escape", "huge", "gone", "directory", "root-gone",
+                                  "reused", "relative"])
 def test_hostile_or_vanishing_processes_are_skipped(node: Root, tree: Path, case: str,
                                                      commands: Commands) -> None:
     kube_proxy(tree)
@@ -246,13 +254,20 @@ def test_hostile_or_vanishing_processes_are_skipped(node: Root, tree: Path, case
         (tree / "proc/4242/status").unlink()
     elif case == "directory":
         config.mkdir()
+    elif case == "reused":  # its PID now another process's, between listing and reading
+        write(tree, "/proc/4242/comm", "kubelet\n")
+        with pytest.raises(Gone):
+            read(node, 4242, HOST_NS)
+        return
+    elif case == "relative":
+        write(tree, "/proc/4242/cmdline", "kube-proxy\0--config=config.conf\0")
     else:
         (tree / "proc/4242/root").unlink()
     [(subject, status, cause, reason)] = results(node, "[Conntrack]\nMax=200000\n")
     vanished = case in ("gone", "root-gone")  # procfs: no entry once the process is gone
     if vanished:
         assert (subject, status, cause) == ("kube-proxy", "skipped", "untrusted"), reason
-        assert reason.endswith("1 exited (PID 4242)"), reason
+        assert reason.endswith("exited: 1 (PID 4242)"), reason
     else:
         assert (subject, status, cause) == ("kube-proxy[4242]", "skipped", "unreadable")
         assert "config.conf" in reason
@@ -334,24 +349,31 @@ def test_only_a_process_that_could_be_kube_proxy_is_read(node: Root, tree: Path)
         kube_proxy(tree, pid, config=None, argv=decoy, state="Z (zombie)")
     kube_proxy(tree, 140, config=None, argv=decoy)
     (tree / "proc/140/ns/net").unlink()  # its namespaces cannot be read (no ptrace rights)
+    # A setuid-root program started by a user under the name kube-proxy (a link named so):
+    # root's capabilities, the host's namespaces, but the user's argv.
+    kube_proxy(tree, 141, config=None, argv=decoy, secure=1)
+    kube_proxy(tree, 142, config=None, argv=decoy, flags=0x208040)  # a kernel thread
     kube_proxy(tree, 900)  # the real one: host namespaces, CAP_NET_ADMIN
     got = survey(node)
     assert [kp.pid for kp in got.found] == [900]
     assert dict(got.ignored) == {
-        "exited": tuple(range(136, 140)), "its namespaces cannot be read": (140,),
-        "in another user namespace than PID 1": (134, 135),
-        "in another network namespace than PID 1": tuple(range(130, 134)),
-        "without CAP_NET_ADMIN": tuple(range(100, 130))}
+        "exited": tuple(range(136, 140)), "a kernel thread": (142,),
+        "namespaces unreadable": (140,),
+        "another user namespace than PID 1's": (134, 135),
+        "another network namespace than PID 1's": tuple(range(130, 134)),
+        "no CAP_NET_ADMIN": tuple(range(100, 130)),
+        "privileged by a setuid or file-capability program (AT_SECURE)": (141,)}
     rows = results(node, "[Conntrack]\nMax=200000\n")
     assert [(r[0], r[1], r[2]) for r in rows] == [
         ("kube-proxy[900]", "failed", "kube-proxy-conflict"),
         ("kube-proxy", "skipped", "untrusted")]
     assert rows[1][3] == (
-        "41 processes named kube-proxy ignored, since none could itself write what it "
-        "claims: 4 exited (PIDs 136, 137, 138, 139); 1 its namespaces cannot be read "
-        "(PID 140); 2 in another user namespace than PID 1 (PIDs 134, 135); 4 in another "
-        "network namespace than PID 1 (PIDs 130, 131, 132, 133); 30 without CAP_NET_ADMIN "
-        "(PIDs 100, 101, 102, 103, 104, …)")
+        "43 processes named kube-proxy ignored, as none could itself write what it would "
+        "claim: exited: 4 (PIDs 136, 137, 138, 139); a kernel thread: 1 (PID 142); "
+        "namespaces unreadable: 1 (PID 140); another user namespace than PID 1's: 2 (PIDs "
+        "134, 135); another network namespace than PID 1's: 4 (PIDs 130, 131, 132, 133); "
+        "no CAP_NET_ADMIN: 30 (PIDs 100, 101, 102, 103, 104, …); privileged by a setuid or "
+        "file-capability program (AT_SECURE): 1 (PID 141)")
     assert SECRET not in repr(rows)
     # Without the real one, decoys alone change nothing: no conflict, no failure.
     import shutil
@@ -378,7 +400,7 @@ def test_cap_net_admin_is_bit_12_of_capeff(node: Root, tree: Path, cap_eff: str,
 def test_without_pid_1s_namespaces_nothing_is_trusted(node: Root, tree: Path) -> None:
     kube_proxy(tree)
     (tree / "proc/1/ns/user").unlink()
-    assert dict(survey(node).ignored) == {"its namespaces cannot be read": (4242,)}
+    assert dict(survey(node).ignored) == {"namespaces unreadable": (4242,)}
 
 
 @pytest.mark.parametrize("doc", [
@@ -521,3 +543,17 @@ def test_no_line_can_be_forged(node: Root, tree: Path, capsys: pytest.CaptureFix
     assert [line.split(" ", 1)[0] for line in lines] == ["failed:", "", "verify:"], lines
     assert lines[1].startswith("    hint: ") and "\\nfailed: FORGED\\x1b[2J\\u2028x" in lines[1]
     assert "\x1b" not in out.out + out.err and "\u2028" not in out.out
+
+
+def test_the_readmes_ignored_line(node: Root, tree: Path) -> None:
+    """The example in the README's "kube-proxy, seen" is what nftune prints."""
+    import re
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    [shown] = re.findall(r"^    (skipped: kube-proxy kube-proxy \[untrusted\]: .*)$", readme,
+                         re.M)
+    kube_proxy(tree, 912, state="Z (zombie)")
+    kube_proxy(tree, 977, cap_eff="0000000000000000")
+    kube_proxy(tree, 978, cap_eff="0000000000000000")
+    [r] = check.checks(context(node))
+    assert r.line() == shown

@@ -178,9 +178,13 @@ def test_deb_lifecycle(rootfs: Path, tmp_path: Path) -> None:
     conf.write_text(original)
     sh(*dpkg, "--configure", "-a")
 
-    sh(*dpkg, "-r", "nftune")  # remove: unit disabled, generated files kept until purge
+    # Remove: unit disabled; what names the package goes (here the RPS udev rule), the
+    # files that keep the node right stay until purge.
+    sh(*dpkg, "-r", "nftune")
     assert not wants.exists() and not (rootfs / "usr/lib/nftune").exists()
-    assert (rootfs / GENERATED[0].lstrip("/")).exists()
+    assert not (rootfs / "etc/udev/rules.d/90-nftune-rps.rules").exists()
+    assert all((rootfs / f.lstrip("/")).exists() for f in GENERATED
+               if not f.endswith("-rps.rules"))
 
     sh(*dpkg, "-P", "nftune")  # purge: exactly the tree from before the install
     assert listing(rootfs, *DPKG_DB) == before
@@ -223,7 +227,16 @@ def test_rpm_lifecycle(rootfs: Path, tmp_path: Path) -> None:
     assert (rootfs / GENERATED[0].lstrip("/")).exists()  # the old release's %preun kept them
     conf.write_text(original)
 
-    sh(*rpm, "-e", "nftune")  # erase: rpm has no purge, so nftune's files go now
+    # Erase: what names the package goes with it; what keeps the node right without it
+    # stays, as rpm leaves .rpmsave files (rpm has no purge).
+    sh(*rpm, "-e", "nftune")
+    assert not (rootfs / "etc/udev/rules.d/90-nftune-rps.rules").exists()
+    kept = [f for f in GENERATED if not f.endswith("-rps.rules")]
+    assert all((rootfs / f.lstrip("/")).exists() for f in kept)
+    # "nftune clean" before "rpm -e" is the purge: exactly the tree from before.
+    sh(*rpm, "-i", pkg)
+    sh("chroot", rootfs, "nftune", "clean")
+    sh(*rpm, "-e", "nftune")
     after = listing(rootfs, *RPM_DB)
     # Shared directories that an RPM distribution's filesystem package owns; this Debian
     # root lacks them, so rpm made them for nftune's files and, unowned, leaves them.
@@ -411,3 +424,142 @@ def test_kube_proxy_stand_in_is_seen(rootfs: Path) -> None:
         report = json.loads((c.root / "run/nftune/report.json").read_text())
         [seen] = [r for r in report["checks"] if r["check"] == "kube-proxy"]
         assert (seen["status"], seen["cause"]) == ("failed", "kube-proxy-conflict"), seen
+
+
+# -- nftune never hurts the node: removal and a stuck run (issue 24) ---------------------
+
+KUBELET = """[Unit]
+Description=kubelet stand-in
+After=network-online.target
+
+[Service]
+ExecStart=/bin/sleep infinity
+Restart=always
+RestartSec=1
+
+[Install]
+WantedBy=multi-user.target
+"""
+BE_LIBERAL = "net.netfilter.nf_conntrack_tcp_be_liberal"
+GATE = "etc/systemd/system/kubelet.service.d/nftune-gate.conf"
+
+
+def _kubelet(rootfs: Path) -> None:
+    """A kubelet stand-in, enabled: it starts at every boot, and again and again."""
+    (rootfs / "etc/systemd/system/kubelet.service").write_text(KUBELET)
+    wants = rootfs / "etc/systemd/system/multi-user.target.wants"
+    wants.mkdir(parents=True, exist_ok=True)
+    (wants / "kubelet.service").symlink_to("/etc/systemd/system/kubelet.service")
+
+
+def _active(c: object, unit: str) -> str:
+    from nspawn import Container
+
+    assert isinstance(c, Container)
+    return c.enter("systemctl", "show", "-P", "ActiveState", unit).stdout.strip()
+
+
+@pytest.mark.parametrize("kind", ["deb", "rpm"])
+def test_removal_with_the_gate_on_leaves_kubelet_able_to_start(tmp_path: Path,
+                                                              kind: str) -> None:
+    """In a booted container: the package installed from inside, Gate=yes, the kubelet
+    stand-in gated; `apt remove` (not purge) or `rpm -e`; kubelet restarts at once, the
+    value is still 1, and after a reboot kubelet starts and the value is 1 again."""
+    from nspawn import booted, rpm_rootfs
+
+    base = base_rootfs() if kind == "deb" else rpm_rootfs()
+    rootfs = copy_rootfs(base, tmp_path / "rootfs")
+    package = DEBS[-1] if kind == "deb" else RPMS[-1]
+    shutil.copy(package, rootfs / "root" / package.name)
+    _kubelet(rootfs)
+    install, remove = (("dpkg", "-i"), ("apt-get", "remove", "-y")) if kind == "deb" else \
+        (("rpm", "-i", "--nodeps"), ("rpm", "-e", "--nodeps"))
+    name = f"nftune-rm-{kind}-{os.getpid()}"
+    with booted(rootfs, name) as c:
+        done = c.inside(*install, f"/root/{package.name}")
+        assert done.returncode == 0, done.stdout + done.stderr
+        conf = rootfs / "etc/nftune/nftune.conf.d"
+        conf.mkdir(parents=True, exist_ok=True)
+        (conf / "gate.conf").write_text("[Verify]\nGate=yes\n")
+        applied = c.inside("nftune", "apply")
+        assert applied.returncode == 0, applied.stdout + applied.stderr
+        assert (rootfs / GATE).exists()
+        started = c.inside("systemctl", "restart", "kubelet.service")
+        assert started.returncode == 0 and _active(c, "kubelet.service") == "active", \
+            started.stderr
+        # The gate holds: kubelet requires the verify service.
+        assert "nftune-verify.service" in c.enter(
+            "systemctl", "show", "-P", "Requires", "kubelet.service").stdout
+
+        gone = c.inside(*remove, "nftune")
+        assert gone.returncode == 0, gone.stdout + gone.stderr
+        assert "WARNING" not in gone.stderr, gone.stderr
+        assert not (rootfs / GATE).exists()
+        assert not (rootfs / "etc/udev/rules.d/90-nftune-rps.rules").exists()
+        assert not (rootfs / "usr/lib/nftune").exists()
+        for kept in ("etc/sysctl.d/90-nftune.conf", "etc/modules-load.d/nftune.conf",
+                     "etc/udev/rules.d/90-nftune.rules",
+                     "etc/systemd/system/systemd-sysctl.service.d/nftune.conf"):
+            assert (rootfs / kept).read_text().startswith("# Generated by nftune"), kept
+        again = c.inside("systemctl", "restart", "kubelet.service")
+        assert again.returncode == 0, again.stderr
+        assert _active(c, "kubelet.service") == "active"
+        assert c.enter("sysctl", "-n", BE_LIBERAL, net_only=True).stdout.strip() == "1"
+    with booted(rootfs, name + "-2") as c:  # the reboot
+        deadline = time.monotonic() + 30
+        while _active(c, "kubelet.service") != "active" and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert _active(c, "kubelet.service") == "active"
+        assert c.enter("sysctl", "-n", BE_LIBERAL, net_only=True).stdout.strip() == "1"
+        assert c.enter("systemctl", "show", "-P", "LoadState",
+                       "nftune-verify.service").stdout.strip() == "not-found"
+
+
+def test_a_stuck_run_is_bounded_and_a_gated_kubelet_does_not_wait_for_ever(
+        rootfs: Path, tmp_path: Path) -> None:
+    """The system bus accepts and never answers: nftune-verify.service is killed at its
+    TimeoutStartSec= (with Gate=yes 2 minutes, shortened here by a drop-in) and fails;
+    kubelet's start, which requires it, fails at once after it instead of waiting (the
+    gate reports the failure, as designed); once the bus answers, kubelet starts."""
+    import socket
+
+    from nspawn import booted
+
+    sh("dpkg", f"--root={rootfs}", "-i", DEBS[-1])
+    conf = rootfs / "etc/nftune/nftune.conf.d"
+    conf.mkdir(parents=True, exist_ok=True)
+    (conf / "gate.conf").write_text("[Verify]\nGate=yes\n")
+    sh("chroot", rootfs, "nftune", "apply")
+    (rootfs / "etc/systemd/system/kubelet.service").write_text(
+        KUBELET.replace("Restart=always", "Restart=no"))
+    with booted(rootfs, f"nftune-stuck-{os.getpid()}") as c:
+        shown = c.enter("systemctl", "show", "-P", "TimeoutStartUSec,MemoryMax,LimitCPU",
+                        "nftune-verify.service").stdout.split()
+        assert shown == ["2min", str(256 << 20), "30"], shown
+        quick = c.root / "run/systemd/system/nftune-verify.service.d"  # the container's
+        quick.mkdir(parents=True)
+        (quick / "zz-test.conf").write_text("[Service]\nTimeoutStartSec=5s\n")
+        assert c.enter("systemctl", "daemon-reload").returncode == 0
+        # A socket that takes connections and never says a word, over the bus's own.
+        stall = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            stall.bind(f"/proc/{c.leader}/root/run/stall.sock")
+            stall.listen(64)
+            bus = "/run/dbus/system_bus_socket"
+            mounted = c.enter("mount", "--bind", "/run/stall.sock", bus)
+            assert mounted.returncode == 0, mounted.stderr
+            t0 = time.monotonic()
+            start = c.inside("systemctl", "start", "kubelet.service", timeout=90)
+            took = time.monotonic() - t0
+            assert start.returncode != 0 and "dependency" in start.stderr, start.stderr
+            assert 4 < took < 30, took
+            assert c.enter("systemctl", "show", "-P", "Result",
+                           "nftune-verify.service").stdout.strip() == "timeout"
+            assert _active(c, "kubelet.service") != "active"
+            assert c.enter("umount", bus).returncode == 0
+        finally:
+            stall.close()
+        start = c.inside("systemctl", "start", "kubelet.service", timeout=90)
+        assert start.returncode == 0, c.enter("journalctl", "-u", "nftune-verify",
+                                              "--no-pager", "-n", "20").stdout
+        assert _active(c, "kubelet.service") == "active"
