@@ -244,14 +244,15 @@ def _conntrack_auto(rootfs: Path, inputs: Inputs) -> None:
 
 
 # The wanted size, worked out here from the guest's CPUs and memory by the README's rule
-# (not by nftune): kube-proxy's formula, capped at 3 % of RAM at 320 + 2 bytes per entry
-# (the module is not loaded when nftune-conntrack.service sizes it).
+# (not by nftune): kube-proxy's formula, capped at 3 % of RAM, less 511 buckets of the
+# kernel's rounding, at 320 + 2 bytes per entry (the module is not loaded when
+# nftune-conntrack.service sizes it).
 CONNTRACK = """
 cpus=$(grep -c ^processor /proc/cpuinfo)
 mem=$(awk '/^MemTotal:/ { print $2 * 1024 }' /proc/meminfo)
 max=$(awk -v c="$cpus" -v m="$mem" 'BEGIN {
     f = 32768 * c; if (f > 1048576) f = 1048576; if (f < 131072) f = 131072
-    cap = int(m * 3 / 100 / 322); print (cap < f ? cap : f) }')
+    cap = int((m * 3 / 100 - 511 * 8) / 322); print (cap < f ? cap : f) }')
 buckets=$(( ( (max + 3) / 4 + 511 ) / 512 * 512 ))
 say "Wanted for $cpus CPUs and $mem bytes: max $max, buckets $buckets"
 check sizing-unit success "$(systemctl show -P Result nftune-conntrack.service)"

@@ -28,7 +28,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy kno
 if TYPE_CHECKING:
     from typing import Any
 
-    from .conntrack import Machine, Sizing
+    from .conntrack import Sizing
 
 SYSTEMD_SYSCTL = ("/usr/lib/systemd/systemd-sysctl", "/lib/systemd/systemd-sysctl")
 
@@ -177,6 +177,7 @@ def size_runtime(ctx: Context, config: Config) -> Sized:
     from .conntrack import (
         RECORD,
         machine,
+        machine_or_none,
         needs_machine,
         over_share,
         resize,
@@ -186,7 +187,7 @@ def size_runtime(ctx: Context, config: Config) -> Sized:
 
     root = ctx.root
     ct = config.conntrack
-    facts = machine(root) if needs_machine(ct) else _machine_or_none(root)
+    facts = machine(root) if needs_machine(ct) else machine_or_none(root)
     sizing = size(ct, facts)
     wanted = render_runtime(config, sizing, __version__)
     changes = [plan_write(root, a.path, a.content, a.mode) for a in wanted]
@@ -211,17 +212,6 @@ def size_runtime(ctx: Context, config: Config) -> Sized:
             why = f"{e.message}" + (f" ({e.hint})" if e.hint else "")
     large = over_share(sizing, facts, ct.memory_share) if facts is not None else None
     return Sized(sizing, changes, resized, why, large)
-
-
-def _machine_or_none(root: Root) -> Machine | None:
-    """This machine's facts for the memory check of a numeric size; None when they
-    cannot be read (the check is then not made)."""
-    from .conntrack import machine
-
-    try:
-        return machine(root)
-    except NftuneError:
-        return None
 
 
 def activate(ctx: Context, p: Plan) -> None:

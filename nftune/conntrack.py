@@ -208,6 +208,15 @@ def machine(root: Root) -> Machine:
     return Machine(cpus, memory, STATED_ENTRY, False)
 
 
+def machine_or_none(root: Root) -> Machine | None:
+    """machine(), or None when its facts cannot be read (a check that needs them is then
+    not made)."""
+    try:
+        return machine(root)
+    except NftuneError:
+        return None
+
+
 class Live(Record):
     """The table as the running kernel has it (None: the module is not loaded)."""
 

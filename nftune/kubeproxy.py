@@ -36,9 +36,8 @@ NAME = "kube-proxy"
 MAX_STATUS = 16 << 10  # /proc/PID/status is about 1.5 KiB
 MAX_CMDLINE = 64 << 10  # kube-proxy's flags take a few hundred bytes
 # A KubeProxyConfiguration is 1 to 3 KiB. Brackets nested N deep cost PyYAML's Python
-# loader N^2, and the worst 8 KiB measured (!!set, flow collections of one-character
-# items) take about 55 ms: a cap on both keeps any file under 100 ms
-# (bench/kubeproxy_parse.py).
+# loader N^2, and the worst 8 KiB measured (brackets 15 deep throughout, !!set) take
+# about 57 ms: a cap on both keeps any file under 100 ms (bench/kubeproxy_parse.py).
 MAX_CONFIG = 8 << 10
 MAX_FLOW_DEPTH = 16
 MODES = ("iptables", "ipvs", "nftables")
@@ -433,21 +432,20 @@ def _from_flags(argv: list[str]) -> Settings:
 
 def _from_file(root: Root, pid: int, proc: int, path: str) -> Settings:
     """The config file, read inside the process's own root: a regular file on a file
-    system that stores files
-    (never procfs, sysfs, tracefs, FUSE or a network file system, where a read can have
-    effects or block), opened non-blocking, at most MAX_CONFIG bytes."""
+    system that stores files (never procfs, sysfs, tracefs, FUSE or a network file
+    system, where a read can have effects or block), opened non-blocking, at most
+    MAX_CONFIG bytes."""
     shown = f"{cut(path)} (in {NAME}[{pid}]'s root)"
     if not path.startswith("/"):
         # kube-proxy resolves it from its working directory, but ".." and absolute links
         # from its root: one directory descriptor cannot stand for both.
         raise NftuneError("a relative --config path: nftune reads only absolute ones",
                           path=shown)
-    link = "root"
     try:
         # On the host, the kernel resolves the magic link to the process's root; in a
         # test tree, the link is resolved inside the tree like any other.
-        top = os.open(link, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=proc) \
-            if root.is_host else root.open(f"/proc/{pid}/{link}", os.O_PATH | os.O_DIRECTORY)
+        top = os.open("root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=proc) \
+            if root.is_host else root.open(f"/proc/{pid}/root", os.O_PATH | os.O_DIRECTORY)
     except OSError as e:
         if e.errno == errno.ENOENT:  # procfs has no such entry once the process has gone
             raise Gone from None
@@ -532,7 +530,11 @@ def parse_document(data: bytes, shown: str) -> dict[str, Any]:
     whatever the file holds is an NftuneError that says what kind of problem and where,
     never what the file says."""
     try:
-        doc = _loader()(data).get_single_data()
+        loader = _loader()(data)
+        try:
+            doc = loader.get_single_data()
+        finally:
+            loader.dispose()
     except RecursionError:
         raise NftuneError("nested too deeply", path=shown) from None
     except MemoryError:

@@ -137,9 +137,10 @@ CAUSES: dict[Cause, str] = {
     Cause.KUBE_PROXY_CONFLICT: "kube-proxy will write a value nftune manages, to another "
                                "value, at its next start (nf_conntrack_max, hashsize, "
                                "or be_liberal through tcpBeLiberal)",
-    Cause.UNTRUSTED: "processes named kube-proxy that could not themselves write what they "
-                     "would claim (not in PID 1's network and user namespaces, or without "
-                     "CAP_NET_ADMIN): nftune reads nothing of them and ignores them",
+    Cause.UNTRUSTED: "processes named kube-proxy that nftune ignores and reads nothing of, "
+                     "as none could itself write what it would claim: not in PID 1's "
+                     "network and user namespaces, without CAP_NET_ADMIN, made privileged "
+                     "by a setuid or file-capability program, a kernel thread, or exited",
     Cause.NOT_APPLICABLE: "nothing to check here: no kube-proxy runs on this node, "
                           "[Conntrack] does not set what the check is about, or modprobe.d "
                           "does not apply (nf_conntrack is built into the kernel)",
@@ -254,8 +255,9 @@ CHECKS: dict[Check, CheckDoc] = {
     Check.KUBE_PROXY: CheckDoc(
         "kubeproxy", "live",
         "each running kube-proxy (a process of that name that could itself write what it "
-        "claims: in PID 1's network and user namespaces, with CAP_NET_ADMIN; any other is "
-        "ignored, `untrusted`), with its flags and its `--config` KubeProxyConfiguration "
+        "claims: in PID 1's network and user namespaces, with CAP_NET_ADMIN, not made "
+        "privileged by a setuid or file-capability program; any other is ignored, "
+        "`untrusted`), with its flags and its `--config` KubeProxyConfiguration "
         "read through `/proc/PID/root`: its mode, its conntrack settings, and what it "
         "writes at its next start. Informational (passed, or skipped when there is none or "
         "its configuration cannot be read) unless it would write a value nftune manages to "

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from conftest import require
-from nspawn import base_rootfs, copy_rootfs
+from nspawn import Container, base_rootfs, copy_rootfs
 
 TOP = Path(__file__).resolve().parents[1]
 OUT = Path(os.environ.get("OUT", TOP / "out"))
@@ -452,10 +452,7 @@ def _kubelet(rootfs: Path) -> None:
     (wants / "kubelet.service").symlink_to("/etc/systemd/system/kubelet.service")
 
 
-def _active(c: object, unit: str) -> str:
-    from nspawn import Container
-
-    assert isinstance(c, Container)
+def _active(c: Container, unit: str) -> str:
     return c.enter("systemctl", "show", "-P", "ActiveState", unit).stdout.strip()
 
 

@@ -10,7 +10,7 @@ from ..conntrack import (
     Sizing,
     gib,
     live,
-    machine,
+    machine_or_none,
     needs_machine,
     over_share,
     read_record,
@@ -19,7 +19,6 @@ from ..conntrack import (
     static_buckets,
 )
 from ..context import Context
-from ..errors import NftuneError
 from ..fsio import is_ours
 from ..modprobe import CMDLINE, ModprobeD
 from ..result import Cause, Check, CheckResult, failed, passed, skipped
@@ -166,10 +165,7 @@ def conntrack_size(ctx: Context) -> CheckResult:
         wanted = size(ct, None)
     have = live(root)
     expected = _pair(wanted.max, wanted.buckets)
-    try:
-        facts = machine(root)
-    except NftuneError:
-        facts = None
+    facts = machine_or_none(root)
     if facts is not None and (large := over_share(wanted, facts, ct.memory_share)):
         return failed(Check.CONNTRACK_SIZE, MODULE, Cause.TOO_LARGE, expected=expected,
                       reason=large, hint="lower [Conntrack] Max= or Buckets=, raise "
