@@ -19,6 +19,7 @@ from .context import Context
 from .errors import EXIT_FAILED, NftuneError
 from .fsio import Action, Change, Writer, is_ours, locked, plan_remove, plan_write
 from .kernel import Kernel, ModuleChoice, load_kernels, resolve
+from .paths import CONNTRACK_MAX, SIZING
 from .record import Record
 from .render import Facts, render, render_runtime
 from .root import Root
@@ -162,7 +163,7 @@ def apply(ctx: Context, layer: Layer, *, dry_run: bool = False) -> Plan:
             writer.remove_temps(temp_leftovers(root, layer))
             writer.commit(p.changed)
             if root.live and layer is Layer.ADMIN:
-                if p.config.conntrack.managed or root.exists("/run/nftune/conntrack.json"):
+                if p.config.conntrack.managed or root.exists(SIZING):
                     p = p._replace(sized=size_runtime(ctx, p.config))
                 activate(ctx, p)
                 p = p._replace(activated=True)
@@ -175,7 +176,6 @@ def size_runtime(ctx: Context, config: Config) -> Sized:
     hash size is in effect at nf_conntrack's first load; then resize a table that is
     already loaded. Runtime files of an earlier config that no longer apply go."""
     from .conntrack import (
-        RECORD,
         machine,
         machine_or_none,
         needs_machine,
@@ -198,11 +198,11 @@ def size_runtime(ctx: Context, config: Config) -> Sized:
         [c for c in changes if c.action is not Action.KEEP])
     if needs_machine(ct):
         write_record(root, sizing)
-    elif (st := root.lstat(RECORD)) is not None and not stat.S_ISDIR(st.st_mode):
+    elif (st := root.lstat(SIZING)) is not None and not stat.S_ISDIR(st.st_mode):
         try:
-            root.unlink(RECORD)  # an earlier decision, no longer nftune's
+            root.unlink(SIZING)  # an earlier decision, no longer nftune's
         except OSError as e:
-            raise NftuneError(f"cannot remove: {e.strerror}", path=root.show(RECORD),
+            raise NftuneError(f"cannot remove: {e.strerror}", path=root.show(SIZING),
                               exit_code=EXIT_FAILED) from None
     resized = why = None
     if sizing.buckets is not None:
@@ -223,12 +223,12 @@ def activate(ctx: Context, p: Plan) -> None:
         ctx.run(["modprobe", "-a", *names])
     keys = [s.key for s in p.config.sysctls]
     if p.sized is not None and p.config.conntrack.max == AUTO:
-        keys.append("net/netfilter/nf_conntrack_max")
+        keys.append(CONNTRACK_MAX)
     if keys:
         ctx.run([p.facts.systemd_sysctl, *(f"--prefix=/{k}" for k in keys)])
     _reload_udev(ctx, p.changed)
     _reload_systemd(ctx, p.changed)
-    rps_apply(ctx.root, p.config)
+    rps_apply(ctx)
 
 
 def _reload_udev(ctx: Context, changes: list[Change]) -> None:

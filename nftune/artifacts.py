@@ -14,8 +14,10 @@ from enum import StrEnum
 from fnmatch import fnmatchcase
 
 from .config import DEFAULT_SYSCTL_PRIORITY
+from .paths import STATE_DIR, WRITTEN
 from .record import Record
-from .root import TEMP_INFIX, TEMP_PREFIX, Root
+from .root import Root
+from .treewrite import TEMP_INFIX, TEMP_PREFIX
 
 
 class Layer(StrEnum):
@@ -157,8 +159,8 @@ def temp_leftovers(root: Root, layer: Layer) -> list[str]:
     """Temp files of nftune's own names that a killed run left in this layer's
     directories (and beside the state file)."""
     out = []
-    state = root.state_file.rsplit("/", 1)[1]
-    places = [*((f"{BASE[layer]}/{d}", d) for d in OWNED), (root.state_dir, None)]
+    state = WRITTEN.rsplit("/", 1)[1]
+    places = [*((f"{BASE[layer]}/{d}", d) for d in OWNED), (STATE_DIR, None)]
     for d, conf_dir in places:
         for n in sorted(root.listdir(d)):
             m = _TEMP.fullmatch(n)

@@ -8,7 +8,7 @@ shown. Offline (--root, no bus), the tree is the proof path with the line behind
 
 from __future__ import annotations
 
-from .checks.ordering import ordering
+from .checks.ordering import proven
 from .context import Context
 from .errors import EXIT_FAILED, NftuneError
 from .ordering import MODULES_LOAD, SYSCTL, BusGraph, Edge, FileGraph, prove, search
@@ -16,7 +16,8 @@ from .record import Record
 from .result import Cause, Check, CheckResult, Status
 from .text import escape
 from .timespan import fmt_span
-from .units import UNIT_NAME, UnitTree
+from .unitnames import UNIT_NAME
+from .units import UnitTree
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows it)
 if TYPE_CHECKING:
@@ -191,8 +192,8 @@ def live_chain(bus: Bus, unit: str, checks: list[CheckResult]) -> Chain:
 
 def offline_chain(ctx: Context, unit: str) -> Chain:
     root = ctx.root
-    boot = FileGraph(UnitTree(root))
-    checks = [ordering(ctx, graph=boot)]
+    boot = FileGraph(ctx.unit_tree)
+    checks = [proven(ctx.unit_tree, boot)]
     # A unit the boot does not load is loaded for the drawing, as `systemctl` would.
     graph = boot if unit in boot.ids else FileGraph(UnitTree(root), also=(unit,))
     proof = prove(boot)
@@ -226,13 +227,13 @@ def build_chain(ctx: Context, unit: str, *, offline: bool) -> Chain:
     if ctx.problems:
         path, why = ctx.problems[0]
         raise NftuneError(why, path=ctx.root.show(path), exit_code=EXIT_FAILED)
-    from .checks.boot import checks_on, no_bus  # the live path only: the bus, the journal
+    from .specs import SPECS
+    from .verify import run
 
-    try:
-        bus = ctx.bus()
-        return live_chain(bus, unit, checks_on(ctx, bus))
-    except NftuneError as e:
-        # Still show what the files say, under the no-bus verdict.
+    checks = run(ctx, [s for s in SPECS if s.family == "boot"])
+    lost = [c for c in checks if c.check == Check.BOOT]
+    if lost:  # still show what the files say, under the no-bus verdict
         files = offline_chain(ctx, unit)
-        return Chain(unit, False, no_bus(e), (no_bus(e), *files.checks), files.tree,
+        return Chain(unit, False, lost[0], (lost[0], *files.checks), files.tree,
                      files.cycle)
+    return live_chain(ctx.bus(), unit, checks)

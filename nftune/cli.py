@@ -8,6 +8,7 @@ import os
 import sys
 
 from . import __version__
+from .console import complain, formatter, guard_stdio, say, show, silence_stdout
 from .errors import EXIT_CHECK_FAILED, EXIT_FAILED, EXIT_OK
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows it)
@@ -47,27 +48,9 @@ def _json_opt(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
-def _formatter(prog: str) -> argparse.HelpFormatter:
-    """argparse's formatter, as wide as shutil.get_terminal_size() says, without importing
-    shutil (with bz2 and lzma) on every run: argparse makes one for each argument added."""
-    import argparse
-
-    try:
-        columns = int(os.environ.get("COLUMNS", ""))
-    except ValueError:
-        columns = 0
-    if columns <= 0:
-        try:
-            columns = (os.get_terminal_size(sys.__stdout__.fileno()).columns or 80) \
-                if sys.__stdout__ else 80
-        except (ValueError, OSError):
-            columns = 80
-    return argparse.RawDescriptionHelpFormatter(prog, width=max(columns, 20) - 2)
-
-
 def _epilog() -> dict[str, Any]:
     """The exit codes below a verb's help, as written."""
-    return {"epilog": EXIT_CODES, "formatter_class": _formatter}
+    return {"epilog": EXIT_CODES, "formatter_class": formatter}
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
@@ -125,9 +108,13 @@ def _verb_verify(verbs: Any) -> None:
                    help="put back each sysctl changed at runtime, and say what changed; one "
                         "changed again within an interval of a repair is 'contested' and "
                         "left alone")
+    p.add_argument("--cached", action="store_true",
+                   help="take the boot checks' results from this boot's cache "
+                        "(/run/nftune/boot-checks.json) when no file they read has changed "
+                        "since; the runtime checks always run")
     p.add_argument("--service", action="store_true",
-                   help="what nftune-verify.service runs: --report and --journal, plus "
-                        "--repair and --prometheus as [Verify] Repair= and "
+                   help="what nftune-verify.service runs: --cached, --report and --journal, "
+                        "plus --repair and --prometheus as [Verify] Repair= and "
                         "PrometheusDirectory= say")
     p.add_argument("--npd", action="store_true",
                    help="node-problem-detector plugin mode: judge the last report "
@@ -167,7 +154,7 @@ def _verb_clean(verbs: Any) -> None:
 
 def _verb_config(verbs: Any) -> None:
     p = verbs.add_parser("config", help="show the effective configuration and where each "
-                         "setting comes from", formatter_class=_formatter)
+                         "setting comes from", formatter_class=formatter)
     _root_opt(p)
     _json_opt(p)
 
@@ -179,12 +166,12 @@ def _verb_rps(verbs: Any) -> None:
     rps_verbs = p.add_subparsers(dest="rps_verb", metavar="ACTION", required=True)
     q = rps_verbs.add_parser("show", help="per interface and receive queue: the wanted and "
                              "the actual mask, rps_flow_cnt, the NUMA node, and why the "
-                             "interface is or is not chosen", formatter_class=_formatter)
+                             "interface is or is not chosen", formatter_class=formatter)
     _root_opt(q)
     _json_opt(q)
     q = rps_verbs.add_parser("apply", help="set the masks nftune decides for this machine "
                              "(nftune-rps.service runs this at boot)",
-                             formatter_class=_formatter)
+                             formatter_class=formatter)
     _root_opt(q)
     q.add_argument("--devpath", metavar="DEVPATH",
                    help="only the interface of this receive queue (udev's $devpath)")
@@ -207,28 +194,6 @@ VERB_PARSERS = {"apply": _verb_apply, "verify": _verb_verify, "chain": _verb_cha
                 "conntrack": _verb_conntrack}
 
 
-def _show(args: argparse.Namespace, result: Any, *context: Any) -> None:
-    """A verb's result as JSON with --json, else as its lines: each result type shapes
-    its own output (to_json(), lines())."""
-    if args.json:
-        import json
-
-        sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n")  # exact; JSON escapes
-    else:
-        say(*result.lines(*context))
-
-
-def say(*lines: str, err: bool = False) -> None:
-    """Lines for a person, each one line: names and values from the tree or from a process
-    never reach the terminal raw (a newline, C0 and C1 controls and undecodable bytes are
-    escaped, as systemctl does), so nothing can start a line of its own."""
-    from .text import escape
-
-    out = sys.stderr if err else sys.stdout
-    for line in lines:
-        out.write(escape(line) + "\n")
-
-
 def _context(args: argparse.Namespace, seams: Seams) -> Context:
     """The run's one Context: the tree from --root (or the running system), the bus
     address from --bus-address or the environment, and the seams tests give."""
@@ -249,7 +214,7 @@ def cmd_apply(args: argparse.Namespace, seams: Seams) -> int:
     with _context(args, seams) as ctx:
         plan = apply(ctx, Layer.VENDOR if args.vendor else Layer.ADMIN, dry_run=args.dry_run)
         say(*plan.warnings(ctx.root), err=True)
-        _show(args, plan, ctx.root)
+        show(args, plan, ctx.root)
     return EXIT_OK
 
 
@@ -274,7 +239,7 @@ def cmd_verify(args: argparse.Namespace, seams: Seams) -> int:
 
     started = time.monotonic()
     with _context(args, seams) as ctx:
-        report = verify(ctx)
+        report = verify(ctx, cached=args.cached or args.service)
         if args.check:
             report = report.only(args.check)
         if args.repair or args.report or args.journal or args.prometheus or args.service:
@@ -284,7 +249,7 @@ def cmd_verify(args: argparse.Namespace, seams: Seams) -> int:
             report = publish(ctx, report, Outputs(args.repair, args.report, args.journal,
                                                   args.prometheus, args.service), started,
                              lambda r: say(r.line(), err=args.json))
-    _show(args, report)
+    show(args, report)
     return EXIT_OK if report.ok else EXIT_CHECK_FAILED
 
 
@@ -293,7 +258,7 @@ def cmd_chain(args: argparse.Namespace, seams: Seams) -> int:
 
     with _context(args, seams) as ctx:
         chain = build_chain(ctx, args.unit, offline=args.root is not None)
-    _show(args, chain)
+    show(args, chain)
     return EXIT_OK if chain.ok else EXIT_CHECK_FAILED
 
 
@@ -304,35 +269,33 @@ def cmd_clean(args: argparse.Namespace, seams: Seams) -> int:
     with _context(args, seams) as ctx:
         done = clean(ctx, Layer.VENDOR if args.vendor else Layer.ADMIN, dry_run=args.dry_run,
                      dependents=args.dependents)
-        _show(args, done, ctx.root)
+        show(args, done, ctx.root)
     return EXIT_OK
 
 
 def cmd_config(args: argparse.Namespace, seams: Seams) -> int:
     config = _context(args, seams).config
-    _show(args, config)
+    show(args, config)
     return EXIT_OK
 
 
 def cmd_rps(args: argparse.Namespace, seams: Seams) -> int:
     ctx = _context(args, seams)
-    root, config = ctx.root, ctx.config
     if args.rps_verb == "apply":
         from .rps.sysfs import interfaces_at
         from .rps.write import apply
 
-        done = apply(root, config, interfaces_at(root, args.devpath) if args.devpath else None)
-        _show(args, done, root)
+        done = apply(ctx, interfaces_at(ctx.root, args.devpath) if args.devpath else None)
+        show(args, done, ctx.root)
         return EXIT_OK
-    from .rps.view import show
+    from .rps.view import show as rps_view
 
-    view = show(root, config)
-    _show(args, view)
+    show(args, rps_view(ctx))
     return EXIT_OK
 
 
 def cmd_conntrack(args: argparse.Namespace, seams: Seams) -> int:
-    from .conntrack import show
+    from .conntrack import show as table_view
 
     with _context(args, seams) as ctx:
         if args.boot:
@@ -344,9 +307,9 @@ def cmd_conntrack(args: argparse.Namespace, seams: Seams) -> int:
                 raise NftuneError("--boot sizes the table of the running system",
                                   hint="without --root, on the node itself")
             with locked(ctx.root):
-                _show(args, size_runtime(ctx, ctx.config), ctx.root)
+                show(args, size_runtime(ctx, ctx.config), ctx.root)
             return EXIT_OK
-        _show(args, show(ctx.root, ctx.config))
+        show(args, table_view(ctx))
     return EXIT_OK
 
 
@@ -378,7 +341,7 @@ def main(argv: list[str] | None = None, *, bus_factory: BusFactory | None = None
     """Every way out is an exit code and at most a line or two on stderr: an input error
     is 2 with file:line, a failure 3, never a traceback (unless --debug). The keywords
     are the seams tests use (see Seams); a node passes none."""
-    stdout_closed = _guard_stdio()
+    stdout_closed = guard_stdio()
     debug = False
     argv = sys.argv[1:] if argv is None else argv
     try:
@@ -397,13 +360,13 @@ def main(argv: list[str] | None = None, *, bus_factory: BusFactory | None = None
     except OSError as e:
         if debug:
             raise
-        _silence_stdout()
+        silence_stdout()
         if e.errno == errno.EPIPE:
             return EXIT_FAILED  # the reader went away (| head): quietly, as coreutils do
         if e.errno in (errno.EBADF, errno.ENOSPC) and e.filename is None:
-            _complain(f"nftune: error: write error: {e.strerror}")
+            complain(f"nftune: error: write error: {e.strerror}")
         else:
-            _complain(f"nftune: error: {e}")  # what no check foresaw: no traceback
+            complain(f"nftune: error: {e}")  # what no check foresaw: no traceback
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
@@ -431,51 +394,7 @@ def _dispatch(args: argparse.Namespace, seams: Seams) -> int:
         if args.debug:
             raise
         sys.stdout.flush()
-        _complain(f"nftune: error: {e}", *([f"nftune: hint: {e.hint}"] if e.hint else []))
+        complain(f"nftune: error: {e}", *([f"nftune: hint: {e.hint}"] if e.hint else []))
         return e.exit_code
 
 
-def _complain(*lines: str) -> None:
-    """Errors on stderr; a stderr that cannot take them (full, gone) is no traceback."""
-    try:
-        say(*lines, err=True)
-        sys.stderr.flush()
-    except OSError:
-        pass
-
-
-def _guard_stdio() -> bool:
-    """Standard descriptors that are closed get /dev/null, so no file nftune opens (or a
-    command it runs) can land on them. Returns whether stdout was closed. Output is
-    written with escapes for what the locale cannot encode, never an error."""
-    closed = []
-    for fd in (0, 1, 2):
-        try:
-            os.fstat(fd)
-        except OSError:
-            closed.append(fd)
-    if closed:
-        null = os.open("/dev/null", os.O_RDWR)
-        for fd in closed:
-            if fd != null:
-                os.dup2(null, fd)
-        if null not in closed:
-            os.close(null)
-        if 2 in closed or sys.stderr is None:
-            sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115 - for the process' life
-        if 1 in closed or sys.stdout is None:
-            sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
-    for stream in (sys.stdout, sys.stderr):
-        if hasattr(stream, "reconfigure"):
-            stream.reconfigure(errors="backslashreplace")
-    return 1 in closed
-
-
-def _silence_stdout() -> None:
-    """After a write error, let the interpreter's last flushes go to /dev/null."""
-    try:
-        null = os.open("/dev/null", os.O_WRONLY)
-        os.dup2(null, 1)
-        os.close(null)
-    except OSError:
-        pass

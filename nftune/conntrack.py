@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import json
 
-from .config import AUTO, MAX_BUCKETS, MAX_ENTRIES, Config, ConntrackConfig
+from .config import AUTO, MAX_BUCKETS, MAX_ENTRIES, ConntrackConfig
 from .errors import EXIT_FAILED, NftuneError
 from .fsio import read_attr
+from .paths import CONNTRACK_BUCKETS, CONNTRACK_MAX, RUN_DIR, SIZING
 from .record import Record
 from .root import Root
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows it)
 if TYPE_CHECKING:
     from typing import Any
+
+    from .context import Context
 
 # kube-proxy's KubeProxyConntrackConfiguration defaults (pkg/proxy/apis/config).
 KUBE_PROXY_MAX_PER_CORE = 32768
@@ -31,10 +34,7 @@ STATED_ENTRY = 320
 BUCKET_BYTES = 8  # one hlist_nulls_head per bucket
 BUCKET_ALIGN = 512  # the kernel rounds hashsize up to PAGE_SIZE / BUCKET_BYTES
 SLAB = "/sys/kernel/slab/nf_conntrack/object_size"
-MAX_KEY = "net/netfilter/nf_conntrack_max"
-BUCKETS_KEY = "net/netfilter/nf_conntrack_buckets"
 HASHSIZE = "/sys/module/nf_conntrack/parameters/hashsize"
-RECORD = "/run/nftune/conntrack.json"  # what nftune-conntrack.service decided this boot
 
 
 def kube_proxy_max(cpus: int, per_core: int = KUBE_PROXY_MAX_PER_CORE,
@@ -65,7 +65,7 @@ def table_bytes(entries: int | None, buckets: int | None, entry: int) -> int:
     return (buckets or 0) * BUCKET_BYTES + (entries or 0) * entry
 
 
-def over_share(sizing: Sizing, machine: Machine, share: int) -> str | None:
+def over_share(sizing: Sizing, machine: Capacity, share: int) -> str | None:
     """Why the table does not fit MemoryShare= of this machine's RAM; None when it does
     (or there is no share to keep to)."""
     total = table_bytes(sizing.max, sizing.buckets, machine.entry)
@@ -95,7 +95,7 @@ def gib(n: int) -> str:
     return f"{n / (1 << 30):.1f} GiB"
 
 
-class Machine(Record):
+class Capacity(Record):
     """What auto sizing reads from the machine that boots."""
 
     cpus: int  # online CPUs
@@ -111,7 +111,7 @@ class Sizing(Record):
     buckets: int | None  # as the kernel shows it (rounded)
     formula: int | None = None  # kube-proxy's value, when Max=auto
     memory_cap: int | None = None  # the MemoryShare= cap, when it applied
-    machine: Machine | None = None
+    machine: Capacity | None = None
 
     def how(self) -> str:
         """One line: where the numbers come from."""
@@ -149,7 +149,7 @@ def static_buckets(config: ConntrackConfig) -> int | None:
     return None
 
 
-def size(config: ConntrackConfig, machine: Machine | None) -> Sizing:
+def size(config: ConntrackConfig, machine: Capacity | None) -> Sizing:
     """Pure. `machine` is needed when needs_machine(config)."""
     formula = cap = None
     if isinstance(config.max, int):
@@ -182,7 +182,7 @@ def size(config: ConntrackConfig, machine: Machine | None) -> Sizing:
     return Sizing(max_out, buckets, formula, cap, machine if needs_machine(config) else None)
 
 
-def machine(root: Root) -> Machine:
+def machine(root: Root) -> Capacity:
     """This machine's CPUs, memory and entry size; NftuneError when they cannot be read."""
     from .cpus import parse_list
 
@@ -204,11 +204,11 @@ def machine(root: Root) -> Machine:
                           exit_code=EXIT_FAILED)
     slab = read_attr(root, SLAB) or ""
     if slab.isdigit() and 64 <= int(slab) <= 65536:
-        return Machine(cpus, memory, int(slab), True)
-    return Machine(cpus, memory, STATED_ENTRY, False)
+        return Capacity(cpus, memory, int(slab), True)
+    return Capacity(cpus, memory, STATED_ENTRY, False)
 
 
-def machine_or_none(root: Root) -> Machine | None:
+def machine_or_none(root: Root) -> Capacity | None:
     """machine(), or None when its facts cannot be read (a check that needs them is then
     not made)."""
     try:
@@ -229,7 +229,7 @@ def live(root: Root) -> Live:
         text = read_attr(root, path)
         return int(text) if text is not None and text.isdigit() else None
 
-    return Live(number(root.proc_sys(MAX_KEY)), number(root.proc_sys(BUCKETS_KEY)))
+    return Live(number(root.proc_sys(CONNTRACK_MAX)), number(root.proc_sys(CONNTRACK_BUCKETS)))
 
 
 def resize(root: Root, buckets: int) -> str | None:
@@ -251,7 +251,7 @@ def read_record(root: Root) -> Sizing | None:
     from .fsio import parse_json
 
     try:
-        data = parse_json(root.read_bytes(RECORD) or b"null")
+        data = parse_json(root.read_bytes(SIZING) or b"null")
     except (NftuneError, ValueError):
         return None
     if not isinstance(data, dict):
@@ -265,16 +265,16 @@ def read_record(root: Root) -> Sizing | None:
     facts = None
     if isinstance(m, dict) and all(type(m.get(k)) is int and m[k] > 0
                                    for k in ("cpus", "memory", "entry")):
-        facts = Machine(m["cpus"], m["memory"], m["entry"], m.get("measured") is True)
+        facts = Capacity(m["cpus"], m["memory"], m["entry"], m.get("measured") is True)
     return Sizing(mx, buckets, formula, cap, facts)
 
 
 def write_record(root: Root, sizing: Sizing) -> None:
-    root.ensure_dir("/run/nftune")
-    root.write_atomic(RECORD, (json.dumps(sizing.to_json(), indent=2) + "\n").encode(), 0o644)
+    root.ensure_dir(RUN_DIR)
+    root.write_atomic(SIZING, (json.dumps(sizing.to_json(), indent=2) + "\n").encode(), 0o644)
 
 
-class View(Record):
+class TableView(Record):
     """`nftune conntrack`: the wanted table and the live one."""
 
     config: ConntrackConfig
@@ -317,11 +317,11 @@ def _or(n: int | None) -> str:
     return "(unmanaged)" if n is None else str(n)
 
 
-def show(root: Root, config: Config) -> View:
-    ct = config.conntrack
+def show(ctx: Context) -> TableView:
+    root, ct = ctx.root, ctx.config.conntrack
     if needs_machine(ct) and not root.live:
         sizing = None
     else:
         sizing = size(ct, machine(root) if needs_machine(ct) else None)
-    return View(ct, sizing, read_record(root) if root.live else None,
+    return TableView(ct, sizing, read_record(root) if root.live else None,
                 live(root) if root.live else None)

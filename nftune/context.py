@@ -20,9 +20,13 @@ if TYPE_CHECKING:
     from .run import Completed
     from .sysctl import SysctlD
     from .systemd import Bus
+    from .units import UnitTree
 
     Runner = Callable[..., Completed]  # run.run's signature
     BusFactory = Callable[[str | None], Bus]  # an address (None: the system bus) -> a bus
+    from typing import TypeVar
+
+    T = TypeVar("T")
 
 
 def refuse(argv: list[str], **_: object) -> Completed:
@@ -32,7 +36,8 @@ def refuse(argv: list[str], **_: object) -> Completed:
 
 class Context:
     """Everything a run reads more than once. Each part is read on first use, at most
-    once; tree files that cannot be read are collected in `problems` (file-readable)."""
+    once, and keeps the tree files it could not read: `problems` gathers them from the
+    parts read so far (the file-readable check)."""
 
     def __init__(self, root: Root, *, runner: Runner = refuse,
                  bus_factory: BusFactory | None = None, bus_address: str | None = None,
@@ -46,7 +51,7 @@ class Context:
         self._bus: Bus | None = None
         self._bus_error: NftuneError | None = None
         self._close: Callable[[], object] | None = None
-        self.problems: list[tuple[str, str]] = []  # (in-tree path, why)
+        self._memo: dict[str, object] = {}
 
     def __enter__(self) -> Context:
         return self
@@ -65,9 +70,10 @@ class Context:
     # per queue) needs neither.
     @cached_property
     def kernels(self) -> list[Kernel]:
-        from .kernel import load_kernels
+        from .kernel import read_kernels
 
-        return load_kernels(self.root, self.problems)
+        kernels, self._kernel_problems = read_kernels(self.root)
+        return kernels
 
     @cached_property
     def picks(self) -> list[ModuleChoice | NftuneError]:
@@ -85,7 +91,8 @@ class Context:
         """modules-load.d's entries as they are now."""
         from .kernel import listed_modules
 
-        return listed_modules(self.root, self.problems)
+        listed, self._listed_problems = listed_modules(self.root)
+        return listed
 
     @cached_property
     def running(self) -> tuple[str, Kernel | None]:
@@ -98,9 +105,31 @@ class Context:
     def sysctld(self) -> SysctlD:
         from .sysctl import SysctlD
 
-        view = SysctlD.load(self.root, [s.key for s in self.config.sysctls])
-        self.problems += view.unreadable
-        return view
+        return SysctlD.load(self.root, [s.key for s in self.config.sysctls])
+
+    @cached_property
+    def unit_tree(self) -> UnitTree:
+        """The unit files the next boot loads, read as systemd reads them."""
+        from .units import UnitTree
+
+        return UnitTree(self.root)
+
+    @property
+    def problems(self) -> list[tuple[str, str]]:
+        """(in-tree path, why) of every file the parts read so far could not read, in one
+        order whatever the order of reading."""
+        d = self.__dict__
+        return [*(d.get("_kernel_problems") or ()),
+                *(d.get("_listed_problems") or ()),
+                *(d["sysctld"].unreadable if "sysctld" in d else ()),
+                *(d["unit_tree"].problems if "unit_tree" in d else ())]
+
+    def memo(self, name: str, make: Callable[[], T]) -> T:
+        """A value several checks share (the bus's view of this boot, RPS's decisions),
+        made on first use."""
+        if name not in self._memo:
+            self._memo[name] = make()
+        return self._memo[name]  # type: ignore[return-value]
 
     @cached_property
     def kube_proxies(self) -> Survey:

@@ -16,6 +16,7 @@ from enum import StrEnum
 
 from .chase import on_kernel_fs
 from .errors import EXIT_FAILED, NftuneError
+from .paths import STATE_DIR, WRITTEN
 from .record import Record
 from .root import FILE, Root, kind_of
 from .text import escape
@@ -98,7 +99,7 @@ class Writer:
     def __init__(self, root: Root, managed: frozenset[str], *, remember: bool = True) -> None:
         self.root = root
         self.remember = remember  # off for package builds: the package owns its directories
-        self.allowed = frozenset(p for d in (*managed, root.state_dir) for p in _parents(d))
+        self.allowed = frozenset(p for d in (*managed, STATE_DIR) for p in _parents(d))
         self.created: list[str] = _load_state(root, self.allowed) if remember else []
         self.had_state = bool(self.created)
 
@@ -144,7 +145,7 @@ class Writer:
         or not (a run killed between making it and writing the state into it)."""
         owned = _package_dirs(self.root)
         self._forget_state()
-        made = {*self.created, Root.state_dir}
+        made = {*self.created, STATE_DIR}
         for d in sorted(made, key=lambda p: p.count("/"), reverse=True):
             if d in owned or self.root.chase(d) in owned:
                 continue
@@ -181,7 +182,7 @@ class Writer:
         if not self.remember or (not self.created and not self.had_state):
             return  # nothing to remember
         made = []
-        for d in self._missing({Root.state_dir}):
+        for d in self._missing({STATE_DIR}):
             self._mkdir(d)
             made.append(d)
         self.created += [d for d in made if d not in self.created]
@@ -191,8 +192,8 @@ class Writer:
 
         text = json.dumps(state, indent=1) + "\n"
         try:
-            if self.root.read_text(Root.state_file) != text:
-                self.root.write_atomic(Root.state_file, text.encode(), FILE_MODE)
+            if self.root.read_text(WRITTEN) != text:
+                self.root.write_atomic(WRITTEN, text.encode(), FILE_MODE)
         except NftuneError:
             for d in reversed(made):  # not recorded, so not left behind
                 with contextlib.suppress(OSError):
@@ -201,8 +202,8 @@ class Writer:
         self.had_state = True
 
     def _forget_state(self) -> None:
-        if self.root.lstat(Root.state_file) is not None:
-            self._io(self.root.unlink, Root.state_file)
+        if self.root.lstat(WRITTEN) is not None:
+            self._io(self.root.unlink, WRITTEN)
         self.had_state = False
 
 
@@ -227,7 +228,7 @@ def _load_state(root: Root, allowed: frozenset[str]) -> list[str]:
     """The directories nftune created, from the state file. Only what nftune itself could
     have written is believed: anything else is ignored with a warning, never acted on."""
     try:
-        text = root.read_text(Root.state_file)
+        text = root.read_text(WRITTEN)
     except NftuneError as e:
         return _distrust(root, str(e))
     if not text:
@@ -249,7 +250,7 @@ def _load_state(root: Root, allowed: frozenset[str]) -> list[str]:
 
 
 def _distrust(root: Root, why: str) -> list[str]:
-    print(f"nftune: warning: {escape(root.show(Root.state_file))}: ignored ({escape(why)}); "
+    print(f"nftune: warning: {escape(root.show(WRITTEN))}: ignored ({escape(why)}); "
           "no directory it names will be removed", file=sys.stderr)
     return []
 
@@ -321,6 +322,13 @@ def _open_attr(root: Root, path: str, flags: int, at: At | None) -> int | None:
 def read_attr(root: Root, path: str, *, at: At | None = None) -> str | None:
     """A kernel attribute's text (they are short), or None when it cannot be read. `at`:
     the attribute's directory, when reading many in one."""
+    text = _read_attr(root, path, at)
+    if root.watch is not None:
+        root.watch.read(path, text)
+    return text
+
+
+def _read_attr(root: Root, path: str, at: At | None) -> str | None:
     try:
         fd = _open_attr(root, path, os.O_RDONLY, at)
     except (OSError, NftuneError):

@@ -7,7 +7,8 @@ Pure: a unit's own settings in, (kind, other unit, reason) out. What depends on 
 
 from __future__ import annotations
 
-from .units import UnitFile, mount_path, words
+from .unitnames import mount_path
+from .units import UnitFile, words
 
 SYSINIT, BASIC, SHUTDOWN = "sysinit.target", "basic.target", "shutdown.target"
 CGROUP_TYPES = ("service", "socket", "mount", "swap", "scope")  # units in a slice

@@ -50,23 +50,55 @@ def _read(root: Root, path: str) -> list[str]:
     return (root.read_text(path) or "").splitlines()
 
 
-def load_kernels(root: Root, problems: list[tuple[str, str]] | None = None) -> list[Kernel]:
-    """Every installed kernel. A kernel whose module lists cannot be read is an error, or,
-    with `problems`, left out and named there (verify reports it and goes on)."""
-    kernels = []
-    for d in root.kernel_dirs():
+def kernel_dirs(root: Root) -> list[str]:
+    """Every installed kernel's module directory (/lib/modules and /usr/lib/modules)."""
+    seen: set[str] = set()
+    out = []
+    for base in ("/usr/lib/modules", "/lib/modules"):
+        try:
+            kernels = sorted(root.listdir(base))
+        except OSError as e:
+            raise NftuneError(f"cannot list the installed kernels: {e.strerror}",
+                              path=root.show(base), exit_code=EXIT_FAILED,
+                              hint="a service sandbox with ProtectKernelModules=yes "
+                                   "hides this directory") from e
+        for k in kernels:
+            path = f"{base}/{k}"
+            real = root.chase(path)
+            if real in seen or not root.is_dir(path):
+                continue
+            seen.add(real)
+            if root.exists(f"{path}/modules.dep") or root.exists(f"{path}/modules.builtin"):
+                out.append(path)
+    return out
+
+
+Problem = tuple[str, str]  # an in-tree path that cannot be read, and why
+
+
+def read_kernels(root: Root, *, strict: bool = False) -> tuple[list[Kernel], list[Problem]]:
+    """Every installed kernel whose module lists can be read, and those that cannot
+    (verify reports them and goes on); with `strict`, the first that cannot is an error."""
+    kernels: list[Kernel] = []
+    problems: list[Problem] = []
+    for d in kernel_dirs(root):
         try:
             modules = frozenset(modname(line.split(":", 1)[0])
                                 for line in _read(root, f"{d}/modules.dep") if ":" in line)
             builtin = frozenset(modname(line) for line in _read(root, f"{d}/modules.builtin")
                                 if line.strip())
         except NftuneError as e:
-            if problems is None:
+            if strict:
                 raise
             problems.append((e.path or d, e.message))
             continue
         kernels.append(Kernel(d.rsplit("/", 1)[-1], d, modules, builtin))
-    return kernels
+    return kernels, problems
+
+
+def load_kernels(root: Root) -> list[Kernel]:
+    """Every installed kernel; one whose module lists cannot be read is an error."""
+    return read_kernels(root, strict=True)[0]
 
 
 class ModuleChoice(Record):
@@ -149,11 +181,10 @@ class ListedModule(Record):
         return f"{self.file}:{self.line}"
 
 
-def listed_modules(root: Root,
-                   problems: list[tuple[str, str]] | None = None) -> list[ListedModule]:
-    """modules-load.d's entries; with `problems`, entries that cannot be read are named
-    there instead of being an error."""
-    out = []
+def listed_modules(root: Root) -> tuple[list[ListedModule], list[Problem]]:
+    """modules-load.d's entries, and the files that cannot be read."""
+    out: list[ListedModule] = []
+    problems: list[Problem] = []
     for f in list_conf_files(root, root.conf_dirs("modules-load.d"), ".conf"):
         try:
             if f.problem:
@@ -164,10 +195,8 @@ def listed_modules(root: Root,
                         out += [ListedModule(modname(s), f.path, n)
                                 for n, s in stream_lines(fh, root.show(f.path))]
         except NftuneError as e:
-            if problems is None:
-                raise
             problems.append((f.path, e.message))
-    return out
+    return out, problems
 
 
 def running_kernel(root: Root, kernels: list[Kernel]) -> tuple[str, Kernel | None]:

@@ -14,7 +14,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy kno
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from .checks.drift import Repair
+    from .repair import Repair
 
 
 class Outputs(Record):
@@ -37,10 +37,9 @@ def publish(ctx: Context, report: Report, out: Outputs, started: float,
     root, verify_config = ctx.root, ctx.config.verify
     entries: list[dict[str, str]] = []
     if out.repair or (out.service and verify_config.repair):
-        from . import journal
-        from .checks import drift
+        from . import journal, repair
 
-        results, repairs = drift.repair(ctx, report.results, time.time())
+        results, repairs = repair.repair(ctx, report.results, time.time())
         report = report._replace(results=results)
         for r in repairs:
             tell(r)

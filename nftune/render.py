@@ -121,7 +121,8 @@ def _how(config: Config) -> str:
 def render_runtime(config: Config, sizing: Sizing, version: str) -> list[Artifact]:
     """This boot's machine-sized files (Layer.RUNTIME): Max=auto's nf_conntrack_max and a
     Buckets=auto that follows it. Empty when nothing depends on the machine."""
-    from .conntrack import MAX_KEY, needs_machine
+    from .conntrack import needs_machine
+    from .paths import CONNTRACK_MAX
 
     env = _env()
     ct = config.conntrack
@@ -131,7 +132,7 @@ def render_runtime(config: Config, sizing: Sizing, version: str) -> list[Artifac
         return out
     how = f"sized for this machine: {sizing.how()}"
     if ct.max is not None and sizing.max is not None:
-        spec = SysctlSpec(MAX_KEY, str(sizing.max), ct.max_origin or Origin("[Conntrack]", 0))
+        spec = SysctlSpec(CONNTRACK_MAX, str(sizing.max), ct.max_origin or Origin("[Conntrack]", 0))
         path = path_of(Layer.RUNTIME, Kind.RUN_SYSCTL, config.sysctl_priority)
         text = env.get_template(FILES[Kind.RUN_SYSCTL].template).render(
             **common, sysctls=[spec])

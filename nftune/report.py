@@ -12,18 +12,17 @@ import json
 
 from .errors import NftuneError
 from .fsio import parse_json, read_attr
+from .paths import BOOT_ID, REPORT, RUN_DIR
 from .root import Root
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows it)
 if TYPE_CHECKING:
     from typing import Any
 
-REPORT = "/run/nftune/report.json"
-BOOT_ID = "/proc/sys/kernel/random/boot_id"
 
 
 def boot_id(root: Root) -> str | None:
-    return read_attr(root, BOOT_ID)
+    return read_attr(root, root.proc_sys(BOOT_ID))
 
 
 def document(data: dict[str, Any], root: Root, finished: float,
@@ -33,7 +32,7 @@ def document(data: dict[str, Any], root: Root, finished: float,
 
 
 def write(root: Root, doc: dict[str, Any]) -> str:
-    root.ensure_dir("/run/nftune")
+    root.ensure_dir(RUN_DIR)
     # For root and group adm (the unit makes /run/nftune root:adm 2750): it names files
     # and processes of the node.
     root.write_atomic(REPORT, (json.dumps(doc, indent=2) + "\n").encode(), 0o640)

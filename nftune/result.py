@@ -1,7 +1,7 @@
 """One result type for every check, and the closed set of causes it can name.
 
-Console lines, JSON and (later) metrics and node-problem-detector output are all rendered
-from these objects, so they cannot disagree.
+Console lines, JSON, the report, the journal, metrics and node-problem-detector's verdict
+are all made from these objects, so they cannot disagree.
 """
 
 from __future__ import annotations
@@ -23,8 +23,7 @@ class Status(StrEnum):
 
 
 class Check(StrEnum):
-    """What is checked; CHECKS below documents each, and which module of nftune/checks/
-    makes it."""
+    """What is checked; CHECKS below documents each, specs.SPECS says what makes it."""
 
     FILE_READABLE = "file-readable"
     MODULE_EXISTS = "module-exists"
@@ -277,6 +276,8 @@ class CheckResult(Record):
     reason: str = ""
     hint: str | None = None
     source: str | None = None  # file:line that decides the outcome, when there is one
+    cached: bool = False  # taken from this boot's cache of the boot checks (cache.py)
+    proven: float | None = None  # when a cached result was made (Unix time)
 
     @property
     def failed(self) -> bool:

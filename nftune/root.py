@@ -24,10 +24,13 @@ from functools import cached_property
 
 from . import chase as _chase
 from .errors import EXIT_FAILED, NftuneError
+from .treewrite import TreeWrites
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows it)
 if TYPE_CHECKING:
     from typing import BinaryIO
+
+    from .cache import Watch
 
 # systemd's configuration search path, highest precedence first (/lib for split-usr).
 CONF_BASES = ("/etc", "/run", "/usr/local/lib", "/usr/lib", "/lib")
@@ -56,7 +59,7 @@ def kind_of(mode: int) -> str:
     return _KINDS.get(stat.S_IFMT(mode), "not a regular file")
 
 
-class Root:
+class Root(TreeWrites):
     """The tree nftune works on; every path goes through it."""
 
     def __init__(self, path: str | os.PathLike[str], live: bool = False) -> None:
@@ -64,6 +67,7 @@ class Root:
         # every run's start, and the tree's paths are strings throughout.
         self.path = os.fspath(path)
         self.live = live  # the running system: its /proc, /sys and systemd may be used
+        self.watch: Watch | None = None  # while set, every path opened is noted (cache.py)
 
     def __repr__(self) -> str:
         return f"Root({self.path!r}, live={self.live})"
@@ -113,7 +117,15 @@ class Root:
     def open(self, path: str, flags: int = os.O_RDONLY, mode: int = 0) -> int:
         """A file descriptor for an in-tree path, resolved inside the tree; OSError as
         open(2) fails."""
-        return _chase.open_in(self.fd, path, flags, mode)
+        if self.watch is None:
+            return _chase.open_in(self.fd, path, flags, mode)
+        try:
+            fd = _chase.open_in(self.fd, path, flags, mode)
+        except OSError as e:
+            self.watch.opened(path, flags, e.errno or 0)
+            raise
+        self.watch.opened(path, flags, os.fstat(fd))
+        return fd
 
     @contextlib.contextmanager
     def _parent(self, path: str, flags: int = os.O_PATH) -> Iterator[tuple[int, str]]:
@@ -341,75 +353,6 @@ class Root:
         data = self.read_bytes(path)
         return None if data is None else data.decode("utf-8", "replace")
 
-    # -- writing ------------------------------------------------------------------------------
-
-    def write_atomic(self, path: str, data: bytes, mode: int) -> None:
-        """Whole or absent: a temp file in the same directory, every byte written, fsync,
-        rename over the target, fsync the directory. On any error the old file is as it
-        was, the temp file is gone, and the NftuneError names the file and why."""
-        try:
-            with self._parent(path, os.O_RDONLY) as (dfd, name):
-                tmp = temp_name(name)
-                made = False
-                try:
-                    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
-                                 | os.O_CLOEXEC, mode, dir_fd=dfd)
-                    made = True
-                    try:
-                        os.fchmod(fd, mode)  # the umask must not narrow it
-                        view = memoryview(data)
-                        while view:  # a short write is not an error: write the rest
-                            view = view[os.write(fd, view):]
-                        os.fsync(fd)
-                    finally:
-                        os.close(fd)
-                    os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
-                except OSError as e:
-                    if made:  # only nftune's own temp file: one in the way is not its
-                        with contextlib.suppress(OSError):
-                            os.unlink(tmp, dir_fd=dfd)
-                    raise NftuneError(f"cannot write: {e.strerror}", path=self.show(path),
-                                      exit_code=EXIT_FAILED,
-                                      hint=_write_hint(e, dfd, len(data))) from None
-                os.fsync(dfd)
-        except OSError as e:
-            raise NftuneError(f"cannot write: {e.strerror}", path=self.show(path),
-                              exit_code=EXIT_FAILED, hint=_write_hint(e, None, 0)) from None
-
-    def unlink(self, path: str) -> None:
-        """Remove the entry itself (a symlink, never its target), and fsync the directory."""
-        with self._parent(path, os.O_RDONLY) as (dfd, name):
-            os.unlink(name, dir_fd=dfd)
-            os.fsync(dfd)
-
-    def mkdir(self, path: str, mode: int) -> None:
-        with self._parent(path) as (dfd, name):
-            os.mkdir(name, mode, dir_fd=dfd)
-            fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
-                         dir_fd=dfd)
-            try:
-                os.fchmod(fd, mode)  # the umask must not narrow it
-            finally:
-                os.close(fd)
-
-    def ensure_dir(self, path: str, mode: int = 0o755) -> None:
-        """`mkdir -p` inside the tree; NftuneError when it cannot be made."""
-        parts = path.strip("/").split("/")
-        for i in range(1, len(parts) + 1):
-            d = "/" + "/".join(parts[:i])
-            if self.is_dir(d):
-                continue
-            try:
-                self.mkdir(d, mode)
-            except OSError as e:
-                raise NftuneError(f"cannot create the directory: {e.strerror}",
-                                  path=self.show(d), exit_code=EXIT_FAILED,
-                                  hint=_write_hint(e, None, 0)) from None
-
-    def rmdir(self, path: str) -> None:
-        with self._parent(path) as (dfd, name):
-            os.rmdir(name, dir_fd=dfd)
-
     # -- search paths -------------------------------------------------------------------------
 
     def conf_dirs(self, name: str) -> list[str]:
@@ -425,45 +368,11 @@ class Root:
                 dirs.append(d)
         return dirs
 
-    def config_files(self) -> list[str]:
-        """nftune's own config: the main file, then drop-ins in name order (later wins).
-        Every entry is returned, whatever it is: reading it says what is wrong."""
-        files = ["/etc/nftune/nftune.conf"]
-        files += sorted(f"/etc/nftune/nftune.conf.d/{n}"
-                        for n in self.listdir("/etc/nftune/nftune.conf.d")
-                        if n.endswith(".conf") and not n.startswith("."))
-        return [f for f in files if self.lstat(f) is not None]
-
-    def kernel_dirs(self) -> list[str]:
-        """Every installed kernel's module directory (/lib/modules and /usr/lib/modules)."""
-        seen: set[str] = set()
-        out = []
-        for base in ("/usr/lib/modules", "/lib/modules"):
-            try:
-                kernels = sorted(self.listdir(base))
-            except OSError as e:
-                raise NftuneError(f"cannot list the installed kernels: {e.strerror}",
-                                  path=self.show(base), exit_code=EXIT_FAILED,
-                                  hint="a service sandbox with ProtectKernelModules=yes "
-                                       "hides this directory") from e
-            for k in kernels:
-                path = f"{base}/{k}"
-                real = self.chase(path)
-                if real in seen or not self.is_dir(path):
-                    continue
-                seen.add(real)
-                if self.exists(f"{path}/modules.dep") or self.exists(f"{path}/modules.builtin"):
-                    out.append(path)
-        return out
-
     def proc_sys(self, key_path: str) -> str:
         return f"/proc/sys/{key_path}"
 
     def sys_module(self, name: str) -> str:
         return f"/sys/module/{name}"
-
-    state_dir = "/var/lib/nftune"
-    state_file = "/var/lib/nftune/state.json"
 
 
 def _reopen(pfd: int, flags: int) -> int | None:
@@ -475,34 +384,3 @@ def _reopen(pfd: int, flags: int) -> int | None:
         if os.path.isdir("/proc/self/fd"):
             raise
         return None
-
-
-TEMP_PREFIX = ".#"
-TEMP_INFIX = ".nftune"
-
-
-def temp_name(name: str) -> str:
-    """The temp file beside `name` while it is written; a killed run can leave one."""
-    return f"{TEMP_PREFIX}{name}{TEMP_INFIX}{os.getpid()}"
-
-
-def _write_hint(e: OSError, dfd: int | None, size: int) -> str | None:
-    if e.errno in (errno.ENOSPC, errno.EDQUOT):
-        what = "no space left" if e.errno == errno.ENOSPC else "the disk quota is used up"
-        if dfd is not None:
-            with contextlib.suppress(OSError):
-                vfs = os.fstatvfs(dfd)
-                return (f"{what} on the file system of this directory: {size} bytes needed, "
-                        f"{vfs.f_bavail * vfs.f_frsize} free; free some space and run "
-                        "nftune again (the old file is unchanged)")
-        return f"{what}; free some space and run nftune again (the old file is unchanged)"
-    if e.errno == errno.EROFS:
-        return "the file system is mounted read-only; remount it read-write, or build " \
-               "the image with --root on a writable copy"
-    if e.errno == errno.EIO:
-        return "an I/O error: check the disk (dmesg); the old file is unchanged"
-    if e.errno == errno.ENAMETOOLONG:
-        return "the path is longer than the system allows"
-    if e.errno in _MISSING:
-        return "a directory on the way is missing or is not a directory"
-    return None

@@ -11,7 +11,8 @@ from collections import deque
 from .errors import NftuneError
 from .implicit import PERPETUAL, default_deps, extras, mounts_for
 from .root import Root
-from .units import MOUNT_KEYS, NAME_MAX, UnitFile, UnitTree, mount_path, valid_name
+from .unitnames import NAME_MAX, mount_path, valid_name
+from .units import MOUNT_KEYS, UnitFile, UnitTree
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows it)
 if TYPE_CHECKING:

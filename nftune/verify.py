@@ -1,22 +1,26 @@
-"""`nftune verify`: is this node (or image) right, and if not, why. The checks live in
-nftune/checks/, a module per family; this runs them in order over one Context.
+"""`nftune verify`: is this node (or image) right, and if not, why. One runner walks the
+checks as specs.SPECS lists them: it skips a check whose need is missing (one cause per
+need), runs the others over one Context, and gathers the files no check could read in one
+pass at the end. With `cached`, the boot checks come from this boot's cache when nothing
+they read has changed (cache.py): a timer run then does only the runtime work.
 
-Static checks read the tree as the next boot will: modules-load.d, sysctl.d and udev rules
-with systemd's precedence. Runtime checks read /sys and /proc/sys, only on the live system.
+The boot checks read the tree as the next boot will (modules-load.d, sysctl.d, udev rules
+and the unit graph, with systemd's precedence) and this boot as the manager saw it; the
+runtime checks read /sys and /proc/sys, only on the live system.
 """
 
 from __future__ import annotations
 
 from . import __version__
-from .checks import files, not_live, ordering, rps, runtime
 from .context import Context
 from .errors import NftuneError
-from .ordering import SYSCTL
 from .record import Record
-from .result import Cause, Check, CheckResult, Status, skipped
+from .result import Check, CheckResult, Status, failed, skipped
+from .specs import SPECS, Cadence, Spec
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows it)
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from typing import Any
 
 
@@ -50,6 +54,13 @@ class Report(Record):
             if r.failed and r.hint:
                 out.append(f"    hint: {r.hint}")
         counts = ", ".join(f"{self.count(s)} {s}" for s in Status)
+        proven = [r.proven for r in self.results if r.cached and r.proven is not None]
+        if proven:
+            import time
+
+            out.append(f"verify: the boot checks are this boot's, proven at "
+                       f"{time.strftime('%H:%M:%S', time.localtime(min(proven)))}: no file "
+                       "they read has changed since (without --cached they run again)")
         return [*out, f"verify: {len(self.results)} checks: {counts}"]
 
     def to_json(self) -> dict[str, Any]:
@@ -64,29 +75,88 @@ class Report(Record):
         }
 
 
-def verify(ctx: Context) -> Report:
-    """Every check, in the order the report lists them. The bus checks talk to the
-    context's service manager; the tree's unreadable files come first."""
-    results = [*files.checks(ctx), *ordering.checks(ctx)]
-    results[:0] = files.unreadable(ctx)
-    if ctx.wants_bus:
-        from .checks import boot  # only a live check talks to systemd
+def outcome(ctx: Context, spec: Spec) -> list[CheckResult]:
+    """The check's results, or the skip its first missing need makes (a silent need, or a
+    check that names no subject, says nothing)."""
+    for need in spec.needs:
+        if need.met(ctx):
+            continue
+        if need.silent or spec.named is None:
+            return []
+        reason = dict(spec.reasons).get(need.name) or need.why(ctx)
+        make = failed if need.fails else skipped
+        out = []
+        for subject, fields in spec.named(ctx):
+            extra = dict(fields)
+            note = extra.pop("note", "")
+            if need.fails:
+                extra["hint"] = need.hint(ctx)
+            out.append(make(spec.check, subject, need.cause, reason=reason + note, **extra))
+        return out
+    return spec.make(ctx)
 
-        results += boot.checks(ctx)
-    else:
-        results.append(skipped(Check.BOOT_ORDER, SYSCTL, Cause.NOT_LIVE,
-                               reason=not_live(ctx.root)))
-    results += runtime.checks(ctx)
-    if ctx.config.conntrack.managed:
-        from .checks import conntrack  # only a node that sizes the table
 
-        results += conntrack.checks(ctx)
+def run(ctx: Context, specs: Iterable[Spec] = SPECS) -> list[CheckResult]:
+    """These checks' results in order, the unreadable files first."""
+    from .checks.files import file_readable
+
+    results = [r for spec in specs for r in outcome(ctx, spec)]
+    return [*file_readable(ctx, ctx.problems), *results]
+
+
+def verify(ctx: Context, *, cached: bool = False) -> Report:
+    """Every check, in the order the report lists them. With `cached`, the boot checks
+    are taken from this boot's cache when nothing they read has changed, and kept there
+    when they had to run (a run without it writes nothing)."""
+    from .checks.files import file_readable
+
+    kept = None
     if ctx.root.live:
-        from .checks import kubeproxy  # reads /proc; YAML only when there is a kube-proxy
+        from . import cache
 
-        results += kubeproxy.checks(ctx)
+        if cached and cache.usable(ctx):
+            kept = cache.load(ctx)
+    boot = [s for s in SPECS if s.cadence is Cadence.BOOT]
+    by_check: dict[Check, list[CheckResult]] = {}
+    if kept is None:
+        by_check.update(_boot_checks(ctx, boot, keep=cached))
+        unreadable = file_readable(ctx, ctx.problems)
     else:
-        results.append(skipped(Check.KUBE_PROXY, "kube-proxy", Cause.NOT_LIVE,
-                               reason=not_live(ctx.root)))
-    results += rps.checks(ctx)
+        unreadable = [r for r in kept.results if r.check == Check.FILE_READABLE]
+        for r in kept.results:
+            by_check.setdefault(r.check, []).append(r)
+    for spec in SPECS:
+        if spec.cadence is Cadence.RUNTIME:
+            by_check[spec.check] = outcome(ctx, spec)
+    # What the runtime checks read first (a cached run) and could not read.
+    known = {r.subject for r in unreadable}
+    unreadable += [r for r in file_readable(ctx, ctx.problems) if r.subject not in known]
+    results = [*unreadable, *(r for spec in SPECS for r in by_check.get(spec.check, ()))]
     return Report(ctx.root.path, ctx.root.live, tuple(results))
+
+
+def _boot_checks(ctx: Context, specs: list[Spec], *,
+                 keep: bool) -> dict[Check, list[CheckResult]]:
+    """The boot checks run now; with `keep`, on the running system, kept with what they
+    read."""
+    import time
+
+    watch = None
+    if keep and ctx.root.live:
+        from . import cache
+
+        watch = cache.prepare(ctx)
+    proven = time.time()
+    ctx.root.watch = watch
+    try:
+        out = {spec.check: outcome(ctx, spec) for spec in specs}
+        problems = ctx.problems
+    finally:
+        ctx.root.watch = None
+    if watch is not None:
+        from . import cache
+        from .checks.files import file_readable
+
+        results = [*file_readable(ctx, problems), *(r for rs in out.values() for r in rs)]
+        cache.save(ctx, watch, results, proven)
+    return out

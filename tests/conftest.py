@@ -15,6 +15,7 @@ import pytest
 
 from nftune import run as run_mod
 from nftune.context import Context
+from nftune.result import CheckResult
 from nftune.root import Root
 
 BASETEMP = Path(os.environ.get("NFTUNE_TEST_TMP", f"/var/tmp/nftune-pytest-{os.getpid()}"))
@@ -74,6 +75,22 @@ def context(root: Root, commands: Commands | None = None, bus: Any = None,
     """A run's Context over a test tree: `commands` runs programs, `bus` is the manager."""
     return Context(root, runner=commands or Commands(),
                    bus_factory=None if bus is None else lambda _: bus, bus_address=address)
+
+
+def family(ctx: Context, name: str) -> list[CheckResult]:
+    """What verify's runner makes of one family of checks (nftune/checks/NAME.py)."""
+    from nftune.specs import SPECS
+    from nftune.verify import outcome
+
+    return [r for s in SPECS if s.family == name for r in outcome(ctx, s)]
+
+
+def ordering(ctx: Context) -> CheckResult:
+    """The ordering check's one result for the context's tree."""
+    from nftune.checks.ordering import ordering as check
+
+    [r] = check(ctx)
+    return r
 
 
 @pytest.fixture

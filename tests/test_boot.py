@@ -8,10 +8,9 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import Commands, add_kernel, context, fake_live, write
+from conftest import Commands, add_kernel, context, fake_live, family, write
 from fakes import CAP, ML, RW, SC, T0, healthy, ran, skipped
 
-from nftune.checks import boot
 from nftune.result import Cause, CheckResult, Status
 from nftune.root import Root
 from nftune.systemd import UnitState, unit_from_properties, unit_path
@@ -30,7 +29,7 @@ def node(tree: Path) -> Root:
 
 
 def check_boot(bus: object, root: Root, commands: Commands | None = None) -> list[CheckResult]:
-    return boot.checks_on(context(root, commands), bus)  # type: ignore[arg-type]
+    return family(context(root, commands, bus=bus), "boot")
 
 
 def by(results: list[CheckResult], check: str, subject: str) -> CheckResult:

@@ -200,7 +200,7 @@ def test_help_is_wrapped_as_wide_as_the_terminal(monkeypatch: pytest.MonkeyPatch
     (a serial console reports 0 columns)."""
     import os
 
-    from nftune.cli import _formatter
+    from nftune.console import formatter as _formatter
 
     monkeypatch.setenv("COLUMNS", "120")
     assert _formatter("nftune")._width == 118

@@ -18,7 +18,7 @@ from nftune.conntrack import (
     KUBE_PROXY_CAP,
     KUBE_PROXY_MIN,
     STATED_ENTRY,
-    Machine,
+    Capacity,
     kube_proxy_max,
     needs_machine,
     over_share,
@@ -83,7 +83,7 @@ def test_a_numeric_max_is_one_of_nftunes_sysctls() -> None:
 @pytest.mark.parametrize("gib", [1, 2, 4, 16, 64, 256, 1024])
 @pytest.mark.parametrize("share", [5, 0, 50])
 def test_auto_is_kube_proxys_formula_capped_by_memory(cpus: int, gib: int, share: int) -> None:
-    m = Machine(cpus, gib * GiB, STATED_ENTRY, False)
+    m = Capacity(cpus, gib * GiB, STATED_ENTRY, False)
     s = size(ConntrackConfig("auto", "auto", share), m)
     formula = max(KUBE_PROXY_MIN, min(32768 * cpus, KUBE_PROXY_CAP))
     assert s.formula == formula == kube_proxy_max(cpus)
@@ -100,7 +100,7 @@ def test_auto_is_kube_proxys_formula_capped_by_memory(cpus: int, gib: int, share
 
 def test_worked_examples() -> None:
     def auto(cpus: int, memory: int, entry: int = STATED_ENTRY) -> tuple[int | None, ...]:
-        s = size(ConntrackConfig("auto", "auto", 5), Machine(cpus, memory, entry, True))
+        s = size(ConntrackConfig("auto", "auto", 5), Capacity(cpus, memory, entry, True))
         return s.max, s.buckets
 
     assert auto(2, 4 * GiB) == (131072, 32768)  # the floor: kube-proxy's min
@@ -173,7 +173,7 @@ def test_boot_sizes_this_machine_into_run(node: Root, tree: Path, commands: Comm
     ctx = context(node, commands)
     done = size_runtime(ctx, ctx.config)
     assert (done.sizing.max, done.sizing.buckets) == (524288, 131072)
-    assert done.sizing.machine == Machine(16, 64 * GiB, 256, True)
+    assert done.sizing.machine == Capacity(16, 64 * GiB, 256, True)
     assert "net.netfilter.nf_conntrack_max = 524288" in \
         (tree / "run/sysctl.d/90-nftune-conntrack.conf").read_text()
     assert "options nf_conntrack hashsize=131072" in \
@@ -318,7 +318,7 @@ def test_the_readmes_worked_examples() -> None:
                       r"([\d,]+) \| (\d+) \| (\d+) \| (\d+) MiB \|$", readme, re.M)
     assert len(rows) == 4
     for cpus, gib, share, formula, cap, mx, buckets, table in rows:
-        m = Machine(int(cpus), int(gib) * GiB, 320, False)
+        m = Capacity(int(cpus), int(gib) * GiB, 320, False)
         s = size(ConntrackConfig("auto", "auto", int(share)), m)
         uncapped = size(ConntrackConfig("auto", "auto", 0), m)
         room = int(gib) * GiB * int(share) / 100 - 511 * 8

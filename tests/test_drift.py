@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from conftest import Commands, add_kernel, add_units, context, fake_live, write
 
+from nftune import repair as drift
 from nftune.apply import apply
 from nftune.artifacts import Layer
-from nftune.checks import drift
 from nftune.cli import main
 from nftune.context import Context
 from nftune.result import Cause, CheckResult, Status, failed, passed

@@ -44,17 +44,20 @@ PYSTEMD = {
     "token", "tokenize", "linecache", "importlib", "copy", "shlex", "uuid", "platform",
     "pathlib", "urllib", "ipaddress", "ntpath", "typing", "shutil", "bz2", "lzma", "zlib",
 }
-OWN_CORE = {"nftune", "nftune.cli", "nftune.errors"}
+OWN_CORE = {"nftune", "nftune.cli", "nftune.console", "nftune.errors"}
 OWN_TREE = OWN_CORE | {f"nftune.{m}" for m in (
-    "artifacts", "chase", "conffiles", "config", "context", "cpus", "fsio", "ini", "record",
-    "result", "root", "rps", "rps.decide", "rps.sysfs", "sysctl", "text")}
+    "artifacts", "chase", "conffiles", "config", "config.model", "config.values", "context",
+    "cpus", "fsio", "ini", "paths", "record", "result", "root", "rps", "rps.decide",
+    "rps.sysfs", "sysctl", "text", "treewrite")}
 OWN_VERIFY = OWN_TREE | {f"nftune.{m}" for m in (
-    "checks", "checks.files", "checks.ordering", "checks.rps", "checks.runtime", "implicit",
-    "kernel", "ordering", "rps.view", "udev", "unitgraph", "units", "verify")}
+    "checks", "checks.files", "checks.ordering", "checks.owned", "checks.rps",
+    "checks.runtime", "implicit", "kernel", "ordering", "rps.view", "specs", "udev",
+    "unitgraph", "unitnames", "units", "verify")}
 # Only a live verify talks to systemd, reads the journal, and looks for kube-proxy.
 OWN_LIVE = OWN_VERIFY | {f"nftune.{m}" for m in (
-    "checks.boot", "journal", "publish", "report", "run", "systemd", "timespan",
-    "checks.kubeproxy", "kubeproxy", "conntrack")}
+    "cache", "checks.boot", "journal", "publish", "report", "run", "systemd", "timespan",
+    "checks.kubeproxy", "kubeproxy", "kubeproxy.discover", "kubeproxy.model",
+    "kubeproxy.parse", "conntrack")}
 
 BUDGETS: dict[str, tuple[set[str], set[str]]] = {
     "--version": (CORE, OWN_CORE),

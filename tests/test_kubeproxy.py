@@ -10,12 +10,11 @@ import struct
 from pathlib import Path
 
 import pytest
-from conftest import Commands, context, fake_live, write
+from conftest import Commands, context, fake_live, family, write
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from nftune.checks import kubeproxy as check
 from nftune.errors import NftuneError
 from nftune.kubeproxy import (
     AT_SECURE,
@@ -31,6 +30,7 @@ from nftune.kubeproxy import (
     read,
     settings,
     survey,
+    writer_of,
 )
 from nftune.root import Root
 
@@ -196,7 +196,7 @@ def test_alias_bombs_cost_nothing() -> None:
 
 def results(root: Root, text: str = "") -> list[tuple[str, str, str, str]]:
     write(root.path, "/etc/nftune/nftune.conf", text)
-    return [(r.subject, r.status, r.cause, r.reason) for r in check.checks(context(root))]
+    return [(r.subject, r.status, r.cause, r.reason) for r in family(context(root), "kubeproxy")]
 
 
 def test_informational_without_a_conflict(node: Root, tree: Path) -> None:
@@ -211,7 +211,7 @@ def test_informational_without_a_conflict(node: Root, tree: Path) -> None:
 def test_a_contested_max_names_the_setting_to_change(node: Root, tree: Path) -> None:
     kube_proxy(tree)
     write(tree, "/etc/nftune/nftune.conf", "[Conntrack]\nMax=200000\nBuckets=auto\n")
-    [r] = check.checks(context(node))
+    [r] = family(context(node), "kubeproxy")
     assert (r.status, r.cause) == ("failed", "kube-proxy-conflict")
     assert "sets nf_conntrack_max to 262144, nftune wants 200000" in r.reason
     assert "raises hashsize to 65536, above nftune's 50176" in r.reason
@@ -380,8 +380,8 @@ def test_only_a_process_that_could_be_kube_proxy_is_read(node: Root, tree: Path)
 
     shutil.rmtree(tree / "proc/900")
     node_ctx = context(node)
-    assert not any(r.failed for r in check.checks(node_ctx))
-    assert check.writer_of(node_ctx, "net/netfilter/nf_conntrack_max") is None
+    assert not any(r.failed for r in family(node_ctx, "kubeproxy"))
+    assert writer_of(node_ctx, "net/netfilter/nf_conntrack_max") is None
 
 
 @pytest.mark.parametrize(("cap_eff", "trusted"), [
@@ -555,5 +555,5 @@ def test_the_readmes_ignored_line(node: Root, tree: Path) -> None:
     kube_proxy(tree, 912, state="Z (zombie)")
     kube_proxy(tree, 977, cap_eff="0000000000000000")
     kube_proxy(tree, 978, cap_eff="0000000000000000")
-    [r] = check.checks(context(node))
+    [r] = family(context(node), "kubeproxy")
     assert r.line() == shown

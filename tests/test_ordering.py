@@ -6,9 +6,8 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import LIB, SYSCTL_UNIT, add_units, write
+from conftest import LIB, SYSCTL_UNIT, add_units, ordering, write
 
-from nftune.checks.ordering import ordering
 from nftune.context import Context
 from nftune.ordering import FileGraph, prove
 from nftune.result import Cause, Status

@@ -8,10 +8,9 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import add_cpus, add_nic, context, write
+from conftest import add_cpus, add_nic, context, family, write
 
 from nftune import chase
-from nftune.checks import rps as rps_checks
 from nftune.cli import main
 from nftune.config import Config, RpsConfig, parse
 from nftune.context import Context
@@ -36,7 +35,7 @@ def decisions(tree: Path, conf: str = "") -> dict[str, decide.Decision]:
 
 
 def check_rps(root: Root, config: Config) -> list[CheckResult]:
-    return rps_checks.checks(Context(root, config=config))
+    return family(Context(root, config=config), "rps")
 
 
 def attr(tree: Path, nic: str, queue: str, name: str) -> str:
@@ -68,7 +67,7 @@ def test_mode_on_selects_every_physical_nic_and_off_writes_nothing(tree: Path) -
     add_nic(tree, "eth2", rx=4)
     assert decisions(tree, "[RPS]\nMode=on\n")["eth2"].selected
     root, _ = live(tree, "[RPS]\nMode=off\n")
-    done = rps_write.apply(root, parse([("x", "[RPS]\nMode=off\n")]))
+    done = rps_write.apply(Context(root, config=parse([("x", "[RPS]\nMode=off\n")])))
     assert done == rps_write.Applied((), "Mode=off")
     assert attr(tree, "eth2", "rx-0", "rps_cpus") == "0"
 
@@ -157,17 +156,17 @@ def test_apply_writes_masks_and_rfs_once(tree: Path, attrs_on: str) -> None:
     add_nic(tree, "eth0", rx=2)
     add_nic(tree, "veth0", physical=False)
     root, _ = live(tree)
-    done = rps_write.apply(root, parse([]))
+    done = rps_write.apply(Context(root, config=parse([])))
     assert {w.path.split("/", 4)[-1]: w.new for w in done.writes} == {
         "eth0/queues/rx-0/rps_cpus": "35", "eth0/queues/rx-0/rps_flow_cnt": "16384",
         "eth0/queues/rx-1/rps_cpus": "35", "eth0/queues/rx-1/rps_flow_cnt": "16384",
         "core/rps_sock_flow_entries": "32768"}
     assert attr(tree, "eth0", "rx-1", "rps_cpus") == "35"
     assert attr(tree, "veth0", "rx-0", "rps_cpus") == "0"
-    assert rps_write.apply(root, parse([])).writes == ()  # nothing differs any more
+    assert rps_write.apply(Context(root, config=parse([]))).writes == ()  # nothing differs any more
     # The kernel prints masks zero-padded; the same set is not rewritten.
     write(tree, "/sys/class/net/eth0/queues/rx-0/rps_cpus", "00000035\n")
-    assert rps_write.apply(root, parse([])).writes == ()
+    assert rps_write.apply(Context(root, config=parse([]))).writes == ()
 
 
 DEVPATH = "/devices/pci0000:00/0000:00:03.0/virtio3/net/{}/queues/rx-0"
@@ -189,7 +188,7 @@ def test_one_interface_from_a_udev_devpath_renamed_or_not(tree: Path) -> None:
     assert sysfs.interfaces_at(root, DEVPATH.format("enp1s0")) == ["enp1s0"]
     only = sysfs.interfaces_at(root, DEVPATH.format("eth0"))
     assert only == ["enp1s0"]  # not the other NIC that is called eth0 now
-    done = rps_write.apply(root, parse([]), only)
+    done = rps_write.apply(Context(root, config=parse([])), only)
     assert {w.path for w in done.writes} >= {"/sys/class/net/enp1s0/queues/rx-0/rps_cpus"}
     assert not any("eth0" in w.path for w in done.writes)
 
@@ -234,9 +233,10 @@ def test_default_mask_on_kernels_that_have_it(tree: Path) -> None:
     add_nic(tree, "eth9", rx=4, mask="f")  # inherited from rps_default_mask, not selected
     add_nic(tree, "eth8", rx=4, mask="3")  # an admin's own mask: kept
     root, _ = live(tree)
-    rps_write.apply(root, parse([]))
+    rps_write.apply(Context(root, config=parse([])))
     assert (tree / "proc/sys/net/core/rps_default_mask").read_text().strip() == "f"
-    rps_write.apply(root, parse([]))  # now the default is in effect: eth9's copy of it goes
+    # Now the default is in effect: eth9's copy of it goes.
+    rps_write.apply(Context(root, config=parse([])))
     assert attr(tree, "eth9", "rx-0", "rps_cpus") == "0"
     assert attr(tree, "eth8", "rx-0", "rps_cpus") == "3"
 
@@ -269,7 +269,7 @@ def test_verify_reports_expected_and_actual_then_passes_after_apply(tree: Path) 
     new = bad[("rps-new-devices", "devices created later")]
     assert (new.status, new.actual) == (Status.PASSED, "udev")
     assert "no rps_default_mask" in new.reason
-    rps_write.apply(root, parse([]))
+    rps_write.apply(Context(root, config=parse([])))
     assert all(x.status is Status.PASSED for x in check_rps(root, parse([])))
 
 
@@ -283,7 +283,7 @@ def test_verify_without_the_udev_rule_and_with_a_default_mask(tree: Path) -> Non
     [*_, new] = check_rps(root, parse([]))
     assert (new.cause, new.expected, new.actual) == (
         Cause.NOT_APPLIED, "rps_default_mask=f", "rps_default_mask=0")
-    rps_write.apply(root, parse([]))
+    rps_write.apply(Context(root, config=parse([])))
     [*_, new] = check_rps(root, parse([]))
     assert new.status is Status.PASSED and "rps_default_mask" in new.reason
 
@@ -298,7 +298,7 @@ def test_read_only_sysfs_is_skipped_with_the_reason(tree: Path,
 
     monkeypatch.setattr(os, "fstatvfs", lambda fd: ReadOnly())  # only read_only() asks
     root, _ = live(tree)
-    done = rps_write.apply(root, parse([]))
+    done = rps_write.apply(Context(root, config=parse([])))
     assert done.writes == () and done.skipped == "/sys/class/net is read-only (a container?)"
     by = {r.check: r for r in check_rps(root, parse([]))}
     assert (by["rps"].status, by["rps"].cause) == (Status.SKIPPED, Cause.READ_ONLY)
@@ -311,7 +311,7 @@ def test_not_live_and_image_trees_are_skipped(tree: Path) -> None:
     root = Root(tree, live=False)
     [r] = check_rps(root, parse([]))
     assert (r.status, r.cause) == (Status.SKIPPED, Cause.NOT_LIVE)
-    assert rps_write.apply(root, parse([])).skipped == sysfs.NO_SYSFS
+    assert rps_write.apply(Context(root, config=parse([]))).skipped == sysfs.NO_SYSFS
 
 
 def test_show_and_its_json(tree: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -380,7 +380,7 @@ def test_masks_on_machines_of_every_size(tree: Path, possible: int, online: str,
     root, _ = live(tree, "[RPS]\nMode=on\n")
     d = decisions(tree, "[RPS]\nMode=on\n")["eth0"]
     assert d.mask == mask
-    rps_write.apply(root, parse([("x", "[RPS]\nMode=on\n")]))
+    rps_write.apply(Context(root, config=parse([("x", "[RPS]\nMode=on\n")])))
     assert attr(tree, "eth0", "rx-0", "rps_cpus") == mask
     assert [r.status for r in check_rps(root, parse([("x", "[RPS]\nMode=on\n")]))
             if r.check == "rps"] == [Status.PASSED]

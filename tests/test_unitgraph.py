@@ -8,15 +8,15 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import LIB, add_units, write
+from conftest import LIB, add_units, ordering, write
 
 from nftune.chain import build_chain
-from nftune.checks.ordering import ordering
 from nftune.context import Context
 from nftune.ordering import FileGraph, prove
 from nftune.result import Cause, Status
 from nftune.root import Root
-from nftune.units import UnitTree, _name_dirs, mount_path
+from nftune.unitnames import _name_dirs, mount_path
+from nftune.units import UnitTree
 
 ETC = "/etc/systemd/system"
 ML, SC = "systemd-modules-load.service", "systemd-sysctl.service"

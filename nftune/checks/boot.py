@@ -14,6 +14,7 @@ from ..context import Context
 from ..errors import NftuneError
 from ..fsio import read_attr
 from ..ordering import MODULES_LOAD, SYSCTL, BusGraph, Proof, prove
+from ..record import Record
 from ..result import Cause, Check, CheckResult, failed, passed, skipped
 from ..root import Root
 from ..sysctl import same_value
@@ -64,36 +65,74 @@ def cycle_lines(ctx: Context) -> list[str]:
     return [m for m in journal.read(ctx, "systemd", 1, priority=4, or_kernel=True) if _CYCLE in m]
 
 
-# -- the checks -------------------------------------------------------------------------------
+# -- what the manager says of this boot, read once for the checks below ---------------------
 
-def checks(ctx: Context) -> list[CheckResult]:
-    """This boot's checks, or why they could not be made (verify asks only when
-    ctx.wants_bus: elsewhere they are skipped without loading this module)."""
-    try:
-        return checks_on(ctx, ctx.bus())
-    except NftuneError as e:  # not reached, or it would not answer (auth, no systemd1)
-        return [no_bus(e)]
+class Seen(Record):
+    """This boot as the service manager saw it."""
 
-
-def no_bus(e: NftuneError) -> CheckResult:
-    return failed(Check.BOOT, "systemd", Cause.NO_BUS, reason=e.message, hint=e.hint)
+    boot: BootTimes
+    ml: UnitState
+    sc: UnitState
+    bad: list[str]  # what modules-load could not do although it ran
+    proof: Proof
+    said: list[str]  # the manager's lines about jobs deleted to break a cycle
 
 
-def checks_on(ctx: Context, bus: Bus) -> list[CheckResult]:
-    root = ctx.root
-    boot = bus.boot()
+def answered(ctx: Context) -> Seen | NftuneError:
+    """What the manager says of this boot, or why it cannot be asked (not reached, or it
+    would not answer: auth, no systemd1); read once."""
+    def make() -> Seen | NftuneError:
+        try:
+            return _read(ctx, ctx.bus())
+        except NftuneError as e:
+            return e
+
+    return ctx.memo("boot", make)
+
+
+def seen(ctx: Context) -> Seen:
+    s = answered(ctx)
+    assert not isinstance(s, NftuneError)  # the specs' need
+    return s
+
+
+def _read(ctx: Context, bus: Bus) -> Seen:
     ml, sc = bus.unit(MODULES_LOAD), bus.unit(SYSCTL)
     bad = failed_modules(ctx, ml) if ran(ml) else []
     proof = prove(BusGraph(bus))
     # A job that never started (no condition was even checked) may have been deleted.
     said = cycle_lines(ctx) if proof.cause is Cause.ORDERING_CYCLE or any(
         not started(u) and not u.condition_timestamp for u in (ml, sc)) else []
-    cyclic = {e.unit for e in proof.cycle}
-    out = [check_graph(proof, said), check_ran(ml, boot, bad, said, ml.name in cyclic),
-           check_ran(sc, boot, [], said, sc.name in cyclic), check_order(ml, sc, boot)]
-    if root.live:
-        out += check_module_timing(ctx, ml, sc, boot, bad)
-    return out
+    return Seen(bus.boot(), ml, sc, bad, proof, said)
+
+
+# -- the checks -------------------------------------------------------------------------------
+
+def reached(ctx: Context) -> list[CheckResult]:
+    """The boot check reports only a manager that cannot be reached (specs.py's need)."""
+    return []
+
+
+def boot_graph(ctx: Context) -> list[CheckResult]:
+    s = seen(ctx)
+    return [check_graph(s.proof, s.said)]
+
+
+def unit_state(ctx: Context) -> list[CheckResult]:
+    s = seen(ctx)
+    cyclic = {e.unit for e in s.proof.cycle}
+    return [check_ran(s.ml, s.boot, s.bad, s.said, s.ml.name in cyclic),
+            check_ran(s.sc, s.boot, [], s.said, s.sc.name in cyclic)]
+
+
+def boot_order(ctx: Context) -> list[CheckResult]:
+    s = seen(ctx)
+    return [check_order(s.ml, s.sc, s.boot)]
+
+
+def module_timing(ctx: Context) -> list[CheckResult]:
+    s = seen(ctx)
+    return check_module_timing(ctx, s.ml, s.sc, s.boot, s.bad)
 
 
 def check_graph(proof: Proof, said: list[str]) -> CheckResult:

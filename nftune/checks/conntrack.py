@@ -22,38 +22,27 @@ from ..context import Context
 from ..fsio import is_ours
 from ..modprobe import CMDLINE, ModprobeD
 from ..result import Cause, Check, CheckResult, failed, passed, skipped
-from . import not_live
 
 MODULE = "nf_conntrack"
 INITRAMFS = ("initrd.img-", "initramfs-")  # Debian's and dracut's names in /boot
 
 
-def checks(ctx: Context) -> list[CheckResult]:
-    if not ctx.config.conntrack.managed:
-        return []
-    return [modprobe_options(ctx), conntrack_size(ctx)]
-
-
-def _own_file(ctx: Context) -> str:
+def own_file(ctx: Context) -> str:
+    """nftune's modprobe.d file for nf_conntrack: this boot's under /run for auto sizing."""
     kind, layer = (Kind.RUN_MODPROBE, Layer.RUNTIME) if needs_machine(ctx.config.conntrack) \
         else (Kind.MODPROBE, Layer.ADMIN)
     return path_of(layer, kind, ctx.config.sysctl_priority)
 
 
-def modprobe_options(ctx: Context) -> CheckResult:
+def modprobe_options(ctx: Context) -> list[CheckResult]:
+    return [_modprobe_options(ctx)]
+
+
+def _modprobe_options(ctx: Context) -> CheckResult:
     """nftune's `options nf_conntrack hashsize=` is the one modprobe applies."""
     root, ct = ctx.root, ctx.config.conntrack
     subject = f"{MODULE} hashsize"
-    if ct.buckets is None:
-        return skipped(Check.MODPROBE_OPTIONS, subject, Cause.NOT_APPLICABLE,
-                       reason="Buckets= is not set: nftune leaves the hash size alone")
-    own = _own_file(ctx)
-    if (builtin := _built_in(ctx)) is not None:
-        return skipped(Check.MODPROBE_OPTIONS, subject, Cause.NOT_APPLICABLE,
-                       reason=builtin)
-    if needs_machine(ct) and not root.live:
-        return skipped(Check.MODPROBE_OPTIONS, subject, Cause.NOT_LIVE,
-                       reason=f"Buckets=auto: nftune-conntrack.service writes {own} at boot")
+    own = own_file(ctx)
     view = ModprobeD.load(root, cmdline=root.live)
     if view.unreadable:  # what it sets is unknown; a FIFO would even block modprobe
         path, why = view.unreadable[0]
@@ -102,7 +91,7 @@ def modprobe_options(ctx: Context) -> CheckResult:
                   source=entry.where, reason=reason)
 
 
-def _built_in(ctx: Context) -> str | None:
+def built_in(ctx: Context) -> str | None:
     """Why modprobe.d does not apply: nf_conntrack is built into the running kernel (on
     the live system) or into every installed one (an image); None when it is a module."""
     root = ctx.root
@@ -142,17 +131,23 @@ def _stale_initramfs(ctx: Context, own: str) -> str | None:
     return None
 
 
-def conntrack_size(ctx: Context) -> CheckResult:
+def offline_note(ctx: Context) -> str:
+    """For an image: the RAM below which the table would not fit."""
+    ct = ctx.config.conntrack
+    if not needs_machine(ct) and (ram := smallest_machine(size(ct, None), ct.memory_share)):
+        return (f"; a machine with less than {gib(ram)} of RAM would give this "
+                f"table more than MemoryShare={ct.memory_share}% of it at full size "
+                f"({STATED_ENTRY} B an entry; verify on the node checks it)")
+    return ""
+
+
+def conntrack_size(ctx: Context) -> list[CheckResult]:
+    return [_conntrack_size(ctx)]
+
+
+def _conntrack_size(ctx: Context) -> CheckResult:
     """The running table has the wanted max and buckets, and fits this machine."""
     root, ct = ctx.root, ctx.config.conntrack
-    if not root.live:
-        reason = not_live(root)
-        if not needs_machine(ct) and (ram := smallest_machine(size(ct, None),
-                                                              ct.memory_share)):
-            reason += (f"; a machine with less than {gib(ram)} of RAM would give this "
-                       f"table more than MemoryShare={ct.memory_share}% of it at full size "
-                       f"({STATED_ENTRY} B an entry; verify on the node checks it)")
-        return skipped(Check.CONNTRACK_SIZE, MODULE, Cause.NOT_LIVE, reason=reason)
     wanted: Sizing | None
     if needs_machine(ct):
         wanted = read_record(root)
@@ -180,7 +175,7 @@ def conntrack_size(ctx: Context) -> CheckResult:
                       reason=wanted.how())
     hint = "run 'nftune apply' to resize it now"
     if wanted.buckets is not None and have.buckets != wanted.buckets and \
-            (stale := _stale_initramfs(ctx, _own_file(ctx))):
+            (stale := _stale_initramfs(ctx, own_file(ctx))):
         hint = (f"{root.show(stale)} predates nftune's modprobe.d file: an initramfs that "
                 f"loads {MODULE} uses its own copy (update-initramfs -u, or dracut -f); "
                 + hint)

@@ -8,7 +8,7 @@ import re
 
 from .. import udev
 from ..artifacts import Kind, Layer, name_of, path_of
-from ..conffiles import ConfFile, read_lines, winner_for
+from ..conffiles import read_lines
 from ..context import Context
 from ..errors import NftuneError
 from ..fsio import is_ours
@@ -16,23 +16,20 @@ from ..kernel import RENAMED, ModuleChoice
 from ..result import Cause, Check, CheckResult, failed, passed, skipped
 from ..root import Root
 from ..sysctl import Assignment, display, same_value
+from .owned import file_reason, own_file
 
 
-def checks(ctx: Context) -> list[CheckResult]:
-    return [*module_names(ctx), *modules_load(ctx), *sysctl_boot(ctx), *safety_net(ctx)]
-
-
-def unreadable(ctx: Context) -> list[CheckResult]:
-    """One failure per tree file that systemd or nftune could not read (collected while
-    the other checks read the tree: call it last)."""
+def file_readable(ctx: Context, problems: list[tuple[str, str]]) -> list[CheckResult]:
+    """One failure per tree file that systemd or nftune could not read (verify gathers
+    them from the context once every other check has run)."""
     root = ctx.root
     return [failed(Check.FILE_READABLE, path, Cause.UNREADABLE,
                    reason=f"{root.show(path)}: {why}",
                    hint="systemd skips it or fails on it; remove it, or make it a "
-                        "regular file") for path, why in ctx.problems]
+                        "regular file") for path, why in problems]
 
 
-def module_names(ctx: Context) -> list[CheckResult]:
+def module_exists(ctx: Context) -> list[CheckResult]:
     """Every configured module, and every modules-load.d entry, exists in every installed
     kernel: a missing name is never loaded, and older systemd fails
     systemd-modules-load.service as a whole for it."""
@@ -61,27 +58,6 @@ def module_names(ctx: Context) -> list[CheckResult]:
                 hint="remove the line" + (f" ({e.name} became part of {renamed} in Linux "
                                           "4.19)" if renamed else "")))
     return out
-
-
-def own_file(root: Root, dirs: list[str], name: str) -> tuple[ConfFile | None, Cause | None]:
-    """nftune's file of this name as systemd sees it, or the cause it is not in effect."""
-    f = winner_for(root, dirs, name)
-    if f is None:
-        return None, Cause.FILE_MISSING
-    if f.problem:
-        return f, Cause.UNREADABLE
-    if f.masked or not is_ours(root, f.path):
-        return f, Cause.FILE_MASKED
-    return f, None
-
-
-def file_reason(root: Root, f: ConfFile | None, cause: Cause, name: str) -> str:
-    if cause is Cause.FILE_MISSING or f is None:
-        return f"nftune's {name} is not installed"
-    if f.problem:
-        return f"nftune's {name} {root.show(f.path)} cannot be read: {f.problem}"
-    what = "masked by" if f.masked else "hidden by"
-    return f"nftune's {name} is {what} {root.show(f.path)}"
 
 
 def modules_load(ctx: Context) -> list[CheckResult]:

@@ -7,18 +7,14 @@ from .. import sysctl
 from ..context import Context
 from ..errors import NftuneError
 from ..kubeproxy import NAME, KubeProxy
+from ..paths import BE_LIBERAL, CONNTRACK_MAX
 from ..result import Cause, Check, CheckResult, failed, passed, skipped
-from . import not_live
-
-BE_LIBERAL = "net/netfilter/nf_conntrack_tcp_be_liberal"
 
 
-def checks(ctx: Context) -> list[CheckResult]:
-    root = ctx.root
-    if not root.live:
-        return [skipped(Check.KUBE_PROXY, NAME, Cause.NOT_LIVE, reason=not_live(root))]
+def kube_proxy(ctx: Context) -> list[CheckResult]:
+    """Each trusted kube-proxy judged, the ones that cannot be read or are not trusted."""
     seen = ctx.kube_proxies
-    out = [judge(ctx, kp) for kp in seen.found]
+    out = [judged(ctx, kp) for kp in seen.found]
     out += [skipped(Check.KUBE_PROXY, f"{NAME}[{pid}]", Cause.UNREADABLE,
                     reason=f"its configuration cannot be read: {e}")
             for pid, e in seen.unreadable]
@@ -33,10 +29,10 @@ def checks(ctx: Context) -> list[CheckResult]:
 def wanted(ctx: Context) -> tuple[int | None, int | None]:
     """The max and buckets nftune wants on this machine (None: not managed). A max under
     [Sysctl] counts as much as [Conntrack]'s."""
-    from ..conntrack import MAX_KEY, machine, needs_machine, read_record, size
+    from ..conntrack import machine, needs_machine, read_record, size
 
     ct = ctx.config.conntrack
-    sysctl_max = next((s.value for s in ctx.config.sysctls if s.key == MAX_KEY), None)
+    sysctl_max = next((s.value for s in ctx.config.sysctls if s.key == CONNTRACK_MAX), None)
     fixed = int(sysctl_max) if sysctl_max is not None and sysctl_max.isdigit() else None
     if not ct.managed:
         return fixed, None
@@ -72,7 +68,7 @@ def conflicts(ctx: Context, kp: KubeProxy) -> list[str]:
     return out
 
 
-def judge(ctx: Context, kp: KubeProxy) -> CheckResult:
+def judged(ctx: Context, kp: KubeProxy) -> CheckResult:
     clash = conflicts(ctx, kp)
     if clash:
         where = "in " + kp.source if kp.source != "flags" else "(--conntrack-max-per-core=0)"
@@ -88,18 +84,3 @@ def judge(ctx: Context, kp: KubeProxy) -> CheckResult:
     if kp.mode == "ipvs":
         note += "; IPVS mode never drops INVALID packets: be_liberal=1 is what keeps NAT"
     return passed(Check.KUBE_PROXY, kp.subject, actual=kp.mode, reason=note)
-
-
-def writer_of(ctx: Context, key: str) -> str | None:
-    """A running kube-proxy that writes this sysctl at its start, for a contested value."""
-    if not ctx.root.live:
-        return None
-    for kp in ctx.kube_proxies.found:
-        if key == BE_LIBERAL and kp.settings.be_liberal:
-            return f"{kp.subject} (conntrack.tcpBeLiberal, {kp.source})"
-        if key == "net/netfilter/nf_conntrack_max" and kp.sets_max is not None:
-            return (f"{kp.subject} (conntrack.maxPerCore {kp.settings.max_per_core}, "
-                    f"{kp.source})")
-        if key in dict(kp.settings.timeouts):
-            return f"{kp.subject} (its conntrack timeouts, {kp.source})"
-    return None

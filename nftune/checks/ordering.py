@@ -8,24 +8,16 @@ from ..context import Context
 from ..ordering import MODULES_LOAD, SYSCTL, FileGraph, prove
 from ..result import Cause, Check, CheckResult, failed, passed, skipped
 from ..units import UnitTree
-from .files import file_reason, own_file
+from .owned import file_reason, own_file
 
 
-def checks(ctx: Context) -> list[CheckResult]:
-    return [ordering(ctx), order_dropin(ctx)]
+def ordering(ctx: Context) -> list[CheckResult]:
+    """From the unit files the next boot loads: modules-load is ordered before sysctl."""
+    return [proven(ctx.unit_tree)]
 
 
-def ordering(ctx: Context, graph: FileGraph | None = None) -> CheckResult:
-    """From the unit files the next boot loads: modules-load is ordered before sysctl.
-    Unit files that cannot be read are added to the context's problems."""
-    tree = graph.tree if graph is not None else UnitTree(ctx.root)
-    try:
-        return _ordering(tree, graph)
-    finally:
-        ctx.problems += tree.problems
-
-
-def _ordering(tree: UnitTree, graph: FileGraph | None = None) -> CheckResult:
+def proven(tree: UnitTree, graph: FileGraph | None = None) -> CheckResult:
+    """The ordering check's result for the tree's units (`graph`: built from them)."""
     subject = SYSCTL
     if not any(tree.load(u).found for u in (MODULES_LOAD, SYSCTL)):
         return skipped(Check.ORDERING, subject, Cause.UNIT_MISSING,
@@ -54,15 +46,15 @@ def _ordering(tree: UnitTree, graph: FileGraph | None = None) -> CheckResult:
                   source=proof.source, hint=hint)
 
 
-def order_dropin(ctx: Context) -> CheckResult:
+def order_dropin(ctx: Context) -> list[CheckResult]:
     """nftune's drop-in keeps the ordering whatever the distribution's unit says."""
     root = ctx.root
     name = name_of(Kind.SYSCTL_ORDER)
     own, cause = own_file(root, root.conf_dirs(FILES[Kind.SYSCTL_ORDER].directory), name)
     subject = f"{SYSCTL}.d/{name}"
     if cause:
-        return failed(Check.ORDER_DROPIN, subject, cause,
-                      reason=file_reason(root, own, cause, "drop-in"),
-                      hint="run 'nftune apply'")
-    return passed(Check.ORDER_DROPIN, subject, actual="in effect",
-                  source=own.path if own else None)
+        return [failed(Check.ORDER_DROPIN, subject, cause,
+                       reason=file_reason(root, own, cause, "drop-in"),
+                       hint="run 'nftune apply'")]
+    return [passed(Check.ORDER_DROPIN, subject, actual="in effect",
+                   source=own.path if own else None)]

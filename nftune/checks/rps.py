@@ -7,70 +7,102 @@ from ..artifacts import RPS_UDEV_NAME
 from ..context import Context
 from ..errors import NftuneError
 from ..fsio import read_attr
+from ..record import Record
 from ..result import Cause, Check, CheckResult, failed, passed, skipped
 from ..root import Root
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows it)
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..config import RpsConfig
+    from ..rps.decide import Decision
     from ..rps.sysfs import Machine
 
 
-def checks(ctx: Context) -> list[CheckResult]:
-    """Each selected NIC's queues, the RFS table, and what covers devices created later."""
-    root, rps = ctx.root, ctx.config.rps
-    if rps.mode == "off":
-        return [skipped(Check.RPS, "RPS", Cause.OK, reason="Mode=off: nftune leaves RPS alone")]
-    if not root.live:  # an image: nothing of RPS is read (or imported)
-        return [skipped(Check.RPS, "RPS", Cause.NOT_LIVE,
-                        reason="masks are decided on the running machine at boot")]
-    from ..rps.decide import decide, pow2
-    from ..rps.sysfs import FLOW_ENTRIES, NO_SYSFS, has_sysfs, read_machine, read_nics, read_only
+class Decided(Record):
+    """What RPS is on this machine, read once for the three checks."""
+
+    machine: Machine
+    decisions: list[Decision]
+    read_only: str | None  # why sysfs cannot be written here
+
+
+def decided(ctx: Context) -> Decided | NftuneError:
+    """This machine's decisions, or why they cannot be made (the rps check says it)."""
+    def make() -> Decided | NftuneError:
+        from ..rps.decide import decide
+        from ..rps.sysfs import read_machine, read_nics, read_only
+
+        try:
+            machine = read_machine(ctx.root)
+            return Decided(machine, decide(ctx.config.rps, machine, read_nics(ctx.root)),
+                           read_only(ctx.root))
+        except NftuneError as e:
+            return e
+
+    return ctx.memo("rps", make)
+
+
+def _decided(ctx: Context) -> Decided:
+    d = decided(ctx)
+    assert not isinstance(d, NftuneError)  # the spec's need
+    return d
+
+
+def rps(ctx: Context) -> list[CheckResult]:
+    """Each selected NIC's queues have the masks nftune computes."""
     from ..rps.view import queue_states
 
-    if not has_sysfs(root):
-        return [skipped(Check.RPS, "RPS", Cause.NOT_LIVE, reason=NO_SYSFS)]
-    try:
-        machine = read_machine(root)
-        decisions = decide(rps, machine, read_nics(root))
-    except NftuneError as e:  # one check fails; verify's other checks still run
-        return [failed(Check.RPS, "RPS", Cause.NOT_APPLIED, reason=str(e), hint=e.hint)]
-    ro = read_only(root)
+    d = decided(ctx)
+    if isinstance(d, NftuneError):  # one check fails; verify's other checks still run
+        return [failed(Check.RPS, "RPS", Cause.NOT_APPLIED, reason=str(d), hint=d.hint)]
+    root, ro = ctx.root, d.read_only
     results = []
-    for d in decisions:
-        if not d.selected:
+    for dec in d.decisions:
+        if not dec.selected:
             continue
-        states = queue_states(root, d)
-        want = f"rps_cpus={d.mask} rps_flow_cnt={d.flow_cnt}"
+        states = queue_states(root, dec)
+        want = f"rps_cpus={dec.mask} rps_flow_cnt={dec.flow_cnt}"
         bad = [s for s in states if not s.ok]
         if not bad:
-            results.append(passed(Check.RPS, d.nic.name, expected=want, actual=want,
-                                  reason=d.reason))
+            results.append(passed(Check.RPS, dec.nic.name, expected=want, actual=want,
+                                  reason=dec.reason))
             continue
         got = f"rps_cpus={bad[0].actual} rps_flow_cnt={bad[0].flow_cnt}"
         where = f"{len(bad)} of {len(states)} rx queues, first {bad[0].queue}"
         if ro:
-            results.append(skipped(Check.RPS, d.nic.name, Cause.READ_ONLY, expected=want,
+            results.append(skipped(Check.RPS, dec.nic.name, Cause.READ_ONLY, expected=want,
                                    actual=got, reason=f"{ro}: {where} not set"))
         else:
-            results.append(failed(Check.RPS, d.nic.name, Cause.NOT_APPLIED, expected=want,
+            results.append(failed(Check.RPS, dec.nic.name, Cause.NOT_APPLIED, expected=want,
                                   actual=got, reason=where,
                                   hint="systemctl status nftune-rps.service; "
                                        "nftune rps apply sets it now"))
-    if any(d.selected for d in decisions) and rps.flow_entries:
-        entries = str(pow2(rps.flow_entries))
-        now = read_attr(root, FLOW_ENTRIES)
-        if now == entries:
-            results.append(passed(Check.RFS, "net.core.rps_sock_flow_entries", expected=entries,
-                                  actual=now))
-        else:
-            results.append(failed(Check.RFS, "net.core.rps_sock_flow_entries", Cause.NOT_APPLIED,
-                                  expected=entries, actual=now,
-                                  hint="nftune rps apply sets it now"))
     if not results:
         results.append(passed(Check.RPS, "RPS", reason="no NIC here needs RPS (nftune rps show "
                                                    "says why for each)"))
-    return [*results, check_new_devices(root, rps, machine, ro)]
+    return results
+
+
+def rfs(ctx: Context) -> list[CheckResult]:
+    """The RFS table is FlowEntries rounded up to a power of two, when a NIC is chosen."""
+    from ..rps.decide import pow2
+    from ..rps.sysfs import FLOW_ENTRIES
+
+    config = ctx.config.rps
+    if not (any(d.selected for d in _decided(ctx).decisions) and config.flow_entries):
+        return []
+    entries = str(pow2(config.flow_entries))
+    now = read_attr(ctx.root, FLOW_ENTRIES)
+    if now == entries:
+        return [passed(Check.RFS, "net.core.rps_sock_flow_entries", expected=entries,
+                       actual=now)]
+    return [failed(Check.RFS, "net.core.rps_sock_flow_entries", Cause.NOT_APPLIED,
+                   expected=entries, actual=now, hint="nftune rps apply sets it now")]
+
+
+def new_devices(ctx: Context) -> list[CheckResult]:
+    d = _decided(ctx)
+    return [check_new_devices(ctx.root, ctx.config.rps, d.machine, d.read_only)]
 
 
 def check_new_devices(root: Root, rps: RpsConfig, machine: Machine,

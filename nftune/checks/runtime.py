@@ -8,20 +8,9 @@ from ..context import Context
 from ..errors import NftuneError
 from ..result import Cause, Check, CheckResult, failed, passed, skipped
 from ..sysctl import same_value
-from . import not_live
 
 
-def checks(ctx: Context) -> list[CheckResult]:
-    if ctx.root.live:
-        return [*modules_loaded(ctx), *sysctl_values(ctx)]
-    why = not_live(ctx.root)
-    return [*(skipped(Check.MODULE_LOADED, c.name, Cause.NOT_LIVE, reason=why)
-              for c in ctx.choices),
-            *(skipped(Check.SYSCTL_VALUE, s.display, Cause.NOT_LIVE, expected=s.value,
-                      reason=why) for s in ctx.config.sysctls)]
-
-
-def modules_loaded(ctx: Context) -> list[CheckResult]:
+def module_loaded(ctx: Context) -> list[CheckResult]:
     root = ctx.root
     release, running = ctx.running
     out = []
@@ -41,7 +30,7 @@ def modules_loaded(ctx: Context) -> list[CheckResult]:
     return out
 
 
-def sysctl_values(ctx: Context) -> list[CheckResult]:
+def sysctl_value(ctx: Context) -> list[CheckResult]:
     root, config = ctx.root, ctx.config
     out = []
     for s in config.sysctls:
@@ -49,7 +38,7 @@ def sysctl_values(ctx: Context) -> list[CheckResult]:
         try:
             text = root.read_text(path)
         except NftuneError as e:
-            out.append(skipped(Check.SYSCTL_VALUE, s.display, Cause.NOT_LIVE, expected=s.value,
+            out.append(skipped(Check.SYSCTL_VALUE, s.display, Cause.UNREADABLE, expected=s.value,
                                reason=f"cannot read {path}: {e.message}"))
             continue
         if text is None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..config import Config
+from ..context import Context
 from ..cpus import bits, format_list, mask_value
 from ..errors import NftuneError
 from ..fsio import read_attr
@@ -34,7 +34,7 @@ def queue_states(root: Root, d: Decision) -> list[QueueState]:
     return out
 
 
-class View(Record):
+class RpsView(Record):
     """`nftune rps show`: every interface, its queues, and why."""
 
     mode: str
@@ -91,10 +91,10 @@ class View(Record):
         }
 
 
-def show(root: Root, config: Config) -> View:
-    rps = config.rps
+def show(ctx: Context) -> RpsView:
+    root, rps = ctx.root, ctx.config.rps
     if not has_sysfs(root):
-        return View(rps.mode, None, None, (), NO_SYSFS)
+        return RpsView(rps.mode, None, None, (), NO_SYSFS)
     machine = read_machine(root)
     note = None
     try:
@@ -104,5 +104,5 @@ def show(root: Root, config: Config) -> View:
         note = str(e)
     if rps.mode == "off":
         decisions = [Decision(d.nic, False, "Mode=off") for d in decisions]
-    return View(rps.mode, machine, default_mask(rps, machine) if rps.mode != "off" else None,
+    return RpsView(rps.mode, machine, default_mask(rps, machine) if rps.mode != "off" else None,
                 tuple((d, tuple(queue_states(root, d))) for d in decisions), note)

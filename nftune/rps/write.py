@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..config import Config, RpsConfig
+from ..config import RpsConfig
+from ..context import Context
 from ..cpus import bits, mask_value
 from ..fsio import At, read_attr, sync_attr
 from ..record import Record
@@ -24,7 +25,7 @@ from .sysfs import (
 )
 
 
-class Write(Record):
+class AttrWrite(Record):
     """One sysfs value set (or to set)."""
 
     path: str
@@ -35,7 +36,7 @@ class Write(Record):
 class Applied(Record):
     """What `rps apply` wrote, or why it wrote nothing."""
 
-    writes: tuple[Write, ...]
+    writes: tuple[AttrWrite, ...]
     skipped: str | None  # why nothing could be written (a read-only sysfs), or None
 
     def lines(self, root: Root) -> list[str]:
@@ -50,17 +51,17 @@ class Applied(Record):
 
 
 def _sync(root: Root, path: str, new: str, same: Callable[[str], bool],
-          write: bool, at: At | None = None) -> Write | None:
+          write: bool, at: At | None = None) -> AttrWrite | None:
     old = sync_attr(root, path, new, same, write=write, at=at)
-    return None if old is None else Write(path, old, new)
+    return None if old is None else AttrWrite(path, old, new)
 
 
 def reconcile(root: Root, rps: RpsConfig, decisions: list[Decision], default: str | None,
-              *, write: bool) -> list[Write]:
+              *, write: bool) -> list[AttrWrite]:
     """Every attribute whose live value differs from the decisions, written when `write`.
     Masks are compared as values, not text. A physical NIC nftune does not select keeps
     its masks, unless they are rps_default_mask's, which nftune set: those it clears."""
-    writes: list[Write | None] = []
+    writes: list[AttrWrite | None] = []
     current = read_attr(root, DEFAULT_MASK) if default else None
     inherited = mask_value(current) if current else None
     for d in decisions:
@@ -89,9 +90,9 @@ def reconcile(root: Root, rps: RpsConfig, decisions: list[Decision], default: st
     return [w for w in writes if w is not None]
 
 
-def apply(root: Root, config: Config, only: list[str] | None = None) -> Applied:
+def apply(ctx: Context, only: list[str] | None = None) -> Applied:
     """Decide on this machine and write what differs. `only`: these interfaces (udev)."""
-    rps = config.rps
+    root, rps = ctx.root, ctx.config.rps
     if rps.mode == "off":
         return Applied((), "Mode=off")
     if not has_sysfs(root):

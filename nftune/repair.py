@@ -10,19 +10,19 @@ from __future__ import annotations
 import json
 from functools import partial
 
-from ..context import Context
-from ..errors import NftuneError
-from ..fsio import parse_json, sync_attr
-from ..record import Record
-from ..result import Cause, Check, CheckResult, Status, failed
-from ..root import Root
-from ..sysctl import same_value
+from .context import Context
+from .errors import NftuneError
+from .fsio import parse_json, sync_attr
+from .paths import REPAIRS, RUN_DIR
+from .record import Record
+from .result import Cause, Check, CheckResult, Status, failed
+from .root import Root
+from .sysctl import same_value
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows it)
 if TYPE_CHECKING:
     from typing import Any
 
-STATE = "/run/nftune/repairs.json"
 MARGIN = 120.0  # seconds: the timer's randomized delay and a slow run
 
 
@@ -39,7 +39,7 @@ class Repair(Record):
 
 def _load(root: Root) -> dict[str, dict[str, Any]]:
     try:
-        data = parse_json(root.read_bytes(STATE) or b"{}")
+        data = parse_json(root.read_bytes(REPAIRS) or b"{}")
     except (NftuneError, ValueError):
         return {}
     if not isinstance(data, dict):
@@ -50,8 +50,8 @@ def _load(root: Root) -> dict[str, dict[str, Any]]:
 
 
 def _save(root: Root, state: dict[str, dict[str, Any]]) -> None:
-    root.ensure_dir("/run/nftune")
-    root.write_atomic(STATE, (json.dumps(state, indent=2, sort_keys=True) + "\n").encode(),
+    root.ensure_dir(RUN_DIR)
+    root.write_atomic(REPAIRS, (json.dumps(state, indent=2, sort_keys=True) + "\n").encode(),
                       0o644)
 
 
