@@ -44,13 +44,19 @@ try:  # a node's attributes are on sysfs; the fake one on tmpfs stands for it
     chase.KERNEL_FS.add(0x01021994)
 except ImportError:
     pass
+import inspect
 with tempfile.TemporaryDirectory(dir=SCRATCH) as t:
     masks = build(Path(t), 256, 32, 64)
     root, config, runs = Root(Path(t), live=True), parse([]), []
+    if "ctx" in inspect.signature(apply).parameters:  # issue 25: it takes the Context
+        from nftune.context import Context
+        args = (Context(root, config=config),)
+    else:
+        args = (root, config)
     for _ in range(5):
         reset(Path(t), masks)
         start = time.perf_counter()
-        apply(root, config)
+        apply(*args)
         runs.append(time.perf_counter() - start)
 print(statistics.median(runs))
 """

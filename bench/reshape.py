@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
-"""What the reshaping of issue 15 costs (checks as a package over one Context, the settings
-table, rps split by concern): today's nftune against the last one before it, interleaved
-in one run, on a tree with two kernels, systemd's two units, 200 other sysctl.d files and
-nftune applied: `verify`, `chain`, `config`, `apply --dry-run` and `rps apply`, each with
---root; and bench/rps_apply.py's apply from zero (256 NICs x 32 queues, in-process).
+"""What a reshaping costs (issue 15: checks as a package over one Context; issue 25: checks
+as specs with one runner, the modules split): today's nftune against the last one before
+it, interleaved in one run, on a tree with two kernels, systemd's two units, 200 other
+sysctl.d files and nftune applied: `verify`, `chain`, `config`, `apply --dry-run` and
+`rps apply`, each with --root; and bench/rps_apply.py's apply from zero (256 NICs x 32
+queues, in-process).
 
-Target (issue 15): the benchmarks do not get slower; here, each command at most 1.05x
+Target (issues 15 and 25): the benchmarks do not get slower; here, each command at most 1.05x
 (this machine's noise between two runs of the same code is about that). The earlier
 nftune is taken from git (BASE); without that history (a shallow clone) the benchmark says
 so and measures nothing.
@@ -25,7 +26,7 @@ from boundary import rps_medians
 from common import checkout, medians, options, table
 
 TOP = Path(__file__).resolve().parents[1]
-BASE = "b0ba052"  # the last commit before the reshaping
+BASE = "869ce24"  # the last commit before issue 25 (checks as data)
 TARGET = 1.05
 UNIT = "[Unit]\nDefaultDependencies=no\nBefore=sysinit.target\n"
 

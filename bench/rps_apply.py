@@ -28,6 +28,7 @@ from common import nftune_argv, options  # noqa: E402
 
 from nftune import chase  # noqa: E402
 from nftune.config import parse  # noqa: E402
+from nftune.context import Context  # noqa: E402
 from nftune.root import Root  # noqa: E402
 from nftune.rps.write import apply  # noqa: E402
 
@@ -76,7 +77,7 @@ def main() -> int:
     tree = Path(tempfile.mkdtemp(prefix="nftune-bench-rps.", dir=SCRATCH))
     try:
         masks = build(tree, args.nics, args.queues, 64)
-        root, config = Root(tree, live=True), parse([])
+        ctx = Context(Root(tree, live=True), config=parse([]))
         fresh, again, checked, command = [], [], [], []
         for _ in range(args.runs):
             # A node's queue attributes are on sysfs, opened at once; the fake sysfs is on
@@ -84,17 +85,17 @@ def main() -> int:
             chase.KERNEL_FS.add(TMPFS_MAGIC)
             reset(tree, masks)
             t = time.perf_counter()
-            done = apply(root, config)
+            done = apply(ctx)
             fresh.append(time.perf_counter() - t)
             assert len(done.writes) == 2 * len(masks) + 1, len(done.writes)
             t = time.perf_counter()
-            assert apply(root, config).writes == ()
+            assert apply(ctx).writes == ()
             again.append(time.perf_counter() - t)
             # A tree's own files are type-checked before they are opened (no device node).
             chase.KERNEL_FS.discard(TMPFS_MAGIC)
             reset(tree, masks)
             t = time.perf_counter()
-            assert len(apply(root, config).writes) == 2 * len(masks) + 1
+            assert len(apply(ctx).writes) == 2 * len(masks) + 1
             checked.append(time.perf_counter() - t)
             reset(tree, masks)
             t = time.perf_counter()

@@ -25,7 +25,7 @@ from .render import Facts, render, render_runtime
 from .root import Root
 from .rps.write import apply as rps_apply
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows it)
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 

@@ -19,7 +19,7 @@ from .timespan import fmt_span
 from .unitnames import UNIT_NAME
 from .units import UnitTree
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows it)
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 

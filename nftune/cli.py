@@ -11,7 +11,7 @@ from . import __version__
 from .console import complain, formatter, guard_stdio, say, show, silence_stdout
 from .errors import EXIT_CHECK_FAILED, EXIT_FAILED, EXIT_OK
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows it)
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
     from typing import Any

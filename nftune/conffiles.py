@@ -10,7 +10,7 @@ from .errors import EXIT_FAILED, NftuneError
 from .record import Record
 from .root import FILE, LINK, Root, kind_of
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows it)
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import BinaryIO
 

@@ -18,7 +18,7 @@ from .paths import CONNTRACK_BUCKETS, CONNTRACK_MAX, RUN_DIR, SIZING
 from .record import Record
 from .root import Root
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows it)
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 

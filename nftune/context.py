@@ -11,7 +11,7 @@ from .config import Config, load
 from .errors import NftuneError
 from .root import Root
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows it)
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows it)
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:  # importing pathlib costs every start of nftune, --version included
     from pathlib import Path

@@ -17,7 +17,7 @@ from .errors import EXIT_FAILED, NftuneError
 from .result import CheckResult
 from .root import Root
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows it)
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .context import Context
 

@@ -10,7 +10,7 @@ import math
 from .result import CAUSES, Cause
 from .text import escape
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows it)
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 

@@ -16,7 +16,7 @@ from .result import Cause
 from .unitgraph import build, unmodelled
 from .units import UnitTree
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows it)
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Protocol
 

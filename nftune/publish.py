@@ -10,7 +10,7 @@ from .record import Record
 from .root import Root
 from .verify import Report
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows it)
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 

@@ -11,7 +11,7 @@ from .ini import Origin
 from .kernel import ModuleChoice
 from .record import Record
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows it)
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any

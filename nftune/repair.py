@@ -19,7 +19,7 @@ from .result import Cause, Check, CheckResult, Status, failed
 from .root import Root
 from .sysctl import same_value
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows it)
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 

@@ -15,7 +15,7 @@ from .fsio import parse_json, read_attr
 from .paths import BOOT_ID, REPORT, RUN_DIR
 from .root import Root
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows it)
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 

@@ -11,7 +11,7 @@ from enum import StrEnum
 from .record import Record
 from .text import escape
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows it)
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 

@@ -26,7 +26,7 @@ from . import chase as _chase
 from .errors import EXIT_FAILED, NftuneError
 from .treewrite import TreeWrites
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows it)
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import BinaryIO
 

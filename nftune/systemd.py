@@ -12,7 +12,7 @@ import os
 from .errors import EXIT_FAILED, NftuneError
 from .record import Record
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows it)
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Protocol
 

@@ -14,7 +14,7 @@ from .root import Root
 from .unitnames import NAME_MAX, mount_path, valid_name
 from .units import MOUNT_KEYS, UnitFile, UnitTree
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows it)
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Protocol
 

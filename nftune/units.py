@@ -23,7 +23,7 @@ from .record import Record
 from .root import DIR, LINK, Root
 from .unitnames import _kind, _name_dirs, template_of, valid_name
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows it)
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 

@@ -42,27 +42,31 @@ def require(why: str | None, env: str, what: str) -> None:
 
 
 class Commands:
-    """Records run() calls; answers the allowed ones with exit 0."""
+    """Records run() calls; answers the allowed ones with exit 0, and the output given for
+    their argv."""
 
     def __init__(self) -> None:
         self.allowed: set[str] = set()
         self.calls: list[list[str]] = []
-        self.stdout: dict[str, str] = {}
+        self.answers: list[tuple[str, tuple[str, ...], str]] = []
 
     def allow(self, *names: str) -> None:
         self.allowed.update(names)
 
-    def answer(self, name: str, stdout: str) -> None:
-        """Allow `name` and give it this output."""
+    def answer(self, name: str, stdout: str, *args: str) -> None:
+        """Allow `name` and give it this output when its argv holds every one of `args`
+        (a journalctl match, say); other calls of it print nothing."""
         self.allow(name)
-        self.stdout[name] = stdout
+        self.answers.append((name, args, stdout))
 
     def __call__(self, argv: list[str], **kw: Any) -> Any:
         name = os.path.basename(argv[0])
         if name not in self.allowed:
             raise AssertionError(f"test ran an unexpected command: {argv}")
         self.calls.append(list(argv))
-        return run_mod.Completed(tuple(argv), 0, self.stdout.get(name, ""), "")
+        out = next((text for n, args, text in self.answers
+                    if n == name and all(a in argv for a in args)), "")
+        return run_mod.Completed(tuple(argv), 0, out, "")
 
 
 @pytest.fixture

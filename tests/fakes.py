@@ -1,11 +1,15 @@
-"""A fake of nftune.systemd's Bus: units and boot times as a real manager reports them."""
+"""A fake of nftune.systemd's Bus: units and boot times as a real manager reports them.
+mypy holds it to the Bus protocol (tests/run type-checks this file)."""
 
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nftune.systemd import BootTimes, Condition, UnitState
+
+if TYPE_CHECKING:
+    from nftune.systemd import Bus
 
 ML, SC = "systemd-modules-load.service", "systemd-sysctl.service"
 T0 = 5_000_000  # monotonic µs when userspace began
@@ -15,10 +19,8 @@ class FakeBus:
     def __init__(self, units: dict[str, UnitState], boot: BootTimes) -> None:
         self.units = units
         self._boot = boot
-        self.reads: list[str] = []
 
     def unit(self, name: str) -> UnitState:
-        self.reads.append(name)
         return self.units.get(name, UnitState(name, "not-found"))
 
     def boot(self) -> BootTimes:
@@ -66,3 +68,7 @@ def healthy(booted_at: float | None = None) -> FakeBus:
 
 CAP = Condition("ConditionCapability", False, False, "CAP_SYS_MODULE", -1)
 RW = Condition("ConditionPathIsReadWrite", False, False, "/proc/sys/net/", -1)
+
+
+if TYPE_CHECKING:
+    _: Bus = FakeBus({}, BootTimes(T0, 0, 0, "252", "running"))  # FakeBus is a Bus

@@ -82,7 +82,8 @@ def test_module_loaded_late_and_value_lost(tree: Path) -> None:
 def test_sysctl_said_the_key_was_missing(node: Root, commands: Commands) -> None:
     write(node.path, "/proc/sys/kernel/random/boot_id", BOOT_ID + "\n")
     commands.answer("journalctl", journal_lines(
-        f"Couldn't write '1' to '{KEY}', ignoring: No such file or directory"))
+        f"Couldn't write '1' to '{KEY}', ignoring: No such file or directory"),
+        "SYSLOG_IDENTIFIER=systemd-sysctl")
     out = check_boot(healthy(), node, commands)
     late = by(out, "module-timing", "nf_conntrack")
     assert late.cause is Cause.LOADED_LATE and "Couldn't write" in late.reason
@@ -111,7 +112,8 @@ def test_builtin_modules_are_always_in_time(tree: Path) -> None:
 def test_modules_load_failed_names_the_module_from_the_journal(
         node: Root, commands: Commands) -> None:
     write(node.path, "/proc/sys/kernel/random/boot_id", BOOT_ID + "\n")
-    commands.answer("journalctl", journal_lines("Failed to find module 'nf_conntrack_ipv4'"))
+    commands.answer("journalctl", journal_lines("Failed to find module 'nf_conntrack_ipv4'"),
+                    "SYSLOG_IDENTIFIER=systemd-modules-load")
     bus = healthy().change(ML, active_state="failed", result="exit-code", exec_main_status=1)
     r = by(check_boot(bus, node, commands), "unit-state", ML)
     assert r.cause is Cause.MODULES_LOAD_FAILED
@@ -126,7 +128,8 @@ def test_a_failed_unit_still_loads_the_other_modules(
         node: Root, commands: Commands, failing: str, timing: Status) -> None:
     write(node.path, "/proc/sys/kernel/random/boot_id", BOOT_ID + "\n")
     commands.answer("journalctl", journal_lines(
-        f"Failed to insert module '{failing}': Invalid argument"))
+        f"Failed to insert module '{failing}': Invalid argument"),
+        "SYSLOG_IDENTIFIER=systemd-modules-load")
     bus = healthy().change(ML, active_state="failed", result="exit-code", exec_main_status=1)
     r = by(check_boot(bus, node, commands), "module-timing", "nf_conntrack")
     assert r.status is timing, r.line()

@@ -21,7 +21,7 @@ from ..sysctl import same_value
 from ..systemd import BootTimes, UnitState
 from ..timespan import fmt_span
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows it)
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..systemd import Bus
 
