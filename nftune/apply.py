@@ -14,7 +14,7 @@ from .artifacts import (
     owned_candidates,
     temp_leftovers,
 )
-from .config import AUTO, Config, builtin
+from .config import Config, builtin
 from .context import Context
 from .errors import EXIT_FAILED, NftuneError
 from .fsio import Action, Change, Writer, is_ours, locked, plan_remove, plan_write
@@ -222,7 +222,7 @@ def activate(ctx: Context, p: Plan) -> None:
     if names:
         ctx.run(["modprobe", "-a", *names])
     keys = [s.key for s in p.config.sysctls]
-    if p.sized is not None and p.config.conntrack.max == AUTO:
+    if p.sized is not None and p.config.conntrack.max.auto:
         keys.append(CONNTRACK_MAX)
     if keys:
         ctx.run([p.facts.systemd_sysctl, *(f"--prefix=/{k}" for k in keys)])

@@ -114,7 +114,7 @@ def _conntrack(config: Config, one: Callable[..., Artifact]) -> list[Artifact]:
 
 def _how(config: Config) -> str:
     ct = config.conntrack
-    origin = ct.buckets_origin or ct.max_origin
+    origin = ct.buckets.origin or ct.max.origin
     return f"Buckets={ct.buckets} ({origin})" if origin else f"Buckets={ct.buckets}"
 
 
@@ -131,13 +131,13 @@ def render_runtime(config: Config, sizing: Sizing, version: str) -> list[Artifac
     if not needs_machine(ct):
         return out
     how = f"sized for this machine: {sizing.how()}"
-    if ct.max is not None and sizing.max is not None:
-        spec = SysctlSpec(CONNTRACK_MAX, str(sizing.max), ct.max_origin or Origin("[Conntrack]", 0))
+    if ct.max.managed and sizing.max is not None:
+        spec = SysctlSpec(CONNTRACK_MAX, str(sizing.max), ct.max.origin or Origin("[Conntrack]", 0))
         path = path_of(Layer.RUNTIME, Kind.RUN_SYSCTL, config.sysctl_priority)
         text = env.get_template(FILES[Kind.RUN_SYSCTL].template).render(
             **common, sysctls=[spec])
         out.append(Artifact(Kind.RUN_SYSCTL, path, text))
-    if ct.buckets is not None and sizing.buckets is not None and not isinstance(ct.buckets, int):
+    if ct.buckets.auto and sizing.buckets is not None:
         path = path_of(Layer.RUNTIME, Kind.RUN_MODPROBE, config.sysctl_priority)
         text = env.get_template(FILES[Kind.RUN_MODPROBE].template).render(
             **common, buckets=sizing.buckets, how=how)

@@ -129,7 +129,7 @@ BUS_REACHED = BUS._replace(silent=False, fails=True,
                            hint=lambda ctx: getattr(_lost(ctx), "hint", None))
 CONNTRACK = Need("conntrack", lambda ctx: ctx.config.conntrack.managed, Cause.NOT_APPLICABLE,
                  lambda ctx: "[Conntrack] is not set", silent=True)
-BUCKETS = Need("buckets", lambda ctx: ctx.config.conntrack.buckets is not None,
+BUCKETS = Need("buckets", lambda ctx: ctx.config.conntrack.buckets.managed,
                Cause.NOT_APPLICABLE, _buckets_unset)
 MODULAR = Need("modular", _built_in, Cause.NOT_APPLICABLE, _built_in_why)
 SIZED_HERE = Need("sized-here", _sized_here, Cause.NOT_LIVE, _sized_at_boot)

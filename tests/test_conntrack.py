@@ -13,7 +13,7 @@ from conftest import Commands, add_cpus, add_kernel, add_units, context, fake_li
 from nftune.apply import apply, size_runtime
 from nftune.artifacts import Layer
 from nftune.cli import main
-from nftune.config import ConntrackConfig, parse
+from nftune.config import ConntrackConfig, Size, parse
 from nftune.conntrack import (
     KUBE_PROXY_CAP,
     KUBE_PROXY_MIN,
@@ -45,9 +45,10 @@ def config(text: str) -> ConntrackConfig:
 def test_settings_parse_and_default_to_unmanaged() -> None:
     assert not config("").managed
     c = config("[Conntrack]\nMax=auto\nBuckets=70000\nMemoryShare=10%\n")
-    assert (c.max, c.buckets, c.memory_share) == ("auto", 70000, 10)
+    assert (str(c.max), str(c.buckets), c.memory_share) == ("auto", "70000", 10)
+    assert c.max.auto and c.buckets.number == 70000 and c.buckets.origin == ("nftune.conf", 3)
     assert c.managed and needs_machine(c)
-    assert config("[Conntrack]\nMax=auto\nMax=\n").max is None  # an empty value resets
+    assert not config("[Conntrack]\nMax=auto\nMax=\n").max.managed  # an empty value resets
 
 
 @pytest.mark.parametrize("line", ["Max=0", "Max=-1", "Max=2147483648", "Max=lots",
@@ -84,7 +85,7 @@ def test_a_numeric_max_is_one_of_nftunes_sysctls() -> None:
 @pytest.mark.parametrize("share", [5, 0, 50])
 def test_auto_is_kube_proxys_formula_capped_by_memory(cpus: int, gib: int, share: int) -> None:
     m = Capacity(cpus, gib * GiB, STATED_ENTRY, False)
-    s = size(ConntrackConfig("auto", "auto", share), m)
+    s = size(ConntrackConfig(Size(auto=True), Size(auto=True), share), m)
     formula = max(KUBE_PROXY_MIN, min(32768 * cpus, KUBE_PROXY_CAP))
     assert s.formula == formula == kube_proxy_max(cpus)
     assert s.max is not None and s.buckets is not None
@@ -100,7 +101,8 @@ def test_auto_is_kube_proxys_formula_capped_by_memory(cpus: int, gib: int, share
 
 def test_worked_examples() -> None:
     def auto(cpus: int, memory: int, entry: int = STATED_ENTRY) -> tuple[int | None, ...]:
-        s = size(ConntrackConfig("auto", "auto", 5), Capacity(cpus, memory, entry, True))
+        s = size(ConntrackConfig(Size(auto=True), Size(auto=True), 5),
+                 Capacity(cpus, memory, entry, True))
         return s.max, s.buckets
 
     assert auto(2, 4 * GiB) == (131072, 32768)  # the floor: kube-proxy's min
@@ -115,11 +117,11 @@ def test_worked_examples() -> None:
 
 
 def test_numbers_need_no_machine() -> None:
-    s = size(ConntrackConfig(200000, "auto", 5), None)
+    s = size(ConntrackConfig(Size(200000), Size(auto=True), 5), None)
     assert (s.max, s.buckets, s.machine) == (200000, 50176, None)
-    assert size(ConntrackConfig(None, 1000, 5), None).buckets == 1024
+    assert size(ConntrackConfig(Size(), Size(1000), 5), None).buckets == 1024
     with pytest.raises(ValueError):
-        size(ConntrackConfig("auto", None, 5), None)
+        size(ConntrackConfig(Size(auto=True), Size(), 5), None)
 
 
 # -- rendered files ----------------------------------------------------------------------------
@@ -319,8 +321,8 @@ def test_the_readmes_worked_examples() -> None:
     assert len(rows) == 4
     for cpus, gib, share, formula, cap, mx, buckets, table in rows:
         m = Capacity(int(cpus), int(gib) * GiB, 320, False)
-        s = size(ConntrackConfig("auto", "auto", int(share)), m)
-        uncapped = size(ConntrackConfig("auto", "auto", 0), m)
+        s = size(ConntrackConfig(Size(auto=True), Size(auto=True), int(share)), m)
+        uncapped = size(ConntrackConfig(Size(auto=True), Size(auto=True), 0), m)
         room = int(gib) * GiB * int(share) / 100 - 511 * 8
         assert (s.formula, int(room / 322), s.max, s.buckets) == (
             int(formula), int(cap.replace(",", "")), int(mx), int(buckets))
@@ -416,7 +418,7 @@ def test_buckets_never_exceed_what_the_kernel_allocates(tree: Path) -> None:
     assert "options nf_conntrack hashsize=268434944\n" in files["etc/modprobe.d/nftune.conf"]
     assert 268434944 % 512 == 0 and 268434944 * 8 < 1 << 31 <= (268434944 + 512) * 8
     for mx in (1073739777, 1073739776 + 512 * 4, 2147483647):
-        assert size(ConntrackConfig(mx, "auto", 5), None).buckets == 268434944
+        assert size(ConntrackConfig(Size(mx), Size(auto=True), 5), None).buckets == 268434944
 
 
 @pytest.mark.parametrize("buckets", ["268435456", "268435455", "268434945"])

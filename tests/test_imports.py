@@ -57,7 +57,8 @@ OWN_VERIFY = OWN_TREE | {f"nftune.{m}" for m in (
 OWN_LIVE = OWN_VERIFY | {f"nftune.{m}" for m in (
     "cache", "checks.boot", "journal", "publish", "report", "run", "systemd", "timespan",
     "checks.kubeproxy", "kubeproxy", "kubeproxy.discover", "kubeproxy.model",
-    "kubeproxy.parse", "conntrack")}
+    "kubeproxy.parse", "conntrack", "conntrack.machine", "conntrack.record", "conntrack.size",
+    "conntrack.view")}
 
 BUDGETS: dict[str, tuple[set[str], set[str]]] = {
     "--version": (CORE, OWN_CORE),

@@ -24,6 +24,7 @@ from .model import (
     ConntrackConfig,
     ModuleSpec,
     RpsConfig,
+    Size,
     SysctlSpec,
     VerifyConfig,
 )
@@ -52,7 +53,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 __all__ = ["AUTO", "MAX_BUCKETS", "MAX_ENTRIES", "Config", "ConntrackConfig", "ModuleSpec",
-           "RpsConfig", "SysctlSpec", "VerifyConfig", "builtin", "load", "parse"]
+           "RpsConfig", "Size", "SysctlSpec", "VerifyConfig", "builtin", "load", "parse"]
 
 
 class Setting(Record):
@@ -223,16 +224,9 @@ def parse(texts: list[tuple[str, str]]) -> Config:
         if record:
             records[record][field] = value
     cpus_origin = origins["rps.cpus"] if values["rps.cpus"] is not None else None
-    conntrack = ConntrackConfig(**records["conntrack"],
-                                max_origin=origins.get("conntrack.max"),
-                                buckets_origin=origins.get("conntrack.buckets"))
+    conntrack = ConntrackConfig(**records["conntrack"])
     _one_writer(conntrack, values["sysctls"])
-    sysctls = dict(values["sysctls"])
-    if isinstance(conntrack.max, int) and conntrack.max_origin is not None:
-        # A number is an ordinary sysctl of nftune's file: every sysctl check covers it.
-        key = CONNTRACK_KEYS["max"][0]
-        sysctls[key] = SysctlSpec(key, str(conntrack.max), conntrack.max_origin)
-    return Config(values["modules"], tuple(sysctls.values()),
+    return Config(values["modules"], tuple(values["sysctls"].values()),
                   values["sysctl_priority"], tuple(name for name, _ in texts),
                   RpsConfig(**records["rps"], cpus_origin=cpus_origin),
                   VerifyConfig(**records["verify"]), conntrack)
@@ -245,8 +239,9 @@ CONNTRACK_KEYS = {"max": (CONNTRACK_MAX, "net/nf_conntrack_max"),
 
 def _one_writer(conntrack: ConntrackConfig, sysctls: dict[str, SysctlSpec]) -> None:
     for field, keys in CONNTRACK_KEYS.items():
-        origin = getattr(conntrack, f"{field}_origin")
-        if getattr(conntrack, field) is None or origin is None:
+        size: Size = getattr(conntrack, field)
+        origin = size.origin
+        if not size.managed or origin is None:
             continue
         for key in keys:
             if (spec := sysctls.get(key)) is not None:
@@ -254,7 +249,7 @@ def _one_writer(conntrack: ConntrackConfig, sysctls: dict[str, SysctlSpec]) -> N
                 raise NftuneError(
                     f"[Conntrack] {name}= and [Sysctl] {spec.display} both set the table's "
                     f"size ({origin} and {spec.origin})", path=origin.file, line=origin.line,
-                    key=name, value=str(getattr(conntrack, field)),
+                    key=name, value=str(size),
                     hint=f"keep one: {name}= (auto sizes it per machine), or remove it to "
                          f"leave {spec.display} to [Sysctl]")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .. import sysctl
 from ..ini import Origin
+from ..paths import CONNTRACK_MAX
 from ..record import Record
 
 TYPE_CHECKING = False
@@ -68,30 +69,60 @@ class VerifyConfig(Record):
     prometheus_dir: str | None  # node_exporter's textfile directory
 
 
-class ConntrackConfig(Record):
-    """[Conntrack]: the table's size (see nftune/conntrack.py). None: not managed."""
+class Size(Record):
+    """A size of the conntrack table: unmanaged (nftune leaves it alone), auto (sized on
+    the machine that boots), or a number."""
 
-    max: int | str | None  # entries, or "auto": kube-proxy's formula, capped by memory
-    buckets: int | str | None  # hash buckets, or "auto": Max / 4 as the kernel rounds it
-    memory_share: int  # percent of RAM the table may take with Max=auto; 0: no cap
-    max_origin: Origin | None = None  # where Max= was set, for the errors that name it
-    buckets_origin: Origin | None = None
+    number: int | None = None
+    auto: bool = False
+    origin: Origin | None = None  # where it was set, for the messages that name it
 
     @property
     def managed(self) -> bool:
-        return self.max is not None or self.buckets is not None
+        return self.auto or self.number is not None
+
+    def __str__(self) -> str:
+        """As the configuration writes it: "", "auto" or the number."""
+        return AUTO if self.auto else "" if self.number is None else str(self.number)
+
+    def json(self) -> int | str | None:
+        return AUTO if self.auto else self.number
+
+
+class ConntrackConfig(Record):
+    """[Conntrack]: the table's size (see nftune/conntrack/)."""
+
+    max: Size  # entries; auto: kube-proxy's formula, capped by memory
+    buckets: Size  # hash buckets; auto: Max / 4 as the kernel rounds it
+    memory_share: int  # percent of RAM the table may take with Max=auto; 0: no cap
+
+    @property
+    def managed(self) -> bool:
+        return self.max.managed or self.buckets.managed
+
+    def sysctls(self) -> tuple[SysctlSpec, ...]:
+        """A numeric Max is an ordinary sysctl of nftune's file: every sysctl check
+        covers it."""
+        if self.max.number is None or self.max.origin is None:
+            return ()
+        return (SysctlSpec(CONNTRACK_MAX, str(self.max.number), self.max.origin),)
 
 
 class Config(Record):
     """The effective configuration: built-in defaults, then the admin's files."""
 
     modules: tuple[ModuleSpec, ...]
-    sysctls: tuple[SysctlSpec, ...]
+    sysctl_lines: tuple[SysctlSpec, ...]  # [Sysctl]
     sysctl_priority: str
     sources: tuple[str, ...]  # in-tree config files read, in order
     rps: RpsConfig
     verify: VerifyConfig
     conntrack: ConntrackConfig
+
+    @property
+    def sysctls(self) -> tuple[SysctlSpec, ...]:
+        """Every sysctl nftune sets: [Sysctl]'s, and [Conntrack]'s numeric Max."""
+        return (*self.sysctl_lines, *self.conntrack.sysctls())
 
     def lines(self) -> list[str]:
         """The configuration in its own syntax, each list entry with its origin."""
@@ -103,8 +134,8 @@ class Config(Record):
             for s in in_section(section):
                 value = s.get(self)
                 if s.key == "*":
-                    out += [f"{v.display + '=' + v.value:<45} # {v.origin}" for v in value
-                            if v.origin != self.conntrack.max_origin]
+                    out += [f"{v.display + '=' + v.value:<45} # {v.origin}"
+                            for v in self.sysctl_lines]
                 elif s.dest == "modules":
                     out += [f"Load={m.name:<40} # {m.origin}" for m in value]
                 else:

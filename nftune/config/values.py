@@ -11,7 +11,7 @@ from ..errors import NftuneError
 from ..ini import Entry
 from ..record import Record
 from ..text import cut
-from .model import AUTO, MAX_MEMORY_SHARE, ModuleSpec, SysctlSpec
+from .model import AUTO, MAX_MEMORY_SHARE, ModuleSpec, Size, SysctlSpec
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -143,14 +143,14 @@ def _sysctl(e: Entry, so_far: dict[str, SysctlSpec]) -> dict[str, SysctlSpec]:
 
 def _size(name: str, high: int, hint: str) -> Parser:
     """A table size: empty (nftune leaves it alone), auto, or a number in the kernel's range."""
-    def read(e: Entry, _: Any) -> int | str | None:
+    def read(e: Entry, _: Any) -> Size:
         if e.value in ("", AUTO):
-            return e.value or None
+            return Size(auto=e.value == AUTO, origin=e.origin)
         if not re.fullmatch(r"[0-9]{1,10}", e.value) or not 1 <= int(e.value) <= high:
             raise _bad(e, f"{name} must be auto or a number from 1 to {high}", hint)
-        return int(e.value)
+        return Size(int(e.value), origin=e.origin)
 
-    return Parser(read, lambda v: "" if v is None else str(v), lambda v: v)
+    return Parser(read, str, lambda v: v.json())
 
 
 def _share(e: Entry, _: Any) -> int:
