@@ -17,8 +17,9 @@ from .artifacts import (
 from .config import Config, builtin
 from .context import Context
 from .errors import EXIT_FAILED, NftuneError
-from .fsio import Action, Change, Writer, is_ours, locked, plan_remove, plan_write
+from .fsio import Action, Change, Writer, is_ours, plan_remove, plan_write
 from .kernel import Kernel, ModuleChoice, load_kernels, resolve
+from .lock import locked
 from .paths import CONNTRACK_MAX, SIZING
 from .record import Record
 from .render import Facts, render, render_runtime
@@ -47,6 +48,7 @@ class Plan(Record):
     live: bool = False  # written on the running system (not --root, not --dry-run)
     activated: bool = False  # the running system was changed too (modules, sysctls)
     sized: Sized | None = None  # the conntrack table sized for this machine (live only)
+    notes: tuple[str, ...] = ()  # warnings of the writer (a state file it would not trust)
 
     @property
     def changed(self) -> list[Change]:
@@ -54,9 +56,10 @@ class Plan(Record):
 
     def warnings(self, root: Root) -> list[str]:
         if self.kernels:
-            return []
+            return list(self.notes)
         return [f"nftune: warning: no kernel under {root.show('/lib/modules')}; module names "
-                "were not checked (a kernel installed later is checked by 'nftune verify')"]
+                "were not checked (a kernel installed later is checked by 'nftune verify')",
+                *self.notes]
 
     def lines(self, root: Root) -> list[str]:
         """Each change (with --dry-run, as a unified diff), then a summary."""
@@ -119,6 +122,7 @@ class Cleaned(Record):
 
     changes: list[Change]
     dry_run: bool = False
+    warnings: tuple[str, ...] = ()  # the writer's (a state file it would not trust)
 
     def lines(self, root: Root) -> list[str]:
         n = len(self.changes)
@@ -162,6 +166,7 @@ def apply(ctx: Context, layer: Layer, *, dry_run: bool = False) -> Plan:
             writer = Writer(root, managed_dirs(layer), remember=layer is Layer.ADMIN)
             writer.remove_temps(temp_leftovers(root, layer))
             writer.commit(p.changed)
+            p = p._replace(notes=tuple(writer.warnings))
             if root.live and layer is Layer.ADMIN:
                 if p.config.conntrack.managed or root.exists(SIZING):
                     p = p._replace(sized=size_runtime(ctx, p.config))
@@ -257,8 +262,10 @@ def clean(ctx: Context, layer: Layer, *, dry_run: bool = False,
         if dependents:
             places = [p for p in places if is_dependent(p)]
         changes = [plan_remove(root, p) for p in places if is_ours(root, p)]
+        warnings: tuple[str, ...] = ()
         if not dry_run:
             writer = Writer(root, managed_dirs(layer), remember=layer is Layer.ADMIN)
+            warnings = tuple(writer.warnings)
             writer.remove_temps(temp_leftovers(root, layer))
             writer.commit(changes)
             if layer is Layer.ADMIN and not dependents:
@@ -266,4 +273,4 @@ def clean(ctx: Context, layer: Layer, *, dry_run: bool = False,
             if root.live:
                 _reload_udev(ctx, changes)
                 _reload_systemd(ctx, changes)
-        return Cleaned(changes, dry_run)
+        return Cleaned(changes, dry_run, warnings)

@@ -22,8 +22,9 @@ import time
 
 from . import __version__
 from . import chase as _chase
+from .attrs import read_attr
 from .errors import NftuneError
-from .fsio import parse_json, read_attr
+from .fsio import parse_json
 from .paths import BOOT_CHECKS, RUN_DIR
 from .report import boot_id
 from .result import Cause, Check, CheckResult, Status

@@ -269,6 +269,7 @@ def cmd_clean(args: argparse.Namespace, seams: Seams) -> int:
     with _context(args, seams) as ctx:
         done = clean(ctx, Layer.VENDOR if args.vendor else Layer.ADMIN, dry_run=args.dry_run,
                      dependents=args.dependents)
+        say(*done.warnings, err=True)
         show(args, done, ctx.root)
     return EXIT_OK
 
@@ -301,7 +302,7 @@ def cmd_conntrack(args: argparse.Namespace, seams: Seams) -> int:
         if args.boot:
             from .apply import size_runtime
             from .errors import NftuneError
-            from .fsio import locked
+            from .lock import locked
 
             if not ctx.root.live:
                 raise NftuneError("--boot sizes the table of the running system",

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import re
 
+from .attrs import read_attr
 from .conffiles import list_conf_files, stream_lines
 from .config import ModuleSpec
 from .errors import EXIT_FAILED, NftuneError
-from .fsio import read_attr
 from .record import Record
 from .root import Root
 

@@ -62,7 +62,7 @@ def publish(ctx: Context, report: Report, out: Outputs, started: float,
         verify_config.prometheus_dir else None
     if target:
         from . import prometheus
-        from .fsio import read_attr
+        from .attrs import read_attr
 
         sysctls = ctx.config.sysctls
         live = {s.display: read_attr(root, root.proc_sys(s.key)) if root.live else None

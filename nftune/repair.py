@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 from functools import partial
 
+from .attrs import sync_attr
 from .context import Context
 from .errors import NftuneError
-from .fsio import parse_json, sync_attr
+from .fsio import parse_json
 from .paths import REPAIRS, RUN_DIR
 from .record import Record
 from .result import Cause, Check, CheckResult, Status, failed

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 
+from .attrs import read_attr
 from .errors import NftuneError
-from .fsio import parse_json, read_attr
+from .fsio import parse_json
 from .paths import BOOT_ID, REPORT, RUN_DIR
 from .root import Root
 

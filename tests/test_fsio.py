@@ -8,7 +8,8 @@ from conftest import snapshot, write
 
 from nftune.artifacts import Layer, managed_dirs
 from nftune.errors import NftuneError
-from nftune.fsio import Action, Writer, is_ours, locked, plan_write
+from nftune.fsio import Action, Writer, is_ours, plan_write
+from nftune.lock import locked
 from nftune.root import Root
 
 MANAGED = managed_dirs(Layer.ADMIN)

@@ -310,7 +310,7 @@ def test_the_walk_follows_a_linked_directory_at_the_end(tree: Path) -> None:
 def test_the_kernels_own_files_read_through_root() -> None:
     """procfs and sysfs as they are (a fake tree has only regular files): read whole, read
     as attributes, and known for the kernel's."""
-    from nftune.fsio import read_attr
+    from nftune.attrs import read_attr
 
     root = Root(Path("/"))
     release = os.uname().release

@@ -46,9 +46,9 @@ PYSTEMD = {
 }
 OWN_CORE = {"nftune", "nftune.cli", "nftune.console", "nftune.errors"}
 OWN_TREE = OWN_CORE | {f"nftune.{m}" for m in (
-    "artifacts", "chase", "conffiles", "config", "config.model", "config.values", "context",
-    "cpus", "fsio", "ini", "paths", "record", "result", "root", "rps", "rps.decide",
-    "rps.sysfs", "sysctl", "text", "treewrite")}
+    "artifacts", "attrs", "chase", "conffiles", "config", "config.model", "config.values",
+    "context", "cpus", "fsio", "ini", "paths", "record", "result", "root", "rps",
+    "rps.decide", "rps.sysfs", "sysctl", "text", "treewrite")}
 OWN_VERIFY = OWN_TREE | {f"nftune.{m}" for m in (
     "checks", "checks.files", "checks.ordering", "checks.owned", "checks.rps",
     "checks.runtime", "implicit", "kernel", "ordering", "rps.view", "specs", "udev",
@@ -75,8 +75,8 @@ BUDGETS: dict[str, tuple[set[str], set[str]]] = {
                       "encodings", "inspect", "ast", "dis", "opcode", "token", "tokenize",
                       "linecache", "importlib", "urllib", "ipaddress", "typing", "shutil",
                       "bz2", "lzma", "zlib"},
-              OWN_TREE | {"nftune.apply", "nftune.kernel", "nftune.render", "nftune.rps.write",
-                          "nftune.run", "nftune.udev"}),
+              OWN_TREE | {"nftune.apply", "nftune.kernel", "nftune.lock", "nftune.render",
+                          "nftune.rps.write", "nftune.run", "nftune.udev"}),
 }
 NEVER_WITHOUT_RENDERING = {"jinja2", "markupsafe", "lxml", "psutil"}
 

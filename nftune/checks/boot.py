@@ -9,10 +9,10 @@ import re
 from collections.abc import Sequence
 
 from .. import journal, udev
+from ..attrs import read_attr
 from ..config import SysctlSpec
 from ..context import Context
 from ..errors import NftuneError
-from ..fsio import read_attr
 from ..ordering import MODULES_LOAD, SYSCTL, BusGraph, Proof, prove
 from ..record import Record
 from ..result import Cause, Check, CheckResult, failed, passed, skipped

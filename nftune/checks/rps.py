@@ -4,9 +4,9 @@ created later (the decisions are nftune/rps/decide.py's)."""
 from __future__ import annotations
 
 from ..artifacts import RPS_UDEV_NAME
+from ..attrs import read_attr
 from ..context import Context
 from ..errors import NftuneError
-from ..fsio import read_attr
 from ..record import Record
 from ..result import Cause, Check, CheckResult, failed, passed, skipped
 from ..root import Root

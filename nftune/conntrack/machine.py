@@ -3,8 +3,8 @@ the table as its kernel has it: read, and resized."""
 
 from __future__ import annotations
 
+from ..attrs import read_attr
 from ..errors import EXIT_FAILED, NftuneError
-from ..fsio import read_attr
 from ..paths import CONNTRACK_BUCKETS, CONNTRACK_MAX
 from ..record import Record
 from ..root import Root
@@ -68,7 +68,7 @@ def resize(root: Root, buckets: int) -> str | None:
     """Resize a loaded table now (hashsize through sysfs; the initial network namespace
     only). Returns the old size when it changed; None when the module is not loaded or the
     size is already right."""
-    from ..fsio import sync_attr
+    from ..attrs import sync_attr
 
     try:
         return sync_attr(root, HASHSIZE, str(buckets), lambda old: old == str(buckets))

@@ -7,10 +7,10 @@ import re
 from collections.abc import Iterator
 
 from ..artifacts import RPS_UDEV_NAME
+from ..attrs import At, read_attr
 from ..chase import on_kernel_fs
 from ..cpus import parse_list
 from ..errors import EXIT_FAILED, NftuneError
-from ..fsio import At, read_attr
 from ..record import Record
 from ..root import Root
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from ..attrs import read_attr
 from ..context import Context
 from ..cpus import bits, format_list, mask_value
 from ..errors import NftuneError
-from ..fsio import read_attr
 from ..record import Record
 from ..root import Root
 from .decide import Decision, decide, default_mask

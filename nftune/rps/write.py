@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from ..attrs import At, read_attr, sync_attr
 from ..config import RpsConfig
 from ..context import Context
 from ..cpus import bits, mask_value
-from ..fsio import At, read_attr, sync_attr
 from ..record import Record
 from ..root import Root
 from .decide import Decision, decide, default_mask, pow2
