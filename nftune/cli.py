@@ -10,10 +10,12 @@ import sys
 from . import __version__
 from .console import complain, formatter, guard_stdio, say, show, silence_stdout
 from .errors import EXIT_CHECK_FAILED, EXIT_FAILED, EXIT_OK
+from .options import bus_opt, epilog, json_opt, root_opt
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Callable
     from typing import Any
 
     from .context import BusFactory, Context, Runner
@@ -21,36 +23,6 @@ if TYPE_CHECKING:
     from .run import Completed
 
 BUS_ENV = "NFTUNE_BUS_ADDRESS"  # like --bus-address
-EXIT_CODES = """\
-exit status:
-  0  success (verify: every check passed or was skipped)
-  1  verify: at least one check failed
-  2  usage or configuration error; nothing was written
-  3  the operation could not complete (a file in the way, I/O error, a command failed)
-"""
-
-
-def _root_opt(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--root", metavar="DIR",
-                   help="work on the image tree DIR: write files only, never touch the "
-                        "running kernel; runtime checks are skipped")
-
-
-def _bus_opt(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--bus-address", metavar="ADDRESS",
-                   help="talk to the systemd behind this D-Bus address (also "
-                        "$NFTUNE_BUS_ADDRESS), e.g. a container's "
-                        "unix:path=/proc/PID/root/run/dbus/system_bus_socket; "
-                        "default: the system bus")
-
-
-def _json_opt(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
-
-
-def _epilog() -> dict[str, Any]:
-    """The exit codes below a verb's help, as written."""
-    return {"epilog": EXIT_CODES, "formatter_class": formatter}
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
@@ -63,38 +35,64 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         description="Load nf_conntrack before systemd-sysctl runs, so "
                     "net.netfilter.nf_conntrack_tcp_be_liberal=1 survives every boot, "
                     "and prove it.",
-        **_epilog())
+        **epilog())
     parser.add_argument("--version", action="version", version=f"nftune {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
-    for name, add in VERB_PARSERS.items():
+    for name, (add, _) in VERBS.items():
         if only in (None, name):
             add(verbs)
     return parser
 
 
+def _context(args: argparse.Namespace, seams: Seams) -> Context:
+    """The run's one Context: the tree from --root (or the running system), the bus
+    address from --bus-address or the environment, and the seams tests give."""
+    from .context import Context
+    from .root import Root
+
+    root = seams.host if args.root is None and seams.host is not None else \
+        Root.from_arg(args.root)
+    address = getattr(args, "bus_address", None) or os.environ.get(BUS_ENV) or None
+    return Context(root, runner=seams.runner, bus_factory=seams.bus_factory,
+                   bus_address=address)
+
+
+# -- the verbs: each one's parser, then what it does ---------------------------------------
+
 def _verb_apply(verbs: Any) -> None:
     p = verbs.add_parser("apply", help="render and install the boot files; on a live "
                          "system, also load the modules and apply the sysctls now",
-                         **_epilog())
-    _root_opt(p)
+                         **epilog())
+    root_opt(p)
     p.add_argument("--dry-run", action="store_true",
                    help="print a unified diff of what would change, change nothing")
     p.add_argument("--vendor", action="store_true",
                    help="write the built-in defaults under /usr/lib (for package builds)")
-    _json_opt(p)
+    json_opt(p)
+
+
+def cmd_apply(args: argparse.Namespace, seams: Seams) -> int:
+    from .apply import apply
+    from .artifacts import Layer
+
+    with _context(args, seams) as ctx:
+        plan = apply(ctx, Layer.VENDOR if args.vendor else Layer.ADMIN, dry_run=args.dry_run)
+        say(*plan.warnings(ctx.root), err=True)
+        show(args, plan, ctx.root)
+    return EXIT_OK
 
 
 def _verb_verify(verbs: Any) -> None:
     p = verbs.add_parser("verify", help="check the boot files and, on a live system, "
                          "the running kernel and this boot; one line per check",
-                         **_epilog())
-    _root_opt(p)
-    _bus_opt(p)
+                         **epilog())
+    root_opt(p)
+    bus_opt(p)
     p.add_argument("--check", action="append", metavar="NAME",
                    help="report only this check (repeatable), e.g. --check module-exists "
                         "after a kernel install")
-    _json_opt(p)
+    json_opt(p)
     p.add_argument("--report", action="store_true",
                    help="also write the result to /run/nftune/report.json (schema in nftune(8))")
     p.add_argument("--journal", action="store_true",
@@ -124,98 +122,6 @@ def _verb_verify(verbs: Any) -> None:
                    help="with --npd: a problem only when a check failed with this cause")
     p.add_argument("--max-age", type=float, default=900.0, metavar="SECONDS",
                    help="with --npd: an older report is unknown (default: %(default)s)")
-
-
-def _verb_chain(verbs: Any) -> None:
-    p = verbs.add_parser("chain", help="prove that systemd-modules-load.service runs before "
-                         "systemd-sysctl.service, and show UNIT's critical chain",
-                         **_epilog())
-    p.add_argument("unit", nargs="?", default="systemd-sysctl.service", metavar="UNIT",
-                   help="the unit whose chain to show (default: %(default)s)")
-    _root_opt(p)
-    _bus_opt(p)
-    _json_opt(p)
-
-
-def _verb_clean(verbs: Any) -> None:
-    p = verbs.add_parser("clean", help="remove exactly the files nftune wrote",
-                         **_epilog())
-    _root_opt(p)
-    p.add_argument("--dry-run", action="store_true", help="list what would be removed")
-    p.add_argument("--vendor", action="store_true",
-                   help="remove the vendor files under /usr/lib instead")
-    p.add_argument("--dependents", action="store_true",
-                   help="only the files that name nftune's units or binary (the kubelet "
-                        "gate, the RPS udev rule, the drop-ins for nftune's units): what "
-                        "removing the package does; the files that keep the node right "
-                        "without nftune stay")
-    _json_opt(p)
-
-
-def _verb_config(verbs: Any) -> None:
-    p = verbs.add_parser("config", help="show the effective configuration and where each "
-                         "setting comes from", formatter_class=formatter)
-    _root_opt(p)
-    _json_opt(p)
-
-
-def _verb_rps(verbs: Any) -> None:
-    p = verbs.add_parser("rps", help="receive packet steering (RPS/RFS) on this machine's "
-                         "NICs: show the masks, or set them",
-                         **_epilog())
-    rps_verbs = p.add_subparsers(dest="rps_verb", metavar="ACTION", required=True)
-    q = rps_verbs.add_parser("show", help="per interface and receive queue: the wanted and "
-                             "the actual mask, rps_flow_cnt, the NUMA node, and why the "
-                             "interface is or is not chosen", formatter_class=formatter)
-    _root_opt(q)
-    _json_opt(q)
-    q = rps_verbs.add_parser("apply", help="set the masks nftune decides for this machine "
-                             "(nftune-rps.service runs this at boot)",
-                             formatter_class=formatter)
-    _root_opt(q)
-    q.add_argument("--devpath", metavar="DEVPATH",
-                   help="only the interface of this receive queue (udev's $devpath)")
-    _json_opt(q)
-
-
-def _verb_conntrack(verbs: Any) -> None:
-    p = verbs.add_parser("conntrack", help="the conntrack table's size: what [Conntrack] "
-                         "wants on this machine, and what the kernel has", **_epilog())
-    _root_opt(p)
-    p.add_argument("--boot", action="store_true",
-                   help="size the table for this machine now: write this boot's files "
-                        "under /run/modprobe.d and /run/sysctl.d, and resize a loaded table "
-                        "(nftune-conntrack.service runs this before systemd-modules-load)")
-    _json_opt(p)
-
-
-VERB_PARSERS = {"apply": _verb_apply, "verify": _verb_verify, "chain": _verb_chain,
-                "clean": _verb_clean, "config": _verb_config, "rps": _verb_rps,
-                "conntrack": _verb_conntrack}
-
-
-def _context(args: argparse.Namespace, seams: Seams) -> Context:
-    """The run's one Context: the tree from --root (or the running system), the bus
-    address from --bus-address or the environment, and the seams tests give."""
-    from .context import Context
-    from .root import Root
-
-    root = seams.host if args.root is None and seams.host is not None else \
-        Root.from_arg(args.root)
-    address = getattr(args, "bus_address", None) or os.environ.get(BUS_ENV) or None
-    return Context(root, runner=seams.runner, bus_factory=seams.bus_factory,
-                   bus_address=address)
-
-
-def cmd_apply(args: argparse.Namespace, seams: Seams) -> int:
-    from .apply import apply
-    from .artifacts import Layer
-
-    with _context(args, seams) as ctx:
-        plan = apply(ctx, Layer.VENDOR if args.vendor else Layer.ADMIN, dry_run=args.dry_run)
-        say(*plan.warnings(ctx.root), err=True)
-        show(args, plan, ctx.root)
-    return EXIT_OK
 
 
 def cmd_npd(args: argparse.Namespace, seams: Seams) -> int:
@@ -253,6 +159,17 @@ def cmd_verify(args: argparse.Namespace, seams: Seams) -> int:
     return EXIT_OK if report.ok else EXIT_CHECK_FAILED
 
 
+def _verb_chain(verbs: Any) -> None:
+    p = verbs.add_parser("chain", help="prove that systemd-modules-load.service runs before "
+                         "systemd-sysctl.service, and show UNIT's critical chain",
+                         **epilog())
+    p.add_argument("unit", nargs="?", default="systemd-sysctl.service", metavar="UNIT",
+                   help="the unit whose chain to show (default: %(default)s)")
+    root_opt(p)
+    bus_opt(p)
+    json_opt(p)
+
+
 def cmd_chain(args: argparse.Namespace, seams: Seams) -> int:
     from .chain import build_chain
 
@@ -260,6 +177,21 @@ def cmd_chain(args: argparse.Namespace, seams: Seams) -> int:
         chain = build_chain(ctx, args.unit, offline=args.root is not None)
     show(args, chain)
     return EXIT_OK if chain.ok else EXIT_CHECK_FAILED
+
+
+def _verb_clean(verbs: Any) -> None:
+    p = verbs.add_parser("clean", help="remove exactly the files nftune wrote",
+                         **epilog())
+    root_opt(p)
+    p.add_argument("--dry-run", action="store_true", help="list what would be removed")
+    p.add_argument("--vendor", action="store_true",
+                   help="remove the vendor files under /usr/lib instead")
+    p.add_argument("--dependents", action="store_true",
+                   help="only the files that name nftune's units or binary (the kubelet "
+                        "gate, the RPS udev rule, the drop-ins for nftune's units): what "
+                        "removing the package does; the files that keep the node right "
+                        "without nftune stay")
+    json_opt(p)
 
 
 def cmd_clean(args: argparse.Namespace, seams: Seams) -> int:
@@ -274,10 +206,36 @@ def cmd_clean(args: argparse.Namespace, seams: Seams) -> int:
     return EXIT_OK
 
 
+def _verb_config(verbs: Any) -> None:
+    p = verbs.add_parser("config", help="show the effective configuration and where each "
+                         "setting comes from", formatter_class=formatter)
+    root_opt(p)
+    json_opt(p)
+
+
 def cmd_config(args: argparse.Namespace, seams: Seams) -> int:
     config = _context(args, seams).config
     show(args, config)
     return EXIT_OK
+
+
+def _verb_rps(verbs: Any) -> None:
+    p = verbs.add_parser("rps", help="receive packet steering (RPS/RFS) on this machine's "
+                         "NICs: show the masks, or set them",
+                         **epilog())
+    rps_verbs = p.add_subparsers(dest="rps_verb", metavar="ACTION", required=True)
+    q = rps_verbs.add_parser("show", help="per interface and receive queue: the wanted and "
+                             "the actual mask, rps_flow_cnt, the NUMA node, and why the "
+                             "interface is or is not chosen", formatter_class=formatter)
+    root_opt(q)
+    json_opt(q)
+    q = rps_verbs.add_parser("apply", help="set the masks nftune decides for this machine "
+                             "(nftune-rps.service runs this at boot)",
+                             formatter_class=formatter)
+    root_opt(q)
+    q.add_argument("--devpath", metavar="DEVPATH",
+                   help="only the interface of this receive queue (udev's $devpath)")
+    json_opt(q)
 
 
 def cmd_rps(args: argparse.Namespace, seams: Seams) -> int:
@@ -293,6 +251,17 @@ def cmd_rps(args: argparse.Namespace, seams: Seams) -> int:
 
     show(args, rps_view(ctx))
     return EXIT_OK
+
+
+def _verb_conntrack(verbs: Any) -> None:
+    p = verbs.add_parser("conntrack", help="the conntrack table's size: what [Conntrack] "
+                         "wants on this machine, and what the kernel has", **epilog())
+    root_opt(p)
+    p.add_argument("--boot", action="store_true",
+                   help="size the table for this machine now: write this boot's files "
+                        "under /run/modprobe.d and /run/sysctl.d, and resize a loaded table "
+                        "(nftune-conntrack.service runs this before systemd-modules-load)")
+    json_opt(p)
 
 
 def cmd_conntrack(args: argparse.Namespace, seams: Seams) -> int:
@@ -314,8 +283,12 @@ def cmd_conntrack(args: argparse.Namespace, seams: Seams) -> int:
     return EXIT_OK
 
 
-VERBS = {"apply": cmd_apply, "verify": cmd_verify, "chain": cmd_chain, "clean": cmd_clean,
-         "config": cmd_config, "rps": cmd_rps, "conntrack": cmd_conntrack}
+# Each verb: what builds its parser (argparse builds only the verb asked), what runs it.
+VERBS: dict[str, tuple[Callable[[Any], None], Callable[[argparse.Namespace, Seams], int]]] = {
+    "apply": (_verb_apply, cmd_apply), "verify": (_verb_verify, cmd_verify),
+    "chain": (_verb_chain, cmd_chain), "clean": (_verb_clean, cmd_clean),
+    "config": (_verb_config, cmd_config), "rps": (_verb_rps, cmd_rps),
+    "conntrack": (_verb_conntrack, cmd_conntrack)}
 
 
 def _run(argv: list[str], **kw: Any) -> Completed:
@@ -381,7 +354,7 @@ def _verb_named(argv: list[str]) -> str | None:
     for i, word in enumerate(argv):
         if not word.startswith("-"):
             before = argv[:i]
-            return word if word in VERB_PARSERS and all(a == "--debug" for a in before) \
+            return word if word in VERBS and all(a == "--debug" for a in before) \
                 else None
     return None
 
@@ -390,12 +363,10 @@ def _dispatch(args: argparse.Namespace, seams: Seams) -> int:
     from .errors import NftuneError
 
     try:
-        return VERBS[args.verb](args, seams)
+        return VERBS[args.verb][1](args, seams)
     except NftuneError as e:
         if args.debug:
             raise
         sys.stdout.flush()
         complain(f"nftune: error: {e}", *([f"nftune: hint: {e.hint}"] if e.hint else []))
         return e.exit_code
-
-

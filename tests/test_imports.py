@@ -44,7 +44,7 @@ PYSTEMD = {
     "token", "tokenize", "linecache", "importlib", "copy", "shlex", "uuid", "platform",
     "pathlib", "urllib", "ipaddress", "ntpath", "typing", "shutil", "bz2", "lzma", "zlib",
 }
-OWN_CORE = {"nftune", "nftune.cli", "nftune.console", "nftune.errors"}
+OWN_CORE = {"nftune", "nftune.cli", "nftune.console", "nftune.errors", "nftune.options"}
 OWN_TREE = OWN_CORE | {f"nftune.{m}" for m in (
     "artifacts", "attrs", "chase", "conffiles", "config", "config.model", "config.values",
     "context", "cpus", "fsio", "ini", "paths", "record", "result", "root", "rps",
