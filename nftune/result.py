@@ -221,7 +221,7 @@ CHECKS: dict[Check, CheckDoc] = {
     Check.SYSCTL_VALUE: CheckDoc(
         "runtime", "live",
         "the live value under `/proc/sys` equals the wanted one, compared as the kernel "
-        "prints it; with repair on (`checks/drift.py`), a value changed at runtime is put "
+        "prints it; with repair on (`repair.py`), a value changed at runtime is put "
         "back, and one changed again within an interval is `contested`"),
     Check.RPS: CheckDoc(
         "rps", "live",

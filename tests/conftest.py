@@ -81,6 +81,30 @@ def context(root: Root, commands: Commands | None = None, bus: Any = None,
                    bus_factory=None if bus is None else lambda _: bus, bus_address=address)
 
 
+def applied(tree: Path, commands: Commands | None = None, **live: Any) -> Root:
+    """A live-looking node nftune applied to: a kernel with nf_conntrack and ip_vs,
+    systemd's two units; `live` as fake_live() takes it."""
+    commands = commands or Commands()
+    add_kernel(tree, "6.1.0-test", ("nf_conntrack", "ip_vs"))
+    add_units(tree)
+    root = fake_live(tree, **live)
+    commands.allow("modprobe", "systemd-sysctl", "udevadm")
+    from nftune.apply import apply
+    from nftune.artifacts import Layer
+
+    apply(context(root, commands), Layer.ADMIN)
+    return root
+
+
+def verified(root: Root, check: str) -> list[CheckResult]:
+    """One check's results of a verify of `root`, under a healthy boot's manager."""
+    from fakes import healthy
+
+    from nftune.verify import verify
+
+    return [r for r in verify(context(root, bus=healthy())).results if r.check == check]
+
+
 def family(ctx: Context, name: str) -> list[CheckResult]:
     """What verify's runner makes of one family of checks (nftune/checks/NAME.py)."""
     from nftune.specs import SPECS

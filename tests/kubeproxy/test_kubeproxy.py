@@ -549,7 +549,7 @@ def test_the_readmes_ignored_line(node: Root, tree: Path) -> None:
     """The example in the README's "kube-proxy, seen" is what nftune prints."""
     import re
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     [shown] = re.findall(r"^    (skipped: kube-proxy kube-proxy \[untrusted\]: .*)$", readme,
                          re.M)
     kube_proxy(tree, 912, state="Z (zombie)")

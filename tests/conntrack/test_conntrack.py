@@ -315,7 +315,7 @@ def test_the_readmes_worked_examples() -> None:
     """Each row of the README's table, as the README has it, is what nftune computes."""
     import re
 
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     rows = re.findall(r"^\| (\d+) CPUs, (\d+) GiB, (\d+) % \| (\d+)(?: \(capped\))? \| "
                       r"([\d,]+) \| (\d+) \| (\d+) \| (\d+) MiB \|$", readme, re.M)
     assert len(rows) == 4
