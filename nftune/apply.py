@@ -18,7 +18,7 @@ from .config import Config, builtin
 from .context import Context
 from .errors import EXIT_FAILED, NftuneError
 from .fsio import Action, Change, Writer, is_ours, plan_remove, plan_write
-from .kernel import Kernel, ModuleChoice, load_kernels, resolve
+from .kernel import Kernel, ModuleChoice, choose_strict, load_kernels
 from .lock import locked
 from .paths import CONNTRACK_MAX, SIZING
 from .record import Record
@@ -148,7 +148,7 @@ def plan(ctx: Context, layer: Layer) -> Plan:
     # The vendor layer is the package's: built-in defaults only, never the builder's /etc.
     config = ctx.config if layer is Layer.ADMIN else builtin()
     kernels = load_kernels(root)  # unlike verify's, a kernel that cannot be read stops it
-    choices = resolve(config.modules, kernels)
+    choices = choose_strict(config.modules, kernels)
     facts = Facts(__version__, systemd_sysctl(root), tuple(k.version for k in kernels))
     artifacts = render(config, choices, facts, layer)
     changes = [plan_write(root, a.path, a.content, a.mode) for a in artifacts]

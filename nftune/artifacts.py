@@ -51,7 +51,7 @@ class Generated(Record):
     first line is what makes a file nftune's to replace or remove."""
 
     kind: Kind
-    directory: str  # under /etc (admin layer) and /usr/lib (vendor layer)
+    directory: str  # under BASE[layer]: /etc (admin), /usr/lib (vendor), /run (runtime)
     name: str  # PRIORITY stands for the sysctl.d priority
     template: str  # in nftune/templates/
     owned: str  # a glob of the names nftune may own there (what `clean` and purge match)

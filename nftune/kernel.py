@@ -140,7 +140,8 @@ def choose_all(specs: tuple[ModuleSpec, ...],
     return out
 
 
-def resolve(specs: tuple[ModuleSpec, ...], kernels: list[Kernel]) -> list[ModuleChoice]:
+def choose_strict(specs: tuple[ModuleSpec, ...],
+                  kernels: list[Kernel]) -> list[ModuleChoice]:
     """Like choose_all(), but the first module no alternative of which exists is an error."""
     out = []
     for c in choose_all(specs, kernels):

@@ -139,7 +139,7 @@ class Effective(Record):
     losers: tuple[Assignment, ...]
 
 
-def resolve(assignments: Iterable[Assignment], key: str) -> Effective:
+def effective(assignments: Iterable[Assignment], key: str) -> Effective:
     """The assignment systemd-sysctl applies to `key`: the last explicit one in file order,
     else the last-inserted glob that matches (explicit keys always beat globs)."""
     explicit: list[Assignment] = []
@@ -207,11 +207,11 @@ class SysctlD(Record):
             unreadable.append(("/etc/sysctl.conf", why))
         return cls(files, tuple(assignments), tuple(procps), tuple(unreadable))
 
-    def resolve(self, key: str) -> Effective:
-        return resolve(self.assignments, key)
+    def effective(self, key: str) -> Effective:
+        return effective(self.assignments, key)
 
-    def resolve_procps(self, key: str) -> Effective:
-        return resolve([*self.assignments, *self.procps_only], key)
+    def effective_procps(self, key: str) -> Effective:
+        return effective([*self.assignments, *self.procps_only], key)
 
 
 def _read(root: Root, path: str, wanted: frozenset[str] | None,

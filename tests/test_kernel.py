@@ -7,7 +7,7 @@ from conftest import add_kernel
 
 from nftune.config import parse
 from nftune.errors import NftuneError
-from nftune.kernel import load_kernels, modname, resolve
+from nftune.kernel import choose_strict, load_kernels, modname
 from nftune.root import Root
 
 
@@ -32,7 +32,7 @@ def test_module_missing_from_one_kernel_is_an_error(tree: Path) -> None:
     add_kernel(tree, "6.1.0-new", ("nf_conntrack",))
     cfg = parse([("/etc/nftune/nftune.conf", "[Modules]\nLoad=nf_conntrack_ipv4\n")])
     with pytest.raises(NftuneError) as e:
-        resolve(cfg.modules, load_kernels(Root(tree)))
+        choose_strict(cfg.modules, load_kernels(Root(tree)))
     msg = str(e.value)
     assert msg.startswith("/etc/nftune/nftune.conf:2: Load=nf_conntrack_ipv4:")
     assert "6.1.0-new" in msg and "4.14.0-old" not in msg
@@ -43,21 +43,21 @@ def test_alternatives_pick_the_first_every_kernel_has(tree: Path) -> None:
     add_kernel(tree, "4.14.0-old", ("nf_conntrack", "nf_conntrack_ipv4"))
     add_kernel(tree, "6.1.0-new", ("nf_conntrack",))
     cfg = parse([("/c", "[Modules]\nLoad=\nLoad=nf_conntrack_ipv4|nf_conntrack\n")])
-    [c] = resolve(cfg.modules, load_kernels(Root(tree)))
+    [c] = choose_strict(cfg.modules, load_kernels(Root(tree)))
     assert (c.name, c.listed) == ("nf_conntrack", True)
 
 
 def test_builtin_everywhere_needs_no_entry_and_is_no_error(tree: Path) -> None:
     add_kernel(tree, "6.1.0-a", (), builtin=("nf_conntrack",))
     add_kernel(tree, "6.1.0-b", ("nf_conntrack",))
-    [c] = resolve(parse([]).modules, load_kernels(Root(tree)))
+    [c] = choose_strict(parse([]).modules, load_kernels(Root(tree)))
     assert c.listed  # a module in one kernel: listed (modprobe of a built-in is a no-op)
     (tree / "lib/modules/6.1.0-b").rename(tree / "gone")
-    [c] = resolve(parse([]).modules, load_kernels(Root(tree)))
+    [c] = choose_strict(parse([]).modules, load_kernels(Root(tree)))
     assert not c.listed and c.builtin_everywhere
 
 
 def test_no_kernel_installed_takes_the_first_alternative(tree: Path) -> None:
     cfg = parse([("/c", "[Modules]\nLoad=\nLoad=nf_conntrack_ipv4|nf_conntrack\n")])
-    [c] = resolve(cfg.modules, load_kernels(Root(tree)))
+    [c] = choose_strict(cfg.modules, load_kernels(Root(tree)))
     assert (c.name, c.listed) == ("nf_conntrack_ipv4", True)

@@ -10,7 +10,7 @@ from nftune.artifacts import Kind, Layer
 from nftune.conffiles import read_lines
 from nftune.config import Config, parse
 from nftune.errors import NftuneError
-from nftune.kernel import ModuleChoice, resolve
+from nftune.kernel import ModuleChoice, choose_strict
 from nftune.render import Facts, render
 from nftune.sysctl import normalize
 from nftune.sysctl import parse as parse_sysctl_d
@@ -45,7 +45,7 @@ def try_parse(text: str) -> Config | None:
 
 
 def check_rendering(cfg: Config) -> None:
-    choices = resolve(cfg.modules, [])
+    choices = choose_strict(cfg.modules, [])
     files = {a.kind: a.content for a in render(cfg, choices, FACTS, Layer.ADMIN)}
     # sysctl.d, read the way systemd-sysctl reads it
     got = parse_sysctl_d(files[Kind.SYSCTL], "/x")

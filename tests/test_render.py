@@ -12,7 +12,7 @@ import pytest
 
 from nftune.artifacts import Layer
 from nftune.config import parse
-from nftune.kernel import Kernel, resolve
+from nftune.kernel import Kernel, choose_strict
 from nftune.render import Facts, render
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -61,7 +61,7 @@ def test_golden(case: str) -> None:
     cfg = parse([("/etc/nftune/nftune.conf", text)] if text else [])
     facts = Facts("VERSION", "/usr/lib/systemd/systemd-sysctl",
                   tuple(k.version for k in kernels))
-    artifacts = render(cfg, resolve(cfg.modules, kernels), facts, layer)
+    artifacts = render(cfg, choose_strict(cfg.modules, kernels), facts, layer)
     got = {a.path.lstrip("/").replace("/", "_"): a.content for a in artifacts}
     d = GOLDEN / case
     if os.environ.get("NFTUNE_UPDATE_GOLDEN"):

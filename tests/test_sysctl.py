@@ -8,7 +8,7 @@ from conftest import write
 
 from nftune import sysctl
 from nftune.root import Root
-from nftune.sysctl import SysctlD, normalize, parse, resolve
+from nftune.sysctl import SysctlD, effective, normalize, parse
 
 
 @pytest.mark.parametrize(("raw", "canon"), [
@@ -45,25 +45,25 @@ K = "net/netfilter/nf_conntrack_tcp_be_liberal"
 
 def test_last_file_wins_and_a_repeat_does_not_move() -> None:
     a = parse(f"{K}=1\n", "/a") + parse(f"{K}=0\n", "/b") + parse(f"{K}=0\n", "/c")
-    w = resolve(a, K).winner
+    w = effective(a, K).winner
     assert w is not None and (w.file, w.value) == ("/b", "0")
 
 
 def test_explicit_beats_glob_in_any_order() -> None:
     a = parse(f"{K}=1\n", "/a") + parse("net.netfilter.*=0\n", "/z")
-    w = resolve(a, K).winner
+    w = effective(a, K).winner
     assert w is not None and w.file == "/a"
 
 
 def test_glob_applies_when_no_explicit_key() -> None:
     a = parse("net.netfilter.nf_conntrack_*=0\n", "/a") + parse("net.*.x=5\n", "/b")
-    w = resolve(a, K).winner
+    w = effective(a, K).winner
     assert w is not None and (w.file, w.value) == ("/a", "0")
 
 
 def test_negative_match_removes_the_setting() -> None:
     a = parse(f"{K}=1\n", "/a") + parse("-net.netfilter.nf_conntrack_tcp_be_liberal\n", "/b")
-    assert resolve(a, K).winner is None
+    assert effective(a, K).winner is None
 
 
 def test_sysctl_d_precedence_masks_and_sysctl_conf(tree: Path) -> None:
@@ -77,15 +77,15 @@ def test_sysctl_d_precedence_masks_and_sysctl_conf(tree: Path) -> None:
     assert [(f.name, f.path, f.masked) for f in d.files] == [
         ("50-a.conf", "/etc/sysctl.d/50-a.conf", False),
         ("60-b.conf", "/etc/sysctl.d/60-b.conf", True)]
-    w = d.resolve(K).winner
+    w = d.effective(K).winner
     assert w is not None and w.value == "6"
     # Not linked into sysctl.d: only `sysctl --system` reads it, last.
-    p = d.resolve_procps(K).winner
+    p = d.effective_procps(K).winner
     assert p is not None and p.where == "/etc/sysctl.conf:1"
     # Debian links it as 99-sysctl.conf: then systemd-sysctl reads it too, in name order.
     os.symlink("../sysctl.conf", tree / "etc/sysctl.d/99-sysctl.conf")
     d = SysctlD.load(root)
-    w = d.resolve(K).winner
+    w = d.effective(K).winner
     assert w is not None and w.where == "/etc/sysctl.d/99-sysctl.conf:1"
     assert d.procps_only == ()
 
@@ -94,7 +94,7 @@ def test_absolute_symlinks_resolve_inside_the_tree(tree: Path) -> None:
     write(tree, "/srv/k.conf", f"{K}=3\n")
     (tree / "etc/sysctl.d").mkdir(parents=True)
     (tree / "etc/sysctl.d/70-k.conf").symlink_to("/srv/k.conf")
-    w = SysctlD.load(Root(tree)).resolve(K).winner
+    w = SysctlD.load(Root(tree)).effective(K).winner
     assert w is not None and (w.file, w.value) == ("/etc/sysctl.d/70-k.conf", "3")
 
 

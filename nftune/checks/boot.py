@@ -115,27 +115,27 @@ def reached(ctx: Context) -> list[CheckResult]:
 
 def boot_graph(ctx: Context) -> list[CheckResult]:
     s = seen(ctx)
-    return [check_graph(s.proof, s.said)]
+    return [graph_result(s.proof, s.said)]
 
 
 def unit_state(ctx: Context) -> list[CheckResult]:
     s = seen(ctx)
     cyclic = {e.unit for e in s.proof.cycle}
-    return [check_ran(s.ml, s.boot, s.bad, s.said, s.ml.name in cyclic),
-            check_ran(s.sc, s.boot, [], s.said, s.sc.name in cyclic)]
+    return [unit_result(s.ml, s.boot, s.bad, s.said, s.ml.name in cyclic),
+            unit_result(s.sc, s.boot, [], s.said, s.sc.name in cyclic)]
 
 
 def boot_order(ctx: Context) -> list[CheckResult]:
     s = seen(ctx)
-    return [check_order(s.ml, s.sc, s.boot)]
+    return [order_result(s.ml, s.sc, s.boot)]
 
 
 def module_timing(ctx: Context) -> list[CheckResult]:
     s = seen(ctx)
-    return check_module_timing(ctx, s.ml, s.sc, s.boot, s.bad)
+    return timing_results(ctx, s.ml, s.sc, s.boot, s.bad)
 
 
-def check_graph(proof: Proof, said: list[str]) -> CheckResult:
+def graph_result(proof: Proof, said: list[str]) -> CheckResult:
     """`said`: the manager's log lines about jobs it deleted to break cycles this boot."""
     if proof.cause is Cause.OK:
         return passed(Check.BOOT_GRAPH, SYSCTL, actual=" < ".join(proof.path), source=proof.source,
@@ -153,7 +153,7 @@ def _failed(u: UnitState) -> bool:
     return u.active_state == "failed" or u.result not in ("", "success")
 
 
-def check_ran(u: UnitState, boot: BootTimes, bad: list[str], said: Sequence[str] = (),
+def unit_result(u: UnitState, boot: BootTimes, bad: list[str], said: Sequence[str] = (),
               cyclic: bool = False) -> CheckResult:
     """`bad`: what the unit could not do although it ran (modules it did not load). A unit
     that did not run while on an ordering cycle (`cyclic`), or whose job the manager's log
@@ -224,7 +224,7 @@ def failed_modules(ctx: Context, ml: UnitState) -> list[str]:
     return said or lacking
 
 
-def check_order(ml: UnitState, sc: UnitState, boot: BootTimes) -> CheckResult:
+def order_result(ml: UnitState, sc: UnitState, boot: BootTimes) -> CheckResult:
     if not (ran(ml) and ran(sc)):
         who = next(u for u in (ml, sc) if not ran(u))
         return skipped(Check.BOOT_ORDER, SYSCTL, Cause.NOT_RUN,
@@ -240,7 +240,7 @@ def check_order(ml: UnitState, sc: UnitState, boot: BootTimes) -> CheckResult:
                        "orders them")
 
 
-def check_module_timing(ctx: Context, ml: UnitState, sc: UnitState, boot: BootTimes,
+def timing_results(ctx: Context, ml: UnitState, sc: UnitState, boot: BootTimes,
                         bad: list[str]) -> list[CheckResult]:
     """Each module was there when systemd-sysctl applied sysctl.d, so its keys got their
     values; a module loaded later gets them only from the udev safety net."""

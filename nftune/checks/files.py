@@ -95,7 +95,7 @@ def sysctl_boot(ctx: Context) -> list[CheckResult]:
                                name_of(Kind.SYSCTL, config.sysctl_priority))
     out = []
     for s in config.sysctls:
-        eff = sysctld.resolve(s.key)
+        eff = sysctld.effective(s.key)
         w = eff.winner
         if w is None:
             negated = next((a for a in reversed(eff.losers) if a.key == s.key
@@ -130,7 +130,7 @@ def sysctl_boot(ctx: Context) -> list[CheckResult]:
                                    "it sorts after nftune's file, so its value wins at boot"))
             continue
         # `sysctl --system` (procps) also reads /etc/sysctl.conf, last, when no link does.
-        p = sysctld.resolve_procps(s.key).winner
+        p = sysctld.effective_procps(s.key).winner
         if p is not None and p.file == "/etc/sysctl.conf" and not same_value(p.value or "",
                                                                            s.value):
             out[-1] = _overridden(root, s.display, s.value, p, own_path,

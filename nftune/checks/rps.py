@@ -102,10 +102,10 @@ def rfs(ctx: Context) -> list[CheckResult]:
 
 def new_devices(ctx: Context) -> list[CheckResult]:
     d = _decided(ctx)
-    return [check_new_devices(ctx.root, ctx.config.rps, d.machine, d.read_only)]
+    return [new_devices_result(ctx.root, ctx.config.rps, d.machine, d.read_only)]
 
 
-def check_new_devices(root: Root, rps: RpsConfig, machine: Machine,
+def new_devices_result(root: Root, rps: RpsConfig, machine: Machine,
                       ro: str | None) -> CheckResult:
     """What gives devices created after boot their masks: the kernel's rps_default_mask
     (6.3+), or the udev rule alone."""

@@ -56,7 +56,7 @@ def sysctl_value(ctx: Context) -> list[CheckResult]:
         if same_value(live, s.value):
             out.append(passed(Check.SYSCTL_VALUE, s.display, expected=s.value, actual=live))
             continue
-        boot = ctx.sysctld.resolve(s.key).winner
+        boot = ctx.sysctld.effective(s.key).winner
         if boot is not None and not same_value(boot.value or "", s.value):
             out.append(failed(Check.SYSCTL_VALUE, s.display, Cause.OVERRIDDEN_BY_FILE,
                               expected=s.value, actual=live, source=boot.where,

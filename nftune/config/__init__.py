@@ -58,8 +58,9 @@ __all__ = ["AUTO", "MAX_BUCKETS", "MAX_ENTRIES", "Config", "ConntrackConfig", "M
 
 class Setting(Record):
     """One key of the config syntax: where its value goes (`dest`: a Config field, or
-    "rps.x"/"verify.x" for a field of those records), its built-in default (in the
-    config's own syntax; None: none), how it parses, and its help."""
+    "rps.x", "verify.x" or "conntrack.x" for a field of those records; "sysctls": the
+    [Sysctl] lines), its built-in default (in the config's own syntax; None: none), how it
+    parses (config/values.py), and its help."""
 
     section: str
     key: str  # "*" takes any key (sysctl names)

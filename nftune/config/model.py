@@ -23,7 +23,7 @@ MAX_MEMORY_SHARE = 50
 
 
 class ModuleSpec(Record):
-    """A module to load at boot; alternatives are tried in order (see kernel.resolve)."""
+    """A module to load at boot; alternatives are tried in order (see kernel.choose)."""
 
     alternatives: tuple[str, ...]
     origin: Origin
