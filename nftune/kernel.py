@@ -178,7 +178,7 @@ class ListedModule(Record):
     line: int
 
     @property
-    def where(self) -> str:
+    def source(self) -> str:
         return f"{self.file}:{self.line}"
 
 

@@ -40,7 +40,7 @@ class Options(Record):
     line: int  # 0 for the kernel command line
 
     @property
-    def where(self) -> str:
+    def source(self) -> str:
         return f"{self.file}:{self.line}" if self.line else "the kernel command line"
 
 

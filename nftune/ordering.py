@@ -32,7 +32,7 @@ class Node(Record):
     name: str
     found: bool
     masked: bool
-    where: str  # the files that define it, for messages
+    source: str  # the files that define it, for messages
     missing: bool = False  # LoadState=not-found: no unit file on the unit path
 
 
@@ -59,14 +59,14 @@ class LoadedGraph:
 
     def __init__(self) -> None:
         self.state: dict[str, str] = {}  # id -> loaded, masked, not-found, ...
-        self.where: dict[str, str] = {}
+        self.source: dict[str, str] = {}
         self.ids: dict[str, str] = {}  # every name -> id
         self.after: dict[str, dict[str, str]] = {}  # id -> {unit before it: why}
         self.jobs: set[str] | None = None  # units the boot starts; None: not known
 
-    def add_unit(self, uid: str, state: str, names: list[str], where: str) -> None:
+    def add_unit(self, uid: str, state: str, names: list[str], source: str) -> None:
         self.state[uid] = state
-        self.where[uid] = where
+        self.source[uid] = source
         for n in (uid, *names):
             self.ids.setdefault(n, uid)
 
@@ -87,7 +87,7 @@ class LoadedGraph:
         uid = self.id(name)
         state = self.state.get(uid, "not-found")
         return Node(uid, state not in ("not-found", "error", "bad-setting"), state == "masked",
-                    self.where.get(uid) or "not found", state == "not-found")
+                    self.source.get(uid) or "not found", state == "not-found")
 
     def ordered_before(self, name: str) -> Iterator[Edge]:
         """With `jobs` known, only units the boot starts: ordering binds only those."""
@@ -183,15 +183,15 @@ def prove(graph: Graph, first: str = MODULES_LOAD, then: str = SYSCTL) -> Proof:
             if n.missing:
                 return Proof(Cause.UNIT_MISSING, (), f"{name} is not found on the unit path",
                              None)
-            return Proof(Cause.UNIT_MASKED, (), f"{name} cannot be loaded ({n.where})",
-                         n.where)
+            return Proof(Cause.UNIT_MASKED, (), f"{name} cannot be loaded ({n.source})",
+                         n.source)
         if n.masked:
-            return Proof(Cause.UNIT_MASKED, (), f"{name} is masked ({n.where})", n.where)
+            return Proof(Cause.UNIT_MASKED, (), f"{name} is masked ({n.source})", n.source)
         if (jobs := getattr(graph, "jobs", None)) is not None and n.name not in jobs:
             return Proof(Cause.ORDERING_BROKEN, (),
                          f"{name} is not started at boot: nothing default.target pulls in "
                          "(Wants=, Requires=, .wants/) names it, and ordering binds only "
-                         "units that are started", n.where)
+                         "units that are started", n.source)
     edges = search(graph, first, then)
     path = (*(e.unit for e in edges), then) if edges else ()
     for unit in (then, first):
@@ -207,7 +207,7 @@ def prove(graph: Graph, first: str = MODULES_LOAD, then: str = SYSCTL) -> Proof:
                          culprit.source, tuple(edges or ()), tuple(cycle), extra)
     if edges is None:
         return Proof(Cause.ORDERING_BROKEN, (),
-                     f"nothing orders {then} after {first} ({graph.node(then).where})",
+                     f"nothing orders {then} after {first} ({graph.node(then).source})",
                      unmodelled=extra)
     return Proof(Cause.OK, path, " < ".join(path), edges[-1].source, tuple(edges),
                  unmodelled=extra)

@@ -8,7 +8,7 @@ import os
 from .context import Context
 from .record import Record
 from .root import Root
-from .verify import Report
+from .verify import Findings
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -28,8 +28,8 @@ class Outputs(Record):
     service: bool = False
 
 
-def publish(ctx: Context, report: Report, out: Outputs, started: float,
-            tell: Callable[[Repair], object]) -> Report:
+def publish(ctx: Context, report: Findings, out: Outputs, started: float,
+            tell: Callable[[Repair], object]) -> Findings:
     """The report as repaired; each repair is told as soon as it is made, before a write
     that may fail."""
     import time

@@ -111,7 +111,7 @@ class Assignment(Record):
     ignore_failure: bool = False
 
     @property
-    def where(self) -> str:
+    def source(self) -> str:
         return f"{self.file}:{self.line}"
 
 

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-class Report(Record):
+class Findings(Record):
     """Every check's result for one tree."""
 
     root: str
@@ -35,12 +35,12 @@ class Report(Record):
     def ok(self) -> bool:
         return not any(r.failed for r in self.results)
 
-    def only(self, checks: list[str]) -> Report:
+    def only(self, checks: list[str]) -> Findings:
         known = {r.check for r in self.results}
         if unknown := [c for c in checks if c not in known]:
             raise NftuneError("no such check", key="--check", value=unknown[0],
                               hint="checks here: " + ", ".join(sorted(known)))
-        return Report(self.root, self.live,
+        return Findings(self.root, self.live,
                       tuple(r for r in self.results if r.check in checks))
 
     def count(self, status: Status) -> int:
@@ -104,7 +104,7 @@ def run(ctx: Context, specs: Iterable[Spec] = SPECS) -> list[CheckResult]:
     return [*file_readable(ctx, ctx.problems), *results]
 
 
-def verify(ctx: Context, *, cached: bool = False) -> Report:
+def verify(ctx: Context, *, cached: bool = False) -> Findings:
     """Every check, in the order the report lists them. With `cached`, the boot checks
     are taken from this boot's cache when nothing they read has changed, and kept there
     when they had to run (a run without it writes nothing)."""
@@ -132,7 +132,7 @@ def verify(ctx: Context, *, cached: bool = False) -> Report:
     known = {r.subject for r in unreadable}
     unreadable += [r for r in file_readable(ctx, ctx.problems) if r.subject not in known]
     results = [*unreadable, *(r for spec in SPECS for r in by_check.get(spec.check, ()))]
-    return Report(ctx.root.path, ctx.root.live, tuple(results))
+    return Findings(ctx.root.path, ctx.root.live, tuple(results))
 
 
 def _boot_checks(ctx: Context, specs: list[Spec], *,

@@ -18,7 +18,7 @@ from nftune.paths import BOOT_CHECKS
 from nftune.result import CheckResult
 from nftune.root import Root
 from nftune.specs import BOOT_CHECKS as BOOT
-from nftune.verify import Report, verify
+from nftune.verify import Findings, verify
 
 KEY = "net/netfilter/nf_conntrack_tcp_be_liberal"
 BOOT_ID = "5b2f0c1e-6a8b-4c7d-9e0f-112233445566"
@@ -44,7 +44,7 @@ def journal() -> Commands:
     return commands
 
 
-def run(root: Root, cached: bool = True) -> Report:
+def run(root: Root, cached: bool = True) -> Findings:
     return verify(context(root, journal(), bus=healthy()), cached=cached)
 
 
@@ -52,7 +52,7 @@ def plain(results: tuple[CheckResult, ...]) -> list[CheckResult]:
     return [r._replace(cached=False, proven=None) for r in results]
 
 
-def cached_checks(report: Report) -> set[str]:
+def cached_checks(report: Findings) -> set[str]:
     return {str(r.check) for r in report.results if r.cached}
 
 

@@ -290,7 +290,8 @@ SECURITY = re.compile(r"Overall exposure level for nftune-verify\.service: ([0-9
 
 def test_verify_service_sandbox_timer_drift_and_repair(rootfs: Path) -> None:
     """In a booted container: the service's exposure (systemd-analyze security), a runtime
-    change found by the next run (report, journal), then Repair=yes putting it back."""
+    change found by the next run (report, journal) while the boot checks come from the
+    cache, then Repair=yes putting it back, with the boot checks proven again."""
     from nspawn import booted
 
     sh("dpkg", f"--root={rootfs}", "-i", DEBS[-1])
@@ -336,6 +337,14 @@ def test_verify_service_sandbox_timer_drift_and_repair(rootfs: Path) -> None:
         [bad] = [r for r in report["checks"] if r["status"] == "failed"]
         assert (bad["check"], bad["cause"], bad["expected"], bad["actual"]) == (
             "sysctl-value", "changed-at-runtime", "1", "0")
+        # Nothing the boot checks read changed since the timer's run: this run took them
+        # from this boot's cache, and made the runtime checks anew.
+        cached = {r["check"] for r in report["checks"] if r["cached"]}
+        assert cached >= {"ordering", "sysctl-boot", "safety-net", "boot-graph",
+                          "unit-state", "boot-order"}, report["checks"]
+        assert not cached & {"sysctl-value", "module-loaded", "kube-proxy", "rps"}
+        kept = (c.root / "run/nftune/boot-checks.json").stat()
+        assert (kept.st_uid, kept.st_mode & 0o777) == (0, 0o640)
         journal = c.enter("journalctl", "-o", "json", "--no-pager",
                           "MESSAGE_ID=fa14c8a71f284adba5fa982e34c9d8cc")
         entries = [json.loads(x) for x in journal.stdout.splitlines()]
@@ -356,6 +365,9 @@ def test_verify_service_sandbox_timer_drift_and_repair(rootfs: Path) -> None:
                                             "--no-pager", "-n", "30").stdout
         value = c.enter("sysctl", "-n", key, net_only=True).stdout.strip()
         assert value == "1"
+        # apply changed nftune's files (a drop-in, the configuration): proven again.
+        report = json.loads((c.root / "run/nftune/report.json").read_text())
+        assert not any(r["cached"] for r in report["checks"]), report["checks"]
         log = c.enter("journalctl", "-u", "nftune-verify.service", "--no-pager", "-o", "cat")
         assert f"repaired: {key}: '0' -> '1' (changed at runtime)" in log.stdout
 

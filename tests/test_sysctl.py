@@ -81,12 +81,12 @@ def test_sysctl_d_precedence_masks_and_sysctl_conf(tree: Path) -> None:
     assert w is not None and w.value == "6"
     # Not linked into sysctl.d: only `sysctl --system` reads it, last.
     p = d.effective_procps(K).winner
-    assert p is not None and p.where == "/etc/sysctl.conf:1"
+    assert p is not None and p.source == "/etc/sysctl.conf:1"
     # Debian links it as 99-sysctl.conf: then systemd-sysctl reads it too, in name order.
     os.symlink("../sysctl.conf", tree / "etc/sysctl.d/99-sysctl.conf")
     d = SysctlD.load(root)
     w = d.effective(K).winner
-    assert w is not None and w.where == "/etc/sysctl.d/99-sysctl.conf:1"
+    assert w is not None and w.source == "/etc/sysctl.d/99-sysctl.conf:1"
     assert d.procps_only == ()
 
 

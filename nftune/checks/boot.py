@@ -215,7 +215,7 @@ def failed_modules(ctx: Context, ml: UnitState) -> list[str]:
     journal query; for a failed unit the journal says what went wrong."""
     running = ctx.running[1]
     lacking = [] if running is None else [
-        f"{e.name} (listed in {e.where}) is not in the running kernel"
+        f"{e.name} (listed in {e.source}) is not in the running kernel"
         for e in ctx.listed if not running.has(e.name)]
     if not _failed(ml) and running is not None:
         return lacking
@@ -263,7 +263,7 @@ def timing_results(ctx: Context, ml: UnitState, sc: UnitState, boot: BootTimes,
         entry = next((e for e in ctx.listed if e.name == c.name), None)
         if entry is not None and _newer_than_boot(root, entry.file, boot):
             out.append(skipped(Check.MODULE_TIMING, c.name, Cause.LOADED_LATE,
-                               source=entry.where,
+                               source=entry.source,
                                reason=f"listed in {root.show(entry.file)} after this boot "
                                       "began: loaded at runtime; the boot order holds from "
                                       "the next boot"))
@@ -272,7 +272,7 @@ def timing_results(ctx: Context, ml: UnitState, sc: UnitState, boot: BootTimes,
         failed_here = [m for m in bad if f"'{c.name}'" in m or m.startswith(f"{c.name} ")]
         if entry is not None and in_time and not failed_here and not missed:
             out.append(passed(Check.MODULE_TIMING, c.name, actual="loaded in time",
-                              source=entry.where,
+                              source=entry.source,
                               reason=f"listed in {root.show(entry.file)}, loaded by "
                                      f"{MODULES_LOAD} before {SYSCTL} started"))
             continue

@@ -62,7 +62,7 @@ def _modprobe_options(ctx: Context) -> CheckResult:
                           hint="run 'nftune apply'" if not needs_machine(ct) else
                           "nftune-conntrack.service did not run this boot")
         winner, value = found if found is not None else (None, None)
-        where = winner.where if winner is not None else "nothing"
+        where = winner.source if winner is not None else "nothing"
         shown = root.show(winner.file) + f":{winner.line}" if winner and winner.line \
             else where
         return failed(Check.MODPROBE_OPTIONS, subject, Cause.MODPROBE_OVERRIDDEN,
@@ -74,12 +74,12 @@ def _modprobe_options(ctx: Context) -> CheckResult:
     entry, value = found
     if not is_ours(root, own):
         return failed(Check.MODPROBE_OPTIONS, subject, Cause.FILE_MASKED, expected=expected,
-                      actual=value, source=entry.where,
+                      actual=value, source=entry.source,
                       reason=f"{root.show(own)} wins, but nftune did not write it",
                       hint="remove it, then run 'nftune apply'")
     if expected is not None and (not value.isdigit() or int(value) != int(expected)):
         return failed(Check.MODPROBE_OPTIONS, subject, Cause.FILE_STALE, expected=expected,
-                      actual=value, source=entry.where,
+                      actual=value, source=entry.source,
                       reason=f"{root.show(own)}:{entry.line} sets another hash size",
                       hint="run 'nftune apply'" if not needs_machine(ct) else
                       "run 'nftune apply' to size the table again")
@@ -88,7 +88,7 @@ def _modprobe_options(ctx: Context) -> CheckResult:
         reason += (f"; {root.show(stale)} is older: if it loads {MODULE}, its copy of "
                    "modprobe.d decides (update-initramfs -u, or dracut -f)")
     return passed(Check.MODPROBE_OPTIONS, subject, expected=expected, actual=value,
-                  source=entry.where, reason=reason)
+                  source=entry.source, reason=reason)
 
 
 def built_in(ctx: Context) -> str | None:

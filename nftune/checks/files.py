@@ -102,8 +102,8 @@ def sysctl_boot(ctx: Context) -> list[CheckResult]:
                             and a.value is None and a.file not in ours), None)
             if negated:
                 out.append(failed(Check.SYSCTL_BOOT, s.display, Cause.OVERRIDDEN_BY_FILE,
-                                  expected=s.value, source=negated.where,
-                                  reason=f"'-{display(s.key)}' in {root.show(negated.where)} "
+                                  expected=s.value, source=negated.source,
+                                  reason=f"'-{display(s.key)}' in {root.show(negated.source)} "
                                          "removes the setting",
                                   hint="delete that line"))
             else:
@@ -116,15 +116,15 @@ def sysctl_boot(ctx: Context) -> list[CheckResult]:
         if w.file in ours:
             if same_value(w.value or "", s.value):
                 out.append(passed(Check.SYSCTL_BOOT, s.display, expected=s.value, actual=w.value,
-                                  source=w.where))
+                                  source=w.source))
             else:
                 out.append(failed(Check.SYSCTL_BOOT, s.display, Cause.FILE_STALE,
-                                  expected=s.value, actual=w.value, source=w.where,
+                                  expected=s.value, actual=w.value, source=w.source,
                                   reason=f"{root.show(w.file)} is older than the configuration",
                                   hint="run 'nftune apply'"))
         elif same_value(w.value or "", s.value):
             out.append(passed(Check.SYSCTL_BOOT, s.display, expected=s.value, actual=w.value,
-                              source=w.where, reason=f"also set by {root.show(w.where)}"))
+                              source=w.source, reason=f"also set by {root.show(w.source)}"))
         else:
             out.append(_overridden(root, s.display, s.value, w, own_path,
                                    "it sorts after nftune's file, so its value wins at boot"))
@@ -143,7 +143,7 @@ def _overridden(root: Root, key: str, want: str, by: Assignment, own: str,
     target = root.chase(by.file)
     link = f" (a link to {target})" if target != by.file else ""
     return failed(Check.SYSCTL_BOOT, key, Cause.OVERRIDDEN_BY_FILE, expected=want, actual=by.value,
-                  source=by.where, reason=f"overridden by {root.show(by.where)}{link}: {why}",
+                  source=by.source, reason=f"overridden by {root.show(by.source)}{link}: {why}",
                   hint=f"remove or change that line, or set the value in /etc/nftune/ "
                        f"(nftune's file is {own})")
 

@@ -59,8 +59,8 @@ def sysctl_value(ctx: Context) -> list[CheckResult]:
         boot = ctx.sysctld.effective(s.key).winner
         if boot is not None and not same_value(boot.value or "", s.value):
             out.append(failed(Check.SYSCTL_VALUE, s.display, Cause.OVERRIDDEN_BY_FILE,
-                              expected=s.value, actual=live, source=boot.where,
-                              reason=f"{root.show(boot.where)} sets {boot.value!r}",
+                              expected=s.value, actual=live, source=boot.source,
+                              reason=f"{root.show(boot.source)} sets {boot.value!r}",
                               hint="see the sysctl-boot check"))
         else:
             out.append(failed(Check.SYSCTL_VALUE, s.display, Cause.CHANGED_AT_RUNTIME,
