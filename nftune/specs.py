@@ -111,8 +111,6 @@ def _rps_decided(ctx: Context) -> bool:
     return not isinstance(decided(ctx), Exception)
 
 
-LIVE = Need("live", lambda ctx: ctx.root.live, Cause.NOT_LIVE, not_live)
-BUS_WANTED = Need("bus-wanted", lambda ctx: ctx.wants_bus, Cause.NOT_LIVE, not_live)
 def _lost(ctx: Context) -> NftuneError | None:
     from .checks.boot import answered
 
@@ -120,6 +118,8 @@ def _lost(ctx: Context) -> NftuneError | None:
     return s if isinstance(s, NftuneError) else None
 
 
+LIVE = Need("live", lambda ctx: ctx.root.live, Cause.NOT_LIVE, not_live)
+BUS_WANTED = Need("bus-wanted", lambda ctx: ctx.wants_bus, Cause.NOT_LIVE, not_live)
 BUS = Need("bus", lambda ctx: _lost(ctx) is None, Cause.NO_BUS,
            lambda ctx: str(_lost(ctx)), silent=True)  # the boot check says no-bus
 # The boot check's own: the manager cannot be reached (auth, no systemd1), so the other

@@ -94,6 +94,10 @@ def _modprobe_options(ctx: Context) -> CheckResult:
 def built_in(ctx: Context) -> str | None:
     """Why modprobe.d does not apply: nf_conntrack is built into the running kernel (on
     the live system) or into every installed one (an image); None when it is a module."""
+    return ctx.memo("conntrack-built-in", lambda: _built_in(ctx))
+
+
+def _built_in(ctx: Context) -> str | None:
     root = ctx.root
     if root.live:
         release, kernel = ctx.running

@@ -50,7 +50,7 @@ def _decided(ctx: Context) -> Decided:
 
 def rps(ctx: Context) -> list[CheckResult]:
     """Each selected NIC's queues have the masks nftune computes."""
-    from ..rps.view import queue_states
+    from ..rps.sysfs import queue_states
 
     d = decided(ctx)
     if isinstance(d, NftuneError):  # one check fails; verify's other checks still run

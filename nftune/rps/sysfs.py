@@ -9,10 +9,14 @@ from collections.abc import Iterator
 from ..artifacts import RPS_UDEV_NAME
 from ..attrs import At, read_attr
 from ..chase import on_kernel_fs
-from ..cpus import parse_list
+from ..cpus import bits, mask_value, parse_list
 from ..errors import EXIT_FAILED, NftuneError
 from ..record import Record
 from ..root import Root
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .decide import Decision
 
 NET = "/sys/class/net"
 CPU = "/sys/devices/system/cpu"
@@ -171,3 +175,26 @@ def udev_rule(root: Root) -> str | None:
         if root.is_file(path) and not root.is_masked(path):
             return path
     return None
+
+
+class QueueState(Record):
+    """One receive queue: the wanted and the actual mask."""
+
+    queue: str
+    wanted: str | None  # the mask nftune wants; None when the NIC is not selected
+    actual: str | None
+    flow_cnt: str | None
+    ok: bool
+
+
+def queue_states(root: Root, d: Decision) -> list[QueueState]:
+    """Each receive queue of the decision's NIC: what it has, and whether that is right."""
+    out = []
+    for q, at in queues(root, d.nic):
+        base = f"{NET}/{d.nic.name}/queues/{q}"
+        actual = read_attr(root, f"{base}/rps_cpus", at=at)
+        flows = read_attr(root, f"{base}/rps_flow_cnt", at=at)
+        ok = not d.selected or (actual is not None and mask_value(actual) == bits(d.cpus)
+                                and (flows is None or flows == str(d.flow_cnt)))
+        out.append(QueueState(q, d.mask if d.selected else None, actual, flows, ok))
+    return out

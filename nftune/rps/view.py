@@ -2,36 +2,12 @@
 
 from __future__ import annotations
 
-from ..attrs import read_attr
 from ..context import Context
-from ..cpus import bits, format_list, mask_value
+from ..cpus import format_list
 from ..errors import NftuneError
 from ..record import Record
-from ..root import Root
 from .decide import Decision, decide, default_mask
-from .sysfs import NET, NO_SYSFS, Machine, has_sysfs, queues, read_machine, read_nics
-
-
-class QueueState(Record):
-    """One receive queue: the wanted and the actual mask."""
-
-    queue: str
-    wanted: str | None  # the mask nftune wants; None when the NIC is not selected
-    actual: str | None
-    flow_cnt: str | None
-    ok: bool
-
-
-def queue_states(root: Root, d: Decision) -> list[QueueState]:
-    out = []
-    for q, at in queues(root, d.nic):
-        base = f"{NET}/{d.nic.name}/queues/{q}"
-        actual = read_attr(root, f"{base}/rps_cpus", at=at)
-        flows = read_attr(root, f"{base}/rps_flow_cnt", at=at)
-        ok = not d.selected or (actual is not None and mask_value(actual) == bits(d.cpus)
-                                and (flows is None or flows == str(d.flow_cnt)))
-        out.append(QueueState(q, d.mask if d.selected else None, actual, flows, ok))
-    return out
+from .sysfs import NO_SYSFS, Machine, QueueState, has_sysfs, queue_states, read_machine, read_nics
 
 
 class RpsView(Record):
