@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """What the kube-proxy check's YAML reading costs at its worst: documents of the size cap
-(kubeproxy.MAX_CONFIG) built to be slow for PyYAML's Python loader (flow collections of
+(kubeproxy.parse.MAX_CONFIG) built to be slow for PyYAML's Python loader (flow collections of
 one-character items, !!set, block sequences, flow mappings, merge keys, brackets nested to
 the cap), against the KubeProxyConfiguration kubeadm writes (about 1.7 KiB), in one run.
 CPU time, medians, nftune's own parse_document() and settings().
@@ -19,7 +19,7 @@ import time
 from common import options
 
 from nftune.errors import NftuneError
-from nftune.kubeproxy import MAX_CONFIG, MAX_FLOW_DEPTH, parse_document, settings
+from nftune.kubeproxy.parse import MAX_CONFIG, MAX_FLOW_DEPTH, parse_document, settings
 
 TARGET_MS = 100.0
 KUBEADM = """\

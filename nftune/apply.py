@@ -30,7 +30,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from .conntrack import Sizing
+    from .conntrack.size import Sizing
 
 SYSTEMD_SYSCTL = ("/usr/lib/systemd/systemd-sysctl", "/lib/systemd/systemd-sysctl")
 
@@ -180,15 +180,9 @@ def size_runtime(ctx: Context, config: Config) -> Sized:
     the table for this machine into /run, where modprobe.d and sysctl.d are read, so the
     hash size is in effect at nf_conntrack's first load; then resize a table that is
     already loaded. Runtime files of an earlier config that no longer apply go."""
-    from .conntrack import (
-        machine,
-        machine_or_none,
-        needs_machine,
-        over_share,
-        resize,
-        size,
-        write_record,
-    )
+    from .conntrack.machine import machine, machine_or_none, resize
+    from .conntrack.record import write_record
+    from .conntrack.size import needs_machine, over_share, size
 
     root = ctx.root
     ct = config.conntrack

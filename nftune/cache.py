@@ -41,19 +41,22 @@ MAX_BYTES = 4 << 20  # about 40 KiB on a node: 140 unit files and their director
 MAX_ENTRIES = 50_000
 MAX_TEXT = 64 << 10  # a result's field, an attribute's text, a path
 _FLAGS = os.O_NOFOLLOW | os.O_DIRECTORY  # what changes what an open resolves to
-KERNEL_FS = ("/proc/", "/sys/")  # their times are the inode's creation, not a change
+# The kernel's file systems, and /dev: a service's own mount of each (PrivateDevices=,
+# ProtectProc=) has new inodes and times on every run. Only what an entry is counts there;
+# the values read from them are fingerprinted as text.
+KERNEL_FS = frozenset({"proc", "sys", "dev"})
 FIELDS = ("check", "subject", "status", "cause", "expected", "actual", "reason", "hint",
           "source")
 
-State = list[int]  # [errno] when it failed; else dev, ino, mode (, size, mtime, ctime)
+State = list[int]  # [errno] when it failed; [0, mode] on KERNEL_FS; else the six below
 
 
 def state(path: str, seen: os.stat_result | int) -> State:
     if isinstance(seen, int):
         return [seen]
     st = seen
-    if path.startswith(KERNEL_FS):
-        return [st.st_dev, st.st_ino, st.st_mode]
+    if path.split("/", 2)[1] in KERNEL_FS:
+        return [0, st.st_mode]
     return [st.st_dev, st.st_ino, st.st_mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
 
 

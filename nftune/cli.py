@@ -265,7 +265,7 @@ def _verb_conntrack(verbs: Any) -> None:
 
 
 def cmd_conntrack(args: argparse.Namespace, seams: Seams) -> int:
-    from .conntrack import show as table_view
+    from .conntrack.view import show as table_view
 
     with _context(args, seams) as ctx:
         if args.boot:

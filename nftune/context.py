@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from .kernel import Kernel, ListedModule, ModuleChoice
-    from .kubeproxy import Survey
+    from .kubeproxy.model import Survey
     from .run import Completed
     from .sysctl import SysctlD
     from .systemd import Bus
@@ -135,7 +135,7 @@ class Context:
     def kube_proxies(self) -> Survey:
         """Every process named kube-proxy (the running system only): the check and a
         contested repair both ask."""
-        from .kubeproxy import survey
+        from .kubeproxy.discover import survey
 
         return survey(self.root)
 

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-    from .conntrack import Sizing
+    from .conntrack.size import Sizing
 
 
 class Facts(Record):
@@ -100,7 +100,7 @@ def render(config: Config, choices: list[ModuleChoice], facts: Facts,
 
 
 def _conntrack(config: Config, one: Callable[..., Artifact]) -> list[Artifact]:
-    from .conntrack import static_buckets  # only a node that sizes the table
+    from .conntrack.size import static_buckets  # only a node that sizes the table
 
     ct = config.conntrack
     # nftune-conntrack.service at every boot: it sizes an auto table for the machine, sets
@@ -121,7 +121,7 @@ def _how(config: Config) -> str:
 def render_runtime(config: Config, sizing: Sizing, version: str) -> list[Artifact]:
     """This boot's machine-sized files (Layer.RUNTIME): Max=auto's nf_conntrack_max and a
     Buckets=auto that follows it. Empty when nothing depends on the machine."""
-    from .conntrack import needs_machine
+    from .conntrack.size import needs_machine
     from .paths import CONNTRACK_MAX
 
     env = _env()

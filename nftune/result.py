@@ -149,14 +149,14 @@ CAUSES: dict[Cause, str] = {
 class CheckDoc(Record):
     """A check's documentation: the README, nftune(8) and the metrics' help are made from it."""
 
-    family: str  # the module of nftune/checks/ that makes it
+    family: str  # the module of nftune/checks/ that makes it ("verify": the runner)
     needs: str  # "tree": the files alone; "bus": a service manager; "live": /proc and /sys
     text: str  # what passes
 
 
 CHECKS: dict[Check, CheckDoc] = {
     Check.FILE_READABLE: CheckDoc(
-        "files", "tree",
+        "verify", "tree",
         "reported only when it fails: a file of the tree that systemd and `verify` read (a "
         "sysctl.d or modules-load.d entry, a unit file or drop-in, a kernel's `modules.dep`) "
         "is not a regular file, is a symlink loop, or cannot be read; the subject names it, "

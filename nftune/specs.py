@@ -82,7 +82,7 @@ def _built_in_why(ctx: Context) -> str:
 
 
 def _sized_here(ctx: Context) -> bool:
-    from .conntrack import needs_machine
+    from .conntrack.size import needs_machine
 
     return ctx.root.live or not needs_machine(ctx.config.conntrack)
 

@@ -15,7 +15,7 @@ from . import __version__
 from .context import Context
 from .errors import NftuneError
 from .record import Record
-from .result import Check, CheckResult, Status, failed, skipped
+from .result import Cause, Check, CheckResult, Status, failed, skipped
 from .specs import SPECS, Cadence, Spec
 
 TYPE_CHECKING = False
@@ -75,6 +75,16 @@ class Findings(Record):
         }
 
 
+def file_readable(ctx: Context, problems: list[tuple[str, str]]) -> list[CheckResult]:
+    """One failure per tree file that systemd or nftune could not read (gathered from
+    the context once every other check has run)."""
+    root = ctx.root
+    return [failed(Check.FILE_READABLE, path, Cause.UNREADABLE,
+                   reason=f"{root.show(path)}: {why}",
+                   hint="systemd skips it or fails on it; remove it, or make it a "
+                        "regular file") for path, why in problems]
+
+
 def outcome(ctx: Context, spec: Spec) -> list[CheckResult]:
     """The check's results, or the skip its first missing need makes (a silent need, or a
     check that names no subject, says nothing)."""
@@ -98,8 +108,6 @@ def outcome(ctx: Context, spec: Spec) -> list[CheckResult]:
 
 def run(ctx: Context, specs: Iterable[Spec] = SPECS) -> list[CheckResult]:
     """These checks' results in order, the unreadable files first."""
-    from .checks.files import file_readable
-
     results = [r for spec in specs for r in outcome(ctx, spec)]
     return [*file_readable(ctx, ctx.problems), *results]
 
@@ -108,8 +116,6 @@ def verify(ctx: Context, *, cached: bool = False) -> Findings:
     """Every check, in the order the report lists them. With `cached`, the boot checks
     are taken from this boot's cache when nothing they read has changed, and kept there
     when they had to run (a run without it writes nothing)."""
-    from .checks.files import file_readable
-
     kept = None
     if ctx.root.live:
         from . import cache
@@ -155,7 +161,6 @@ def _boot_checks(ctx: Context, specs: list[Spec], *,
         ctx.root.watch = None
     if watch is not None:
         from . import cache
-        from .checks.files import file_readable
 
         results = [*file_readable(ctx, problems), *(r for rs in out.values() for r in rs)]
         cache.save(ctx, watch, results, proven)

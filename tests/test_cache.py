@@ -168,3 +168,17 @@ def test_the_service_takes_the_cache_and_the_command_line_asks(node: Root,
     assert main(["verify", "--json"], host=node, bus_factory=lambda _: healthy(),
                 runner=journal()) == 0
     assert not any(c["cached"] for c in json.loads(capsys.readouterr().out)["checks"])
+
+
+def test_a_service_s_own_proc_and_dev_are_the_same_tree(node: Root) -> None:
+    """Each run of the sandboxed service mounts its own /proc and /dev: new inodes and
+    times (measured in the package test), the same entries. What an entry is counts there,
+    and the values as text."""
+    tree = Path(node.path)
+    (tree / "dev").mkdir(exist_ok=True)
+    run(node)
+    for d in ("proc/sys/kernel", "proc/sys/kernel/random", "dev"):  # other times
+        os.utime(tree / d, ns=(1, 1))
+    assert cached_checks(run(node))
+    write(tree, "/proc/sys/kernel/osrelease", "6.1.0-other\n")  # a value: it counts
+    assert not cached_checks(run(node))

@@ -5,15 +5,14 @@ table has the size nftune wants."""
 from __future__ import annotations
 
 from ..artifacts import Kind, Layer, path_of
-from ..conntrack import (
+from ..conntrack.machine import live, machine_or_none
+from ..conntrack.record import read_record
+from ..conntrack.size import (
     STATED_ENTRY,
     Sizing,
     gib,
-    live,
-    machine_or_none,
     needs_machine,
     over_share,
-    read_record,
     size,
     smallest_machine,
     static_buckets,

@@ -19,16 +19,6 @@ from ..sysctl import Assignment, display, same_value
 from .owned import file_reason, own_file
 
 
-def file_readable(ctx: Context, problems: list[tuple[str, str]]) -> list[CheckResult]:
-    """One failure per tree file that systemd or nftune could not read (verify gathers
-    them from the context once every other check has run)."""
-    root = ctx.root
-    return [failed(Check.FILE_READABLE, path, Cause.UNREADABLE,
-                   reason=f"{root.show(path)}: {why}",
-                   hint="systemd skips it or fails on it; remove it, or make it a "
-                        "regular file") for path, why in problems]
-
-
 def module_exists(ctx: Context) -> list[CheckResult]:
     """Every configured module, and every modules-load.d entry, exists in every installed
     kernel: a missing name is never loaded, and older systemd fails

@@ -6,7 +6,7 @@ from __future__ import annotations
 from .. import sysctl
 from ..context import Context
 from ..errors import NftuneError
-from ..kubeproxy import NAME, KubeProxy
+from ..kubeproxy.model import NAME, KubeProxy
 from ..paths import BE_LIBERAL, CONNTRACK_MAX
 from ..result import Cause, Check, CheckResult, failed, passed, skipped
 
@@ -29,7 +29,9 @@ def kube_proxy(ctx: Context) -> list[CheckResult]:
 def wanted(ctx: Context) -> tuple[int | None, int | None]:
     """The max and buckets nftune wants on this machine (None: not managed). A max under
     [Sysctl] counts as much as [Conntrack]'s."""
-    from ..conntrack import machine, needs_machine, read_record, size
+    from ..conntrack.machine import machine
+    from ..conntrack.record import read_record
+    from ..conntrack.size import needs_machine, size
 
     ct = ctx.config.conntrack
     sysctl_max = next((s.value for s in ctx.config.sysctls if s.key == CONNTRACK_MAX), None)

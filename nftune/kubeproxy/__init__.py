@@ -19,17 +19,10 @@ kube-proxy's rules (cmd/kube-proxy and pkg/proxy/apis/config, v1alpha1):
 from __future__ import annotations
 
 from ..paths import BE_LIBERAL, CONNTRACK_MAX
-from .discover import AT_SECURE, REASONS, pids, read, survey
-from .model import NAME, TIMEOUTS, Gone, KubeProxy, Settings, Survey, Untrusted
-from .parse import MAX_CONFIG, MAX_FLOW_DEPTH, duration, flag, parse_document, settings
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..context import Context
-
-__all__ = ["AT_SECURE", "MAX_CONFIG", "MAX_FLOW_DEPTH", "NAME", "REASONS", "TIMEOUTS", "Gone",
-           "KubeProxy", "Settings", "Survey", "Untrusted", "duration", "flag",
-           "parse_document", "pids", "read", "settings", "survey", "writer_of"]
 
 
 def writer_of(ctx: Context, key: str) -> str | None:

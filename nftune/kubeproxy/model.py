@@ -3,7 +3,7 @@ the survey of every process of that name."""
 
 from __future__ import annotations
 
-from ..conntrack import KUBE_PROXY_CAP, kube_proxy_max
+from ..conntrack.size import KUBE_PROXY_CAP, kube_proxy_max
 from ..errors import NftuneError
 from ..record import Record
 

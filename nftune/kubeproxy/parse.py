@@ -8,7 +8,7 @@ import errno
 import os
 import re
 
-from ..conntrack import KUBE_PROXY_MAX_PER_CORE, KUBE_PROXY_MIN
+from ..conntrack.size import KUBE_PROXY_MAX_PER_CORE, KUBE_PROXY_MIN
 from ..errors import NftuneError
 from ..root import Root
 from ..text import cut

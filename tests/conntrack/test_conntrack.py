@@ -14,7 +14,7 @@ from nftune.apply import apply, size_runtime
 from nftune.artifacts import Layer
 from nftune.cli import main
 from nftune.config import ConntrackConfig, Size, parse
-from nftune.conntrack import (
+from nftune.conntrack.size import (
     KUBE_PROXY_CAP,
     KUBE_PROXY_MIN,
     STATED_ENTRY,
@@ -394,7 +394,7 @@ def test_modprobe_options_compares_the_value_and_the_owner(tree: Path,
 @pytest.mark.parametrize("record", ['{"max": -5, "buckets": 1}', '{"max": 1e99}', "[1]",
                                     '{"max": 100, "machine": {"cpus": -1}}', "not json"])
 def test_a_forged_record_is_no_decision(tree: Path, record: str) -> None:
-    from nftune.conntrack import read_record
+    from nftune.conntrack.record import read_record
 
     write(tree, "/run/nftune/conntrack.json", record)
     got = read_record(Root(tree))

@@ -16,22 +16,10 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from nftune.errors import NftuneError
-from nftune.kubeproxy import (
-    AT_SECURE,
-    MAX_CONFIG,
-    Gone,
-    KubeProxy,
-    Settings,
-    Untrusted,
-    duration,
-    flag,
-    parse_document,
-    pids,
-    read,
-    settings,
-    survey,
-    writer_of,
-)
+from nftune.kubeproxy import writer_of
+from nftune.kubeproxy.discover import AT_SECURE, pids, read, survey
+from nftune.kubeproxy.model import Gone, KubeProxy, Settings, Untrusted
+from nftune.kubeproxy.parse import MAX_CONFIG, duration, flag, parse_document, settings
 from nftune.root import Root
 
 IPTABLES = """\
