@@ -15,6 +15,7 @@ this boot's journal.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import stat
@@ -31,6 +32,7 @@ from .result import Cause, Check, CheckResult, Status
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
     from .context import Context
@@ -123,18 +125,9 @@ def load(ctx: Context) -> Kept | None:
     if doc is None:
         return None
     paths, values = doc["paths"], doc["values"]
-    for path, flags, was in paths:
-        try:
-            fd = _chase.open_in(root.fd, path, os.O_PATH | flags)
-        except OSError as e:
-            now = state(path, e.errno or 0)
-        else:
-            try:
-                now = state(path, os.fstat(fd))
-            finally:
-                os.close(fd)
-        if now != was:
-            return None
+    again = _stat_host if root.is_host else _stat_in(root)
+    if any(again(path, flags) != was for path, flags, was in paths):
+        return None
     if any(read_attr(root, path) != text for path, text in values):
         return None
     proven = doc["proven"]
@@ -142,6 +135,32 @@ def load(ctx: Context) -> Kept | None:
                            cached=True, proven=proven)
                for c, s, st, ca, e, a, r, h, so in doc["results"]]
     return Kept(results, proven)
+
+
+def _stat_host(path: str, flags: int) -> State:
+    """What `path` resolves to on the host, as Root.open() with `flags` resolved it: on
+    "/" a path resolves the same without openat2(), at a tenth of its cost."""
+    try:
+        st = os.stat(path, follow_symlinks=not flags & os.O_NOFOLLOW)
+    except OSError as e:
+        return state(path, e.errno or 0)
+    if flags & os.O_DIRECTORY and not stat.S_ISDIR(st.st_mode):
+        return state(path, errno.ENOTDIR)
+    return state(path, st)
+
+
+def _stat_in(root: Root) -> Callable[[str, int], State]:
+    def again(path: str, flags: int) -> State:
+        try:
+            fd = _chase.open_in(root.fd, path, os.O_PATH | flags)
+        except OSError as e:
+            return state(path, e.errno or 0)
+        try:
+            return state(path, os.fstat(fd))
+        finally:
+            os.close(fd)
+
+    return again
 
 
 def _read(ctx: Context) -> dict[str, Any] | None:

@@ -310,6 +310,21 @@ class Seams:
         self.host = host
 
 
+# What nftune-verify.service runs, on every node every few minutes: its options are known
+# without argparse, which (with gettext and locale) costs the timer run a tenth of its CPU.
+SERVICE = ["verify", "--service"]
+
+
+def service_args() -> Any:
+    """`verify --service` as argparse parses it (tests/test_cli.py holds the two equal)."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(debug=False, verb="verify", root=None, bus_address=None,
+                           check=None, json=False, cached=False, report=False, journal=False,
+                           prometheus=None, repair=False, service=True, npd=False, cause=None,
+                           max_age=900.0)
+
+
 def main(argv: list[str] | None = None, *, bus_factory: BusFactory | None = None,
          runner: Runner | None = None, host: Root | None = None) -> int:
     """Every way out is an exit code and at most a line or two on stderr: an input error
@@ -324,7 +339,8 @@ def main(argv: list[str] | None = None, *, bus_factory: BusFactory | None = None
             sys.stdout.write(f"nftune {__version__}\n")
             sys.stdout.flush()
             return EXIT_OK
-        args = build_parser(_verb_named(argv)).parse_args(argv)
+        args = service_args() if argv == SERVICE else \
+            build_parser(_verb_named(argv)).parse_args(argv)
         debug = args.debug
         if stdout_closed:
             raise OSError(errno.EBADF, os.strerror(errno.EBADF))  # as coreutils: not a word

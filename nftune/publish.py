@@ -50,8 +50,8 @@ def publish(ctx: Context, report: Findings, out: Outputs, started: float,
 
         report_file.write(root, report_file.document(report.to_json(), root, finished,
                                                      duration))
-    if out.journal or out.service:
-        from . import journal
+    if (out.journal or out.service) and (entries or not report.ok):
+        from . import journal  # and the socket: only when there is something to send
 
         entries += [journal.failure_fields(r) for r in report.results if r.failed]
         journal.send(root, entries)

@@ -182,3 +182,14 @@ def test_a_service_s_own_proc_and_dev_are_the_same_tree(node: Root) -> None:
     assert cached_checks(run(node))
     write(tree, "/proc/sys/kernel/osrelease", "6.1.0-other\n")  # a value: it counts
     assert not cached_checks(run(node))
+
+
+@pytest.mark.parametrize("flags", [0, os.O_NOFOLLOW, os.O_DIRECTORY,
+                                   os.O_DIRECTORY | os.O_NOFOLLOW])
+@pytest.mark.parametrize("path", ["/", "/etc", "/etc/passwd", "/bin", "/lib/os-release",
+                                  "/no/such/path", "/etc/passwd/x", "/dev/null", "/proc/1"])
+def test_on_the_host_a_stat_resolves_as_root_open_does(path: str, flags: int) -> None:
+    """On "/" the cache checks each path with stat(), not openat2(): the same answer."""
+    from nftune.cache import _stat_host, _stat_in
+
+    assert _stat_host(path, flags) == _stat_in(Root("/"))(path, flags)

@@ -207,3 +207,12 @@ def test_help_is_wrapped_as_wide_as_the_terminal(monkeypatch: pytest.MonkeyPatch
     monkeypatch.delenv("COLUMNS")
     monkeypatch.setattr(os, "get_terminal_size", lambda fd: os.terminal_size((0, 0)))
     assert _formatter("nftune")._width == 78
+
+
+def test_the_service_s_command_line_is_what_argparse_makes_of_it() -> None:
+    """nftune-verify.service's `verify --service` skips argparse: the same options."""
+    from nftune.cli import SERVICE, build_parser, service_args
+
+    assert vars(service_args()) == vars(build_parser("verify").parse_args(SERVICE))
+    unit = (Path(__file__).resolve().parents[1] / "units/nftune-verify.service").read_text()
+    assert f"ExecStart=/usr/sbin/nftune {' '.join(SERVICE)}\n" in unit

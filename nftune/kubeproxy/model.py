@@ -3,7 +3,6 @@ the survey of every process of that name."""
 
 from __future__ import annotations
 
-from ..conntrack.size import KUBE_PROXY_CAP, kube_proxy_max
 from ..errors import NftuneError
 from ..record import Record
 
@@ -65,12 +64,16 @@ class KubeProxy(Record):
     @property
     def sets_max(self) -> int | None:
         """nf_conntrack_max at its next start (None: left alone), as 1.36 caps it."""
+        from ..conntrack.size import kube_proxy_max  # only a kube-proxy found asks
+
         s = self.settings
         return kube_proxy_max(self.cpus, s.max_per_core, s.minimum)
 
     @property
     def sets_max_before_cap(self) -> int | None:
         """What a kube-proxy before 1.36 sets, when the cap changes it (else None)."""
+        from ..conntrack.size import kube_proxy_max
+
         s = self.settings
         old = kube_proxy_max(self.cpus, s.max_per_core, s.minimum, cap=None)
         return old if old != self.sets_max else None
@@ -91,6 +94,8 @@ class KubeProxy(Record):
                          f"{s.max_per_core} x {self.cpus} CPUs, min {s.minimum}), "
                          f"hashsize at least {self.hashsize_floor}")
         if (old := self.sets_max_before_cap) is not None:
+            from ..conntrack.size import KUBE_PROXY_CAP
+
             parts.append(f"before kube-proxy 1.36 (no cap at {KUBE_PROXY_CAP}): {old}")
         parts.append(f"tcpBeLiberal {'true' if s.be_liberal else 'false'}")
         return "; ".join(parts)
