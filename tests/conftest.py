@@ -96,6 +96,15 @@ def applied(tree: Path, commands: Commands | None = None, **live: Any) -> Root:
     return root
 
 
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """nftune's main() in this process: exit code, stdout and stderr."""
+    from nftune.cli import main
+
+    rc = main(list(argv))
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
 def verified(root: Root, check: str) -> list[CheckResult]:
     """One check's results of a verify of `root`, under a healthy boot's manager."""
     from fakes import healthy

@@ -8,11 +8,9 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import Commands, add_kernel, add_units, context, fake_live, write
+from conftest import Commands, applied, context, write
 from fakes import healthy
 
-from nftune.apply import apply
-from nftune.artifacts import Layer
 from nftune.cli import main
 from nftune.paths import BOOT_CHECKS
 from nftune.result import CheckResult
@@ -27,12 +25,7 @@ BOOT_ID = "5b2f0c1e-6a8b-4c7d-9e0f-112233445566"
 @pytest.fixture
 def node(tree: Path) -> Root:
     """A right node, live, with a boot ID and an uptime."""
-    add_kernel(tree, "6.1.0-test")
-    add_units(tree)
-    root = fake_live(tree, values={KEY: "1"})
-    commands = Commands()
-    commands.allow("modprobe", "systemd-sysctl", "udevadm")
-    apply(context(root, commands), Layer.ADMIN)
+    root = applied(tree, values={KEY: "1"})
     write(tree, "/proc/sys/kernel/random/boot_id", BOOT_ID + "\n")
     write(tree, "/proc/uptime", "60.00 100.00\n")
     return root

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import write
+from conftest import run, write
 from hostile import (
     BAIT,
     LINK_KINDS,
@@ -27,7 +27,6 @@ from hostile import (
 )
 
 from nftune import chase
-from nftune.cli import main
 from nftune.errors import NftuneError
 from nftune.root import Root
 
@@ -52,12 +51,6 @@ def world(tmp_path: Path) -> tuple[Path, Path]:
     build_tree(tree)
     build_bait(outside)
     return tree, outside
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    rc = main(list(argv))
-    out, err = capsys.readouterr()
-    return rc, out, err
 
 
 def test_openat2_is_what_runs_here() -> None:

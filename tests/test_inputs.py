@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import add_kernel, add_units, snapshot, write
+from conftest import add_kernel, add_units, run, snapshot, write
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -27,12 +27,6 @@ from nftune.root import Root
 
 KEY = "net.netfilter.nf_conntrack_tcp_be_liberal"
 CONF = "/etc/nftune/nftune.conf"
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    rc = main(list(argv))
-    out, err = capsys.readouterr()
-    return rc, out, err
 
 
 def nftune(*args: str, timeout: float = 30,

@@ -7,11 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import Commands, add_kernel, add_units, context, fake_live, write
+from conftest import Commands, applied, write
 
 from nftune import repair as drift
-from nftune.apply import apply
-from nftune.artifacts import Layer
 from nftune.cli import main
 from nftune.context import Context
 from nftune.result import Cause, CheckResult, Status, failed, passed
@@ -23,12 +21,7 @@ PROC = "/proc/sys/net/netfilter/nf_conntrack_tcp_be_liberal"
 
 @pytest.fixture
 def node(tree: Path, commands: Commands) -> Root:
-    add_kernel(tree, "6.1.0-test", ("nf_conntrack",))
-    add_units(tree)
-    root = fake_live(tree, values={KEY.replace(".", "/"): "1"})
-    commands.allow("modprobe", "systemd-sysctl", "udevadm")
-    apply(context(root, commands), Layer.ADMIN)
-    return root
+    return applied(tree, commands, values={KEY.replace(".", "/"): "1"})
 
 
 def changed(value: str) -> tuple[CheckResult, ...]:
