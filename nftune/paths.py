@@ -15,7 +15,6 @@ SIZING = f"{RUN_DIR}/conntrack.json"  # the table nftune-conntrack.service sized
 BOOT_CHECKS = f"{RUN_DIR}/boot-checks.json"  # the boot checks' results (cache.py)
 STATE_DIR = "/var/lib/nftune"
 WRITTEN = f"{STATE_DIR}/state.json"  # every file nftune wrote (fsio.py)
-STATE_FILES = (REPORT, REPAIRS, SIZING, BOOT_CHECKS, WRITTEN)
 
 # The kernel's, as /proc/sys paths.
 BOOT_ID = "kernel/random/boot_id"

@@ -159,9 +159,18 @@ def _boot_checks(ctx: Context, specs: list[Spec], *,
         problems = ctx.problems
     finally:
         ctx.root.watch = None
-    if watch is not None:
+    if watch is not None and _settled(ctx):
         from . import cache
 
         results = [*file_readable(ctx, problems), *(r for rs in out.values() for r in rs)]
         cache.save(ctx, watch, results, proven)
     return out
+
+
+def _settled(ctx: Context) -> bool:
+    """This boot's facts are final: the manager reached it and has finished booting (a
+    unit may still run before that, so the run at boot is not kept)."""
+    from .checks.boot import answered
+
+    seen = answered(ctx)
+    return not isinstance(seen, NftuneError) and seen.boot.finish > 0

@@ -186,3 +186,14 @@ def test_on_the_host_a_stat_resolves_as_root_open_does(path: str, flags: int) ->
     from nftune.cache import _stat_host, _stat_in
 
     assert _stat_host(path, flags) == _stat_in(Root("/"))(path, flags)
+
+
+def test_a_run_before_the_boot_finished_keeps_nothing(node: Root) -> None:
+    """A unit may still run before the boot finishes: the service's run at boot is not
+    kept, the first timer run is."""
+    booting = healthy()
+    booting._boot = booting.boot()._replace(finish=0)
+    verify(context(node, journal(), bus=booting), cached=True)
+    assert not cache_file(node).exists()
+    run(node)
+    assert cache_file(node).exists()
