@@ -7,9 +7,11 @@ import stat
 
 from . import __version__
 from .artifacts import (
+    SIZING,
     Artifact,
     Layer,
     is_dependent,
+    is_ours,
     managed_dirs,
     owned_candidates,
     temp_leftovers,
@@ -17,14 +19,15 @@ from .artifacts import (
 from .config import Config, builtin
 from .context import Context
 from .errors import EXIT_FAILED, NftuneError
-from .fsio import Action, Change, Writer, is_ours, plan_remove, plan_write
+from .fsio import Action, Change, Writer, plan_remove, plan_write
 from .kernel import Kernel, ModuleChoice, choose_strict, load_kernels
 from .lock import locked
-from .paths import CONNTRACK_MAX, SIZING
 from .record import Record
 from .render import Facts, render, render_runtime
 from .root import Root
 from .rps.write import apply as rps_apply
+from .sysctl import CONNTRACK_MAX
+from .treewrite import unlink
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -199,7 +202,7 @@ def size_runtime(ctx: Context, config: Config) -> Sized:
         write_record(root, sizing)
     elif (st := root.lstat(SIZING)) is not None and not stat.S_ISDIR(st.st_mode):
         try:
-            root.unlink(SIZING)  # an earlier decision, no longer nftune's
+            unlink(root, SIZING)  # an earlier decision, no longer nftune's
         except OSError as e:
             raise NftuneError(f"cannot remove: {e.strerror}", path=root.show(SIZING),
                               exit_code=EXIT_FAILED) from None

@@ -27,12 +27,13 @@ import time
 
 from . import __version__
 from . import chase as _chase
+from .artifacts import BOOT_CHECKS, RUN_DIR
 from .attrs import read_attr
 from .errors import NftuneError
 from .fsio import parse_json
-from .paths import BOOT_CHECKS, RUN_DIR
 from .report import boot_id
 from .result import Cause, Check, CheckResult, Status
+from .treewrite import ensure_dir, write_atomic
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -100,7 +101,7 @@ def prepare(ctx: Context) -> Watch | None:
     if not usable(ctx):
         return None
     with contextlib.suppress(NftuneError):
-        ctx.root.ensure_dir(RUN_DIR)
+        ensure_dir(ctx.root, RUN_DIR)
     return Watch()
 
 
@@ -115,7 +116,7 @@ def save(ctx: Context, watch: Watch, results: list[CheckResult], proven: float) 
            "values": [[p, t] for p, t in watch.values.items()],
            "results": [[_field(getattr(r, f)) for f in FIELDS] for r in results]}
     with contextlib.suppress(NftuneError, OSError):  # only slower next time
-        root.write_atomic(BOOT_CHECKS, (json.dumps(doc) + "\n").encode(), 0o640)
+        write_atomic(root, BOOT_CHECKS, (json.dumps(doc) + "\n").encode(), 0o640)
 
 
 def _field(v: object) -> str | None:

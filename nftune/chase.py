@@ -201,3 +201,14 @@ def walk(rootfd: int, path: str, flags: int, mode: int = 0) -> int:
     finally:
         for fd in stack:
             os.close(fd)
+
+
+def reopen(pfd: int, flags: int) -> int | None:
+    """The very file an O_PATH descriptor holds, opened for I/O through /proc/self/fd
+    (which names the inode, not a path); None without /proc (a bare chroot)."""
+    try:
+        return os.open(f"/proc/self/fd/{pfd}", flags)
+    except FileNotFoundError:
+        if os.path.isdir("/proc/self/fd"):
+            raise
+        return None

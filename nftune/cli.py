@@ -8,9 +8,19 @@ import os
 import sys
 
 from . import __version__
-from .console import complain, formatter, guard_stdio, say, show, silence_stdout
+from .console import (
+    bus_opt,
+    complain,
+    epilog,
+    formatter,
+    guard_stdio,
+    json_opt,
+    root_opt,
+    say,
+    show,
+    silence_stdout,
+)
 from .errors import EXIT_CHECK_FAILED, EXIT_FAILED, EXIT_OK
-from .options import bus_opt, epilog, json_opt, root_opt
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -1,6 +1,6 @@
 """What a person sees: every line escaped (names and values from a tree or a process
-never reach a terminal raw), JSON exact, and standard streams that are closed or full are
-never a traceback."""
+never reach a terminal raw), JSON exact, standard streams that are closed or full never a
+traceback; and the help: the options verbs share, the exit codes under each verb's."""
 
 from __future__ import annotations
 
@@ -97,3 +97,35 @@ def silence_stdout() -> None:
         os.close(null)
     except OSError:
         pass
+
+
+EXIT_CODES = """\
+exit status:
+  0  success (verify: every check passed or was skipped)
+  1  verify: at least one check failed
+  2  usage or configuration error; nothing was written
+  3  the operation could not complete (a file in the way, I/O error, a command failed)
+"""
+
+
+def root_opt(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--root", metavar="DIR",
+                   help="work on the image tree DIR: write files only, never touch the "
+                        "running kernel; runtime checks are skipped")
+
+
+def bus_opt(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--bus-address", metavar="ADDRESS",
+                   help="talk to the systemd behind this D-Bus address (also "
+                        "$NFTUNE_BUS_ADDRESS), e.g. a container's "
+                        "unix:path=/proc/PID/root/run/dbus/system_bus_socket; "
+                        "default: the system bus")
+
+
+def json_opt(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def epilog() -> dict[str, Any]:
+    """The exit codes below a verb's help, as written."""
+    return {"epilog": EXIT_CODES, "formatter_class": formatter}

@@ -8,6 +8,7 @@ from . import __version__
 from .result import CHECKS, Check, CheckResult, Status
 from .root import Root
 from .text import escape
+from .treewrite import write_atomic
 
 FILE = "nftune.prom"
 ORDERING_CHECKS = (Check.ORDERING, Check.BOOT_GRAPH, Check.BOOT_ORDER)
@@ -79,5 +80,5 @@ def render(results: tuple[CheckResult, ...], live: dict[str, str | None],
 def write(root: Root, directory: str, text: str) -> str:
     """DIR/nftune.prom in the tree, replaced atomically (the temp file is not *.prom)."""
     path = f"{directory.rstrip('/')}/{FILE}"
-    root.write_atomic(path, text.encode(), 0o644)
+    write_atomic(root, path, text.encode(), 0o644)
     return root.show(path)

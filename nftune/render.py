@@ -122,7 +122,7 @@ def render_runtime(config: Config, sizing: Sizing, version: str) -> list[Artifac
     """This boot's machine-sized files (Layer.RUNTIME): Max=auto's nf_conntrack_max and a
     Buckets=auto that follows it. Empty when nothing depends on the machine."""
     from .conntrack.size import needs_machine
-    from .paths import CONNTRACK_MAX
+    from .sysctl import CONNTRACK_MAX
 
     env = _env()
     ct = config.conntrack

@@ -10,15 +10,16 @@ from __future__ import annotations
 import json
 from functools import partial
 
+from .artifacts import REPAIRS, RUN_DIR
 from .attrs import sync_attr
 from .context import Context
 from .errors import NftuneError
 from .fsio import parse_json
-from .paths import REPAIRS, RUN_DIR
 from .record import Record
 from .result import Cause, Check, CheckResult, Status, failed
 from .root import Root
 from .sysctl import same_value
+from .treewrite import ensure_dir, write_atomic
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -51,8 +52,8 @@ def _load(root: Root) -> dict[str, dict[str, Any]]:
 
 
 def _save(root: Root, state: dict[str, dict[str, Any]]) -> None:
-    root.ensure_dir(RUN_DIR)
-    root.write_atomic(REPAIRS, (json.dumps(state, indent=2, sort_keys=True) + "\n").encode(),
+    ensure_dir(root, RUN_DIR)
+    write_atomic(root, REPAIRS, (json.dumps(state, indent=2, sort_keys=True) + "\n").encode(),
                       0o644)
 
 

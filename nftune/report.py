@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 
+from .artifacts import REPORT, RUN_DIR
 from .attrs import read_attr
 from .errors import NftuneError
 from .fsio import parse_json
-from .paths import BOOT_ID, REPORT, RUN_DIR
 from .root import Root
+from .sysctl import BOOT_ID
+from .treewrite import ensure_dir, write_atomic
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -33,10 +35,10 @@ def document(data: dict[str, Any], root: Root, finished: float,
 
 
 def write(root: Root, doc: dict[str, Any]) -> str:
-    root.ensure_dir(RUN_DIR)
+    ensure_dir(root, RUN_DIR)
     # For root and group adm (the unit makes /run/nftune root:adm 2750): it names files
     # and processes of the node.
-    root.write_atomic(REPORT, (json.dumps(doc, indent=2) + "\n").encode(), 0o640)
+    write_atomic(root, REPORT, (json.dumps(doc, indent=2) + "\n").encode(), 0o640)
     return root.show(REPORT)
 
 

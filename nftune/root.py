@@ -24,7 +24,6 @@ from functools import cached_property
 
 from . import chase as _chase
 from .errors import EXIT_FAILED, NftuneError
-from .treewrite import TreeWrites
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -59,7 +58,7 @@ def kind_of(mode: int) -> str:
     return _KINDS.get(stat.S_IFMT(mode), "not a regular file")
 
 
-class Root(TreeWrites):
+class Root:
     """The tree nftune works on; every path goes through it."""
 
     def __init__(self, path: str | os.PathLike[str], live: bool = False) -> None:
@@ -128,7 +127,7 @@ class Root(TreeWrites):
         return fd
 
     @contextlib.contextmanager
-    def _parent(self, path: str, flags: int = os.O_PATH) -> Iterator[tuple[int, str]]:
+    def parent(self, path: str, flags: int = os.O_PATH) -> Iterator[tuple[int, str]]:
         """The parent directory (resolved in the tree) and the last name, which is never
         followed by the operations that use it."""
         head, _, name = path.rstrip("/").rpartition("/")
@@ -230,7 +229,7 @@ class Root(TreeWrites):
     def lstat(self, path: str) -> os.stat_result | None:
         """The last component itself (a symlink is not followed); None when missing."""
         try:
-            with self._parent(path) as (fd, name):
+            with self.parent(path) as (fd, name):
                 return os.stat(name, dir_fd=fd, follow_symlinks=False)
         except OSError as e:
             if e.errno in (*_MISSING, errno.ELOOP, errno.EINVAL):
@@ -238,7 +237,7 @@ class Root(TreeWrites):
             raise
 
     def readlink(self, path: str) -> str:
-        with self._parent(path) as (fd, name):
+        with self.parent(path) as (fd, name):
             return os.readlink(name, dir_fd=fd)
 
     def is_loop(self, path: str) -> bool:
@@ -321,7 +320,7 @@ class Root(TreeWrites):
                 raise NftuneError("not on a file system that stores files (procfs, sysfs, "
                                   "tracefs, FUSE, a network file system…)",
                                   path=self.show(path), exit_code=EXIT_FAILED)
-            fd = _reopen(pfd, flags)
+            fd = _chase.reopen(pfd, flags)
             if fd is None:  # no /proc: open it again, and make sure it is the same file
                 fd = Root.open_at(at, path.rpartition("/")[2], flags) if at is not None \
                     else self.open(path, flags | nofollow)
@@ -394,14 +393,3 @@ class Root(TreeWrites):
 
     def sys_module(self, name: str) -> str:
         return f"/sys/module/{name}"
-
-
-def _reopen(pfd: int, flags: int) -> int | None:
-    """The very file an O_PATH descriptor holds, opened for I/O through /proc/self/fd
-    (which names the inode, not a path); None without /proc (a bare chroot)."""
-    try:
-        return os.open(f"/proc/self/fd/{pfd}", flags)
-    except FileNotFoundError:
-        if os.path.isdir("/proc/self/fd"):
-            raise
-        return None

@@ -17,6 +17,12 @@ from .record import Record
 from .root import Root
 from .text import cut
 
+# The kernel's keys nftune names itself, as /proc/sys paths: each spelled once.
+BOOT_ID = "kernel/random/boot_id"
+BE_LIBERAL = "net/netfilter/nf_conntrack_tcp_be_liberal"
+CONNTRACK_MAX = "net/netfilter/nf_conntrack_max"
+CONNTRACK_BUCKETS = "net/netfilter/nf_conntrack_buckets"
+
 GLOB_CHARS = frozenset("*?[")
 # One path component of a key nftune accepts: interface names may hold dots, never a
 # leading "-" (systemd's ignore-failure prefix) and never glob or control characters.

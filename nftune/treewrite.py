@@ -1,6 +1,7 @@
-"""Root's writes: every write, rename, unlink, mkdir and rmdir acts on the last component
-from its parent's descriptor (resolved in the tree by Root) and never follows it; a file
-is replaced atomically (a temp file beside it, fsync, rename, fsync of the directory)."""
+"""Writes to a tree (a Root): every write, rename, unlink, mkdir and rmdir acts on the
+last component from its parent's descriptor (resolved in the tree by Root.parent()) and
+never follows it; a file is replaced atomically (a temp file beside it, fsync, rename,
+fsync of the directory). Code that only reads a tree never imports this."""
 
 from __future__ import annotations
 
@@ -8,97 +9,83 @@ import contextlib
 import errno
 import os
 
+from .artifacts import TEMP_INFIX, TEMP_PREFIX
 from .errors import EXIT_FAILED, NftuneError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from contextlib import AbstractContextManager
+    from .root import Root
 
 _MISSING = (errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG)
 
 
-class TreeWrites:
-    """The writing half of Root (nftune/root.py), which resolves the paths."""
-
-    if TYPE_CHECKING:
-        def _parent(self, path: str,
-                    flags: int = ...) -> AbstractContextManager[tuple[int, str]]: ...
-        def show(self, path: str) -> str: ...
-        def is_dir(self, path: str) -> bool: ...
-
-    # -- writing ------------------------------------------------------------------------------
-
-    def write_atomic(self, path: str, data: bytes, mode: int) -> None:
-        """Whole or absent: a temp file in the same directory, every byte written, fsync,
-        rename over the target, fsync the directory. On any error the old file is as it
-        was, the temp file is gone, and the NftuneError names the file and why."""
-        try:
-            with self._parent(path, os.O_RDONLY) as (dfd, name):
-                tmp = temp_name(name)
-                made = False
+def write_atomic(root: Root, path: str, data: bytes, mode: int) -> None:
+    """Whole or absent: a temp file in the same directory, every byte written, fsync,
+    rename over the target, fsync the directory. On any error the old file is as it
+    was, the temp file is gone, and the NftuneError names the file and why."""
+    try:
+        with root.parent(path, os.O_RDONLY) as (dfd, name):
+            tmp = temp_name(name)
+            made = False
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                             | os.O_CLOEXEC, mode, dir_fd=dfd)
+                made = True
                 try:
-                    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
-                                 | os.O_CLOEXEC, mode, dir_fd=dfd)
-                    made = True
-                    try:
-                        os.fchmod(fd, mode)  # the umask must not narrow it
-                        view = memoryview(data)
-                        while view:  # a short write is not an error: write the rest
-                            view = view[os.write(fd, view):]
-                        os.fsync(fd)
-                    finally:
-                        os.close(fd)
-                    os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
-                except OSError as e:
-                    if made:  # only nftune's own temp file: one in the way is not its
-                        with contextlib.suppress(OSError):
-                            os.unlink(tmp, dir_fd=dfd)
-                    raise NftuneError(f"cannot write: {e.strerror}", path=self.show(path),
-                                      exit_code=EXIT_FAILED,
-                                      hint=_write_hint(e, dfd, len(data))) from None
-                os.fsync(dfd)
-        except OSError as e:
-            raise NftuneError(f"cannot write: {e.strerror}", path=self.show(path),
-                              exit_code=EXIT_FAILED, hint=_write_hint(e, None, 0)) from None
-
-    def unlink(self, path: str) -> None:
-        """Remove the entry itself (a symlink, never its target), and fsync the directory."""
-        with self._parent(path, os.O_RDONLY) as (dfd, name):
-            os.unlink(name, dir_fd=dfd)
-            os.fsync(dfd)
-
-    def mkdir(self, path: str, mode: int) -> None:
-        with self._parent(path) as (dfd, name):
-            os.mkdir(name, mode, dir_fd=dfd)
-            fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
-                         dir_fd=dfd)
-            try:
-                os.fchmod(fd, mode)  # the umask must not narrow it
-            finally:
-                os.close(fd)
-
-    def ensure_dir(self, path: str, mode: int = 0o755) -> None:
-        """`mkdir -p` inside the tree; NftuneError when it cannot be made."""
-        parts = path.strip("/").split("/")
-        for i in range(1, len(parts) + 1):
-            d = "/" + "/".join(parts[:i])
-            if self.is_dir(d):
-                continue
-            try:
-                self.mkdir(d, mode)
+                    os.fchmod(fd, mode)  # the umask must not narrow it
+                    view = memoryview(data)
+                    while view:  # a short write is not an error: write the rest
+                        view = view[os.write(fd, view):]
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+                os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
             except OSError as e:
-                raise NftuneError(f"cannot create the directory: {e.strerror}",
-                                  path=self.show(d), exit_code=EXIT_FAILED,
-                                  hint=_write_hint(e, None, 0)) from None
+                if made:  # only nftune's own temp file: one in the way is not its
+                    with contextlib.suppress(OSError):
+                        os.unlink(tmp, dir_fd=dfd)
+                raise NftuneError(f"cannot write: {e.strerror}", path=root.show(path),
+                                  exit_code=EXIT_FAILED,
+                                  hint=_write_hint(e, dfd, len(data))) from None
+            os.fsync(dfd)
+    except OSError as e:
+        raise NftuneError(f"cannot write: {e.strerror}", path=root.show(path),
+                          exit_code=EXIT_FAILED, hint=_write_hint(e, None, 0)) from None
 
-    def rmdir(self, path: str) -> None:
-        with self._parent(path) as (dfd, name):
-            os.rmdir(name, dir_fd=dfd)
+def unlink(root: Root, path: str) -> None:
+    """Remove the entry itself (a symlink, never its target), and fsync the directory."""
+    with root.parent(path, os.O_RDONLY) as (dfd, name):
+        os.unlink(name, dir_fd=dfd)
+        os.fsync(dfd)
 
+def mkdir(root: Root, path: str, mode: int) -> None:
+    with root.parent(path) as (dfd, name):
+        os.mkdir(name, mode, dir_fd=dfd)
+        fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     dir_fd=dfd)
+        try:
+            os.fchmod(fd, mode)  # the umask must not narrow it
+        finally:
+            os.close(fd)
 
+def ensure_dir(root: Root, path: str, mode: int = 0o755) -> None:
+    """`mkdir -p` inside the tree; NftuneError when it cannot be made."""
+    parts = path.strip("/").split("/")
+    for i in range(1, len(parts) + 1):
+        d = "/" + "/".join(parts[:i])
+        if root.is_dir(d):
+            continue
+        try:
+            mkdir(root, d, mode)
+        except OSError as e:
+            raise NftuneError(f"cannot create the directory: {e.strerror}",
+                              path=root.show(d), exit_code=EXIT_FAILED,
+                              hint=_write_hint(e, None, 0)) from None
 
-TEMP_PREFIX = ".#"
-TEMP_INFIX = ".nftune"
+def rmdir(root: Root, path: str) -> None:
+    with root.parent(path) as (dfd, name):
+        os.rmdir(name, dir_fd=dfd)
+
 
 
 def temp_name(name: str) -> str:

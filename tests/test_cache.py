@@ -11,8 +11,8 @@ import pytest
 from conftest import Commands, applied, context, write
 from fakes import healthy
 
+from nftune.artifacts import BOOT_CHECKS
 from nftune.cli import main
-from nftune.paths import BOOT_CHECKS
 from nftune.result import CheckResult
 from nftune.root import Root
 from nftune.specs import BOOT_CHECKS as BOOT

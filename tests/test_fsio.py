@@ -6,11 +6,12 @@ from pathlib import Path
 import pytest
 from conftest import snapshot, write
 
-from nftune.artifacts import Layer, managed_dirs
+from nftune.artifacts import Layer, is_ours, managed_dirs
 from nftune.errors import NftuneError
-from nftune.fsio import Action, Writer, is_ours, plan_write
+from nftune.fsio import Action, Writer, plan_write
 from nftune.lock import locked
 from nftune.root import Root
+from nftune.treewrite import write_atomic
 
 MANAGED = managed_dirs(Layer.ADMIN)
 
@@ -61,7 +62,7 @@ def test_interrupted_write_leaves_the_old_file_whole(tree: Path, root: Root,
 
     monkeypatch.setattr(os, "write", boom)
     with pytest.raises(NftuneError, match="No space left"):
-        root.write_atomic("/etc/sysctl.d/a.conf", (OURS + "more\n").encode(), 0o644)
+        write_atomic(root, "/etc/sysctl.d/a.conf", (OURS + "more\n").encode(), 0o644)
     assert p.read_text() == OURS
     assert os.listdir(p.parent) == ["a.conf"]  # no temp file left behind
 

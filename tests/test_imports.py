@@ -44,11 +44,11 @@ PYSTEMD = {
     "token", "tokenize", "linecache", "importlib", "copy", "shlex", "uuid", "platform",
     "pathlib", "urllib", "ipaddress", "ntpath", "typing", "shutil", "bz2", "lzma", "zlib",
 }
-OWN_CORE = {"nftune", "nftune.cli", "nftune.console", "nftune.errors", "nftune.options"}
+OWN_CORE = {"nftune", "nftune.cli", "nftune.console", "nftune.errors"}
 OWN_TREE = OWN_CORE | {f"nftune.{m}" for m in (
     "artifacts", "attrs", "chase", "conffiles", "config", "config.model", "config.values",
-    "context", "cpus", "fsio", "ini", "paths", "record", "result", "root", "rps",
-    "rps.decide", "rps.sysfs", "sysctl", "text", "treewrite")}
+    "context", "cpus", "fsio", "ini", "record", "result", "root", "rps",
+    "rps.decide", "rps.sysfs", "sysctl", "text")}
 OWN_VERIFY = OWN_TREE | {f"nftune.{m}" for m in (
     "checks", "checks.files", "checks.ordering", "checks.owned", "checks.rps",
     "checks.runtime", "implicit", "kernel", "ordering", "rps.view", "specs", "udev",
@@ -56,6 +56,7 @@ OWN_VERIFY = OWN_TREE | {f"nftune.{m}" for m in (
 # Only a live verify talks to systemd, reads the journal, and looks for kube-proxy.
 OWN_LIVE = OWN_VERIFY | {f"nftune.{m}" for m in (
     "cache", "checks.boot", "journal", "publish", "report", "run", "systemd", "timespan",
+    "treewrite",
     "checks.kubeproxy", "kubeproxy", "kubeproxy.discover", "kubeproxy.model",
     "kubeproxy.parse", "conntrack", "conntrack.machine", "conntrack.record", "conntrack.size",
     "conntrack.view")}
@@ -76,7 +77,7 @@ BUDGETS: dict[str, tuple[set[str], set[str]]] = {
                       "linecache", "importlib", "urllib", "ipaddress", "typing", "shutil",
                       "bz2", "lzma", "zlib"},
               OWN_TREE | {"nftune.apply", "nftune.kernel", "nftune.lock", "nftune.render",
-                          "nftune.rps.write", "nftune.run", "nftune.udev"}),
+                          "nftune.rps.write", "nftune.run", "nftune.treewrite", "nftune.udev"}),
 }
 NEVER_WITHOUT_RENDERING = {"jinja2", "markupsafe", "lxml", "psutil"}
 

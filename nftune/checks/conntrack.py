@@ -4,7 +4,7 @@ table has the size nftune wants."""
 
 from __future__ import annotations
 
-from ..artifacts import Kind, Layer, path_of
+from ..artifacts import Kind, Layer, is_ours, path_of
 from ..conntrack.machine import live, machine_or_none
 from ..conntrack.record import read_record
 from ..conntrack.size import (
@@ -18,7 +18,6 @@ from ..conntrack.size import (
     static_buckets,
 )
 from ..context import Context
-from ..fsio import is_ours
 from ..modprobe import CMDLINE, ModprobeD
 from ..result import Cause, Check, CheckResult, failed, passed, skipped
 

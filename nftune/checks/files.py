@@ -7,11 +7,10 @@ from __future__ import annotations
 import re
 
 from .. import udev
-from ..artifacts import Kind, Layer, name_of, path_of
+from ..artifacts import Kind, Layer, is_ours, name_of, path_of
 from ..conffiles import read_lines
 from ..context import Context
 from ..errors import NftuneError
-from ..fsio import is_ours
 from ..kernel import RENAMED, ModuleChoice
 from ..result import Cause, Check, CheckResult, failed, passed, skipped
 from ..root import Root

@@ -7,8 +7,8 @@ from .. import sysctl
 from ..context import Context
 from ..errors import NftuneError
 from ..kubeproxy.model import NAME, KubeProxy
-from ..paths import BE_LIBERAL, CONNTRACK_MAX
 from ..result import Cause, Check, CheckResult, failed, passed, skipped
+from ..sysctl import BE_LIBERAL, CONNTRACK_MAX
 
 
 def kube_proxy(ctx: Context) -> list[CheckResult]:

@@ -3,8 +3,8 @@ path, and why it is not in effect when it is not (several families ask)."""
 
 from __future__ import annotations
 
+from ..artifacts import is_ours
 from ..conffiles import ConfFile, winner_for
-from ..fsio import is_ours
 from ..result import Cause
 from ..root import Root
 

@@ -13,9 +13,9 @@ import re
 from .. import ini
 from ..errors import EXIT_USAGE, NftuneError
 from ..ini import Entry, Origin
-from ..paths import CONFIG, CONFIG_D, CONNTRACK_BUCKETS, CONNTRACK_MAX
 from ..record import Record
 from ..root import Root
+from ..sysctl import CONNTRACK_BUCKETS, CONNTRACK_MAX
 from .model import (
     AUTO,
     MAX_BUCKETS,
@@ -51,6 +51,9 @@ from .values import (
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
+
+CONFIG = "/etc/nftune/nftune.conf"
+CONFIG_D = "/etc/nftune/nftune.conf.d"
 
 __all__ = ["AUTO", "MAX_BUCKETS", "MAX_ENTRIES", "Config", "ConntrackConfig", "ModuleSpec",
            "RpsConfig", "Size", "SysctlSpec", "VerifyConfig", "builtin", "load", "parse"]

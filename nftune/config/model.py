@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from .. import sysctl
 from ..ini import Origin
-from ..paths import CONNTRACK_MAX
 from ..record import Record
+from ..sysctl import CONNTRACK_MAX
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

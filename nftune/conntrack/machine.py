@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from ..attrs import read_attr
 from ..errors import EXIT_FAILED, NftuneError
-from ..paths import CONNTRACK_BUCKETS, CONNTRACK_MAX
 from ..record import Record
 from ..root import Root
+from ..sysctl import CONNTRACK_BUCKETS, CONNTRACK_MAX
 from .size import STATED_ENTRY, Capacity
 
 SLAB = "/sys/kernel/slab/nf_conntrack/object_size"

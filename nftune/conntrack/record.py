@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 
+from ..artifacts import RUN_DIR, SIZING
 from ..config import MAX_ENTRIES
 from ..errors import NftuneError
-from ..paths import RUN_DIR, SIZING
 from ..root import Root
+from ..treewrite import ensure_dir, write_atomic
 from .size import Capacity, Sizing
 
 
@@ -36,5 +37,5 @@ def read_record(root: Root) -> Sizing | None:
 
 
 def write_record(root: Root, sizing: Sizing) -> None:
-    root.ensure_dir(RUN_DIR)
-    root.write_atomic(SIZING, (json.dumps(sizing.to_json(), indent=2) + "\n").encode(), 0o644)
+    ensure_dir(root, RUN_DIR)
+    write_atomic(root, SIZING, (json.dumps(sizing.to_json(), indent=2) + "\n").encode(), 0o644)

@@ -18,7 +18,7 @@ kube-proxy's rules (cmd/kube-proxy and pkg/proxy/apis/config, v1alpha1):
 
 from __future__ import annotations
 
-from ..paths import BE_LIBERAL, CONNTRACK_MAX
+from ..sysctl import BE_LIBERAL, CONNTRACK_MAX
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
