@@ -6,7 +6,12 @@ container with the .deb installed, against the container's own
 command and everything it waited for (journalctl included), from wait4(); the two are
 interleaved in one run on the same container.
 
-Target (issue 14): a timer run's CPU time <= 2.5x systemd-analyze critical-chain's.
+The container's first run proves the boot checks and keeps them (the boot has finished),
+so the runs measured are timer runs with nothing changed: the runtime checks, and the boot
+checks from the cache (nftune/cache.py).
+
+Target (issue 25; issue 14's was 2.5x): a timer run's CPU time <= 1.5x systemd-analyze
+critical-chain's.
 Needs root, systemd-nspawn, mmdebstrap and the .deb in $OUT (make deb).
 Usage: bench/timer_cpu.py [--runs N] [--check]
 """
@@ -25,7 +30,7 @@ sys.path.insert(0, str(TOP / "tests"))
 from common import cpu_seconds, medians, options, table  # noqa: E402
 from nspawn import base_rootfs, booted, copy_rootfs, missing_tools  # noqa: E402
 
-TARGET = 2.5
+TARGET = 1.5
 
 
 def main() -> int:
