@@ -329,11 +329,10 @@ def test_verify_service_sandbox_timer_drift_and_repair(rootfs: Path) -> None:
             assert time.monotonic() < deadline + 60, "nftune-verify.service never finished"
             time.sleep(0.2)
 
-        # The timer's drop-in came and went: a unit file changed, so this run proves the
-        # boot checks again and keeps them; the next one takes them from the cache.
+        # The timer's drop-in came and went (a unit file changed): one run after the last
+        # change keeps the boot checks as they are now (it proves them again unless a
+        # timer run already did); the next one takes them from the cache.
         assert c.enter("systemctl", "start", "nftune-verify.service").returncode == 0
-        report = json.loads((c.root / "run/nftune/report.json").read_text())
-        assert not any(r["cached"] for r in report["checks"])
 
         # Something changes the value at runtime (in the container's network namespace).
         assert c.enter("sysctl", "-w", f"{key}=0", net_only=True).returncode == 0
