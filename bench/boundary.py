@@ -102,8 +102,9 @@ def main() -> int:
         build(tree, args.files)
 
         def argv(top: Path) -> list[str]:
-            return ["env", f"PYTHONPATH={top}", sys.executable, "-m", "nftune", "verify",
-                    "--root", str(tree)]
+            # In its own top: `python -m` puts the working directory first on sys.path.
+            return ["env", "-C", str(top), f"PYTHONPATH={top}", sys.executable, "-m", "nftune",
+                    "verify", "--root", str(tree)]
 
         print(f"nftune verify --root, {args.files} sysctl.d files, median of {args.runs}")
         ratios = table(medians({"before the boundary": argv(base), "now": argv(TOP)},

@@ -52,8 +52,9 @@ def main() -> int:
             return 0
 
         def argv(top: Path) -> list[str]:
-            return ["env", f"PYTHONPATH={top}", sys.executable, "-m", "nftune", "chain",
-                    "--root", str(tree)]
+            # In its own top: `python -m` puts the working directory first on sys.path.
+            return ["env", "-C", str(top), f"PYTHONPATH={top}", sys.executable, "-m", "nftune",
+                    "chain", "--root", str(tree)]
 
         names = {"before implicit edges": base, "now": TOP}
         print(f"nftune chain --root (a full bookworm tree), median of {args.runs}")

@@ -68,9 +68,12 @@ def main() -> int:
         worst = 0.0
         for verb in (["verify"], ["chain"], ["config"], ["apply", "--dry-run"],
                      ["rps", "apply"]):
-            # medians() runs each once first, which writes each version's bytecode.
-            cases = {n: ["env", "-u", "PYTHONDONTWRITEBYTECODE", f"PYTHONPATH={t}",
-                         sys.executable, "-m", "nftune", *verb, "--root", str(tree)]
+            # medians() runs each once first, which writes each version's bytecode. Each
+            # runs in its own top: `python -m` puts the working directory first on
+            # sys.path, so from this checkout both would run this checkout's nftune.
+            cases = {n: ["env", "-C", str(t), "-u", "PYTHONDONTWRITEBYTECODE",
+                         f"PYTHONPATH={t}", sys.executable, "-m", "nftune", *verb, "--root",
+                         str(tree)]
                      for n, t in names.items()}
             print(f"nftune {' '.join(verb)} --root, median of {args.runs}")
             worst = max(worst, table(medians(cases, args.runs), "before")["now"])
