@@ -117,11 +117,10 @@ def verify(ctx: Context, *, cached: bool = False) -> Findings:
     are taken from this boot's cache when nothing they read has changed, and kept there
     when they had to run (a run without it writes nothing)."""
     kept = None
-    if ctx.root.live:
+    if cached and ctx.root.live:  # a plain run neither imports nor reads the cache
         from . import cache
 
-        if cached and cache.usable(ctx):
-            kept = cache.load(ctx)
+        kept = cache.load(ctx) if cache.usable(ctx) else None
     boot = [s for s in SPECS if s.cadence is Cadence.BOOT]
     by_check: dict[Check, list[CheckResult]] = {}
     if kept is None:
