@@ -190,10 +190,22 @@ def live_chain(bus: Bus, unit: str, checks: list[CheckResult]) -> Chain:
 
 # -- offline ---------------------------------------------------------------------------------
 
+# The proof covers the work too: kmod inserts the modules, the units run their programs,
+# the safety net is reached.
+WORK = (Check.MODULE_INSERT, Check.UNIT_WORK, Check.SAFETY_NET)
+
+
+def work_checks(ctx: Context) -> list[CheckResult]:
+    from .specs import SPECS
+    from .verify import run
+
+    return run(ctx, [s for s in SPECS if s.check in WORK])
+
+
 def offline_chain(ctx: Context, unit: str) -> Chain:
     root = ctx.root
     boot = FileGraph(ctx.unit_tree)
-    checks = [proven(ctx.unit_tree, boot)]
+    checks = [proven(ctx.unit_tree, boot), *work_checks(ctx)]
     # A unit the boot does not load is loaded for the drawing, as `systemctl` would.
     graph = boot if unit in boot.ids else FileGraph(UnitTree(root), also=(unit,))
     proof = prove(boot)
@@ -232,6 +244,7 @@ def build_chain(ctx: Context, unit: str, *, offline: bool) -> Chain:
 
     checks = run(ctx, [s for s in SPECS if s.family == "boot"])
     lost = [c for c in checks if c.check == Check.BOOT]
+    checks += work_checks(ctx)
     if lost:  # still show what the files say, under the no-bus verdict
         files = offline_chain(ctx, unit)
         return Chain(unit, False, lost[0], (lost[0], *files.checks), files.tree,

@@ -31,6 +31,22 @@ from .root import LINK, Root, kind_of
 CMDLINE = "/proc/cmdline"  # in-tree; "file" of the entries that come from it
 
 
+class Command(Record):
+    """One modprobe.d line of a kind kmod keeps besides `options`: blacklist, alias,
+    install, remove or softdep (modprobe.blacklist= of the kernel command line is a
+    blacklist whose line is 0)."""
+
+    kind: str
+    module: str  # '-' made '_'; for alias, the pattern looked up
+    value: str  # the alias's module, the command, the softdep's text; "" for blacklist
+    file: str
+    line: int
+
+    @property
+    def source(self) -> str:
+        return f"{self.file}:{self.line}" if self.line else "the kernel command line"
+
+
 class Options(Record):
     """One `options` entry: a line of modprobe.d, or the kernel command line."""
 
@@ -92,21 +108,54 @@ def _logical_lines(text: str, eof_byte: bool) -> Iterator[tuple[int, str]]:
         yield start, "".join(buf).split("\0", 1)[0]
 
 
-def parse(text: str, file: str, *, eof_byte: bool = False) -> list[Options]:
-    """The `options` entries of one modprobe.d file, in order. `eof_byte`: a backslash at
-    the end of the file stores getc()'s EOF as a byte (kmod before 34)."""
-    out = []
+# kmod_config_parse(): the command, then strtok_r() on tabs and spaces; `install`,
+# `remove`, `softdep` and `options` take the rest of the line after one separator.
+_REST = re.compile(r"[\t ]*(options|install|remove|softdep)[\t ]+([^\t ]+)[\t ](.*)\Z", re.S)
+_WORD = re.compile(r"[\t ]*(blacklist|alias)[\t ]+([^\t ]+)(?:[\t ]+([^\t ]+))?", re.S)
+
+
+def parse_all(text: str, file: str, *,
+              eof_byte: bool = False) -> tuple[list[Options], list[Command]]:
+    """The `options` entries and the other commands of one modprobe.d file, in order.
+    `eof_byte`: a backslash at the end of the file stores getc()'s EOF as a byte (kmod
+    before 34). A line kmod finds a syntax error in is ignored, as kmod ignores it."""
+    options: list[Options] = []
+    commands: list[Command] = []
     for n, line in _logical_lines(text, eof_byte):
         if not line or line[0] == "#":
             continue
-        m = re.match(r"[\t ]*options[\t ]+([^\t ]+)[\t ](.*)\Z", line, re.S)
-        if m is None:
-            continue
-        module = underscores(m.group(1))
-        params = m.group(2)
-        if module is None or not params:
-            continue  # kmod: a syntax error, the line is ignored
-        out.append(Options(module, params.replace("\t", " "), file, n))
+        if m := _REST.match(line):
+            kind, module, rest = m.group(1), underscores(m.group(2)), m.group(3)
+            if module is None or not rest:
+                continue
+            if kind == "options":
+                options.append(Options(module, rest.replace("\t", " "), file, n))
+            else:
+                commands.append(Command(kind, module, rest, file, n))
+        elif m := _WORD.match(line):
+            kind, first, second = m.group(1), underscores(m.group(2)), m.group(3)
+            if first is None:
+                continue
+            if kind == "blacklist":
+                commands.append(Command(kind, first, "", file, n))
+            elif second is not None and (target := underscores(second)) is not None:
+                commands.append(Command(kind, first, target, file, n))
+    return options, commands
+
+
+def parse(text: str, file: str, *, eof_byte: bool = False) -> list[Options]:
+    """The `options` entries of one modprobe.d file, in order."""
+    return parse_all(text, file, eof_byte=eof_byte)[0]
+
+
+def cmdline_blacklist(text: str) -> list[Command]:
+    """kmod's modprobe.blacklist=a,b on the kernel command line (kmod takes the names as
+    written: '-' is not made '_' here)."""
+    out = []
+    for word in text.split():
+        if word.startswith("modprobe.blacklist="):
+            out += [Command("blacklist", name, "", CMDLINE, 0)
+                    for name in word.partition("=")[2].split(",") if name]
     return out
 
 
@@ -216,6 +265,8 @@ class ModprobeD(Record):
     files: tuple[ConfFile, ...]
     options: tuple[Options, ...]  # every entry, files in order, then the command line
     unreadable: tuple[tuple[str, str], ...] = ()
+    commands: tuple[Command, ...] = ()  # files in order, then the command line's blacklist
+    version: int = CURRENT
 
     @classmethod
     def load(cls, root: Root, *, cmdline: bool) -> ModprobeD:
@@ -232,6 +283,13 @@ class ModprobeD(Record):
         files = tuple(list_files(root, dirs, suffixes, version))
         unreadable = [(f.path, f.problem or "") for f in files if f.problem]
         options: list[Options] = []
+        commands: list[Command] = []
+        line = ""
+        if cmdline:
+            try:
+                line = root.read_text(CMDLINE) or ""
+            except NftuneError as e:
+                unreadable.append((CMDLINE, e.message))
         for f in files:
             if not f.readable:
                 continue
@@ -240,14 +298,14 @@ class ModprobeD(Record):
             except NftuneError as e:
                 unreadable.append((f.path, e.message))
                 continue
-            options += parse((raw or b"").decode("utf-8", "surrogateescape"), f.path,
+            o, c = parse_all((raw or b"").decode("utf-8", "surrogateescape"), f.path,
                              eof_byte=version < 34)
+            options += o
+            commands += c
         if cmdline:
-            try:
-                options += parse_cmdline(root.read_text(CMDLINE) or "", dotted=version < 30)
-            except NftuneError as e:
-                unreadable.append((CMDLINE, e.message))
-        return cls(files, tuple(options), tuple(unreadable))
+            commands += cmdline_blacklist(line)
+            options += parse_cmdline(line, dotted=version < 30)
+        return cls(files, tuple(options), tuple(unreadable), tuple(commands), version)
 
     def winner(self, module: str, param: str) -> tuple[Options, str] | None:
         """The entry whose assignment of `param` the kernel keeps, and its value."""

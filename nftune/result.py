@@ -37,6 +37,8 @@ class Check(StrEnum):
     UNIT_STATE = "unit-state"
     BOOT_ORDER = "boot-order"
     MODULE_TIMING = "module-timing"
+    MODULE_INSERT = "module-insert"
+    UNIT_WORK = "unit-work"
     MODULE_LOADED = "module-loaded"
     SYSCTL_VALUE = "sysctl-value"
     RPS = "rps"
@@ -81,6 +83,15 @@ class Cause(StrEnum):
     KUBE_PROXY_CONFLICT = "kube-proxy-conflict"
     UNTRUSTED = "untrusted"
     NOT_APPLICABLE = "not-applicable"
+    BLACKLISTED = "blacklisted"
+    ALIASED = "aliased"
+    INSTALL_COMMAND = "install-command"
+    DEPENDENCY_MISSING = "dependency-missing"
+    MODULES_DISABLED = "modules-disabled"
+    EXEC_REPLACED = "exec-replaced"
+    CONDITION_FAILED = "condition-failed"
+    RUN_CLEARED = "run-cleared"
+    NOT_EVALUATED = "not-evaluated"
 
 
 # The documentation of every cause; the man page and README are generated from the same text.
@@ -143,6 +154,29 @@ CAUSES: dict[Cause, str] = {
     Cause.NOT_APPLICABLE: "nothing to check here: no kube-proxy runs on this node, "
                           "[Conntrack] does not set what the check is about, or modprobe.d "
                           "does not apply (nf_conntrack is built into the kernel)",
+    Cause.BLACKLISTED: "a `blacklist` line of modprobe.d, or modprobe.blacklist= or "
+                       "module_blacklist= on the kernel command line, names the module: "
+                       "systemd-modules-load skips it",
+    Cause.ALIASED: "a modprobe.d `alias` line matches the module's name, so kmod loads "
+                   "what the alias names instead",
+    Cause.INSTALL_COMMAND: "a modprobe.d `install` line for the module or a module it "
+                           "depends on runs a command that does not insert it "
+                           "(`/bin/true`, `/bin/false`)",
+    Cause.DEPENDENCY_MISSING: "a module the module depends on (modules.dep) is not in the "
+                              "tree, so inserting it fails",
+    Cause.MODULES_DISABLED: "kernel.modules_disabled is 1: no module can be loaded until "
+                            "the next boot",
+    Cause.EXEC_REPLACED: "a drop-in resets or replaces the ExecStart= of "
+                         "systemd-modules-load.service or systemd-sysctl.service, or gives "
+                         "it arguments (config files, --prefix=) that leave nftune's file "
+                         "or keys out",
+    Cause.CONDITION_FAILED: "a Condition…= or Assert…= line of the unit fails on this tree, "
+                            "so systemd skips (or fails) the unit at boot",
+    Cause.RUN_CLEARED: "a udev rule for module events assigns RUN= or RUN:= so the safety "
+                       "net's RUN+= never runs",
+    Cause.NOT_EVALUATED: "nftune cannot tell: an install command it does not know, a "
+                         "condition it cannot evaluate here, a udev rule whose match it "
+                         "cannot decide; the subject names what",
 }
 
 
@@ -215,6 +249,25 @@ CHECKS: dict[Check, CheckDoc] = {
         "`loaded-late`, with whether its values were re-applied since (nftune's udev rule "
         "does that); `Couldn't write` lines of systemd-sysctl in the journal are evidence. "
         "Listed only after this boot began (a fresh install): skipped until the next boot"),
+    Check.MODULE_INSERT: CheckDoc(
+        "work", "tree",
+        "kmod will insert each listed module when systemd-modules-load asks for it, by "
+        "kmod's own rules (see \"What the proof covers\"): the name is not taken by an "
+        "`alias` line, the module is not blacklisted (modprobe.d; live, also "
+        "`modprobe.blacklist=` and `module_blacklist=` on the kernel command line), no "
+        "`install` command of it or of a module in its dependency chain (modules.dep, "
+        "with the softdeps that decide whether kmod runs the command) replaces the "
+        "insertion, and every module of the chain is in the tree, in every installed "
+        "kernel. An install command that runs `modprobe --ignore-install` of the same "
+        "module loads it; any other command nftune does not know is `not-evaluated`"),
+    Check.UNIT_WORK: CheckDoc(
+        "work", "tree",
+        "systemd-modules-load.service and systemd-sysctl.service will do the work: their "
+        "effective `ExecStart=` after every drop-in runs the real program (no reset to "
+        "another command, no arguments that leave nftune's file or keys out, such as "
+        "`--prefix=`), and their `Condition…=`/`Assert…=` lines hold on this tree (paths "
+        "and directories; live, also the kernel command line, capabilities and "
+        "containers); a condition nftune cannot evaluate is named, `not-evaluated`"),
     Check.MODULE_LOADED: CheckDoc(
         "runtime", "live",
         "`/sys/module/NAME` exists, or the module is built into the running kernel"),

@@ -177,10 +177,12 @@ _RPS = (RPS_ON, LIVE, SYSFS)
 SPECS: tuple[Spec, ...] = (
     _spec(Check.MODULE_EXISTS, "files", "module_exists", (), B),
     _spec(Check.MODULES_LOAD, "files", "modules_load", (), B),
+    _spec(Check.MODULE_INSERT, "work", "module_insert", (), B),
     _spec(Check.SYSCTL_BOOT, "files", "sysctl_boot", (), B),
     _spec(Check.SAFETY_NET, "files", "safety_net", (), B),
     _spec(Check.ORDERING, "ordering", "ordering", (), B),
     _spec(Check.ORDER_DROPIN, "ordering", "order_dropin", (), B),
+    _spec(Check.UNIT_WORK, "work", "unit_work", (), B),
     _spec(Check.BOOT, "boot", "reached", (BUS_WANTED._replace(silent=True), BUS_REACHED), B,
           named=_one("systemd")),
     _spec(Check.BOOT_GRAPH, "boot", "boot_graph", _BOOT, B),

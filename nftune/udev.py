@@ -3,6 +3,10 @@ is loaded after systemd-sysctl.service ran (sysctl.d(5) suggests exactly this)."
 
 from __future__ import annotations
 
+import fnmatch
+import re
+
+from .conffiles import read_lines
 from .config import Config
 from .kernel import ModuleChoice
 from .record import Record
@@ -56,3 +60,102 @@ def rules(config: Config, choices: list[ModuleChoice]) -> list[Rule]:
             out.append(Rule(module, trees))
     return out
 
+
+
+# -- udev's rule flow for a module's "add" event ------------------------------------------------
+# udev reads every rules file of /etc, /run, /usr/local/lib and /usr/lib/udev/rules.d,
+# sorted by name (the first directory's file of a name wins), and applies every line to
+# every event: there is no "last_rule" since 2009 (systemd's udev warns "Invalid value for
+# OPTIONS key" and ignores it), and a GOTO jumps only to a LABEL later in its own file
+# (udev-rules.c, rule_resolve_goto()). What can stop nftune's RUN+= is another line that
+# matches the event and assigns RUN: "RUN:=" before it makes the list final, "RUN=" or
+# "RUN:=" after it empties the list.
+
+_TOKEN = re.compile(r'\s*,?\s*([A-Za-z_]+)(\{[^}]*\})?\s*(==|!=|\+=|-=|:=|=)\s*"((?:[^"\\]|\\.)*)"')
+_HAS_RUN = re.compile(r'RUN(\{[^}]*\})?\s*:?=[^=]')
+
+
+class Token(Record):
+    key: str
+    attr: str
+    op: str
+    value: str
+
+
+def tokens(line: str) -> list[Token] | None:
+    """A rule line's tokens; None when udev would not parse it."""
+    out = []
+    at = 0
+    while at < len(line.rstrip()):
+        m = _TOKEN.match(line, at)
+        if m is None:
+            return None
+        out.append(Token(m.group(1), (m.group(2) or "")[1:-1], m.group(3), m.group(4)))
+        at = m.end()
+    return out
+
+
+def _match(pattern: str, value: str) -> bool:
+    return any(fnmatch.fnmatchcase(value, p) for p in pattern.split("|"))
+
+
+def matches(toks: list[Token], module: str) -> bool | None:
+    """Whether a line's match keys hold for `module`'s add event; None: a key nftune does
+    not evaluate (ATTR, ENV, PROGRAM, TEST, ...)."""
+    event = {"ACTION": "add", "SUBSYSTEM": "module", "KERNEL": module,
+             "DEVPATH": f"/module/{module}", "SUBSYSTEMS": "module", "KERNELS": module,
+             "DRIVER": "", "DRIVERS": ""}
+    verdict: bool | None = True
+    for t in toks:
+        if t.op not in ("==", "!="):
+            continue
+        if t.key not in event or t.attr:
+            verdict = None
+            continue
+        hit = _match(t.value, event[t.key])
+        if hit != (t.op == "=="):
+            return False
+    return verdict
+
+
+class Blocker(Record):
+    source: str  # file:line
+    certain: bool  # the line surely matches; else nftune cannot evaluate it
+    why: str
+
+
+def run_blocker(files: list[tuple[str, str]], own: str, module: str,
+                own_line: int) -> Blocker | None:
+    """The first line that keeps nftune's RUN+= (own:own_line) from running for
+    `module`: `files` are (in-tree path, text) in udev's order."""
+    final: Blocker | None = None
+    passed_own = False
+    for path, text in files:
+        if path == own:
+            if final is not None:
+                return final
+            passed_own = True
+            continue
+        if not _HAS_RUN.search(text):
+            continue
+        for n, line in read_lines(text):
+            if not _HAS_RUN.search(line):
+                continue
+            toks = tokens(line)
+            if toks is None:
+                continue
+            runs = [t for t in toks if t.key == "RUN" and t.op in ("=", ":=")]
+            if not runs:
+                continue
+            m = matches(toks, module)
+            if m is False:
+                continue
+            op = runs[-1].op
+            where = f"{path}:{n}"
+            if passed_own:
+                return Blocker(where, m is True, f"RUN{op} after nftune's rule empties the "
+                                                   "list it added to")
+            if op == ":=" and final is None:
+                final = Blocker(where, m is True, "RUN:= before nftune's rule makes the list "
+                                                  "final, so its RUN+= is ignored")
+    return None

@@ -54,7 +54,8 @@ _EXEC = ("StandardOutput", "StandardError", "PrivateTmp", "WorkingDirectory",
          "ExecStopPost")
 TYPE_KEYS = {*((s, k) for s in ("Service", "Socket", "Mount", "Swap") for k in _EXEC),
              ("Socket", "Accept"),
-             ("Service", "Type"), ("Service", "BusName"), ("Service", "Slice"),
+             ("Service", "Type"), ("Service", "BusName"), ("Service", "ExecStart"),
+             ("Service", "ExecStop"), ("Service", "Slice"),
              ("Service", "Sockets"), ("Socket", "Service"), ("Socket", "Slice"),
              ("Socket", "ListenStream"), ("Socket", "ListenDatagram"),
              ("Socket", "ListenSequentialPacket"), ("Socket", "ListenFIFO"),
@@ -69,7 +70,7 @@ BOOLS = {"DefaultDependencies", "PrivateTmp", "Persistent", "Accept"}
 LISTS = {"RuntimeDirectory", "StateDirectory", "CacheDirectory", "LogsDirectory",
          "ConfigurationDirectory", "ListenStream", "ListenDatagram", "ListenSequentialPacket",
          "ListenFIFO", "Sockets", "ExecStartPre", "ExecStartPost", "ExecStopPre",
-         "ExecStopPost"}
+         "ExecStopPost", "ExecStart", "ExecStop"}
 _WORDS = re.compile(r"[^ \t\n\r]+")  # systemd splits a list on these four only
 _TRUE = ("1", "yes", "y", "true", "t", "on")
 _FALSE = ("0", "no", "n", "false", "f", "off")
@@ -324,9 +325,16 @@ class UnitTree:
                     inst = stem.partition("@")[2] or stem.partition("@")[0]
                     entry = entry.replace("@.", f"@{inst}.")
                 deps[kind].append(Dep(entry, path))
+        error = ""
+        if uid.endswith(".service") and not any(settings.get(k, ("",))[0]
+                                                for k in ("ExecStart", "ExecStop")):
+            # service_verify(): "Service has no ExecStart=, ExecStop=, or SuccessAction=.
+            # Refusing." (SuccessAction= alone is not modelled.)
+            error = "it has no ExecStart= left" + (
+                f" ({settings['ExecStart'][1]} resets it)" if "ExecStart" in settings else "")
         return UnitFile(uid, fragment, False, tuple(dropins),
                         {k: tuple(v) for k, v in deps.items()}, tuple(empty), settings,
-                        aliases)
+                        aliases, error)
 
     def _in_dirs(self, uid: str, aliases: tuple[str, ...], suffix: str) -> list[str]:
         """The entries of a unit's drop-in style directories (unit_file_find_dropin_paths):

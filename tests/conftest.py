@@ -153,8 +153,12 @@ def add_kernel(tree: Path, version: str, modules: tuple[str, ...] = ("nf_conntra
                builtin: tuple[str, ...] = ()) -> None:
     d = tree / "lib/modules" / version
     d.mkdir(parents=True)
-    (d / "modules.dep").write_text("".join(
+    (d / "modules.dep").write_text("kernel/lib/libcrc32c.ko.xz:\n" + "".join(
         f"kernel/net/netfilter/{m}.ko.xz: kernel/lib/libcrc32c.ko.xz\n" for m in modules))
+    for path in ("kernel/lib/libcrc32c.ko.xz", *(f"kernel/net/netfilter/{m}.ko.xz"
+                                                 for m in modules)):
+        (d / path).parent.mkdir(parents=True, exist_ok=True)
+        (d / path).write_bytes(b"")
     (d / "modules.builtin").write_text("".join(f"kernel/net/{m}.ko\n" for m in builtin))
 
 
@@ -166,12 +170,31 @@ Conflicts=shutdown.target
 After=systemd-modules-load.service
 Before=sysinit.target shutdown.target
 ConditionPathIsReadWrite=/proc/sys/net/
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/lib/systemd/systemd-sysctl
+TimeoutSec=90s
 """
 MODULES_UNIT = """[Unit]
 Description=Load Kernel Modules
 DefaultDependencies=no
 Before=sysinit.target shutdown.target
 ConditionCapability=CAP_SYS_MODULE
+ConditionDirectoryNotEmpty=|/lib/modules-load.d
+ConditionDirectoryNotEmpty=|/usr/lib/modules-load.d
+ConditionDirectoryNotEmpty=|/usr/local/lib/modules-load.d
+ConditionDirectoryNotEmpty=|/etc/modules-load.d
+ConditionDirectoryNotEmpty=|/run/modules-load.d
+ConditionKernelCommandLine=|modules-load
+ConditionKernelCommandLine=|rd.modules-load
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/lib/systemd/systemd-modules-load
+TimeoutSec=90s
 """
 
 
@@ -182,12 +205,18 @@ def add_units(tree: Path) -> None:
     write(tree, f"{LIB}/systemd-sysctl.service", SYSCTL_UNIT)
     write(tree, f"{LIB}/systemd-modules-load.service", MODULES_UNIT)
     write(tree, f"{LIB}/sysinit.target", "[Unit]\nDescription=System Initialization\n")
+    for program in ("systemd-sysctl", "systemd-modules-load"):
+        write(tree, f"/lib/systemd/{program}", "")
+        os.chmod(tree / f"lib/systemd/{program}", 0o755)
 
 
 def fake_live(tree: Path, *, loaded: tuple[str, ...] = ("nf_conntrack",),
               values: dict[str, str] | None = None, release: str = "6.1.0-test") -> Root:
     """A tmp tree that looks like a running system: /sys/module and /proc/sys."""
     write(tree, "/proc/sys/kernel/osrelease", release + "\n")
+    write(tree, "/proc/1/status", "Name:\tsystemd\nCapBnd:\t000001ffffffffff\n")
+    if not (tree / "proc/cmdline").exists():
+        write(tree, "/proc/cmdline", "BOOT_IMAGE=/boot/vmlinuz root=/dev/vda1 ro quiet\n")
     for m in loaded:
         (tree / "sys/module" / m).mkdir(parents=True, exist_ok=True)
     for key, value in (values or {}).items():

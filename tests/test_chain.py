@@ -46,8 +46,12 @@ def test_a_failed_unit_of_the_proof_is_shown_with_its_state() -> None:
         "systemd-journald.socket @60ms", f"{ML}  (failed, exit-code)"]
 
 
-def test_live_chain_text_and_json(root: Root) -> None:
-    chain = build_chain(Context(root, bus_factory=lambda _: healthy()), SC, offline=False)
+def test_live_chain_text_and_json(tree: Path) -> None:
+    add_kernel(tree, "6.1.0-test")
+    add_units(tree)
+    assert main(["apply", "--root", str(tree)]) == 0
+    chain = build_chain(Context(Root(tree), bus_factory=lambda _: healthy()), SC,
+                        offline=False)
     assert chain.ok and chain.verdict.cause == "ok"
     lines = chain.lines()
     assert lines[0] == f"proven [ok]: {ML} finished before {SC} started, this boot"
@@ -74,8 +78,11 @@ def test_live_chain_verdict_is_the_first_failure(root: Root) -> None:
 
 
 def test_offline_chain_shows_the_line_behind_each_edge(tree: Path) -> None:
+    add_kernel(tree, "6.1.0-test")
     add_units(tree)
-    write(tree, f"{LIB}/kubelet.service", "[Unit]\nAfter=sysinit.target\n")
+    assert main(["apply", "--root", str(tree)]) == 0
+    write(tree, f"{LIB}/kubelet.service",
+          "[Unit]\nAfter=sysinit.target\n[Service]\nExecStart=/usr/bin/kubelet\n")
     write(tree, f"{LIB}/sysinit.target", "[Unit]\nDescription=System Initialization\n")
     chain = build_chain(Context(Root(tree)), "kubelet.service", offline=True)
     assert chain.ok and not chain.live
@@ -110,15 +117,20 @@ NOWHERE = "unix:path=/nonexistent/nftune-test-bus"
 
 
 def test_chain_without_a_bus_says_no_bus(tree: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    add_kernel(tree, "6.1.0-test")
     add_units(tree)
+    assert main(["apply", "--root", str(tree)]) == 0
+    capsys.readouterr()
     rc = main(["chain", "--root", str(tree), "--bus-address", NOWHERE, "--json"])
     data = json.loads(capsys.readouterr().out)
     assert rc == 1
     assert data["verdict"]["cause"] == "no-bus"
     assert "--bus-address" in data["verdict"]["hint"]
     assert NOWHERE in data["verdict"]["reason"]
-    # The files still give their proof.
-    assert [c["cause"] for c in data["checks"]] == ["no-bus", "ok"]
+    # The files still give their proof, the work's checks included.
+    assert [(c["check"], c["cause"]) for c in data["checks"]] == [
+        ("boot", "no-bus"), ("ordering", "ok"), ("module-insert", "ok"), ("safety-net", "ok"),
+        ("unit-work", "ok"), ("unit-work", "ok")]
 
 
 def test_verify_without_a_bus_reports_no_bus(tree: Path,

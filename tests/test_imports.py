@@ -51,8 +51,8 @@ OWN_TREE = OWN_CORE | {f"nftune.{m}" for m in (
     "rps.decide", "rps.sysfs", "sysctl", "text")}
 OWN_VERIFY = OWN_TREE | {f"nftune.{m}" for m in (
     "checks", "checks.files", "checks.ordering", "checks.owned", "checks.rps",
-    "checks.runtime", "implicit", "kernel", "ordering", "rps.view", "specs", "udev",
-    "unitgraph", "unitnames", "units", "verify")}
+    "checks.runtime", "checks.work", "implicit", "kernel", "kmod", "modprobe", "ordering",
+    "rps.view", "specs", "udev", "unitgraph", "unitnames", "units", "unitwork", "verify")}
 # Only a live verify talks to systemd, reads the journal, and looks for kube-proxy.
 OWN_LIVE = OWN_VERIFY | {f"nftune.{m}" for m in (
     "cache", "checks.boot", "journal", "publish", "report", "run", "systemd", "timespan",

@@ -1,7 +1,13 @@
-"""nftune's modprobe.d model (nftune/modprobe.py) against kmod itself: random modprobe.d
-trees and kernel command lines in a copy of each release's root filesystem, where
-`modprobe -c` (run in a chroot) prints every `options` entry in the order the module gets
-them. nftune's list must be the same, entry for entry, on every case.
+"""nftune's modprobe.d and kmod models (nftune/modprobe.py, nftune/kmod.py) against kmod
+itself: random modprobe.d trees and kernel command lines in a copy of each release's root
+filesystem, where, run in a chroot,
+- `modprobe -c` prints every entry of each kind (blacklist, install, remove, alias,
+  options, softdep) in the order kmod keeps them;
+- `modprobe --dry-run --use-blacklist --show-depends NAME` prints the probe list kmod
+  would run for NAME as systemd-modules-load asks for it (the blacklist applied): each
+  module it inserts, each install command it runs instead, in order, with the release's
+  real modules.dep, modules.softdep and modules.alias.
+nftune's lists must be the same, entry for entry, on every case.
 
 Cases per release and the seed come from the environment (NFTUNE_MODPROBEDIFF_CASES, an
 integer; NFTUNE_MODPROBEDIFF_SEED); the seed defaults to one derived from the checked-out
@@ -20,6 +26,8 @@ import pytest
 from conftest import commit_seed, require
 from nspawn import why_not
 
+from nftune.kernel import read_kernels
+from nftune.kmod import KernelData, Kmod, softdep_lists
 from nftune.modprobe import ModprobeD
 from nftune.root import Root
 
@@ -50,7 +58,24 @@ LINES = (
     "options nf_conntrack hashsize={n}\r",
     "",
 )
-CMDLINE = ("quiet", "root=UUID=1234-abcd", "BOOT_IMAGE=/boot/vmlinuz-6.1.0-18-amd64",
+# Lines that decide whether a module is inserted, about the modules of real dependency
+# chains (nf_conntrack's, nf_nat's, br_netfilter's...), patterns and names kmod cannot find.
+MODS = ("nf_conntrack", "nf-conntrack", "nf_defrag_ipv4", "nf_defrag_ipv6", "libcrc32c",
+        "nf_nat", "x_tables", "nfnetlink", "bridge", "stp", "llc", "dummy", "veth",
+        "nosuchmod", "nf_*", "nf_defrag*", "ip_vs", "crc32c_generic", "fakemod")
+ALIASES = ("nfct", "nf_conntrack", "nf_conn*", "nf-nat", "veth", "nf_conn?rack")
+PROBE_LINES = (
+    "blacklist {m}", "blacklist {m} trailing", "install {m} /bin/true {m}",
+    "install {m} /bin/false {m}", "install {m} /sbin/modprobe --ignore-install {m} $CMDLINE_OPTS",
+    "install {m} /usr/bin/logger -t x {m}", "install\t{m}\t/bin/true", "install {m}",
+    "remove {m} /bin/true", "softdep {m} pre: {m2}", "softdep {m} post: {m2}",
+    "softdep {m} pre: {m2} post: {m3}", "softdep {m} {m2}", "softdep {m}",
+    "alias {a} {m}", "alias {a}", "options {m} x=1",
+)
+TARGETS = ("nf_conntrack", "nf_nat", "ip_vs", "br_netfilter", "xt_conntrack", "nft_ct",
+           "nfct", "nf-conntrack", "veth", "fakemod", "nosuchmod")
+CMDLINE = ("modprobe.blacklist=nf_conntrack,veth", "modprobe.blacklist=nf-nat,dummy",
+           "quiet", "root=UUID=1234-abcd", "BOOT_IMAGE=/boot/vmlinuz-6.1.0-18-amd64",
            "nf_conntrack.hashsize={n}", "nf-conntrack.hashsize={n}", "nf_conntrack.x.y=1",
            "ip_vs.conn_tab_bits=12", "a.b", "console=ttyS0", "mod.p=a=b", ".p=1", "m.=1")
 
@@ -74,8 +99,10 @@ def random_tree(rng: random.Random, rootfs: Path) -> str:
         kind = rng.choices(("file", "null", "empty", "dir", "dangling", "link"),
                            (8, 1, 1, 1, 1, 1))[0]
         if kind == "file":
-            lines = [rng.choice(LINES).format(n=rng.choice((1024, 16384, 65536, 3)))
-                     for _ in range(rng.randint(1, 5))]
+            lines = [rng.choice(LINES if rng.random() < 0.5 else PROBE_LINES).format(
+                n=rng.choice((1024, 16384, 65536, 3)), m=rng.choice(MODS),
+                m2=rng.choice(MODS), m3=rng.choice(MODS), a=rng.choice(ALIASES))
+                for _ in range(rng.randint(1, 6))]
             text = "\n".join(lines) + rng.choice(("\n", "", "\\"))
             path.write_text(text)
         elif kind == "null":
@@ -98,16 +125,63 @@ def random_tree(rng: random.Random, rootfs: Path) -> str:
     return "; ".join(told)
 
 
+KINDS = ("blacklist", "install", "remove", "alias", "options", "softdep")
+
+
+def _softdep(rest: str) -> str:
+    """kmod prints no space before "post:" after a pre: list; compared word by word."""
+    return " ".join(rest.replace("post:", " post:").split())
+
+
+def _lists(value: str) -> str:
+    pre, post = softdep_lists(value)
+    return " ".join([*(["pre:", *pre] if pre else []), *(["post:", *post] if post else [])])
+
+
 def kmod_says(rootfs: Path) -> list[str]:
     out = subprocess.run(["chroot", str(rootfs), "modprobe", "-c"], capture_output=True,
                          check=True, timeout=30).stdout
-    return [line for line in out.decode("utf-8", "surrogateescape").split("\n")
-            if line.startswith("options ")]
+    text = out.decode("utf-8", "surrogateescape").split("# End of configuration files")[0]
+    found = []
+    for line in text.split("\n"):
+        kind, _, rest = line.partition(" ")
+        if kind in KINDS:
+            found.append(f"{kind} {_softdep(rest) if kind == 'softdep' else rest}")
+    return sorted(found, key=lambda line: KINDS.index(line.partition(" ")[0]))
 
 
 def nftune_says(rootfs: Path) -> list[str]:
     view = ModprobeD.load(Root(rootfs), cmdline=True)
-    return [f"options {o.module} {o.params}" for o in view.options]
+    found = [f"options {o.module} {o.params}" for o in view.options]
+    for c in view.commands:
+        value = _lists(c.value) if c.kind == "softdep" else c.value
+        found.append(f"{c.kind} {c.module}{' ' if value else ''}{value}")
+    return sorted(found, key=lambda line: KINDS.index(line.partition(" ")[0]))
+
+
+def _plan_line(line: str) -> str:
+    """One probe step, its module path relative to the kernel's directory (kmod prints
+    /lib/modules, nftune the tree's own directory) and white space collapsed."""
+    words = line.split()
+    if words[:1] == ["insmod"] and len(words) > 1:
+        words[1] = words[1].split("/modules/", 1)[-1].split("/", 1)[-1]
+    return " ".join(words)
+
+
+def kmod_plan(rootfs: Path, version: str, name: str) -> list[str]:
+    p = subprocess.run(["chroot", str(rootfs), "modprobe", "-S", version, "--dry-run",
+                        "--use-blacklist", "--show-depends", name], capture_output=True,
+                       timeout=30, check=False)
+    return [_plan_line(line) for line in
+            p.stdout.decode("utf-8", "surrogateescape").split("\n") if line.strip()]
+
+
+def nftune_plan(rootfs: Path, version: str, name: str) -> list[str]:
+    root = Root(rootfs)
+    kernel = next(k for k in read_kernels(root)[0] if k.version == version)
+    km = Kmod(ModprobeD.load(root, cmdline=True), KernelData(root, kernel))
+    return [_plan_line(s.shown()) for s in km.plan(name).steps
+            if s.action != "insmod" or s.what]
 
 
 @pytest.fixture
@@ -133,11 +207,22 @@ def test_options_agree_with_modprobe(suite: str, workdir: Path,
     rng = random.Random(f"{seed()}-{suite}")
     disagree: list[str] = []
     hashsize_winners = 0
+    [version] = [k.version for k in read_kernels(Root(rootfs))[0]][:1]
+    plans = steps = blocked = installs = 0
     for i in range(n):
         told = random_tree(rng, rootfs)
         ours, theirs = nftune_says(rootfs), kmod_says(rootfs)
         if ours != theirs:
             disagree.append(f"case {i}: {told}\n  kmod:   {theirs}\n  nftune: {ours}")
+        for name in rng.sample(TARGETS, 2):
+            mine, real = nftune_plan(rootfs, version, name), kmod_plan(rootfs, version, name)
+            plans += 1
+            steps += len(real)
+            blocked += not real
+            installs += any(line.startswith("install ") for line in real)
+            if mine != real:
+                disagree.append(f"case {i} probe {name}: {told}\n  kmod:   {real}\n"
+                                f"  nftune: {mine}")
         view = ModprobeD.load(Root(rootfs), cmdline=True)
         hashsize_winners += view.winner("nf_conntrack", "hashsize") is not None
         for d, names in pristine.items():  # back to the release's own files
@@ -148,7 +233,9 @@ def test_options_agree_with_modprobe(suite: str, workdir: Path,
             if d not in pristine and (rootfs / d).is_dir() and not (rootfs / d).is_symlink():
                 shutil.rmtree(rootfs / d)
     with capsys.disabled():
-        print(f"\nmodprobediff {suite}: {n} trees, {len(disagree)} disagreements, "
-              f"{hashsize_winners} with a hashsize in effect (seed {seed()})")
+        print(f"\nmodprobediff {suite}: {n} trees, {plans} probe lists ({steps} steps, "
+              f"{blocked} empty, {installs} with an install command), {len(disagree)} "
+              f"disagreements, {hashsize_winners} with a hashsize in effect (seed {seed()})")
     assert not disagree, "\n".join(disagree[:5])
+    assert blocked >= plans // 20 and installs >= plans // 20, "the generator proves little"
     assert hashsize_winners >= n // 4, "the generator rarely set a hashsize: it proves little"

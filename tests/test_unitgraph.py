@@ -234,9 +234,20 @@ def test_wants_directories_with_dashed_and_masked_entries(units: Path) -> None:
 
 
 def test_lib_is_searched_before_usr_lib_until_257(units: Path) -> None:
-    write(units, f"/lib/systemd/system/{SC}", "[Unit]\nDefaultDependencies=no\n")
+    write(units, f"/lib/systemd/system/{SC}", "[Unit]\nDefaultDependencies=no\n" + ONESHOT)
     assert prove(graph(units, 252)).cause is Cause.ORDERING_BROKEN
     assert prove(graph(units, 257)).cause is Cause.OK
+
+
+def test_a_service_left_without_exec_start_is_not_loaded(units: Path) -> None:
+    """service_verify() refuses it: "Service has no ExecStart=, ExecStop=, or
+    SuccessAction=. Refusing." A reset followed by a new command loads."""
+    write(units, f"{ETC}/{SC}.d/x.conf", "[Service]\nExecStart=\n")
+    p = prove(graph(units))
+    assert p.cause is Cause.UNIT_MASKED and "no ExecStart= left" in p.reason
+    assert f"{ETC}/{SC}.d/x.conf:2 resets it" in p.reason
+    write(units, f"{ETC}/{SC}.d/x.conf", "[Service]\nExecStart=\nExecStart=/bin/true\n")
+    assert prove(graph(units)).cause is Cause.OK
 
 
 def test_requires_mounts_for_orders_after_each_prefix_mount(units: Path) -> None:

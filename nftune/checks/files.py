@@ -8,7 +8,7 @@ import re
 
 from .. import udev
 from ..artifacts import Kind, Layer, is_ours, name_of, path_of
-from ..conffiles import read_lines
+from ..conffiles import list_conf_files, read_lines
 from ..context import Context
 from ..errors import NftuneError
 from ..kernel import RENAMED, ModuleChoice
@@ -140,15 +140,31 @@ def _overridden(root: Root, key: str, want: str, by: Assignment, own: str,
 _RUN = re.compile(r'RUN\+="([^"]*)"')
 
 
-def _rule_present(text: str, module: str, prefixes: tuple[str, ...]) -> bool:
-    """A rule for `module` on "add" that re-applies every prefix."""
+def _rule_present(text: str, module: str, prefixes: tuple[str, ...]) -> int:
+    """The line of the rule for `module` on "add" that re-applies every prefix; 0: none."""
     want = {f"--prefix=/{p}" for p in prefixes}
-    for _, line in read_lines(text):
+    for n, line in read_lines(text):
         run = _RUN.search(line)
         if (run and f'KERNEL=="{module}"' in line and 'SUBSYSTEM=="module"' in line
                 and 'ACTION=="add"' in line and want <= set(run.group(1).split())):
-            return True
-    return False
+            return n
+    return 0
+
+
+def _rules_files(root: Root, dirs: list[str]) -> tuple[list[tuple[str, str]], str | None]:
+    """Every rules file udev reads, in its order, with its text; or the first that cannot
+    be read and why."""
+    out = []
+    for f in list_conf_files(root, dirs, ".rules"):
+        if f.problem:
+            return [], f"{root.show(f.path)}: {f.problem}"
+        if not f.readable:
+            continue
+        try:
+            out.append((f.path, root.read_text(f.path) or ""))
+        except NftuneError as e:
+            return [], f"{root.show(f.path)}: {e.message}"
+    return out, None
 
 
 def safety_net(ctx: Context) -> list[CheckResult]:
@@ -169,15 +185,34 @@ def safety_net(ctx: Context) -> list[CheckResult]:
     if own and not cause and (long := udev.long_line(text)):
         own, cause = own._replace(problem=long), Cause.UNREADABLE
     out = []
+    files: list[tuple[str, str]] | None = None
+    problem: str | None = None
     for r in rules:
         want = " ".join(f"--prefix=/{p}" for p in r.prefixes)
         if cause:
             out.append(failed(Check.SAFETY_NET, r.module, cause, expected=want,
                               reason=file_reason(root, own, cause, "udev rule"),
                               hint="run 'nftune apply'"))
-        elif _rule_present(text, r.module, r.prefixes):
-            out.append(passed(Check.SAFETY_NET, r.module, actual=want,
-                              source=own.path if own else None))
+        elif own and (n := _rule_present(text, r.module, r.prefixes)):
+            if files is None:
+                files, problem = _rules_files(root, dirs)
+            if problem:
+                out.append(failed(Check.SAFETY_NET, r.module, Cause.UNREADABLE,
+                                  expected=want, reason=f"udev reads {problem}"))
+                continue
+            b = udev.run_blocker(files, own.path, r.module, n)
+            if b is None:
+                out.append(passed(Check.SAFETY_NET, r.module, actual=want,
+                                  source=f"{own.path}:{n}"))
+            else:
+                make = failed if b.certain else skipped
+                out.append(make(Check.SAFETY_NET, r.module,
+                                Cause.RUN_CLEARED if b.certain else Cause.NOT_EVALUATED,
+                                expected=want, source=b.source,
+                                reason=f"{root.show(b.source)}: {b.why}"
+                                + ("" if b.certain else " if it matches; nftune cannot "
+                                   "evaluate all of its match keys"),
+                                hint="change that line to RUN+="))
         else:
             out.append(failed(Check.SAFETY_NET, r.module, Cause.FILE_STALE, expected=want,
                               reason=f"no rule for {r.module} in {name}",

@@ -4,6 +4,7 @@ not, whether a file or a change at runtime is why)."""
 from __future__ import annotations
 
 from .. import udev
+from ..attrs import read_attr
 from ..context import Context
 from ..errors import NftuneError
 from ..result import Cause, Check, CheckResult, failed, passed, skipped
@@ -22,6 +23,13 @@ def module_loaded(ctx: Context) -> list[CheckResult]:
         elif running and not running.has(c.name):
             out.append(failed(Check.MODULE_LOADED, c.name, Cause.MODULE_MISSING, actual="missing",
                               expected="loaded", reason=f"not in the running kernel {release}"))
+        elif (read_attr(root, root.proc_sys("kernel/modules_disabled")) or "0").strip() == "1":
+            out.append(failed(Check.MODULE_LOADED, c.name, Cause.MODULES_DISABLED,
+                              expected="loaded", actual="not loaded",
+                              reason="kernel.modules_disabled is 1: the kernel loads no "
+                                     "module until the next boot, nor will the safety net",
+                              hint="reboot, and find what sets kernel.modules_disabled "
+                                   "before the module is loaded"))
         else:
             out.append(failed(Check.MODULE_LOADED, c.name, Cause.NOT_LOADED, expected="loaded",
                               actual="not loaded",

@@ -1,0 +1,224 @@
+"""The work of the boot, not only its order: kmod will insert each listed module, and the
+two units will run the programs that load modules and apply sysctl.d."""
+
+from __future__ import annotations
+
+from ..artifacts import Kind, name_of
+from ..context import Context
+from ..errors import NftuneError
+from ..kmod import KernelData, Kmod, Verdict, verdict
+from ..modprobe import CMDLINE, ModprobeD
+from ..ordering import MODULES_LOAD, SYSCTL
+from ..result import Cause, Check, CheckResult, failed, passed, skipped
+from ..unitwork import EVERY_CAPABILITY, Body, Facts, body, holds, prefix_matches, prefix_of
+
+# An image is checked for the machine it boots on, not for a container.
+MACHINE = Facts(None, EVERY_CAPABILITY, False, True)
+
+CAUSES = {"blacklisted": Cause.BLACKLISTED, "aliased": Cause.ALIASED,
+          "install-command": Cause.INSTALL_COMMAND,
+          "dependency-missing": Cause.DEPENDENCY_MISSING,
+          "module-missing": Cause.MODULE_MISSING, "opaque": Cause.NOT_EVALUATED}
+HINTS = {
+    "blacklisted": "delete the blacklist line (systemd-modules-load honours it; a late "
+                   "'modprobe' does not, so the value is lost at boot)",
+    "aliased": "delete the alias line, or make it name another alias",
+    "install-command": "delete the install line, or make it "
+                       "'install MODULE /sbin/modprobe --ignore-install MODULE $CMDLINE_OPTS'",
+    "dependency-missing": "reinstall the kernel's modules package, then run depmod",
+    "module-missing": "see the module-exists check",
+    "opaque": "make sure the command inserts the module, or replace it with "
+              "'/sbin/modprobe --ignore-install MODULE $CMDLINE_OPTS'",
+}
+
+
+def _kernel_blacklist(ctx: Context) -> list[str]:
+    """module_blacklist= of the running kernel's command line: the kernel refuses these."""
+    if not ctx.root.live:
+        return []
+    try:
+        line = ctx.root.read_text(CMDLINE) or ""
+    except NftuneError:  # the modprobe.d view names it
+        return []
+    names: list[str] = []
+    for word in line.split():
+        if word.startswith("module_blacklist="):
+            names += word.partition("=")[2].split(",")
+    return names
+
+
+def module_insert(ctx: Context) -> list[CheckResult]:
+    """kmod will insert each module nftune lists, in every installed kernel."""
+    root, kernels = ctx.root, ctx.kernels
+    todo = [c for c in ctx.choices if c.listed]
+    if not todo:
+        return []
+    if not kernels:
+        return [skipped(Check.MODULE_INSERT, c.name, Cause.NO_KERNEL,
+                        reason=f"no kernel under {root.show('/lib/modules')}") for c in todo]
+    view = ModprobeD.load(root, cmdline=root.live)
+    if view.unreadable:
+        path, why = view.unreadable[0]
+        return [failed(Check.MODULE_INSERT, c.name, Cause.UNREADABLE, source=path,
+                       reason=f"kmod reads {root.show(path)}, and it cannot be read: {why}",
+                       hint="make it a regular file, or remove it") for c in todo]
+    refused = _kernel_blacklist(ctx)
+    planners = [Kmod(view, KernelData(root, k)) for k in kernels]
+    out = []
+    for c in todo:
+        if c.name in refused:
+            out.append(failed(Check.MODULE_INSERT, c.name, Cause.BLACKLISTED,
+                              source="the kernel command line",
+                              reason="module_blacklist= on the kernel command line names "
+                                     "it: the kernel refuses to load it",
+                              hint="remove it from module_blacklist= in the boot "
+                                   "loader's configuration"))
+            continue
+        verdicts = [verdict(root, km, c.name) for km in planners]
+        problems = [p for km in planners for p in km.data.problems]
+        if problems:
+            path, why = problems[0]
+            out.append(failed(Check.MODULE_INSERT, c.name, Cause.UNREADABLE, source=path,
+                              reason=f"{root.show(path)} cannot be read: {why}"))
+            continue
+        out.append(_result(ctx, c.name, verdicts))
+    return out
+
+
+def _result(ctx: Context, module: str, verdicts: list[Verdict]) -> CheckResult:
+    root = ctx.root
+    bad = [v for v in verdicts if v.effect == "blocked"]
+    unknown = [v for v in verdicts if v.effect == "unknown"]
+    if not bad and not unknown:
+        built = all(v.why == "built in" for v in verdicts)
+        return passed(Check.MODULE_INSERT, module,
+                      reason="built in" if built else
+                      f"kmod inserts it, with its dependencies, in every installed kernel "
+                      f"({len(verdicts)})")
+    first = (bad or unknown)[0]
+    where = root.show(first.source) if first.source and first.source.startswith("/") \
+        else first.source
+    kernels = [v.kernel for v in (bad or unknown)]
+    which = "" if len(kernels) == len(verdicts) and len(verdicts) == 1 else \
+        f" (kernel {', '.join(kernels)})"
+    reason = first.why.replace(first.source or "\0", where or "") + which
+    if where and where not in reason:
+        reason += f": {where}"
+    make = failed if bad else skipped
+    return make(Check.MODULE_INSERT, module, CAUSES[first.kind], source=first.source,
+                reason=reason, hint=HINTS[first.kind].replace("MODULE", module))
+
+
+# -- the two units -------------------------------------------------------------------------------
+
+PROGRAMS = {MODULES_LOAD: "systemd-modules-load", SYSCTL: "systemd-sysctl"}
+NO_WORK = {"-h", "--help", "--version", "--cat-config", "--tldr"}
+FINE = {"--no-pager", "--strict"}
+
+
+def unit_work(ctx: Context) -> list[CheckResult]:
+    """Each unit's effective ExecStart= runs its program on nftune's file and keys, and its
+    conditions hold on this tree."""
+    root = ctx.root
+    facts = Facts.of(root) if root.live else MACHINE
+    out = []
+    for unit, program in PROGRAMS.items():
+        u = ctx.unit_tree.load(unit)
+        if not u.loaded:
+            continue  # the ordering check names a unit that is masked, missing or refused
+        b = body(root, u)
+        r = _exec(ctx, b, program) or _conditions(ctx, b, facts)
+        out.append(r)
+    return out
+
+
+def _exec(ctx: Context, b: Body, program: str) -> CheckResult | None:
+    root = ctx.root
+    cmds = b.exec_start
+    shown = root.show
+    at = next((i for i, c in enumerate(cmds) if c.path.rpartition("/")[2] == program), None)
+    if at is None:
+        c = cmds[-1]
+        return failed(Check.UNIT_WORK, b.unit, Cause.EXEC_REPLACED, source=c.source,
+                      expected=program, actual=" ".join(c.argv),
+                      reason=f"ExecStart= runs {', '.join(x.path for x in cmds)}, not "
+                             f"{program} ({shown(c.source)}"
+                             + (f"; {shown(b.reset)} resets it" if b.reset else "") + ")",
+                      hint="delete the drop-in that replaces ExecStart=")
+    cmd = cmds[at]
+    if not root.exists(cmd.path):
+        return failed(Check.UNIT_WORK, b.unit, Cause.EXEC_REPLACED, source=cmd.source,
+                      reason=f"ExecStart= runs {cmd.path} ({shown(cmd.source)}), which is "
+                             "not in the tree", hint="point it at the installed program")
+    for c in cmds[:at]:
+        name = c.path.rpartition("/")[2]
+        if c.ignore or name == "true":
+            continue
+        if name == "false":
+            return failed(Check.UNIT_WORK, b.unit, Cause.EXEC_REPLACED, source=c.source,
+                          reason=f"{c.path} runs first ({shown(c.source)}) and fails, so "
+                                 f"the unit stops before {program}",
+                          hint="delete that ExecStart= line")
+        return skipped(Check.UNIT_WORK, b.unit, Cause.NOT_EVALUATED, source=c.source,
+                       reason=f"{c.path} runs first ({shown(c.source)}); nftune cannot "
+                              f"tell whether it succeeds, and {program} runs only if it does")
+    args = list(cmd.argv[1:])
+    prefixes: list[str] = []
+    files: list[str] = []
+    while args:
+        a = args.pop(0)
+        if a == "--prefix" and args and program == "systemd-sysctl":
+            prefixes.append(prefix_of(args.pop(0)))
+        elif a.startswith("--prefix=") and program == "systemd-sysctl":
+            prefixes.append(prefix_of(a.partition("=")[2]))
+        elif a in NO_WORK:
+            return failed(Check.UNIT_WORK, b.unit, Cause.EXEC_REPLACED, source=cmd.source,
+                          reason=f"{program} {a} ({shown(cmd.source)}) does no work",
+                          hint=f"remove {a}")
+        elif a in FINE and program == "systemd-sysctl":
+            continue
+        elif a.startswith("-"):
+            return failed(Check.UNIT_WORK, b.unit, Cause.EXEC_REPLACED, source=cmd.source,
+                          reason=f"{program} does not take {a} ({shown(cmd.source)}): it "
+                                 "exits with an error", hint=f"remove {a}")
+        else:
+            files.append(a)
+    own = name_of(Kind.MODULES_LOAD) if program == "systemd-modules-load" else \
+        name_of(Kind.SYSCTL, ctx.config.sysctl_priority)
+    if files and own not in {f.rpartition("/")[2] for f in files}:
+        return failed(Check.UNIT_WORK, b.unit, Cause.EXEC_REPLACED, source=cmd.source,
+                      reason=f"{program} is given files to read ({shown(cmd.source)}): it "
+                             f"reads only {', '.join(files)}, not nftune's {own}",
+                      hint="remove the file arguments")
+    if prefixes:
+        out = [s.display for s in ctx.config.sysctls if not prefix_matches(s.key, prefixes)]
+        if out:
+            return failed(Check.UNIT_WORK, b.unit, Cause.EXEC_REPLACED, source=cmd.source,
+                          reason=f"--prefix= ({shown(cmd.source)}) leaves out "
+                                 f"{', '.join(out)}: systemd-sysctl applies only keys under "
+                                 f"{', '.join('/' + p for p in prefixes)}",
+                          hint="remove --prefix= from ExecStart=")
+    return None
+
+
+def _conditions(ctx: Context, b: Body, facts: Facts) -> CheckResult:
+    root = ctx.root
+    for conds, verb in ((b.conditions, "skips"), (b.asserts, "fails")):
+        o = holds(root, conds, facts)
+        if o.value is False and o.decides is not None:
+            c = o.decides
+            what = "no trigger condition holds, the first being" if c.trigger else "fails:"
+            return failed(Check.UNIT_WORK, b.unit, Cause.CONDITION_FAILED, source=c.source,
+                          reason=f"{what} {c} ({root.show(c.source)}): systemd {verb} the "
+                                 "unit at boot", hint="delete that line")
+        if o.value is None:
+            return skipped(Check.UNIT_WORK, b.unit, Cause.NOT_EVALUATED,
+                           source=o.unknown[0].source,
+                           reason="its conditions turn on what nftune cannot evaluate here: "
+                                  + ", ".join(f"{c} ({root.show(c.source)})"
+                                              for c in o.unknown))
+    cmd = next(c for c in b.exec_start if c.path.rpartition("/")[2] == PROGRAMS[b.unit])
+    note = "" if root.live else "; assuming a machine's boot (every capability, /proc/sys " \
+                                "writable, not a container)"
+    return passed(Check.UNIT_WORK, b.unit, actual=" ".join(cmd.argv), source=cmd.source,
+                  reason=f"runs {' '.join(cmd.argv)} and its conditions hold{note}")
