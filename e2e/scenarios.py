@@ -55,6 +55,22 @@ def install_offline(rootfs: Path, inputs: Inputs) -> None:
         raise RuntimeError(f"dpkg --root failed: {p.stdout}{p.stderr}")
 
 
+BLACKLIST = "etc/modprobe.d/50-hardening.conf"
+
+
+def _offline_blacklisted(rootfs: Path, inputs: Inputs) -> None:
+    """The offline image, with a hardening file that blacklists nf_conntrack; the image
+    pipeline's `verify --root` (the package's own binary, run on the host) is kept for the
+    guest to check: it must fail before the image ever boots."""
+    install_offline(rootfs, inputs)
+    (rootfs / BLACKLIST).write_text("# CIS-style hardening\nblacklist nf_conntrack\n")
+    p = subprocess.run([str(rootfs / "usr/lib/nftune/nftune"), "verify", "--root",
+                        str(rootfs)], capture_output=True, text=True, check=False)
+    state = rootfs / STATE.lstrip("/")
+    (state / "verify-root.txt").write_text(p.stdout + p.stderr)
+    (state / "verify-root.rc").write_text(f"{p.returncode}\n")
+
+
 def _copy_deb(rootfs: Path, inputs: Inputs) -> None:
     assert inputs.deb is not None
     shutil.copy(inputs.deb, rootfs / STATE.lstrip("/") / "nftune.deb")
@@ -345,12 +361,31 @@ SCENARIOS = (
         "baseline", "no nftune: sysctl.d alone, then a late load; the bug: the value is 0",
         (BASELINE,), _sysctl_d_only),
     Scenario(
-        "offline", "dpkg --root into the image, as an image build does; first boot: 1",
-        ("""
+        "offline", "dpkg --root into the image, as an image build does, with a blacklist "
+                   "line: verify --root fails before the boot, the value is lost until a "
+                   "late load and the safety net; without it, the next boot: 1",
+        (f"""
+check verify-root-exit 1 "$(cat {STATE}/verify-root.rc)"
+check verify-root-names-blacklist yes "$(grep -F \
+    'failed: module-insert nf_conntrack [blacklisted]' {STATE}/verify-root.txt |
+    grep -q '50-hardening.conf:2' && echo yes || echo no)"
+check blacklisted-at-boot absent "$(loaded)"
+check blacklisted-value-at-boot missing "$(liberal)"
+check deny-listed-in-journal yes "$(journalctl -b -o cat SYSLOG_IDENTIFIER=systemd-modules-load |
+    grep -q "Module 'nf_conntrack' is deny-listed" && echo yes || echo no)"
+nftune verify > /tmp/verify.txt 2>&1
+check blacklisted-verify-exit 1 $?
+check blacklisted-verify-names-it yes "$(grep -qF \
+    'failed: module-insert nf_conntrack [blacklisted]' /tmp/verify.txt && echo yes || echo no)"
+modprobe nf_conntrack
+udevadm settle
+check value-after-late-load-safety-net 1 "$(liberal)"
+rm /{BLACKLIST}
+""", """
 check nf_conntrack-at-boot loaded "$(loaded)"
 check value-at-boot 1 "$(liberal)"
-""" + VERIFY_AND_CHAIN,),
-        install_offline, ("deb",)),
+""" + VERIFY_AND_CHAIN),
+        _offline_blacklisted, ("deb",)),
     Scenario(
         "first-boot", "dpkg -i on the running guest: 1 at once; after a reboot, 1 at boot",
         (f"""

@@ -33,9 +33,7 @@ from .modprobe import CMDLINE, Command, ModprobeD, parse_all, underscores
 from .record import Record
 from .root import Root
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from collections.abc import Callable
+MAX_SOFTDEP_DEPTH = 64  # kmod has none; nftune's recursion needs one
 
 
 class Step(Record):
@@ -228,23 +226,26 @@ class Kmod:
         order: list[tuple[str, bool, bool]] = []  # module, required, install ignored
         required = {module, *(modname(p) for p in self.data.dep.get(module, ("", ()))[1])}
 
-        def fill_softdep(m: str) -> None:
+        def fill_softdep(m: str, depth: int) -> None:
             pre, post = self._softdeps(m)
             for p in pre:
-                probe_list(p)
+                probe_list(p, depth + 1)
             order.append((m, m in required, bool(pre or post)))
             for p in post:
-                probe_list(p)
+                probe_list(p, depth + 1)
 
-        def probe_list(key: tuple[str, str]) -> None:
+        def probe_list(key: tuple[str, str], depth: int) -> None:
             if key in visited:
                 return
+            if depth > MAX_SOFTDEP_DEPTH:
+                raise NftuneError(f"softdeps nest deeper than {MAX_SOFTDEP_DEPTH} modules "
+                                  f"below {module}")
             visited.add(key)
             for d in reversed(self.data.dep.get(key[0], ("", ()))[1]):
-                fill_softdep(modname(d))
-            fill_softdep(key[0])
+                fill_softdep(modname(d), depth)
+            fill_softdep(key[0], depth)
 
-        probe_list((module, alias))
+        probe_list((module, alias), 0)
         return [self._step(m, req, ignored) for m, req, ignored in order]
 
     def _step(self, m: str, required: bool, ignorecmd: bool) -> Step:
@@ -286,19 +287,20 @@ class Verdict(Record):
     effect: str  # "inserted", "blocked" (it will not be) or "unknown" (nftune cannot tell)
     why: str = ""
     source: str | None = None  # the line that decides
-    kind: str = ""  # blacklisted, aliased, install-command, dependency-missing, opaque
+    kind: str = ""  # blacklisted, aliased, install-command, (module|dependency)-missing,
+    # opaque (a command nftune cannot read through), deep (softdeps past the bound)
 
 
-def verdict(root: Root, km: Kmod, module: str,
-            exists: Callable[[str], bool] | None = None) -> Verdict:
+def verdict(root: Root, km: Kmod, module: str) -> Verdict:
     """The plan for `module` read for its outcome: each required step in order, as the
-    probe runs it, the first that fails ending it. `exists(path)`: whether a module file is
-    in the tree (the default asks `root`)."""
-    there = exists or root.exists
+    probe runs it, the first that fails ending it."""
     k = km.kernel.version
     if module in km.kernel.builtin and module not in km.data.dep:
         return Verdict(module, k, "inserted", "built in")
-    plan = km.plan(module)
+    try:
+        plan = km.plan(module)
+    except NftuneError as e:
+        return Verdict(module, k, "unknown", e.message, None, "deep")
     if not plan.modules:
         return Verdict(module, k, "blocked", f"kmod finds no module of this name in kernel {k}",
                        None, "module-missing")
@@ -335,7 +337,7 @@ def verdict(root: Root, km: Kmod, module: str,
                                "" if s.module == module else
                                f", so {module} cannot be inserted"),
                            s.source, "install-command")
-        if s.action == "insmod" and (not s.what or not there(s.what)):
+        if s.action == "insmod" and (not s.what or not root.exists(s.what)):
             return Verdict(module, k, "blocked",
                            f"{role} is not in kernel {k}'s modules"
                            + (f" ({root.show(s.what)} is missing)" if s.what else ""),

@@ -30,6 +30,7 @@ from .sysctl import normalize
 from .units import UnitFile
 
 PREFIXES = "@-:+!"
+CURRENT = 257  # the rules of this systemd where the tree does not say
 # conf-files' hidden_or_backup_file(): what ConditionDirectoryNotEmpty= does not count.
 _BACKUP = (".rpmnew", ".rpmsave", ".rpmorig", ".dpkg-old", ".dpkg-new", ".dpkg-tmp",
            ".dpkg-dist", ".dpkg-bak", ".dpkg-backup", ".dpkg-remove", ".ucf-new", ".ucf-old",
@@ -177,38 +178,57 @@ class Facts(Record):
     cmdline: str | None = None
     capabilities: frozenset[str] | None = None  # PID 1's bounding set, "CAP_…" names
     container: bool | None = None
-    proc_sys_rw: bool | None = None
+    # Whether paths under /proc/sys are writable, longest prefix first wins; None: ask the
+    # running system (fstatvfs), or not known.
+    proc_sys: tuple[tuple[str, bool], ...] | None = None
+
+    def writable(self, root: Root, path: str) -> bool | None:
+        if self.proc_sys is not None:
+            hits = [(p, rw) for p, rw in self.proc_sys
+                    if path.rstrip("/") == p or path.startswith(p + "/")]
+            return max(hits)[1] if hits else None
+        if not root.live:
+            return None
+        with suppress(OSError):
+            fd = root.open(path, os.O_PATH)
+            try:
+                return not os.fstatvfs(fd).f_flag & os.ST_RDONLY
+            finally:
+                os.close(fd)
+        return None
 
     @classmethod
     def of(cls, root: Root) -> Facts:
-        """The running system's, when `root` is live; else nothing is known."""
+        """The running system's, when `root` is live; else nothing is known. In a container
+        systemd's proc_cmdline() reads its PID 1's command line, not the kernel's."""
         if not root.live:
             return cls()
+        container = root.exists("/run/systemd/container")
         try:
-            cmdline = root.read_text("/proc/cmdline") or ""
+            if container:
+                cmdline = (root.read_text("/proc/1/cmdline") or "").replace("\0", " ")
+            else:
+                cmdline = root.read_text("/proc/cmdline") or ""
             status = root.read_text("/proc/1/status") or ""
         except NftuneError:  # then these stay unknown
-            return cls(container=root.exists("/run/systemd/container"))
+            return cls(container=container)
         m = re.search(r"^CapBnd:\s*([0-9a-f]+)$", status, re.M)
         caps = None
         if m:
             bits = int(m.group(1), 16)
             caps = frozenset(f"CAP_{n}" for i, n in enumerate(_CAPS) if bits >> i & 1)
-        rw = None
-        with suppress(OSError):
-            fd = root.open("/proc/sys", os.O_PATH | os.O_DIRECTORY)
-            try:
-                rw = not os.fstatvfs(fd).f_flag & os.ST_RDONLY
-            finally:
-                os.close(fd)
-        return cls(cmdline, caps, root.exists("/run/systemd/container"), rw)
+        return cls(cmdline.strip(), caps, container)
 
 
-def _dir_not_empty(root: Root, path: str) -> bool:
+def _dir_not_empty(root: Root, path: str, version: int) -> bool:
+    """Before v250 an existing path that is no directory counts as not empty (ENOTDIR
+    was not excluded: condition_test_directory_not_empty())."""
+    if not root.is_dir(path):
+        return version < 250 and root.exists(path)
     try:
-        names = root.listdir(path) if root.is_dir(path) else {}
+        names = root.listdir(path)
     except OSError:
-        return False
+        return version < 250
     return any(not n.startswith(".") and not n.endswith(_BACKUP) for n in names)
 
 
@@ -218,7 +238,7 @@ def _cmdline(line: str, param: str) -> bool:
     return any(w == param or ("=" not in param and w.startswith(param + "=")) for w in line.split())
 
 
-def evaluate(root: Root, c: Condition, facts: Facts) -> bool | None:
+def evaluate(root: Root, c: Condition, facts: Facts, version: int = CURRENT) -> bool | None:
     """The condition's value on this tree (its negation applied), or None when nftune
     cannot evaluate it here."""
     kind = c.kind.removeprefix("Condition").removeprefix("Assert")
@@ -231,13 +251,13 @@ def evaluate(root: Root, c: Condition, facts: Facts) -> bool | None:
         if p.startswith(("/run/", "/proc/", "/sys/", "/dev/", "/tmp/")) or p in (
                 "/run", "/proc", "/sys", "/dev", "/tmp"):
             if kind == "PathIsReadWrite" and p.rstrip("/").startswith("/proc/sys"):
-                value = facts.proc_sys_rw
+                value = facts.writable(root, p)
             elif root.live and kind != "PathIsReadWrite":
-                value = _path_test(root, kind, p)
+                value = _path_test(root, kind, p, version)
             if value is None:
                 return None
         else:
-            value = _path_test(root, kind, p)
+            value = _path_test(root, kind, p, version)
             if value is None:
                 return None
     elif kind == "KernelCommandLine":
@@ -255,7 +275,7 @@ def evaluate(root: Root, c: Condition, facts: Facts) -> bool | None:
     return value != c.negate
 
 
-def _path_test(root: Root, kind: str, p: str) -> bool | None:
+def _path_test(root: Root, kind: str, p: str, version: int) -> bool | None:
     if kind == "PathExists":
         return root.exists(p)
     if kind == "PathIsDirectory":
@@ -263,7 +283,7 @@ def _path_test(root: Root, kind: str, p: str) -> bool | None:
     if kind == "PathIsSymbolicLink":
         return root.is_symlink(p)
     if kind == "DirectoryNotEmpty":
-        return _dir_not_empty(root, p)
+        return _dir_not_empty(root, p, version)
     st = root.stat(p) if root.exists(p) else None
     if kind == "FileNotEmpty":
         return st is not None and stat.S_ISREG(st.st_mode) and st.st_size > 0
@@ -281,9 +301,10 @@ class Outcome(Record):
     unknown: tuple[Condition, ...]
 
 
-def holds(root: Root, conds: tuple[Condition, ...], facts: Facts) -> Outcome:
+def holds(root: Root, conds: tuple[Condition, ...], facts: Facts,
+          version: int = CURRENT) -> Outcome:
     """condition_test_list(): every non-trigger holds, and one trigger if any."""
-    values = [(c, evaluate(root, c, facts)) for c in conds]
+    values = [(c, evaluate(root, c, facts, version)) for c in conds]
     unknown = tuple(c for c, v in values if v is None)
     plain = [(c, v) for c, v in values if not c.trigger]
     triggers = [(c, v) for c, v in values if c.trigger]

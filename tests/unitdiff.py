@@ -35,11 +35,22 @@ from nftune.ordering import FileGraph, LoadedGraph, prove
 from nftune.root import Root
 from nftune.unitgraph import start_jobs
 from nftune.units import UnitTree
+from nftune.unitwork import EVERY_CAPABILITY, Facts, body, holds
 
 WORK = Path(os.environ.get("NFTUNE_WORK", "/var/tmp/nftune-unitdiff"))
 SETTLE = 20.0  # seconds a boot may take to settle; a stalled one is probed as it is
 RUN_DIRS = ("run/systemd/system", "run/systemd/system.control", "run/systemd/transient")
 ETC, RUN, USR = "etc/systemd/system", "run/systemd/system", "usr/lib/systemd/system"
+# What can stop the work: ExecStart= resets and replacements, conditions and asserts on
+# files the case writes, the container's capabilities and command line.
+PATHS = ("/etc/nftdiff-file", "/etc/nftdiff-empty", "/etc/nftdiff-dir", "/etc/nftdiff-hidden",
+         "/etc/nftdiff-link", "/etc/nftdiff-none", "/etc/modules-load.d", "/usr/lib/nftdiff",
+         "/usr/lib/systemd/systemd-sysctl")
+CONDITIONS = ("PathExists", "PathIsDirectory", "PathIsSymbolicLink", "DirectoryNotEmpty",
+              "FileNotEmpty", "FileIsExecutable")
+WORDS = ("quiet", "nftdiff", "/lib/systemd/systemd", "/usr/lib/systemd/systemd", "/sbin/init",
+         "systemd.unit")
+CAPS = ("CAP_SYS_MODULE", "CAP_SYS_TIME", "CAP_SYS_ADMIN", "CAP_MAC_ADMIN")
 ORDER_POOL = (ML, SC, "sysinit.target", "basic.target", "local-fs.target", "sockets.target",
               "multi-user.target", "network-online.target", "systemd-journald.socket")
 
@@ -84,6 +95,9 @@ class Gen:
         self.vendor = vendor
         self.files: dict[str, str | Link] = {}
         self.pool = list(ORDER_POOL)
+        self.vendor_exec = {u: next((line.partition("=")[2] for line in text.splitlines()
+                                     if line.startswith("ExecStart=")), "/bin/true")
+                            for u, text in vendor.items()}
 
     def deps(self, n: int = 2) -> list[str]:
         out = []
@@ -191,6 +205,8 @@ class Gen:
                 if r.random() < 0.15:
                     lines.append(f"RequiresMountsFor=/srv/nftm{r.choice(('', '/x'))}")
                 self.files[path] = self.unit(lines, service=False)
+        if r.random() < 0.6:
+            self.work()
         if r.random() < 0.15:  # dashed-prefix and type drop-ins reach many units at once
             d = r.choice(("systemd-.service.d", "systemd-modules-.service.d", "service.d"))
             body = r.choice(("After=", f"Before={r.choice(self.pool)}", "After=sysinit.target"))
@@ -202,6 +218,51 @@ class Gen:
             self.files["run/systemd/transient/nftr.service"] = self.unit(self.deps(1))
             self.files[f"run/systemd/transient/{SC}.d/50-t.conf"] = \
                 f"[Unit]\nAfter={r.choice(self.pool)}\n"
+
+
+    def condition(self) -> str:
+        r = self.rng
+        flags = r.choice(("", "", "|", "!", "|!"))
+        kind = r.choice(("Condition", "Condition", "Condition", "Assert"))
+        roll = r.random()
+        if roll < 0.6:
+            return f"{kind}{r.choice(CONDITIONS)}={flags}{r.choice(PATHS)}"
+        if roll < 0.72:
+            return f"{kind}KernelCommandLine={flags}{r.choice(WORDS)}"
+        if roll < 0.84:
+            return f"{kind}Capability={flags}{r.choice(CAPS)}"
+        if roll < 0.9:
+            return f"{kind}Virtualization={flags}container"
+        if roll < 0.95:
+            return f"{kind}PathExists="  # resets the list
+        return f"{kind}Architecture={flags}x86-64"  # nftune does not evaluate it
+
+    def work(self) -> None:
+        """A drop-in with ExecStart= lines and conditions for one of the two units, and the
+        files its conditions look at."""
+        r = self.rng
+        unit = r.choice((ML, SC))
+        program = self.vendor_exec[unit]
+        cond = [self.condition() for _ in range(r.randint(0, 3))]
+        execs = []
+        if r.random() < 0.5:
+            execs.append("ExecStart=")
+            for _ in range(r.randint(0, 2)):
+                execs.append("ExecStart=" + r.choice((
+                    program, f"{program} --prefix=/net", f"@{program} x", "/bin/true",
+                    "-/bin/false", f"-{program}", "/bin/true ; /bin/true")))
+        text = "[Unit]\n" + "".join(f"{c}\n" for c in cond)
+        if execs:
+            text += "[Service]\n" + "".join(f"{e}\n" for e in execs)
+        top = r.choice((ETC, USR))
+        self.files[f"{top}/{unit}.d/60-work.conf"] = text
+        self.files["etc/nftdiff-file"] = "x\n"
+        self.files["etc/nftdiff-empty"] = ""
+        if r.random() < 0.5:
+            self.files["etc/nftdiff-dir/a"] = "a\n"
+        self.files["etc/nftdiff-hidden/.hidden"] = "x\n"
+        if r.random() < 0.5:
+            self.files["etc/nftdiff-link"] = Link("/etc/nftdiff-file")
 
 
 def generate(seed: int, index: int, vendor: dict[str, str]) -> Case:
@@ -252,9 +313,47 @@ def _ctl(leader: int, *args: str) -> str:
 
 
 @dataclass
+class Work:
+    """What the booted manager says of the two units' work, and what its conditions saw."""
+
+    show: dict[str, dict[str, list[str]]]  # unit: property: values (ExecStart= repeats)
+    facts: Facts
+
+
+@dataclass
 class Booted:
     graph: LoadedGraph | None  # None: the manager gave up (a cyclic boot transaction)
     state: str  # running, degraded, stalled (probed as it was), or died
+    work: Work | None = None
+
+
+def probe_work(leader: int) -> Work:
+    text = _ctl(leader, "show", "-p", "Id", "-p", "LoadState", "-p", "ExecStart", "-p",
+                "ConditionResult", "-p", "ConditionTimestampMonotonic", "-p", "AssertResult",
+                "-p", "AssertTimestampMonotonic", "--", ML, SC)
+    show: dict[str, dict[str, list[str]]] = {}
+    for block in text.split("\n\n"):
+        props: dict[str, list[str]] = {}
+        for line in block.splitlines():
+            k, _, v = line.partition("=")
+            props.setdefault(k, []).append(v)
+        if "Id" in props:
+            show[props["Id"][0]] = props
+    status = Path(f"/proc/{leader}/status").read_text()
+    bits = int(next(x for x in status.splitlines() if x.startswith("CapBnd:")).split()[1], 16)
+    caps = frozenset(c for i, c in enumerate(sorted(EVERY_CAPABILITY, key=_cap_number))
+                     if bits >> i & 1)
+    cmdline = Path(f"/proc/{leader}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    # In a container systemd reads its own PID 1's command line; nspawn makes /proc/sys
+    # read-only, but for /proc/sys/net with a private network.
+    return Work(show, Facts(cmdline.strip(), caps, True,
+                            (("/proc/sys", False), ("/proc/sys/net", True))))
+
+
+def _cap_number(name: str) -> int:
+    from nftune.unitwork import _CAPS
+
+    return _CAPS.index(name.removeprefix("CAP_"))
 
 
 def boot_and_probe(merged: Path, upper: Path, name: str) -> Booted:
@@ -282,7 +381,7 @@ def boot_and_probe(merged: Path, upper: Path, name: str) -> Booted:
             # systemd 252 in a container exits when it cannot start default.target at all
             # (its transaction is cyclic): no graph to read, counted as such.
             return Booted(None, "died")
-        return Booted(dump(leader), state)
+        return Booted(dump(leader), state, probe_work(leader))
     finally:
         _stop(proc)
 
@@ -347,11 +446,47 @@ class Outcome:
     nftune: str
     state: str
     detail: str = ""
+    work: str = ""  # where the work's model and systemd disagree
+    compared: int = 0  # ExecStart= lists and condition results compared
 
     @property
     def agree(self) -> bool:
         # A boot whose manager gave up, or had not finished, has no graph to compare.
-        return self.systemd in (self.nftune, "boot-died", "boot-stalled")
+        return self.systemd in (self.nftune, "boot-died", "boot-stalled") and not self.work
+
+
+def compare_work(root: Root, tree: UnitTree, work: Work) -> tuple[str, int]:
+    """The model's effective ExecStart= and condition results against `systemctl show`."""
+    bad = []
+    n = 0
+    for unit in (ML, SC):
+        u = tree.load(unit)
+        props = work.show.get(unit, {})
+        if not u.loaded or props.get("LoadState", [""])[0] != "loaded":
+            continue
+        b = body(root, u)
+        mine = [f"{c.path} {' '.join(c.argv)}" for c in b.exec_start]
+        theirs = []
+        for v in props.get("ExecStart", []):
+            if v.startswith("{"):
+                path = v.split("path=", 1)[1].split(" ;", 1)[0]
+                argv = v.split("argv[]=", 1)[1].split(" ;", 1)[0]
+                theirs.append(f"{path} {argv}")
+        n += 1
+        if mine != theirs:
+            bad.append(f"  {unit} ExecStart: systemd {theirs}, nftune {mine}")
+        for kind, conds in (("Condition", b.conditions), ("Assert", b.asserts)):
+            if props.get(f"{kind}TimestampMonotonic", ["0"])[0] in ("0", ""):
+                continue  # never checked (the unit had no start job)
+            o = holds(root, conds, work.facts, tree.version)
+            if o.value is None:
+                continue
+            n += 1
+            real = props.get(f"{kind}Result", [""])[0] == "yes"
+            if o.value != real:
+                bad.append(f"  {unit} {kind}Result: systemd {real}, nftune {o.value} "
+                           f"({', '.join(map(str, conds))})")
+    return "\n".join(bad), n
 
 
 def run_case(base: Path, case: Case, suite: str) -> Outcome:
@@ -370,7 +505,11 @@ def run_case(base: Path, case: Case, suite: str) -> Outcome:
         if real.cause != mine.cause:
             detail = (f"  systemd: {real.cause}: {real.reason}\n"
                       f"  nftune:  {mine.cause}: {mine.reason}\n")
-        return Outcome(case, str(real.cause), str(mine.cause), booted.state, detail)
+        work, n = ("", 0) if booted.work is None else \
+            compare_work(Root(str(merged)), model.tree, booted.work)
+        if work:
+            detail += work + "\n"
+        return Outcome(case, str(real.cause), str(mine.cause), booted.state, detail, work, n)
 
 
 def vendor_units(base: Path) -> dict[str, str]:
@@ -388,6 +527,7 @@ class Report:
     summary: str
     disagreements: list[str]
     tally: dict[str, int]  # systemd's verdicts (boot-died: no graph to compare)
+    work: int = 0  # ExecStart= lists and condition results compared
 
 
 def run(suite: str, count: int, seed: int, only: int | None = None) -> Report:
@@ -396,11 +536,13 @@ def run(suite: str, count: int, seed: int, only: int | None = None) -> Report:
     tally: dict[str, int] = {}
     states: dict[str, int] = {}
     bad = []
+    work = 0
     t0 = time.monotonic()
     indexes = [only] if only is not None else list(range(count))
     for i in indexes:
         o = run_case(base, generate(seed, i, vendor), suite)
         tally[o.systemd] = tally.get(o.systemd, 0) + 1
+        work += o.compared
         states[o.state] = states.get(o.state, 0) + 1
         if not o.agree:
             text = (f"DISAGREE {suite} seed {seed} case {i}: systemd {o.systemd}, nftune "
@@ -411,8 +553,9 @@ def run(suite: str, count: int, seed: int, only: int | None = None) -> Report:
     summary = (f"unitdiff {suite}: {len(indexes) - len(bad)}/{len(indexes)} agree (seed {seed}, "
                f"{time.monotonic() - t0:.0f} s); systemd's verdicts: "
                + ", ".join(f"{v} {c}" for v, c in sorted(tally.items()))
-               + "; boots: " + ", ".join(f"{s} {c}" for s, c in sorted(states.items())))
-    return Report(summary, bad, tally)
+               + "; boots: " + ", ".join(f"{s} {c}" for s, c in sorted(states.items()))
+               + f"; {work} ExecStart= lists and condition results compared")
+    return Report(summary, bad, tally, work)
 
 
 def main(argv: list[str] | None = None) -> int:

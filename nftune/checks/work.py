@@ -13,12 +13,13 @@ from ..result import Cause, Check, CheckResult, failed, passed, skipped
 from ..unitwork import EVERY_CAPABILITY, Body, Facts, body, holds, prefix_matches, prefix_of
 
 # An image is checked for the machine it boots on, not for a container.
-MACHINE = Facts(None, EVERY_CAPABILITY, False, True)
+MACHINE = Facts(None, EVERY_CAPABILITY, False, (("/proc/sys", True),))
 
 CAUSES = {"blacklisted": Cause.BLACKLISTED, "aliased": Cause.ALIASED,
           "install-command": Cause.INSTALL_COMMAND,
           "dependency-missing": Cause.DEPENDENCY_MISSING,
-          "module-missing": Cause.MODULE_MISSING, "opaque": Cause.NOT_EVALUATED}
+          "module-missing": Cause.MODULE_MISSING, "opaque": Cause.NOT_EVALUATED,
+          "deep": Cause.NOT_EVALUATED}
 HINTS = {
     "blacklisted": "delete the blacklist line (systemd-modules-load honours it; a late "
                    "'modprobe' does not, so the value is lost at boot)",
@@ -29,6 +30,7 @@ HINTS = {
     "module-missing": "see the module-exists check",
     "opaque": "make sure the command inserts the module, or replace it with "
               "'/sbin/modprobe --ignore-install MODULE $CMDLINE_OPTS'",
+    "deep": "shorten the chain of softdep lines",
 }
 
 
@@ -204,7 +206,7 @@ def _exec(ctx: Context, b: Body, program: str) -> CheckResult | None:
 def _conditions(ctx: Context, b: Body, facts: Facts) -> CheckResult:
     root = ctx.root
     for conds, verb in ((b.conditions, "skips"), (b.asserts, "fails")):
-        o = holds(root, conds, facts)
+        o = holds(root, conds, facts, ctx.unit_tree.version)
         if o.value is False and o.decides is not None:
             c = o.decides
             what = "no trigger condition holds, the first being" if c.trigger else "fails:"

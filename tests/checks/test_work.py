@@ -237,3 +237,26 @@ def test_unit_files_are_read_through_the_tree(tree: Path, commands: Commands) ->
     from nftune.checks.work import unit_work
 
     assert {r.subject for r in unit_work(ctx)} == {ML, SC}
+
+
+def test_the_readme_example_is_what_verify_prints(image: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """The README's example line, with this tree where it says /srv/image."""
+    write(image, "/etc/modprobe.d/50-hardening.conf",
+          "# CIS-style hardening\nblacklist nf_conntrack\n")
+    rc, out, crc, head = verdict(image, capsys)
+    [line] = [x for x in out.splitlines() if x.startswith("failed: module-insert")]
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert f"    {line.replace(str(image), '/srv/image')}\n" in readme
+    assert (rc, crc) == (1, 1) and head.startswith("NOT proven [blacklisted]: ")
+
+
+def test_a_softdep_chain_of_any_length_is_bounded(image: Path) -> None:
+    """Each softdep names a module with an install command and the next softdep: kmod would
+    follow them all; nftune stops at 64 and says it cannot tell, never a RecursionError."""
+    lines = [f"install m{i} /bin/true\nsoftdep m{i} pre: m{i + 1}" for i in range(3000)]
+    write(image, "/etc/modprobe.d/x.conf",
+          "softdep nf_conntrack pre: m0\n" + "\n".join(lines) + "\n")
+    [r] = verified(Root(image), "module-insert")
+    assert (r.status, r.cause) == (Status.SKIPPED, Cause.NOT_EVALUATED)
+    assert "deeper than 64" in r.reason
