@@ -25,7 +25,8 @@ libkmod-config.c (kmod 28 to 34) and as measured there:
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterator
+import re
+from collections.abc import Iterator, Mapping
 
 from .errors import NftuneError
 from .kernel import Kernel, modname
@@ -34,6 +35,7 @@ from .record import Record
 from .root import Root
 
 MAX_SOFTDEP_DEPTH = 64  # kmod has none; nftune's recursion needs one
+_WILD = re.compile(r"[*?\[]")
 
 
 class Step(Record):
@@ -113,6 +115,28 @@ def softdep_lists(value: str) -> tuple[list[str], list[str]]:
 
 # -- one kernel's module data ----------------------------------------------------------------
 
+Entry = tuple[str, tuple[str, ...]]  # a module's path in its kernel's directory, its deps'
+
+
+class Deps:
+    """modules.dep as kernel.py read it; a module's dependencies split when asked for."""
+
+    def __init__(self, lines: Mapping[str, tuple[str, str]]) -> None:
+        self.lines = lines
+
+    def get(self, name: str, default: Entry = ("", ())) -> Entry:
+        hit = self.lines.get(name)
+        return (hit[0], tuple(hit[1].split())) if hit else default
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.lines
+
+    def __getitem__(self, name: str) -> Entry:
+        if name not in self.lines:
+            raise KeyError(name)
+        return self.get(name)
+
+
 class KernelData:
     """modules.dep, modules.softdep, modules.alias and modules.builtin of one kernel, read
     when first needed (modules.alias only when a softdep name needs it)."""
@@ -120,8 +144,9 @@ class KernelData:
     def __init__(self, root: Root, kernel: Kernel) -> None:
         self.root = root
         self.kernel = kernel
-        self._dep: dict[str, tuple[str, tuple[str, ...]]] | None = None
-        self._alias: list[tuple[str, str]] | None = None
+        self._dep: Deps | None = None
+        self._exact: dict[str, list[tuple[int, str]]] | None = None
+        self._wild: list[tuple[str, str, int, str]] = []
         self.problems: list[tuple[str, str]] = []
 
     def _read(self, name: str) -> str:
@@ -133,27 +158,32 @@ class KernelData:
             return ""
 
     @property
-    def dep(self) -> dict[str, tuple[str, tuple[str, ...]]]:
-        """module: (its path relative to the kernel's directory, its dependencies' paths)."""
+    def dep(self) -> Deps:
         if self._dep is None:
-            self._dep = {}
-            for line in self._read("modules.dep").splitlines():
-                path, colon, deps = line.partition(":")
-                if colon:
-                    self._dep.setdefault(modname(path), (path.strip(), tuple(deps.split())))
+            self._dep = Deps(self.kernel.deps)
         return self._dep
 
     def softdeps(self) -> list[Command]:
         return parse_all(self._read("modules.softdep"), f"{self.kernel.path}/modules.softdep")[1]
 
-    def aliases(self) -> list[tuple[str, str]]:
-        if self._alias is None:
-            self._alias = []
-            for line in self._read("modules.alias").splitlines():
+    def alias(self, name: str) -> list[str]:
+        """The modules modules.alias gives `name`, in the file's order. Its patterns are
+        indexed by their literal head, so a lookup tries only those that could match."""
+        if self._exact is None:
+            self._exact = {}
+            for i, line in enumerate(self._read("modules.alias").splitlines()):
                 w = line.split()
-                if len(w) == 3 and w[0] == "alias" and (a := underscores(w[1])) is not None:
-                    self._alias.append((a, modname(w[2])))
-        return self._alias
+                if len(w) != 3 or w[0] != "alias" or (a := underscores(w[1])) is None:
+                    continue
+                head = _WILD.split(a, 1)[0]
+                if head == a:
+                    self._exact.setdefault(a, []).append((i, modname(w[2])))
+                else:
+                    self._wild.append((head, a, i, modname(w[2])))
+        hits = list(self._exact.get(name, []))
+        hits += [(i, m) for head, a, i, m in self._wild
+                 if name.startswith(head) and fnmatch.fnmatchcase(name, a)]
+        return [m for _, m in sorted(hits)]
 
 
 # -- the planner -----------------------------------------------------------------------------
@@ -161,7 +191,12 @@ class KernelData:
 class Kmod:
     """kmod's view of modprobe.d and one kernel: lookups and probe lists."""
 
-    def __init__(self, view: ModprobeD, data: KernelData) -> None:
+    def __init__(self, view: ModprobeD, data: KernelData, *, every_step: bool = True) -> None:
+        """`every_step`: resolve every softdep into the plan, as modprobe prints it; else
+        only what decides the required modules' steps (whether a module with an install
+        command has softdeps that resolve): the verdict is the same, and modules.alias is
+        read only when that needs it."""
+        self.every_step = every_step
         self.data = data
         self.kernel = data.kernel
         cmds = list(view.commands)
@@ -187,14 +222,16 @@ class Kmod:
         norm = underscores(name) or name
         hits = [c for c in self._of("alias") if fnmatch.fnmatchcase(norm, c.module)]
         if hits:
-            return [(c.value, norm) for c in hits], hits[0].source  # a repeated line, twice
+            # kmod_module_new_from_alias() keeps the line's pattern as the alias; a repeated
+            # line counts twice.
+            return [(c.value, c.module) for c in hits], hits[0].source
         if norm in self.data.dep:
             return [(norm, "")], ""
         if norm.startswith("symbol:"):
             return [], ""
         if any(c.module == norm for c in self.commands if c.kind in ("install", "remove")):
             return [(norm, "")], ""
-        found = [(m, norm) for a, m in self.data.aliases() if fnmatch.fnmatchcase(norm, a)]
+        found = [(m, norm) for m in self.data.alias(norm)]
         if found:
             return found, ""
         if norm in self.kernel.builtin:
@@ -217,20 +254,27 @@ class Kmod:
         return ([m for w in pre for m in self.lookup(w)[0]],
                 [m for w in post for m in self.lookup(w)[0]])
 
-    def _options(self, module: str) -> str:
-        return " ".join(o.params for o in self.options if o.module == module)
+    def _options(self, module: str, under: str) -> str:
+        """kmod_module_get_options(): every entry for the module's name, or for the alias
+        it was found under, in order."""
+        return " ".join(o.params for o in self.options
+                        if o.module == module or (under and o.module == under))
 
     def probe(self, module: str, alias: str = "") -> list[Step]:
         """kmod_module_get_probe_list() for a module kmod inserts, as steps."""
         visited: set[tuple[str, str]] = set()
-        order: list[tuple[str, bool, bool]] = []  # module, required, install ignored
+        order: list[tuple[str, str, bool, bool]] = []  # module, alias, required, cmd ignored
         required = {module, *(modname(p) for p in self.data.dep.get(module, ("", ()))[1])}
 
-        def fill_softdep(m: str, depth: int) -> None:
+        def fill_softdep(m: str, under: str, depth: int) -> None:
+            if not self.every_step:
+                ignored = self.install(m) is not None and any(self._softdeps(m))
+                order.append((m, under, m in required, ignored))
+                return
             pre, post = self._softdeps(m)
             for p in pre:
                 probe_list(p, depth + 1)
-            order.append((m, m in required, bool(pre or post)))
+            order.append((m, under, m in required, bool(pre or post)))
             for p in post:
                 probe_list(p, depth + 1)
 
@@ -242,14 +286,14 @@ class Kmod:
                                   f"below {module}")
             visited.add(key)
             for d in reversed(self.data.dep.get(key[0], ("", ()))[1]):
-                fill_softdep(modname(d), depth)
-            fill_softdep(key[0], depth)
+                fill_softdep(modname(d), "", depth)
+            fill_softdep(*key, depth)
 
         probe_list((module, alias), 0)
-        return [self._step(m, req, ignored) for m, req, ignored in order]
+        return [self._step(m, under, req, ignored) for m, under, req, ignored in order]
 
-    def _step(self, m: str, required: bool, ignorecmd: bool) -> Step:
-        opts = self._options(m)
+    def _step(self, m: str, under: str, required: bool, ignorecmd: bool) -> Step:
+        opts = self._options(m, under)
         cmd = self.install(m)
         if cmd is not None and not ignorecmd:
             return Step(m, "install", cmd.value, opts, required, cmd.source)

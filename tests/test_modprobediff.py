@@ -27,7 +27,7 @@ from conftest import commit_seed, require
 from nspawn import why_not
 
 from nftune.kernel import read_kernels
-from nftune.kmod import KernelData, Kmod, softdep_lists
+from nftune.kmod import KernelData, Kmod, softdep_lists, verdict
 from nftune.modprobe import ModprobeD
 from nftune.root import Root
 
@@ -170,7 +170,8 @@ def _plan_line(line: str) -> str:
 
 def kmod_plan(rootfs: Path, version: str, name: str) -> list[str]:
     p = subprocess.run(["chroot", str(rootfs), "modprobe", "-S", version, "--dry-run",
-                        "--use-blacklist", "--show-depends", name], capture_output=True,
+                        "--verbose", "--use-blacklist", "--show-depends", name],
+                       capture_output=True,
                        timeout=30, check=False)
     return [_plan_line(line) for line in
             p.stdout.decode("utf-8", "surrogateescape").split("\n") if line.strip()]
@@ -179,7 +180,12 @@ def kmod_plan(rootfs: Path, version: str, name: str) -> list[str]:
 def nftune_plan(rootfs: Path, version: str, name: str) -> list[str]:
     root = Root(rootfs)
     kernel = next(k for k in read_kernels(root)[0] if k.version == version)
-    km = Kmod(ModprobeD.load(root, cmdline=True), KernelData(root, kernel))
+    view = ModprobeD.load(root, cmdline=True)
+    km = Kmod(view, KernelData(root, kernel))
+    # verify's planner resolves only the softdeps that decide a required step: the same
+    # verdict, always.
+    lazy = Kmod(view, KernelData(root, kernel), every_step=False)
+    assert verdict(root, km, name) == verdict(root, lazy, name), name
     return [_plan_line(s.shown()) for s in km.plan(name).steps
             if s.action != "insmod" or s.what]
 

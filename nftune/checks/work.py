@@ -65,7 +65,7 @@ def module_insert(ctx: Context) -> list[CheckResult]:
                        reason=f"kmod reads {root.show(path)}, and it cannot be read: {why}",
                        hint="make it a regular file, or remove it") for c in todo]
     refused = _kernel_blacklist(ctx)
-    planners = [Kmod(view, KernelData(root, k)) for k in kernels]
+    planners = [Kmod(view, KernelData(root, k), every_step=False) for k in kernels]
     out = []
     for c in todo:
         if c.name in refused:
