@@ -273,9 +273,12 @@ def generate(seed: int, index: int, vendor: dict[str, str]) -> Case:
 # -- booting a case --------------------------------------------------------------------------
 
 def _write(top: Path, case: Case) -> None:
-    # The e2e image's self-test agent must not run here.
+    # The e2e image's self-test agent must not run here; nor the unit systemd-sysv-generator
+    # makes of ipvsadm's init script (Wants= and After=network-online.target for its
+    # $network): the model names SysV scripts as not modelled, and is held to what it models.
     (top / ETC).mkdir(parents=True, exist_ok=True)
-    (top / ETC / "nftune-e2e.service").symlink_to("/dev/null")
+    for unit in ("nftune-e2e.service", "ipvsadm.service"):
+        (top / ETC / unit).symlink_to("/dev/null")
     for rel in RUN_DIRS:
         (top / rel).mkdir(parents=True, exist_ok=True)
     for rel, v in case.files.items():

@@ -106,9 +106,12 @@ def _result(ctx: Context, module: str, verdicts: list[Verdict]) -> CheckResult:
     reason = first.why.replace(first.source or "\0", where or "") + which
     if where and where not in reason:
         reason += f": {where}"
+    hint = HINTS[first.kind].replace("MODULE", module)
+    if first.source == "the kernel command line":
+        hint = "remove it from modprobe.blacklist= in the boot loader's configuration"
     make = failed if bad else skipped
     return make(Check.MODULE_INSERT, module, CAUSES[first.kind], source=first.source,
-                reason=reason, hint=HINTS[first.kind].replace("MODULE", module))
+                reason=reason, hint=hint)
 
 
 # -- the two units -------------------------------------------------------------------------------
@@ -139,6 +142,11 @@ def _exec(ctx: Context, b: Body, program: str) -> CheckResult | None:
     cmds = b.exec_start
     shown = root.show
     at = next((i for i, c in enumerate(cmds) if c.path.rpartition("/")[2] == program), None)
+    if not cmds:  # ExecStop= alone keeps the unit loaded
+        return failed(Check.UNIT_WORK, b.unit, Cause.EXEC_REPLACED, source=b.reset or None,
+                      expected=program, reason="it has no ExecStart= left"
+                      + (f" ({shown(b.reset)} resets it)" if b.reset else ""),
+                      hint="delete the drop-in that resets ExecStart=")
     if at is None:
         c = cmds[-1]
         return failed(Check.UNIT_WORK, b.unit, Cause.EXEC_REPLACED, source=c.source,

@@ -269,3 +269,10 @@ def test_a_softdep_chain_of_any_length_is_bounded(image: Path) -> None:
     full = Kmod(ModprobeD.load(root, cmdline=False), KernelData(root, kernel))
     v = kmod_verdict(root, full, "nf_conntrack")
     assert (v.effect, v.kind) == ("unknown", "deep") and "deeper than 64" in v.why
+
+
+def test_exec_stop_alone_keeps_the_unit_but_not_the_work(image: Path) -> None:
+    write(image, f"{ETC}/{SC}.d/50-x.conf", "[Service]\nExecStart=\nExecStop=/bin/true\n")
+    [_, r] = verified(Root(image), "unit-work")
+    assert (r.subject, r.cause) == (SC, Cause.EXEC_REPLACED)
+    assert "no ExecStart= left" in r.reason and "50-x.conf:2 resets it" in r.reason
