@@ -24,13 +24,13 @@ libkmod-config.c (kmod 28 to 34) and as measured there:
 
 from __future__ import annotations
 
-import fnmatch
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 
 from .errors import NftuneError
+from .glob import match
 from .kernel import Kernel, modname
-from .modprobe import CMDLINE, Command, ModprobeD, parse_all, underscores
+from .modprobe import CMDLINE, Command, ModprobeD, Options, parse_all, underscores
 from .record import Record
 from .root import Root
 
@@ -90,7 +90,7 @@ def command_effect(cmd: str, module: str) -> str:
     if prog == "modprobe":
         opts = [w for w in words[1:] if w.startswith("-")]
         names = [underscores(w) for w in words[1:] if not w.startswith("-")]
-        quiet = {"-q", "--quiet", "-v", "--verbose", "-b", "--use-blacklist"}
+        quiet = {"-q", "--quiet", "-v", "--verbose"}  # -b would skip a blacklisted one
         if ({"-i", "--ignore-install"} & set(opts) and names == [module]
                 and set(opts) <= quiet | {"-i", "--ignore-install"}):
             return "loads"
@@ -182,7 +182,7 @@ class KernelData:
                     self._wild.append((head, a, i, modname(w[2])))
         hits = list(self._exact.get(name, []))
         hits += [(i, m) for head, a, i, m in self._wild
-                 if name.startswith(head) and fnmatch.fnmatchcase(name, a)]
+                 if name.startswith(head) and match(name, a)]
         return [m for _, m in sorted(hits)]
 
 
@@ -210,9 +210,23 @@ class Kmod:
             cmds[at:at] = soft
         self.commands = cmds
         self.options = view.options
+        self._kinds: dict[str, list[Command]] = {}
+        self._looked: dict[str, tuple[list[tuple[str, str]], str]] = {}
+        self._opts: dict[str, list[tuple[int, Options]]] = {}
+        for i, o in enumerate(self.options):
+            self._opts.setdefault(o.module, []).append((i, o))
 
-    def _of(self, kind: str) -> Iterator[Command]:
-        return (c for c in self.commands if c.kind == kind)
+    def _of(self, kind: str) -> list[Command]:
+        if kind not in self._kinds:
+            self._kinds[kind] = [c for c in self.commands if c.kind == kind]
+        return self._kinds[kind]
+
+    def _matches(self, name: str, c: Command) -> bool:
+        """kmod's fnmatch(); a pattern nftune does not read ends the plan: cannot tell."""
+        hit = match(name, c.module)
+        if hit is None:
+            raise NftuneError(f"{c.source}: a pattern nftune does not read ({c.module})")
+        return hit
 
     def lookup(self, name: str) -> tuple[list[tuple[str, str]], str]:
         """kmod_module_new_from_lookup(): the modules a name stands for, each with the name
@@ -220,7 +234,13 @@ class Kmod:
         one module object per pair, and marks each visited on its own), and the alias
         line's source when modprobe.d's aliases decided."""
         norm = underscores(name) or name
-        hits = [c for c in self._of("alias") if fnmatch.fnmatchcase(norm, c.module)]
+        if norm in self._looked:
+            return self._looked[norm]
+        self._looked[norm] = found = self._lookup(norm)
+        return found
+
+    def _lookup(self, norm: str) -> tuple[list[tuple[str, str]], str]:
+        hits = [c for c in self._of("alias") if self._matches(norm, c)]
         if hits:
             # kmod_module_new_from_alias() keeps the line's pattern as the alias; a repeated
             # line counts twice.
@@ -242,12 +262,10 @@ class Kmod:
         return next((c for c in self._of("blacklist") if c.module == module), None)
 
     def install(self, module: str) -> Command | None:
-        return next((c for c in self._of("install")
-                     if fnmatch.fnmatchcase(module, c.module)), None)
+        return next((c for c in self._of("install") if self._matches(module, c)), None)
 
     def _softdeps(self, module: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-        line = next((c for c in self._of("softdep") if fnmatch.fnmatchcase(module, c.module)),
-                    None)
+        line = next((c for c in self._of("softdep") if self._matches(module, c)), None)
         if line is None:
             return [], []
         pre, post = softdep_lists(line.value)
@@ -257,8 +275,8 @@ class Kmod:
     def _options(self, module: str, under: str) -> str:
         """kmod_module_get_options(): every entry for the module's name, or for the alias
         it was found under, in order."""
-        return " ".join(o.params for o in self.options
-                        if o.module == module or (under and o.module == under))
+        mine = self._opts.get(module, []) + (self._opts.get(under, []) if under else [])
+        return " ".join(o.params for _, o in sorted(mine, key=lambda x: x[0]))
 
     def probe(self, module: str, alias: str = "") -> list[Step]:
         """kmod_module_get_probe_list() for a module kmod inserts, as steps."""
@@ -332,19 +350,22 @@ class Verdict(Record):
     why: str = ""
     source: str | None = None  # the line that decides
     kind: str = ""  # blacklisted, aliased, install-command, (module|dependency)-missing,
-    # opaque (a command nftune cannot read through), deep (softdeps past the bound)
+    # opaque (a command nftune cannot read through), unread (softdeps past the bound, a
+    # pattern nftune does not read)
 
 
-def verdict(root: Root, km: Kmod, module: str) -> Verdict:
+def verdict(root: Root, km: Kmod, module: str,
+            refused: frozenset[str] = frozenset()) -> Verdict:
     """The plan for `module` read for its outcome: each required step in order, as the
-    probe runs it, the first that fails ending it."""
+    probe runs it, the first that fails ending it. `refused`: module_blacklist= of the
+    running kernel, which refuses those modules whoever asks."""
     k = km.kernel.version
     if module in km.kernel.builtin and module not in km.data.dep:
         return Verdict(module, k, "inserted", "built in")
     try:
         plan = km.plan(module)
     except NftuneError as e:
-        return Verdict(module, k, "unknown", e.message, None, "deep")
+        return Verdict(module, k, "unknown", e.message, None, "unread")
     if not plan.modules:
         return Verdict(module, k, "blocked", f"kmod finds no module of this name in kernel {k}",
                        None, "module-missing")
@@ -364,8 +385,18 @@ def verdict(root: Root, km: Kmod, module: str) -> Verdict:
         if not s.required:
             continue
         role = "the module" if s.module == module else f"its dependency {s.module}"
+        if s.module in refused and s.module != module:
+            return Verdict(module, k, "blocked",
+                           f"module_blacklist= on the kernel command line names {role}: the "
+                           f"kernel refuses it, so {module} cannot be inserted",
+                           "the kernel command line", "blacklisted")
         if s.action == "install":
             effect = command_effect(s.what, s.module)
+            program = s.what.split()[0] if s.what.split() else ""
+            if program.startswith("/") and not root.is_file(program):
+                effect = "missing"  # the shell cannot run it
+            if effect == "loads" and km.lookup(s.module)[0] != [(s.module, "")]:
+                effect = "unknown"  # the inner modprobe looks the name up again
             if effect == "loads":
                 continue
             if effect == "unknown":
@@ -374,14 +405,16 @@ def verdict(root: Root, km: Kmod, module: str) -> Verdict:
                     f"instead of inserting it, and nftune cannot tell what it does",
                     s.source, "opaque")
                 continue
-            what = "does nothing" if effect == "nothing" else "fails"
+            what = {"nothing": "does nothing", "fails": "fails",
+                    "missing": f"fails: {program} is not in the tree"}[effect]
             return Verdict(module, k, "blocked",
                            f"kmod runs the install command for {role} instead of "
                            f"inserting it, and it {what}" + (
                                "" if s.module == module else
                                f", so {module} cannot be inserted"),
                            s.source, "install-command")
-        if s.action == "insmod" and (not s.what or not root.exists(s.what)):
+        if s.action == "insmod" and (not s.what or "\0" in s.what
+                                     or not root.is_file(s.what)):
             return Verdict(module, k, "blocked",
                            f"{role} is not in kernel {k}'s modules"
                            + (f" ({root.show(s.what)} is missing)" if s.what else ""),

@@ -251,11 +251,17 @@ def kmod_version(root: Root) -> int | None:
     """kmod's major version from the tree's dpkg database; None when unknown (then the
     current rules apply: every directory, .conf files only)."""
     try:
-        status = root.read_bytes("/var/lib/dpkg/status")
+        status = root.read_bytes("/var/lib/dpkg/status") or b""
     except NftuneError:
         return None
-    m = re.search(rb"^Package: kmod\n(?:[^\n]+\n)*?Version: (?:[0-9]+:)?([0-9]+)", status or b"",
-                  re.M)
+    # The stanza's own lines only: one search from its start, never a scan per match.
+    if status.startswith(b"Package: kmod\n"):
+        at = 0
+    elif (at := status.find(b"\nPackage: kmod\n") + 1) == 0:
+        return None
+    end = status.find(b"\n\n", at)
+    stanza = status[at:end if end >= 0 else len(status)]
+    m = re.search(rb"^Version: (?:[0-9]+:)?([0-9]+)", stanza, re.M)
     return int(m.group(1)) if m else None
 
 

@@ -3,11 +3,11 @@ is loaded after systemd-sysctl.service ran (sysctl.d(5) suggests exactly this)."
 
 from __future__ import annotations
 
-import fnmatch
 import re
+from collections.abc import Iterable, Iterator
 
-from .conffiles import read_lines
 from .config import Config
+from .glob import match
 from .kernel import ModuleChoice
 from .record import Record
 
@@ -71,8 +71,9 @@ def rules(config: Config, choices: list[ModuleChoice]) -> list[Rule]:
 # matches the event and assigns RUN: "RUN:=" before it makes the list final, "RUN=" or
 # "RUN:=" after it empties the list.
 
-_TOKEN = re.compile(r'\s*,?\s*([A-Za-z_]+)(\{[^}]*\})?\s*(==|!=|\+=|-=|:=|=)\s*"((?:[^"\\]|\\.)*)"')
-_HAS_RUN = re.compile(r'RUN(\{[^}]*\})?\s*:?=[^=]')
+_TOKEN = re.compile(r'[ \t]*(?:,[ \t]*)*([A-Za-z_]+)(\{[^}\n]*\})?[ \t]*(==|!=|\+=|-=|:=|=)[ \t]*'
+                    r'[a-z]?"((?:[^"\\\n]|\\.)*)"')
+_HAS_RUN = re.compile(r'RUN(\{[^}\n]*\})?[ \t]*:?=[^=]')
 
 
 class Token(Record):
@@ -86,7 +87,8 @@ def tokens(line: str) -> list[Token] | None:
     """A rule line's tokens; None when udev would not parse it."""
     out = []
     at = 0
-    while at < len(line.rstrip()):
+    end = len(line.rstrip(" \t,"))
+    while at < end:
         m = _TOKEN.match(line, at)
         if m is None:
             return None
@@ -95,8 +97,10 @@ def tokens(line: str) -> list[Token] | None:
     return out
 
 
-def _match(pattern: str, value: str) -> bool:
-    return any(fnmatch.fnmatchcase(value, p) for p in pattern.split("|"))
+def _match(pattern: str, value: str) -> bool | None:
+    """udev's pattern: alternatives with "|", each fnmatch(3); None: not read."""
+    hits = [match(value, p) for p in pattern.split("|")]
+    return True if any(hits) else None if None in hits else False
 
 
 def matches(toks: list[Token], module: str) -> bool | None:
@@ -113,9 +117,29 @@ def matches(toks: list[Token], module: str) -> bool | None:
             verdict = None
             continue
         hit = _match(t.value, event[t.key])
-        if hit != (t.op == "=="):
+        if hit is None:
+            verdict = None
+        elif hit != (t.op == "=="):
             return False
     return verdict
+
+
+def _joined(text: str) -> Iterator[tuple[int, str]]:
+    """Rule lines as udev reads them: a trailing backslash continues the line; comments
+    and empty lines skipped. The number is the line's first."""
+    start, buf = 0, ""
+    for n, raw in enumerate(text.split("\n"), 1):
+        line = raw.strip()
+        if not buf and (not line or line.startswith("#")):
+            continue
+        start = start or n
+        if line.endswith("\\"):
+            buf += line[:-1] + " "
+            continue
+        yield start, buf + line
+        start, buf = 0, ""
+    if buf:
+        yield start, buf
 
 
 class Blocker(Record):
@@ -124,7 +148,7 @@ class Blocker(Record):
     why: str
 
 
-def run_blocker(files: list[tuple[str, str]], own: str, module: str,
+def run_blocker(files: Iterable[tuple[str, str]], own: str, module: str,
                 own_line: int) -> Blocker | None:
     """The first line that keeps nftune's RUN+= (own:own_line) from running for
     `module`: `files` are (in-tree path, text) in udev's order."""
@@ -138,11 +162,17 @@ def run_blocker(files: list[tuple[str, str]], own: str, module: str,
             continue
         if not _HAS_RUN.search(text):
             continue
-        for n, line in read_lines(text):
+        for n, line in _joined(text):
             if not _HAS_RUN.search(line):
                 continue
             toks = tokens(line)
-            if toks is None:
+            if toks is None:  # a line udev may read otherwise: it may be one
+                if final is None or passed_own:
+                    b = Blocker(f"{path}:{n}", False, "a line assigning RUN that nftune "
+                                                      "cannot parse")
+                    if passed_own:
+                        return b
+                    final = b
                 continue
             runs = [t for t in toks if t.key == "RUN" and t.op in ("=", ":=")]
             if not runs:

@@ -17,10 +17,8 @@ in the booted container). The rules:
 
 from __future__ import annotations
 
-import os
 import re
 import stat
-from contextlib import suppress
 
 from . import ini
 from .errors import NftuneError
@@ -35,6 +33,7 @@ CURRENT = 257  # the rules of this systemd where the tree does not say
 _BACKUP = (".rpmnew", ".rpmsave", ".rpmorig", ".dpkg-old", ".dpkg-new", ".dpkg-tmp",
            ".dpkg-dist", ".dpkg-bak", ".dpkg-backup", ".dpkg-remove", ".ucf-new", ".ucf-old",
            ".ucf-dist", ".swp", ".bak", ".old", ".new", "~")
+_IGNORED = ("lost+found", "aquota.user", "aquota.group")
 _CAPS = ("CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID",
          "SETUID", "SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST",
          "NET_ADMIN", "NET_RAW", "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO",
@@ -44,6 +43,12 @@ _CAPS = ("CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL",
          "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF", "CHECKPOINT_RESTORE")
 
 EVERY_CAPABILITY = frozenset(f"CAP_{n}" for n in _CAPS)
+# [Service] settings that can take from the program what its work needs: kernel modules,
+# /proc/sys, root, capabilities, system calls, the file system it sees.
+SANDBOX = ("ProtectKernelModules", "ProtectKernelTunables", "CapabilityBoundingSet",
+           "SystemCallFilter", "User", "DynamicUser", "PrivateUsers", "ReadOnlyPaths",
+           "InaccessiblePaths", "RootDirectory", "RootImage", "TemporaryFileSystem",
+           "BindPaths", "BindReadOnlyPaths", "ProcSubset", "ProtectProc")
 
 
 class Command(Record):
@@ -75,63 +80,48 @@ class Body(Record):
     conditions: tuple[Condition, ...]
     asserts: tuple[Condition, ...]
     reset: str = ""  # the last line that reset ExecStart=
+    before: tuple[Command, ...] = ()  # ExecCondition=, then ExecStartPre=
+    sandbox: tuple[tuple[str, str, str], ...] = ()  # (key, value, file:line) in effect
+    unparsed: str = ""  # a line nftune does not read (quoting, escapes)
 
 
-def _split(value: str) -> list[str]:
-    """extract_first_word() with quotes and backslashes, enough for command lines."""
-    out: list[str] = []
-    word: list[str] | None = None
-    quote = ""
+def _prefixes(word: str) -> tuple[str, str]:
+    """config_parse_exec()'s prefix loop: each of "-", "@", ":", "+" once, "!" or "!!"
+    once; what follows is the path."""
+    seen = ""
     i = 0
-    while i < len(value):
-        c = value[i]
-        i += 1
-        if quote:
-            if c == quote:
-                quote = ""
-            elif c == "\\" and i < len(value):
-                word = (word or []) + [value[i]]
-                i += 1
-            else:
-                word = (word or []) + [c]
-        elif c in " \t\n":
-            if word is not None:
-                out.append("".join(word))
-            word = None
-        elif c in "\"'":
-            quote = c
-            word = word or []
-        elif c == "\\" and i < len(value):
-            word = (word or []) + [value[i]]
+    while i < len(word):
+        c = word[i]
+        if c == "!" and "!" not in seen:
+            i += 2 if word[i:i + 2] == "!!" else 1
+        elif c in "-@:+" and c not in seen:
             i += 1
         else:
-            word = (word or []) + [c]
-    if word is not None:
-        out.append("".join(word))
-    return out
+            break
+        seen += c
+    return seen, word[i:]
 
 
-def _commands(value: str, source: str) -> list[Command]:
-    out = []
-    words = _split(value)
-    while words:
-        if ";" in words:
-            at = words.index(";")
-            part, words = words[:at], words[at + 1:]
-        else:
-            part, words = words, []
-        if not part:
+def _commands(value: str, source: str) -> list[Command] | None:
+    """The commands of one ExecStart= line; a line systemd ignores (an empty path, a
+    relative path with a "/") gives none. None: quoting or escapes, which nftune does not
+    read (the unit is then not evaluated)."""
+    if set(value) & set("\"'"):
+        return None
+    out: list[Command] = []
+    part: list[str] = []
+    for w in [*value.split(), ";"]:
+        if w != ";":
+            part.append(w)
             continue
-        head = part[0]
-        flags = head[:len(head) - len(head.lstrip(PREFIXES))]
-        first = head[len(flags):]
-        rest = part[1:]
-        if not first:
-            if not rest:
-                continue
-            first, rest = rest[0], rest[1:]
-        argv = (tuple(rest) if rest else (first,)) if "@" in flags else (first, *rest)
-        out.append(Command(first, argv, "-" in flags, source))
+        if part:
+            flags, path = _prefixes(part[0])
+            if not path or ("/" in path and not path.startswith("/")):
+                return out  # systemd: "ignoring" the rest of the line
+            rest = part[1:]
+            argv = (tuple(rest) if rest else (path,)) if "@" in flags else (path, *rest)
+            out.append(Command(path, argv, "-" in flags, source))
+        part = []
     return out
 
 
@@ -140,7 +130,9 @@ def body(root: Root, unit: UnitFile) -> Body:
     execs: list[Command] = []
     conds: list[Condition] = []
     asserts: list[Condition] = []
-    reset = ""
+    reset = unparsed = ""
+    pre: dict[str, list[Command]] = {"ExecCondition": [], "ExecStartPre": []}
+    sandbox: dict[str, tuple[str, str]] = {}
     for path in (unit.fragment, *unit.dropins):
         if path is None:
             continue
@@ -150,23 +142,34 @@ def body(root: Root, unit: UnitFile) -> Body:
             continue
         for e in ini.parse(text, path, strict=False):
             src = str(e.origin)
-            if e.section == "Service" and e.key == "ExecStart":
+            if e.section == "Service" and e.key in ("ExecStart", "ExecCondition",
+                                                    "ExecStartPre"):
+                cmds = execs if e.key == "ExecStart" else pre[e.key]
                 if not e.value.strip():
-                    execs, reset = [], src
+                    cmds.clear()
+                    reset = src if e.key == "ExecStart" else reset
+                elif (got := _commands(e.value, src)) is None:
+                    unparsed = unparsed or src
                 else:
-                    execs += _commands(e.value, src)
+                    cmds += got
+            elif e.section == "Service" and e.key in SANDBOX:
+                sandbox.pop(e.key, None)
+                if e.value.strip():
+                    sandbox[e.key] = (e.value.strip(), src)
             elif e.section == "Unit" and e.key.startswith(("Condition", "Assert")):
-                into = conds if e.key.startswith("Condition") else asserts
+                found = conds if e.key.startswith("Condition") else asserts
                 value = e.value.strip()
                 if not value:
-                    into.clear()
+                    found.clear()
                     continue
                 trigger = value.startswith("|")
                 value = value[1:].lstrip() if trigger else value
                 negate = value.startswith("!")
                 value = value[1:].lstrip() if negate else value
-                into.append(Condition(e.key, trigger, negate, value, src))
-    return Body(unit.name, tuple(execs), tuple(conds), tuple(asserts), reset)
+                found.append(Condition(e.key, trigger, negate, value, src))
+    return Body(unit.name, tuple(execs), tuple(conds), tuple(asserts), reset,
+                (*pre["ExecCondition"], *pre["ExecStartPre"]),
+                tuple((k, v, src) for k, (v, src) in sandbox.items()), unparsed)
 
 
 # -- conditions --------------------------------------------------------------------------------
@@ -178,24 +181,16 @@ class Facts(Record):
     cmdline: str | None = None
     capabilities: frozenset[str] | None = None  # PID 1's bounding set, "CAP_…" names
     container: bool | None = None
-    # Whether paths under /proc/sys are writable, longest prefix first wins; None: ask the
-    # running system (fstatvfs), or not known.
+    # The mounts /proc/sys is under, and whether each is read-write, as PID 1 sees them
+    # (nftune's own service has /proc/sys read-only: its view is not systemd's); None: not
+    # known.
     proc_sys: tuple[tuple[str, bool], ...] | None = None
 
-    def writable(self, root: Root, path: str) -> bool | None:
-        if self.proc_sys is not None:
-            hits = [(p, rw) for p, rw in self.proc_sys
-                    if path.rstrip("/") == p or path.startswith(p + "/")]
-            return max(hits)[1] if hits else None
-        if not root.live:
-            return None
-        with suppress(OSError):
-            fd = root.open(path, os.O_PATH)
-            try:
-                return not os.fstatvfs(fd).f_flag & os.ST_RDONLY
-            finally:
-                os.close(fd)
-        return None
+    def writable(self, path: str) -> bool | None:
+        """Whether `path` is on a read-write mount, by the longest mount point above it."""
+        hits = [(p, rw) for p, rw in self.proc_sys or ()
+                if p == "/" or path.rstrip("/") == p or path.startswith(p + "/")]
+        return max(hits, key=lambda h: len(h[0]))[1] if hits else None
 
     @classmethod
     def of(cls, root: Root) -> Facts:
@@ -212,12 +207,31 @@ class Facts(Record):
             status = root.read_text("/proc/1/status") or ""
         except NftuneError:  # then these stay unknown
             return cls(container=container)
+        try:
+            mounts = mounts_of(root.read_text("/proc/1/mountinfo") or "")
+        except NftuneError:
+            mounts = None
         m = re.search(r"^CapBnd:\s*([0-9a-f]+)$", status, re.M)
         caps = None
         if m:
             bits = int(m.group(1), 16)
             caps = frozenset(f"CAP_{n}" for i, n in enumerate(_CAPS) if bits >> i & 1)
-        return cls(cmdline.strip(), caps, container)
+        return cls(cmdline.strip(), caps, container, mounts)
+
+
+def mounts_of(text: str) -> tuple[tuple[str, bool], ...] | None:
+    """PID 1's mounts at or above /proc/sys and below it, from /proc/1/mountinfo; a later
+    mount on one point hides an earlier one."""
+    found: dict[str, bool] = {}
+    for line in text.splitlines():
+        f = line.split(" ")
+        if len(f) < 6:
+            continue
+        point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), f[4])
+        if point in ("/", "/proc") or point == "/proc/sys" or point.startswith("/proc/sys/"):
+            found.pop(point, None)
+            found[point] = "ro" not in f[5].split(",")
+    return tuple(found.items()) or None
 
 
 def _dir_not_empty(root: Root, path: str, version: int) -> bool:
@@ -229,7 +243,8 @@ def _dir_not_empty(root: Root, path: str, version: int) -> bool:
         names = root.listdir(path)
     except OSError:
         return version < 250
-    return any(not n.startswith(".") and not n.endswith(_BACKUP) for n in names)
+    return any(not n.startswith(".") and not n.endswith(_BACKUP) and n not in _IGNORED
+               for n in names)
 
 
 def _cmdline(line: str, param: str) -> bool:
@@ -246,12 +261,13 @@ def evaluate(root: Root, c: Condition, facts: Facts, version: int = CURRENT) -> 
     value: bool | None = None
     if kind.startswith("Path") or kind in ("DirectoryNotEmpty", "FileNotEmpty",
                                            "FileIsExecutable"):
-        if not p.startswith("/"):
+        if not p.startswith("/") or "%" in p:  # specifiers are not expanded here
             return None
-        if p.startswith(("/run/", "/proc/", "/sys/", "/dev/", "/tmp/")) or p in (
+        real = root.chase(p)  # /var/run/x is /run/x
+        if real.startswith(("/run/", "/proc/", "/sys/", "/dev/", "/tmp/")) or real in (
                 "/run", "/proc", "/sys", "/dev", "/tmp"):
             if kind == "PathIsReadWrite" and p.rstrip("/").startswith("/proc/sys"):
-                value = facts.writable(root, p)
+                value = facts.writable(p)
             elif root.live and kind != "PathIsReadWrite":
                 value = _path_test(root, kind, p, version)
             if value is None:
@@ -261,7 +277,7 @@ def evaluate(root: Root, c: Condition, facts: Facts, version: int = CURRENT) -> 
             if value is None:
                 return None
     elif kind == "KernelCommandLine":
-        if facts.cmdline is None:
+        if facts.cmdline is None or '"' in facts.cmdline:  # quoted words: not read
             return None
         value = _cmdline(facts.cmdline, p)
     elif kind == "Capability":
@@ -276,6 +292,13 @@ def evaluate(root: Root, c: Condition, facts: Facts, version: int = CURRENT) -> 
 
 
 def _path_test(root: Root, kind: str, p: str, version: int) -> bool | None:
+    try:
+        return _test(root, kind, p, version)
+    except OSError:  # EPERM, EACCES: what systemd would see is not known
+        return None
+
+
+def _test(root: Root, kind: str, p: str, version: int) -> bool | None:
     if kind == "PathExists":
         return root.exists(p)
     if kind == "PathIsDirectory":

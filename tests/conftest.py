@@ -160,6 +160,7 @@ def add_kernel(tree: Path, version: str, modules: tuple[str, ...] = ("nf_conntra
         (d / path).parent.mkdir(parents=True, exist_ok=True)
         (d / path).write_bytes(b"")
     (d / "modules.builtin").write_text("".join(f"kernel/net/{m}.ko\n" for m in builtin))
+    (d / "modules.dep.bin").write_bytes(b"")  # kmod's index; its content is never read
 
 
 LIB = "/usr/lib/systemd/system"
@@ -215,6 +216,9 @@ def fake_live(tree: Path, *, loaded: tuple[str, ...] = ("nf_conntrack",),
     """A tmp tree that looks like a running system: /sys/module and /proc/sys."""
     write(tree, "/proc/sys/kernel/osrelease", release + "\n")
     write(tree, "/proc/1/status", "Name:\tsystemd\nCapBnd:\t000001ffffffffff\n")
+    write(tree, "/proc/1/mountinfo",
+          "22 1 254:1 / / rw,relatime shared:1 - ext4 /dev/vda1 rw\n"
+          "23 22 0:21 / /proc rw,nosuid,nodev,noexec,relatime shared:12 - proc proc rw\n")
     if not (tree / "proc/cmdline").exists():
         write(tree, "/proc/cmdline", "BOOT_IMAGE=/boot/vmlinuz root=/dev/vda1 ro quiet\n")
     for m in loaded:

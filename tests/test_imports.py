@@ -51,7 +51,8 @@ OWN_TREE = OWN_CORE | {f"nftune.{m}" for m in (
     "rps.decide", "rps.sysfs", "sysctl", "text")}
 OWN_VERIFY = OWN_TREE | {f"nftune.{m}" for m in (
     "checks", "checks.files", "checks.ordering", "checks.owned", "checks.rps",
-    "checks.runtime", "checks.work", "implicit", "kernel", "kmod", "modprobe", "ordering",
+    "checks.runtime", "checks.work", "glob", "implicit", "kernel", "kmod", "modprobe",
+    "ordering",
     "rps.view", "specs", "udev", "unitgraph", "unitnames", "units", "unitwork", "verify")}
 # Only a live verify talks to systemd, reads the journal, and looks for kube-proxy.
 OWN_LIVE = OWN_VERIFY | {f"nftune.{m}" for m in (
@@ -77,7 +78,8 @@ BUDGETS: dict[str, tuple[set[str], set[str]]] = {
                       "linecache", "importlib", "urllib", "ipaddress", "typing", "shutil",
                       "bz2", "lzma", "zlib"},
               OWN_TREE | {"nftune.apply", "nftune.kernel", "nftune.lock", "nftune.render",
-                          "nftune.rps.write", "nftune.run", "nftune.treewrite", "nftune.udev"}),
+                          "nftune.rps.write", "nftune.run", "nftune.treewrite", "nftune.udev",
+                          "nftune.glob"}),
 }
 NEVER_WITHOUT_RENDERING = {"jinja2", "markupsafe", "lxml", "psutil"}
 

@@ -392,3 +392,38 @@ def test_an_echoed_line_or_value_is_cut(tree: Path, line: str,
     write(tree, CONF, line + "\n")
     rc, _, err = run(capsys, "config", "--root", str(tree))
     assert rc == 2 and len(err.splitlines()[0]) < len(str(tree)) + 300
+
+
+@pytest.mark.parametrize(("name", "pattern", "want"), [
+    ("nf_conntrack", "nf_conn*", True), ("nf_conntrack", "nf_conntrac[^x]", True),
+    ("nf_conntrack", "nf_conntrac[!k]", False), ("nf_conntrack", "nf_conntrac\\k", True),
+    ("nf_conntrack", "nf_conntrac?", True), ("a]", "a[]]", True), ("a[", "a[", None),
+    ("nf_conntrack", "nf_conntrac[[:alpha:]]", None), ("a*", "a\\*", True),
+    ("ab", "a\\*", False),
+])
+def test_patterns_match_as_glibc_fnmatch(name: str, pattern: str, want: bool | None) -> None:
+    from nftune.glob import match
+
+    assert match(name, pattern) is want
+
+
+def test_patterns_agree_with_the_c_library_on_random_input() -> None:
+    """glob.match against glibc's own fnmatch(3), flags 0, as kmod and udev call it."""
+    import ctypes
+    import random
+
+    from nftune.glob import match
+
+    libc = ctypes.CDLL("libc.so.6")
+    rng = random.Random(26)
+    compared = 0
+    for _ in range(20000):
+        pattern = "".join(rng.choice("ab*?[]!^\\-") for _ in range(rng.randint(0, 8)))
+        name = "".join(rng.choice("ab]-^\\!*?[") for _ in range(rng.randint(0, 6)))
+        mine = match(name, pattern)
+        if mine is None:
+            continue
+        compared += 1
+        theirs = libc.fnmatch(pattern.encode(), name.encode(), 0) == 0
+        assert mine == theirs, (pattern, name)
+    assert compared > 10000

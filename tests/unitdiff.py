@@ -35,7 +35,7 @@ from nftune.ordering import FileGraph, LoadedGraph, prove
 from nftune.root import Root
 from nftune.unitgraph import start_jobs
 from nftune.units import UnitTree
-from nftune.unitwork import EVERY_CAPABILITY, Facts, body, holds
+from nftune.unitwork import EVERY_CAPABILITY, Facts, body, holds, mounts_of
 
 WORK = Path(os.environ.get("NFTUNE_WORK", "/var/tmp/nftune-unitdiff"))
 SETTLE = 20.0  # seconds a boot may take to settle; a stalled one is probed as it is
@@ -347,10 +347,11 @@ def probe_work(leader: int) -> Work:
     caps = frozenset(c for i, c in enumerate(sorted(EVERY_CAPABILITY, key=_cap_number))
                      if bits >> i & 1)
     cmdline = Path(f"/proc/{leader}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    # In a container systemd reads its own PID 1's command line; nspawn makes /proc/sys
-    # read-only, but for /proc/sys/net with a private network.
-    return Work(show, Facts(cmdline.strip(), caps, True,
-                            (("/proc/sys", False), ("/proc/sys/net", True))))
+    # In a container systemd reads its own PID 1's command line; its mounts are read as
+    # nftune reads them on a live node (nspawn makes /proc/sys read-only, /proc/sys/net
+    # writable with a private network).
+    mounts = Path(f"/proc/{leader}/mountinfo").read_text()
+    return Work(show, Facts(cmdline.strip(), caps, True, mounts_of(mounts)))
 
 
 def _cap_number(name: str) -> int:
@@ -384,7 +385,12 @@ def boot_and_probe(merged: Path, upper: Path, name: str) -> Booted:
             # systemd 252 in a container exits when it cannot start default.target at all
             # (its transaction is cyclic): no graph to read, counted as such.
             return Booted(None, "died")
-        return Booted(dump(leader), state, probe_work(leader))
+        graph = dump(leader)
+        try:
+            work = probe_work(leader)
+        except OSError:  # the container went away after its graph was read
+            work = None
+        return Booted(graph, state, work)
     finally:
         _stop(proc)
 

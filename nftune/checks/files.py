@@ -5,6 +5,7 @@ place, and every file systemd reads can be read."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 from .. import udev
 from ..artifacts import Kind, Layer, is_ours, name_of, path_of
@@ -151,20 +152,24 @@ def _rule_present(text: str, module: str, prefixes: tuple[str, ...]) -> int:
     return 0
 
 
-def _rules_files(root: Root, dirs: list[str]) -> tuple[list[tuple[str, str]], str | None]:
-    """Every rules file udev reads, in its order, with its text; or the first that cannot
-    be read and why."""
+def _rules_files(root: Root, dirs: list[str]) -> tuple[list[str], str | None]:
+    """Every rules file udev reads, in its order; or the first that is not a regular file,
+    and why."""
     out = []
     for f in list_conf_files(root, dirs, ".rules"):
         if f.problem:
             return [], f"{root.show(f.path)}: {f.problem}"
-        if not f.readable:
-            continue
-        try:
-            out.append((f.path, root.read_text(f.path) or ""))
-        except NftuneError as e:
-            return [], f"{root.show(f.path)}: {e.message}"
+        if f.readable:
+            out.append(f.path)
     return out, None
+
+
+def _texts(root: Root, paths: list[str]) -> Iterator[tuple[str, str]]:
+    """Each file's text in turn (one in memory at a time); a file udev ignores as a whole
+    (a line of 16 KiB or more) has none. NftuneError: one cannot be read."""
+    for path in paths:
+        text = root.read_text(path) or ""
+        yield path, "" if udev.long_line(text) else text
 
 
 def safety_net(ctx: Context) -> list[CheckResult]:
@@ -185,7 +190,7 @@ def safety_net(ctx: Context) -> list[CheckResult]:
     if own and not cause and (long := udev.long_line(text)):
         own, cause = own._replace(problem=long), Cause.UNREADABLE
     out = []
-    files: list[tuple[str, str]] | None = None
+    files: list[str] | None = None
     problem: str | None = None
     for r in rules:
         want = " ".join(f"--prefix=/{p}" for p in r.prefixes)
@@ -200,7 +205,12 @@ def safety_net(ctx: Context) -> list[CheckResult]:
                 out.append(failed(Check.SAFETY_NET, r.module, Cause.UNREADABLE,
                                   expected=want, reason=f"udev reads {problem}"))
                 continue
-            b = udev.run_blocker(files, own.path, r.module, n)
+            try:
+                b = udev.run_blocker(_texts(root, files), own.path, r.module, n)
+            except NftuneError as e:
+                out.append(failed(Check.SAFETY_NET, r.module, Cause.UNREADABLE,
+                                  expected=want, reason=f"udev reads {e.path}: {e.message}"))
+                continue
             if b is None:
                 out.append(passed(Check.SAFETY_NET, r.module, actual=want,
                                   source=f"{own.path}:{n}"))

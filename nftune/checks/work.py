@@ -11,6 +11,7 @@ from ..modprobe import CMDLINE, ModprobeD
 from ..ordering import MODULES_LOAD, SYSCTL
 from ..result import Cause, Check, CheckResult, failed, passed, skipped
 from ..unitwork import EVERY_CAPABILITY, Body, Facts, body, holds, prefix_matches, prefix_of
+from .owned import own_file
 
 # An image is checked for the machine it boots on, not for a container.
 MACHINE = Facts(None, EVERY_CAPABILITY, False, (("/proc/sys", True),))
@@ -19,7 +20,7 @@ CAUSES = {"blacklisted": Cause.BLACKLISTED, "aliased": Cause.ALIASED,
           "install-command": Cause.INSTALL_COMMAND,
           "dependency-missing": Cause.DEPENDENCY_MISSING,
           "module-missing": Cause.MODULE_MISSING, "opaque": Cause.NOT_EVALUATED,
-          "deep": Cause.NOT_EVALUATED}
+          "unread": Cause.NOT_EVALUATED}
 HINTS = {
     "blacklisted": "delete the blacklist line (systemd-modules-load honours it; a late "
                    "'modprobe' does not, so the value is lost at boot)",
@@ -30,7 +31,7 @@ HINTS = {
     "module-missing": "see the module-exists check",
     "opaque": "make sure the command inserts the module, or replace it with "
               "'/sbin/modprobe --ignore-install MODULE $CMDLINE_OPTS'",
-    "deep": "shorten the chain of softdep lines",
+    "unread": "see the line named: nftune reads what kmod does, and cannot read this",
 }
 
 
@@ -64,6 +65,14 @@ def module_insert(ctx: Context) -> list[CheckResult]:
         return [failed(Check.MODULE_INSERT, c.name, Cause.UNREADABLE, source=path,
                        reason=f"kmod reads {root.show(path)}, and it cannot be read: {why}",
                        hint="make it a regular file, or remove it") for c in todo]
+    # kmod reads only the binary index depmod writes beside modules.dep.
+    unindexed = [k for k in kernels if not root.is_file(f"{k.path}/modules.dep.bin")]
+    if unindexed:
+        where = f"{unindexed[0].path}/modules.dep.bin"
+        return [failed(Check.MODULE_INSERT, c.name, Cause.MODULE_MISSING, source=where,
+                       reason=f"kmod reads {root.show(where)}, which is missing: it finds "
+                              "no module of kernel " + unindexed[0].version,
+                       hint=f"run 'depmod {unindexed[0].version}'") for c in todo]
     refused = _kernel_blacklist(ctx)
     planners = [Kmod(view, KernelData(root, k), every_step=False) for k in kernels]
     out = []
@@ -76,7 +85,7 @@ def module_insert(ctx: Context) -> list[CheckResult]:
                               hint="remove it from module_blacklist= in the boot "
                                    "loader's configuration"))
             continue
-        verdicts = [verdict(root, km, c.name) for km in planners]
+        verdicts = [verdict(root, km, c.name, frozenset(refused)) for km in planners]
         problems = [p for km in planners for p in km.data.problems]
         if problems:
             path, why = problems[0]
@@ -117,6 +126,7 @@ def _result(ctx: Context, module: str, verdicts: list[Verdict]) -> CheckResult:
 # -- the two units -------------------------------------------------------------------------------
 
 PROGRAMS = {MODULES_LOAD: "systemd-modules-load", SYSCTL: "systemd-sysctl"}
+PROGRAM_DIRS = ("/lib/systemd", "/usr/lib/systemd")
 NO_WORK = {"-h", "--help", "--version", "--cat-config", "--tldr"}
 FINE = {"--no-pager", "--strict"}
 
@@ -141,7 +151,17 @@ def _exec(ctx: Context, b: Body, program: str) -> CheckResult | None:
     root = ctx.root
     cmds = b.exec_start
     shown = root.show
+    if b.unparsed:
+        return skipped(Check.UNIT_WORK, b.unit, Cause.NOT_EVALUATED, source=b.unparsed,
+                       reason=f"{shown(b.unparsed)} quotes or escapes a command line, "
+                              "which nftune does not read")
     at = next((i for i, c in enumerate(cmds) if c.path.rpartition("/")[2] == program), None)
+    kind = ctx.unit_tree.load(b.unit).setting("Type") or "simple"
+    if len(cmds) > 1 and kind != "oneshot":
+        return failed(Check.UNIT_WORK, b.unit, Cause.EXEC_REPLACED, source=cmds[-1].source,
+                      reason=f"Type={kind} with {len(cmds)} ExecStart= commands (the last "
+                             f"at {shown(cmds[-1].source)}): systemd refuses to load the unit",
+                      hint="delete the added ExecStart=")
     if not cmds:  # ExecStop= alone keeps the unit loaded
         return failed(Check.UNIT_WORK, b.unit, Cause.EXEC_REPLACED, source=b.reset or None,
                       expected=program, reason="it has no ExecStart= left"
@@ -156,22 +176,42 @@ def _exec(ctx: Context, b: Body, program: str) -> CheckResult | None:
                              + (f"; {shown(b.reset)} resets it" if b.reset else "") + ")",
                       hint="delete the drop-in that replaces ExecStart=")
     cmd = cmds[at]
-    if not root.exists(cmd.path):
+    if not root.is_file(cmd.path):
         return failed(Check.UNIT_WORK, b.unit, Cause.EXEC_REPLACED, source=cmd.source,
                       reason=f"ExecStart= runs {cmd.path} ({shown(cmd.source)}), which is "
                              "not in the tree", hint="point it at the installed program")
-    for c in cmds[:at]:
+    if root.chase(cmd.path) not in {root.chase(f"{d}/{program}") for d in PROGRAM_DIRS}:
+        return skipped(Check.UNIT_WORK, b.unit, Cause.NOT_EVALUATED, source=cmd.source,
+                       reason=f"ExecStart= runs {cmd.path} ({shown(cmd.source)}), which is "
+                              f"not systemd's {program}")
+    for c in (*b.before, *cmds[:at]):
         name = c.path.rpartition("/")[2]
-        if c.ignore or name == "true":
+        if c.ignore:
             continue
-        if name == "false":
+        if (c.path.startswith("/") and not root.is_file(c.path)) or name == "false":
+            what = "does not exist" if name != "false" else "fails"
             return failed(Check.UNIT_WORK, b.unit, Cause.EXEC_REPLACED, source=c.source,
-                          reason=f"{c.path} runs first ({shown(c.source)}) and fails, so "
+                          reason=f"{c.path} runs first ({shown(c.source)}) and {what}, so "
                                  f"the unit stops before {program}",
-                          hint="delete that ExecStart= line")
+                          hint="delete that line, or prefix the command with '-'")
+        if name == "true":
+            continue
         return skipped(Check.UNIT_WORK, b.unit, Cause.NOT_EVALUATED, source=c.source,
                        reason=f"{c.path} runs first ({shown(c.source)}); nftune cannot "
                               f"tell whether it succeeds, and {program} runs only if it does")
+    for key, value, src in b.sandbox:
+        broken = (((key == "ProtectKernelModules" and program == "systemd-modules-load")
+                  or (key == "ProtectKernelTunables" and program == "systemd-sysctl")) and \
+            value.lower() in ("yes", "true", "1", "on")) or \
+            (key == "User" and value not in ("root", "0")) or \
+            (key == "DynamicUser" and value.lower() in ("yes", "true", "1", "on"))
+        if broken:
+            return failed(Check.UNIT_WORK, b.unit, Cause.EXEC_REPLACED, source=src,
+                          reason=f"{key}={value} ({shown(src)}) takes from {program} what "
+                                 "its work needs", hint=f"delete {key}=")
+        return skipped(Check.UNIT_WORK, b.unit, Cause.NOT_EVALUATED, source=src,
+                       reason=f"{key}={value} ({shown(src)}) sandboxes {program}; nftune "
+                              "cannot tell whether it still does its work")
     args = list(cmd.argv[1:])
     prefixes: list[str] = []
     files: list[str] = []
@@ -195,7 +235,12 @@ def _exec(ctx: Context, b: Body, program: str) -> CheckResult | None:
             files.append(a)
     own = name_of(Kind.MODULES_LOAD) if program == "systemd-modules-load" else \
         name_of(Kind.SYSCTL, ctx.config.sysctl_priority)
-    if files and own not in {f.rpartition("/")[2] for f in files}:
+    at_own, _ = own_file(root, root.conf_dirs(
+        "modules-load.d" if program == "systemd-modules-load" else "sysctl.d"), own)
+    # A name is searched for in the configuration directories; a path is opened as it is.
+    if files and not any(f == own or (at_own is not None and f.startswith("/")
+                                      and root.chase(f) == root.chase(at_own.path))
+                         for f in files):
         return failed(Check.UNIT_WORK, b.unit, Cause.EXEC_REPLACED, source=cmd.source,
                       reason=f"{program} is given files to read ({shown(cmd.source)}): it "
                              f"reads only {', '.join(files)}, not nftune's {own}",

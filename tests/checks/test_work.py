@@ -31,6 +31,9 @@ def image(tree: Path, capsys: pytest.CaptureFixture[str]) -> Path:
         "nf_conntrack.ko.xz: kernel/lib/libcrc32c.ko.xz",
         "nf_conntrack.ko.xz: kernel/net/netfilter/nf_defrag_ipv6.ko.xz kernel/lib/libcrc32c.ko.xz"))
     add_units(tree)
+    for program in ("/bin/true", "/bin/false", "/usr/bin/true", "/usr/bin/false",
+                    "/sbin/modprobe", "/usr/bin/logger"):
+        write(tree, program, "")
     assert run(capsys, "apply", "--root", str(tree))[0] == 0
     assert run(capsys, "verify", "--root", str(tree))[0] == 0
     return tree
@@ -78,10 +81,45 @@ def test_what_kmod_still_inserts(image: Path, capsys: pytest.CaptureFixture[str]
 
 def test_a_command_nftune_cannot_see_through_is_named_not_passed(
         image: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write(image, "/usr/local/sbin/audit-load", "")
     write(image, "/etc/modprobe.d/x.conf", "install nf_conntrack /usr/local/sbin/audit-load\n")
     [r] = verified(Root(image), "module-insert")
     assert (r.status, r.cause) == (Status.SKIPPED, Cause.NOT_EVALUATED)
     assert r.source == "/etc/modprobe.d/x.conf:1" and "cannot tell" in r.reason
+
+
+def test_an_install_command_whose_program_is_missing_fails(image: Path) -> None:
+    write(image, "/etc/modprobe.d/x.conf",
+          "install nf_conntrack /usr/sbin/modprobe --ignore-install nf_conntrack\n")
+    [r] = verified(Root(image), "module-insert")
+    assert r.cause is Cause.INSTALL_COMMAND and "/usr/sbin/modprobe is not in the tree" in r.reason
+
+
+def test_the_inner_modprobe_looks_the_name_up_again(image: Path) -> None:
+    """--ignore-install of a name an alias line takes is not the module: cannot tell."""
+    write(image, "/etc/modprobe.d/x.conf", "install nf_defrag_ipv6 /sbin/modprobe "
+          "--ignore-install nf_defrag_ipv6\nalias nf_defrag_ipv6 dummy\n")
+    [r] = verified(Root(image), "module-insert")
+    assert (r.status, r.cause) == (Status.SKIPPED, Cause.NOT_EVALUATED), r.line()
+
+
+@pytest.mark.parametrize(("line", "status"), [
+    ("install nf_conntrac[^x] /bin/false", Status.FAILED),  # glibc: [^x] negates
+    ("install nf_conntrac\\k /bin/false", Status.FAILED),  # glibc: \k is k
+    # kmod's underscores() refuses a nested bracket: the line is ignored.
+    ("install nf_conntrac[[:alpha:]] /bin/false", Status.PASSED),
+    ("install nf_conntrac[!k] /bin/false", Status.PASSED),
+])
+def test_patterns_match_as_kmod_matches_them(image: Path, line: str, status: Status) -> None:
+    write(image, "/etc/modprobe.d/x.conf", line + "\n")
+    [r] = verified(Root(image), "module-insert")
+    assert r.status is status, r.line()
+
+
+def test_a_kernel_without_kmod_index_is_named(image: Path) -> None:
+    os.unlink(image / "lib/modules/6.1.0-test/modules.dep.bin")
+    [r] = verified(Root(image), "module-insert")
+    assert r.cause is Cause.MODULE_MISSING and "modules.dep.bin, which is missing" in r.reason
 
 
 def test_a_missing_dependency_fails(image: Path) -> None:
@@ -134,6 +172,19 @@ def test_modules_disabled_is_named(tree: Path, commands: Commands) -> None:
      "exec-replaced", "/bin/false runs first"),
     (SC, "[Service]\nExecStart=\nExecStart=/lib/systemd/systemd-sysctl --prefix=/proc/sys/net\n",
      "exec-replaced", "leaves out"),
+    (ML, "[Service]\nExecStartPre=/bin/false\n", "exec-replaced", "/bin/false runs first"),
+    (ML, "[Service]\nExecCondition=/usr/bin/false\n", "exec-replaced", "runs first"),
+    (ML, "[Service]\nProtectKernelModules=yes\n", "exec-replaced",
+     "ProtectKernelModules=yes"),
+    (SC, "[Service]\nProtectKernelTunables=true\n", "exec-replaced",
+     "ProtectKernelTunables=true"),
+    (SC, "[Service]\nUser=nobody\n", "exec-replaced", "User=nobody"),
+    (ML, "[Service]\nExecStart=\nExecStart=- /lib/systemd/systemd-modules-load\n"
+         "ExecStop=/bin/true\n", "exec-replaced", "no ExecStart= left"),
+    (ML, "[Service]\nType=simple\nExecStart=/bin/true\n", "exec-replaced",
+     "Type=simple with 2 ExecStart= commands"),
+    (SC, "[Service]\nExecStart=\nExecStart=/lib/systemd/systemd-sysctl "
+         "/tmp/90-nftune.conf\n", "exec-replaced", "reads only /tmp/90-nftune.conf"),
 ])
 def test_unit_drop_ins_that_stop_the_work(image: Path, capsys: pytest.CaptureFixture[str],
                                           unit: str, dropin: str, cause: str,
@@ -164,6 +215,18 @@ def test_what_the_units_still_do(image: Path) -> None:
         os.unlink(image / f"etc/systemd/system/{unit}.d/50-x.conf")
 
 
+@pytest.mark.parametrize("dropin", [
+    "[Service]\nExecStart=\nExecStart=/lib/systemd/systemd-sysctl \"--prefix=/net\"\n",
+    "[Service]\nSystemCallFilter=~@module\n",
+    "[Service]\nExecStartPre=/lib/systemd/systemd-modules-load\n",
+])
+def test_what_nftune_does_not_read_is_named(image: Path, dropin: str) -> None:
+    write(image, f"{ETC}/{SC}.d/50-x.conf", dropin)
+    [_, r] = verified(Root(image), "unit-work")
+    assert (r.status, r.cause) == (Status.SKIPPED, Cause.NOT_EVALUATED), r.line()
+    assert "50-x.conf:" in r.reason
+
+
 def test_a_reset_with_nothing_after_cannot_load_the_unit(
         image: Path, capsys: pytest.CaptureFixture[str]) -> None:
     write(image, f"{ETC}/{ML}.d/50-x.conf", "[Service]\nExecStart=\n")
@@ -181,13 +244,23 @@ def test_conditions_nftune_cannot_evaluate_offline_are_named(image: Path) -> Non
 
 
 def test_live_conditions_read_the_machine(tree: Path, commands: Commands) -> None:
-    """In a container without CAP_SYS_MODULE systemd skips systemd-modules-load."""
+    """In a container without CAP_SYS_MODULE systemd skips systemd-modules-load; /proc/sys
+    is judged by PID 1's mounts (nftune's own sandbox has it read-only): a container's
+    read-only /proc/sys with a writable /proc/sys/net (its own network) passes."""
     root = applied(tree, commands, values={KEY: "1"})
     write(tree, "/proc/1/status", "Name:\tsystemd\nCapBnd:\t00000000a80425fb\n")
+    mounts = (tree / "proc/1/mountinfo").read_text()
+    write(tree, "/proc/1/mountinfo", mounts +
+          "30 23 0:21 /sys /proc/sys ro,nosuid - proc proc rw\n"
+          "31 30 0:21 /sys/net /proc/sys/net rw,nosuid - proc proc rw\n")
     [r, s] = verified(root, "unit-work")
     assert (r.subject, r.cause) == (ML, Cause.CONDITION_FAILED)
     assert "ConditionCapability=CAP_SYS_MODULE" in r.reason
     assert s.status is Status.PASSED
+    write(tree, "/proc/1/mountinfo", mounts + "30 23 0:21 /sys /proc/sys ro - proc proc rw\n")
+    [_, s] = verified(root, "unit-work")
+    assert (s.subject, s.cause) == (SC, Cause.CONDITION_FAILED)
+    assert "ConditionPathIsReadWrite=/proc/sys/net/" in s.reason
 
 
 @pytest.mark.parametrize(("rule", "status"), [
@@ -198,6 +271,10 @@ def test_live_conditions_read_the_machine(tree: Path, commands: Commands) -> Non
     ('SUBSYSTEM=="module", KERNEL!="nf_conntrack", RUN="/bin/true"', Status.PASSED),
     ('SUBSYSTEM=="module", OPTIONS+="last_rule"', Status.PASSED),
     ('SUBSYSTEM=="module", RUN+="/bin/true"', Status.PASSED),
+    ('SUBSYSTEM=="module",, RUN="/bin/true",', Status.FAILED),  # udev skips the commas
+    ('SUBSYSTEM=="module", \\\n  RUN="/bin/true"', Status.FAILED),  # a continued line
+    ('KERNEL=="nf_conntrac[^x]", RUN="/bin/true"', Status.FAILED),  # glibc's negation
+    ('SUBSYSTEM=="module", RUN="/bin/true" junk', Status.SKIPPED),  # not parsed: named
 ])
 def test_the_safety_net_is_reached(image: Path, rule: str, status: Status) -> None:
     """udev applies every line of every file (there is no last_rule since 2009); a later
@@ -268,7 +345,7 @@ def test_a_softdep_chain_of_any_length_is_bounded(image: Path) -> None:
     [kernel] = read_kernels(root)[0]
     full = Kmod(ModprobeD.load(root, cmdline=False), KernelData(root, kernel))
     v = kmod_verdict(root, full, "nf_conntrack")
-    assert (v.effect, v.kind) == ("unknown", "deep") and "deeper than 64" in v.why
+    assert (v.effect, v.kind) == ("unknown", "unread") and "deeper than 64" in v.why
 
 
 def test_exec_stop_alone_keeps_the_unit_but_not_the_work(image: Path) -> None:
