@@ -263,7 +263,10 @@ def evaluate(root: Root, c: Condition, facts: Facts, version: int = CURRENT) -> 
                                            "FileIsExecutable"):
         if not p.startswith("/") or "%" in p:  # specifiers are not expanded here
             return None
-        real = root.chase(p)  # /var/run/x is /run/x
+        try:
+            real = root.chase(p)  # /var/run/x is /run/x
+        except OSError:  # EACCES in nftune's own sandbox: what systemd sees is not known
+            return None
         if real.startswith(("/run/", "/proc/", "/sys/", "/dev/", "/tmp/")) or real in (
                 "/run", "/proc", "/sys", "/dev", "/tmp"):
             if kind == "PathIsReadWrite" and p.rstrip("/").startswith("/proc/sys"):

@@ -10,6 +10,7 @@ from ..kmod import KernelData, Kmod, Verdict, verdict
 from ..modprobe import CMDLINE, ModprobeD
 from ..ordering import MODULES_LOAD, SYSCTL
 from ..result import Cause, Check, CheckResult, failed, passed, skipped
+from ..root import Root
 from ..unitwork import EVERY_CAPABILITY, Body, Facts, body, holds, prefix_matches, prefix_of
 from .owned import own_file
 
@@ -180,7 +181,7 @@ def _exec(ctx: Context, b: Body, program: str) -> CheckResult | None:
         return failed(Check.UNIT_WORK, b.unit, Cause.EXEC_REPLACED, source=cmd.source,
                       reason=f"ExecStart= runs {cmd.path} ({shown(cmd.source)}), which is "
                              "not in the tree", hint="point it at the installed program")
-    if root.chase(cmd.path) not in {root.chase(f"{d}/{program}") for d in PROGRAM_DIRS}:
+    if _chase(root, cmd.path) not in {_chase(root, f"{d}/{program}") for d in PROGRAM_DIRS}:
         return skipped(Check.UNIT_WORK, b.unit, Cause.NOT_EVALUATED, source=cmd.source,
                        reason=f"ExecStart= runs {cmd.path} ({shown(cmd.source)}), which is "
                               f"not systemd's {program}")
@@ -239,7 +240,7 @@ def _exec(ctx: Context, b: Body, program: str) -> CheckResult | None:
         "modules-load.d" if program == "systemd-modules-load" else "sysctl.d"), own)
     # A name is searched for in the configuration directories; a path is opened as it is.
     if files and not any(f == own or (at_own is not None and f.startswith("/")
-                                      and root.chase(f) == root.chase(at_own.path))
+                                      and _chase(root, f) == _chase(root, at_own.path))
                          for f in files):
         return failed(Check.UNIT_WORK, b.unit, Cause.EXEC_REPLACED, source=cmd.source,
                       reason=f"{program} is given files to read ({shown(cmd.source)}): it "
@@ -254,6 +255,14 @@ def _exec(ctx: Context, b: Body, program: str) -> CheckResult | None:
                                  f"{', '.join('/' + p for p in prefixes)}",
                           hint="remove --prefix= from ExecStart=")
     return None
+
+
+def _chase(root: Root, path: str) -> str | None:
+    """The path resolved in the tree; None when it cannot be (EACCES in a sandbox)."""
+    try:
+        return root.chase(path)
+    except OSError:
+        return None
 
 
 def _conditions(ctx: Context, b: Body, facts: Facts) -> CheckResult:

@@ -353,3 +353,21 @@ def test_exec_stop_alone_keeps_the_unit_but_not_the_work(image: Path) -> None:
     [_, r] = verified(Root(image), "unit-work")
     assert (r.subject, r.cause) == (SC, Cause.EXEC_REPLACED)
     assert "no ExecStart= left" in r.reason and "50-x.conf:2 resets it" in r.reason
+
+
+def test_a_path_nftune_may_not_resolve_is_not_evaluated(image: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """In nftune's own sandbox (no CAP_DAC_OVERRIDE) a path can be EACCES: the condition is
+    named, and nothing ends the run."""
+    write(image, f"{ETC}/{ML}.d/50-x.conf", "[Unit]\nConditionPathExists=/root/site/flag\n")
+    real = Root.chase
+
+    def chase(self: Root, path: str) -> str:
+        if path.startswith("/root/"):
+            raise PermissionError(13, "Permission denied")
+        return real(self, path)
+
+    monkeypatch.setattr(Root, "chase", chase)
+    [r, _] = verified(Root(image), "unit-work")
+    assert (r.status, r.cause) == (Status.SKIPPED, Cause.NOT_EVALUATED)
+    assert "ConditionPathExists=/root/site/flag" in r.reason
