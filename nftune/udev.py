@@ -61,7 +61,6 @@ def rules(config: Config, choices: list[ModuleChoice]) -> list[Rule]:
     return out
 
 
-
 # -- udev's rule flow for a module's "add" event ------------------------------------------------
 # udev reads every rules file of /etc, /run, /usr/local/lib and /usr/lib/udev/rules.d,
 # sorted by name (the first directory's file of a name wins), and applies every line to
@@ -148,10 +147,10 @@ class Blocker(Record):
     why: str
 
 
-def run_blocker(files: Iterable[tuple[str, str]], own: str, module: str,
-                own_line: int) -> Blocker | None:
-    """The first line that keeps nftune's RUN+= (own:own_line) from running for
-    `module`: `files` are (in-tree path, text) in udev's order."""
+def run_blocker(files: Iterable[tuple[str, str]], own: str, module: str) -> Blocker | None:
+    """The first line that keeps nftune's RUN+= (in the file `own`) from running for
+    `module`, a certain one before one nftune cannot evaluate: `files` are (in-tree path,
+    text) in udev's order."""
     final: Blocker | None = None
     passed_own = False
     for path, text in files:
@@ -185,7 +184,7 @@ def run_blocker(files: Iterable[tuple[str, str]], own: str, module: str,
             if passed_own:
                 return Blocker(where, m is True, f"RUN{op} after nftune's rule empties the "
                                                    "list it added to")
-            if op == ":=" and final is None:
+            if op == ":=" and (final is None or (not final.certain and m is True)):
                 final = Blocker(where, m is True, "RUN:= before nftune's rule makes the list "
                                                   "final, so its RUN+= is ignored")
     return None

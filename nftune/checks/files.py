@@ -206,7 +206,7 @@ def safety_net(ctx: Context) -> list[CheckResult]:
                                   expected=want, reason=f"udev reads {problem}"))
                 continue
             try:
-                b = udev.run_blocker(_texts(root, files), own.path, r.module, n)
+                b = udev.run_blocker(_texts(root, files), own.path, r.module)
             except NftuneError as e:
                 out.append(failed(Check.SAFETY_NET, r.module, Cause.UNREADABLE,
                                   expected=want, reason=f"udev reads {e.path}: {e.message}"))

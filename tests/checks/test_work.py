@@ -371,3 +371,12 @@ def test_a_path_nftune_may_not_resolve_is_not_evaluated(image: Path,
     [r, _] = verified(Root(image), "unit-work")
     assert (r.status, r.cause) == (Status.SKIPPED, Cause.NOT_EVALUATED)
     assert "ConditionPathExists=/root/site/flag" in r.reason
+
+
+def test_a_certain_rule_is_named_before_an_uncertain_one(image: Path) -> None:
+    write(image, "/etc/udev/rules.d/10-early.rules",
+          'SUBSYSTEM=="module", ATTR{x}=="1", RUN:="/bin/true"\n'
+          'SUBSYSTEM=="module", RUN:="/bin/true"\n')
+    [r] = verified(Root(image), "safety-net")
+    assert (r.status, r.cause) == (Status.FAILED, Cause.RUN_CLEARED)
+    assert r.source == "/etc/udev/rules.d/10-early.rules:2"
