@@ -8,7 +8,6 @@ installed kernel has it.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from types import MappingProxyType
 
@@ -19,15 +18,21 @@ from .errors import EXIT_FAILED, NftuneError
 from .record import Record
 from .root import Root
 
-_KO = re.compile(r"\.ko(\.(xz|gz|zst))?$")
+_KO_SUFFIXES = (".ko", ".ko.xz", ".ko.gz", ".ko.zst")
 # Known renames, for hints: these were folded into nf_conntrack in Linux 4.19.
 RENAMED = {"nf_conntrack_ipv4": "nf_conntrack", "nf_conntrack_ipv6": "nf_conntrack",
            "nf_defrag_ipv4": "nf_conntrack"}
 
 
 def modname(path: str) -> str:
-    """"kernel/net/netfilter/nf_conntrack.ko.xz" -> "nf_conntrack" ('-' and '_' are one)."""
-    return _KO.sub("", path.rsplit("/", 1)[-1]).replace("-", "_")
+    """"kernel/net/netfilter/nf_conntrack.ko.xz" -> "nf_conntrack" ('-' and '_' are one).
+    String operations only: modules.dep has thousands of lines."""
+    base = path[path.rfind("/") + 1:]
+    for suffix in _KO_SUFFIXES:
+        if base.endswith(suffix):
+            base = base[:-len(suffix)]
+            break
+    return base.replace("-", "_")
 
 
 class Kernel(Record):
@@ -50,22 +55,12 @@ class Kernel(Record):
         return None
 
 
-def _stem(path: str) -> str:
-    """modname() without a regular expression, for modules.dep's thousands of lines."""
-    base = path[path.rfind("/") + 1:]
-    if base.endswith(".ko"):
-        base = base[:-3]
-    elif (at := base.rfind(".ko.")) > 0:
-        base = base[:at]
-    return base.replace("-", "_")
-
-
 def _deps(text: str) -> dict[str, tuple[str, str]]:
     out: dict[str, tuple[str, str]] = {}
     for line in text.split("\n"):
         path, colon, deps = line.partition(":")
         if colon:
-            out.setdefault(_stem(path.strip()), (path.strip(), deps))
+            out.setdefault(modname(path.strip()), (path.strip(), deps))
     return out
 
 

@@ -273,6 +273,7 @@ class ModprobeD(Record):
     unreadable: tuple[tuple[str, str], ...] = ()
     commands: tuple[Command, ...] = ()  # files in order, then the command line's blacklist
     version: int = CURRENT
+    cmdline: str = ""  # the running kernel's command line, when it was read
 
     @classmethod
     def load(cls, root: Root, *, cmdline: bool) -> ModprobeD:
@@ -311,7 +312,7 @@ class ModprobeD(Record):
         if cmdline:
             commands += cmdline_blacklist(line)
             options += parse_cmdline(line, dotted=version < 30)
-        return cls(files, tuple(options), tuple(unreadable), tuple(commands), version)
+        return cls(files, tuple(options), tuple(unreadable), tuple(commands), version, line)
 
     def winner(self, module: str, param: str) -> tuple[Options, str] | None:
         """The entry whose assignment of `param` the kernel keeps, and its value."""

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from ..artifacts import Kind, name_of
 from ..context import Context
-from ..errors import NftuneError
 from ..kmod import KernelData, Kmod, Verdict, verdict
-from ..modprobe import CMDLINE, ModprobeD
+from ..modprobe import ModprobeD
 from ..ordering import MODULES_LOAD, SYSCTL
 from ..result import Cause, Check, CheckResult, failed, passed, skipped
 from ..root import Root
@@ -36,16 +35,10 @@ HINTS = {
 }
 
 
-def _kernel_blacklist(ctx: Context) -> list[str]:
+def _kernel_blacklist(cmdline: str) -> list[str]:
     """module_blacklist= of the running kernel's command line: the kernel refuses these."""
-    if not ctx.root.live:
-        return []
-    try:
-        line = ctx.root.read_text(CMDLINE) or ""
-    except NftuneError:  # the modprobe.d view names it
-        return []
     names: list[str] = []
-    for word in line.split():
+    for word in cmdline.split():
         if word.startswith("module_blacklist="):
             names += word.partition("=")[2].split(",")
     return names
@@ -74,7 +67,7 @@ def module_insert(ctx: Context) -> list[CheckResult]:
                        reason=f"kmod reads {root.show(where)}, which is missing: it finds "
                               "no module of kernel " + unindexed[0].version,
                        hint=f"run 'depmod {unindexed[0].version}'") for c in todo]
-    refused = _kernel_blacklist(ctx)
+    refused = _kernel_blacklist(view.cmdline)
     planners = [Kmod(view, KernelData(root, k), every_step=False) for k in kernels]
     out = []
     for c in todo:
