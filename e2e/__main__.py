@@ -42,7 +42,7 @@ def run_scenario(release: str, s: Scenario, inputs: Inputs, logs: Path,
                 print(f"\n>>> booting the {release} guest under qemu, boot {n} of "
                       f"{len(s.steps)} (about 30 s with TCG)", flush=True)
             b = vm.boot_step(f"{release}/{s.name}#{n}", image, kernel, initrd,
-                             out / f"serial-boot{n}.log", n, s.hardware)
+                             out / f"serial-boot{n}.log", n, s.hardware, s.timeout)
             if show:
                 print(b.output, flush=True)
             for r in b.results:

@@ -21,7 +21,10 @@ from pathlib import Path
 GUEST = Path(__file__).resolve().parent / "guest"
 CACHE = Path(os.environ.get("NFTUNE_CACHE", "/var/tmp/nftune-cache"))
 PACKAGES = ("systemd", "systemd-sysv", "udev", "kmod", "iproute2", "procps",
-            "linux-image-amd64", "dbus", "nftables", "rpm", "ipvsadm", "python3")
+            "linux-image-amd64", "dbus", "nftables", "iptables", "rpm", "ipvsadm", "python3")
+# node_exporter reads nftune's metrics in one release's guest (the rst scenario); it is not
+# started at boot.
+EXPORTER = "prometheus-node-exporter"
 EXCLUDE = ("/usr/share/man/*", "/usr/share/doc/*", "/usr/share/locale/*")
 IMAGE_SIZE = "2G"
 BOOT_TIMEOUT = 240.0  # TCG: about 25 s a boot here, far more on a loaded machine
@@ -93,7 +96,8 @@ def cached_root(name: str, suite: str, packages: tuple[str, ...],
 def base_rootfs(suite: str) -> Path:
     """The release's root filesystem with the guest agent enabled (about a minute)."""
     agent = "".join(p.read_text() for p in sorted(GUEST.iterdir()))
-    return cached_root(f"e2e-{suite}", suite, PACKAGES, _install_agent, agent,
+    packages = PACKAGES + (EXPORTER,) * (suite == "bookworm")
+    return cached_root(f"e2e-{suite}", suite, packages, _install_agent, agent,
                        ("--mode=root",))
 
 
@@ -106,6 +110,7 @@ def _install_agent(rootfs: Path) -> None:
     state.mkdir(parents=True)
     shutil.copy(GUEST / "lib.sh", state / "lib.sh")
     shutil.copy(GUEST / "rstlab.py", state / "rstlab.py")
+    shutil.copy(GUEST / "scrape.py", state / "scrape.py")
     unit = rootfs / "etc/systemd/system/nftune-e2e.service"
     shutil.copy(GUEST / "nftune-e2e.service", unit)
     wants = rootfs / "etc/systemd/system/multi-user.target.wants"
@@ -114,6 +119,7 @@ def _install_agent(rootfs: Path) -> None:
     (rootfs / "etc/hostname").write_text("nftune-e2e\n")
     # The serial console carries the report; no login prompt in the middle of it.
     (rootfs / "etc/systemd/system/serial-getty@ttyS0.service").symlink_to("/dev/null")
+    (wants / f"{EXPORTER}.service").unlink(missing_ok=True)  # started by the scenario
 
 
 def kernel_and_initrd(rootfs: Path) -> tuple[Path, Path]:
@@ -235,11 +241,11 @@ def qmp_send(path: Path, commands: tuple[dict[str, object], ...]) -> list[object
 
 
 def boot_step(label: str, image: Path, kernel: Path, initrd: Path, log: Path,
-              n: int, hw: Hardware = Hardware()) -> Boot:
+              n: int, hw: Hardware = Hardware(), timeout: float = BOOT_TIMEOUT) -> Boot:
     """Boot for step n; once more if the guest never began the step. Under TCG a guest
     kernel has panicked early, once in about 90 boots; the image is then still at step n
     (the agent counts a boot only after its BEGIN marker). A second silent boot fails."""
-    b = boot(image, kernel, initrd, log, n, hw=hw)
+    b = boot(image, kernel, initrd, log, n, timeout=timeout, hw=hw)
     if b.reported:
         return b
     first = log.with_name(f"{log.stem}-first.log")
@@ -247,7 +253,7 @@ def boot_step(label: str, image: Path, kernel: Path, initrd: Path, log: Path,
     log.with_suffix(".qemu.log").rename(first.with_suffix(".qemu.log"))
     print(f"RETRY {label}: {b.output}; booting once more (first serial log: {first})",
           flush=True)
-    return boot(image, kernel, initrd, log, n, hw=hw)
+    return boot(image, kernel, initrd, log, n, timeout=timeout, hw=hw)
 
 
 def parse(serial: str, number: int, took: float = 0.0) -> Boot:

@@ -81,6 +81,7 @@ class Cause(StrEnum):
     NOT_SIZED = "not-sized"
     TOO_LARGE = "too-large"
     KUBE_PROXY_CONFLICT = "kube-proxy-conflict"
+    INVALID_UNHANDLED = "invalid-unhandled"
     UNTRUSTED = "untrusted"
     NOT_APPLICABLE = "not-applicable"
     BLACKLISTED = "blacklisted"
@@ -147,6 +148,10 @@ CAUSES: dict[Cause, str] = {
     Cause.KUBE_PROXY_CONFLICT: "kube-proxy will write a value nftune manages, to another "
                                "value, at its next start (nf_conntrack_max, hashsize, "
                                "or be_liberal through tcpBeLiberal)",
+    Cause.INVALID_UNHANDLED: "nothing keeps INVALID segments from losing their NAT and "
+                             "resetting Service connections: kube-proxy's mode has no drop "
+                             "rule for them (IPVS, nftables from 1.30) or skipped it, and "
+                             "nf_conntrack_tcp_be_liberal is not 1 from boot",
     Cause.UNTRUSTED: "processes named kube-proxy that nftune ignores and reads nothing of, "
                      "as none could itself write what it would claim: not in PID 1's "
                      "network and user namespaces, without CAP_NET_ADMIN, made privileged "
@@ -310,10 +315,13 @@ CHECKS: dict[Check, CheckDoc] = {
         "claims: in PID 1's network and user namespaces, with CAP_NET_ADMIN, not made "
         "privileged by a setuid or file-capability program; any other is ignored, "
         "`untrusted`), with its flags and its `--config` KubeProxyConfiguration "
-        "read through `/proc/PID/root`: its mode, its conntrack settings, and what it "
-        "writes at its next start. Informational (passed, or skipped when there is none or "
-        "its configuration cannot be read) unless it would write a value nftune manages to "
-        "another value (`kube-proxy-conflict`)"),
+        "read through `/proc/PID/root`: its mode, its conntrack settings, what it "
+        "writes at its next start, and what keeps INVALID segments from resetting its "
+        "Service connections in that mode (be_liberal from boot, kube-proxy's own "
+        "tcpBeLiberal, or iptables mode's drop rule). Failed when nothing does "
+        "(`invalid-unhandled`: IPVS or nftables mode without be_liberal=1) or when it would "
+        "write a value nftune manages to another value (`kube-proxy-conflict`); else "
+        "passed, or skipped when there is none or its configuration cannot be read"),
 }
 
 

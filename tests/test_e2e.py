@@ -58,7 +58,7 @@ def _fake_boots(monkeypatch: pytest.MonkeyPatch, serials: list[str]) -> list[int
     calls: list[int] = []
 
     def boot(image: Path, kernel: Path, initrd: Path, log: Path, number: int,
-             hw: Hardware) -> Boot:
+             timeout: float, hw: Hardware) -> Boot:
         serial = serials[len(calls)]
         calls.append(number)
         log.write_text(serial)

@@ -384,7 +384,7 @@ while :; do sleep 3600; done
 KUBE_PROXY_CONFIG = """\
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
-mode: ipvs
+mode: iptables
 conntrack:
   maxPerCore: 32768
   min: 131072
@@ -424,9 +424,31 @@ def test_kube_proxy_stand_in_is_seen(rootfs: Path) -> None:
         while result["cause"] == "not-applicable" and time.monotonic() < deadline:
             time.sleep(0.5)  # the unit's process is on its way
             result = kube_proxy_result()
-        # Nothing contested yet: informational, with its mode and what it will write.
-        assert (result["status"], result["actual"]) == ("passed", "ipvs"), result
+        # Nothing contested yet, be_liberal 1 in the container's network namespace and
+        # nftune's sysctl.d line: informational, with its mode and what it will write.
+        key = "net.netfilter.nf_conntrack_tcp_be_liberal"
+
+        def liberal(value: str) -> dict[str, object]:
+            set_ = c.enter("sysctl", "-qw", f"{key}={value}", net_only=True)
+            assert set_.returncode == 0, set_.stderr
+            return kube_proxy_result()
+
+        result = liberal("1")
+        assert (result["status"], result["actual"]) == ("passed", "iptables"), result
         assert "nf_conntrack_max 131072" in str(result["reason"]), result
+        assert "nftune.conf:" in str(result["reason"]), result  # be_liberal from boot
+        # 0 now, though nftune's line set 1 at boot: kube-proxy 1.29+ skipped its rule.
+        result = liberal("0")
+        assert (result["status"], result["cause"]) == ("failed", "invalid-unhandled"), result
+        assert "back to 0 after kube-proxy started" in str(result["hint"]), result
+        # The same kube-proxy in IPVS mode: nothing but be_liberal handles INVALID segments.
+        config.write_text(KUBE_PROXY_CONFIG.replace("iptables", "ipvs"))
+        result = kube_proxy_result()
+        assert (result["status"], result["cause"]) == ("failed", "invalid-unhandled"), result
+        assert "installs no INVALID drop rule in IPVS mode" in str(result["reason"]), result
+        result = liberal("1")
+        assert (result["status"], result["actual"]) == ("passed", "ipvs"), result
+        config.write_text(KUBE_PROXY_CONFIG)
         # [Conntrack] Max= other than kube-proxy's: the conflict, and the setting to change.
         conf = c.root / "etc/nftune/nftune.conf.d"
         conf.mkdir(parents=True, exist_ok=True)

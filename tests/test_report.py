@@ -218,3 +218,108 @@ def test_shipped_alerting_rules_pass_promtool() -> None:
     written = set(re.findall(r"^# TYPE (nftune_[a-z_]+)", prometheus.render(
         RESULTS, {}, {}, 0.0, 0.0), re.M))
     assert used <= written, used - written
+
+
+def _series(text: str, **extra: str) -> dict[str, str]:
+    """The samples of nftune.prom as a scrape stores them: node_exporter's job and
+    instance labels added (series selector -> value)."""
+    import re
+
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("#"):
+            continue
+        name, labels, value = re.fullmatch(r"(\w+)(?:\{(.*)\})? (\S+)", line).groups()
+        more = ",".join(f'{k}="{v}"' for k, v in extra.items())
+        out[f"{name}{{{', '.join(x for x in (labels, more) if x)}}}"] = value
+    return out
+
+
+def test_shipped_alerting_rules_fire_on_series_in_nftune_s_shape(tmp_path: Path) -> None:
+    """promtool test rules: the shipped alerts against series rendered by nftune itself,
+    as node_exporter's textfile collector exposes them, on a healthy and a broken node."""
+    import yaml
+
+    node = {"job": "node", "instance": "node-a:9100"}
+    healthy = prometheus.render((passed("ordering", "systemd-sysctl.service"),
+                                 passed("sysctl-value", KEY)), {KEY: "1"}, {KEY: "1"},
+                                0.0, 0.05)
+    broken = prometheus.render((RESULTS[0], RESULTS[2], failed(
+        "boot-order", "systemd-sysctl.service", Cause.LOADED_LATE)),
+                               {KEY: "0"}, {KEY: "1"}, 0.0, 0.05)
+
+    def inputs(text: str, instance: str, runs: bool) -> list[dict[str, str]]:
+        series = []
+        for selector, value in _series(text, **{**node, "instance": instance}).items():
+            if selector.startswith("nftune_last_run_timestamp_seconds"):
+                # A run a minute, or none after the first one.
+                series.append({"series": selector, "values": "0+60x60" if runs else "0x60"})
+            else:
+                series.append({"series": selector, "values": f"{value}x60"})
+        return series
+
+    failed_labels = {**node, "instance": "node-b:9100", "severity": "warning",
+                     "check": "sysctl-value", "subject": KEY, "cause": "changed-at-runtime"}
+    tests = {
+        "rule_files": [str(TOP / "packaging/prometheus/nftune.rules.yml")],
+        "evaluation_interval": "1m",
+        "tests": [{
+            "interval": "1m",
+            "input_series": (inputs(healthy, "node-a:9100", True)
+                             + inputs(broken, "node-b:9100", True)
+                             + inputs(healthy, "node-c:9100", False)),
+            "alert_rule_test": [
+                {"eval_time": "4m", "alertname": "NftuneConntrackNotLiberal", "exp_alerts": []},
+                {"eval_time": "6m", "alertname": "NftuneConntrackNotLiberal", "exp_alerts": [{
+                    "exp_labels": {"instance": "node-b:9100", "key": KEY,
+                                   "severity": "critical"},
+                    "exp_annotations": {
+                        "summary": "nf_conntrack_tcp_be_liberal is not nftune's value on "
+                                   "node-b:9100",
+                        "description": "Out-of-window packets will be marked INVALID and "
+                                       "answered with resets on cross-node Service traffic "
+                                       "(kube-proxy in IPVS or nftables mode)."}}]},
+                {"eval_time": "11m", "alertname": "NftuneCheckFailed", "exp_alerts": [{
+                    "exp_labels": failed_labels,
+                    "exp_annotations": {
+                        "summary": "nftune: sysctl-value failed on node-b:9100",
+                        "description": f'sysctl-value {KEY} failed (changed-at-runtime). '
+                                       'Run "nftune verify" on the node; "journalctl '
+                                       'MESSAGE_ID=fa14c8a71f284adba5fa982e34c9d8cc" '
+                                       "lists every failed check."}}, {
+                    "exp_labels": {**failed_labels, "check": "boot-order",
+                                   "subject": "systemd-sysctl.service",
+                                   "cause": "loaded-late"},
+                    "exp_annotations": {
+                        "summary": "nftune: boot-order failed on node-b:9100",
+                        "description": "boot-order systemd-sysctl.service failed "
+                                       "(loaded-late). "
+                                       'Run "nftune verify" on the node; "journalctl '
+                                       'MESSAGE_ID=fa14c8a71f284adba5fa982e34c9d8cc" '
+                                       "lists every failed check."}}]},
+                {"eval_time": "11m", "alertname": "NftuneOrderingNotProven", "exp_alerts": [{
+                    "exp_labels": {**node, "instance": "node-b:9100", "severity": "warning"},
+                    "exp_annotations": {
+                        "summary": "nftune cannot prove nf_conntrack loads before "
+                                   "systemd-sysctl on node-b:9100",
+                        "description": 'Run "nftune chain" on the node.'}}]},
+                # node-c stopped reporting after its first run: stale after 30 minutes,
+                # an alert 10 minutes later; node-a runs every minute and never is.
+                {"eval_time": "39m", "alertname": "NftuneNotRunning", "exp_alerts": []},
+                {"eval_time": "42m", "alertname": "NftuneNotRunning", "exp_alerts": [{
+                    "exp_labels": {**node, "instance": "node-c:9100", "severity": "warning"},
+                    "exp_annotations": {
+                        "summary": "nftune has not checked node-c:9100 for 30 minutes",
+                        "description": 'Is nftune-verify.timer enabled? "systemctl status '
+                                       'nftune-verify.timer".'}}]},
+            ],
+        }],
+    }
+    spec = tmp_path / "nftune.rules.test.yml"
+    spec.write_text(yaml.safe_dump(tests, sort_keys=False))
+    if not Path(PROMTOOL).exists():
+        pytest.fail(f"promtool not found ({PROMTOOL}): tools/bootstrap installs it")
+    p = subprocess.run([PROMTOOL, "test", "rules", str(spec)], capture_output=True,
+                       text=True, check=False, cwd=tmp_path)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "SUCCESS" in p.stdout

@@ -22,5 +22,7 @@ show() {
     sed 's/^/    | /' /tmp/e2e-out
     check "$name" 0 "$rc"
 }
-# field NAME FILE: NAME=VALUE from rstlab.py's result line in FILE.
-field() { sed -n "s/^rstlab kernel=.* $1=\([^ ]*\).*/\1/p" "$2"; }
+# field NAME FILE [KIND]: NAME=VALUE from rstlab.py's result line in FILE (for KIND).
+field() { sed -n "/ kind=${3:-[^ ]*} /s/^rstlab mode=.* $1=\([^ ]*\).*/\1/p" "$2"; }
+# kv NAME FILE: NAME=VALUE from a result line of the form "WHAT NAME=VALUE ...".
+kv() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" "$2"; }

@@ -1,22 +1,40 @@
 #!/usr/bin/env python3
-"""The reset storm of kubernetes#74839, reproduced in the guest with the kernel's own IPVS
-and conntrack, in kube-proxy's IPVS shape: the service address on a dummy interface,
-net.ipv4.vs.conntrack=1, and masquerade toward the backend. A client and a backend live in
-network namespaces joined to the host's by veth pairs; traffic never leaves the guest.
+"""The reset storm of kubernetes#74839, reproduced in the guest with the kernel's own
+netfilter, in the shape each kube-proxy mode gives a ClusterIP service. A client and a
+backend live in network namespaces joined to the host's by veth pairs; traffic never
+leaves the guest.
+
+- ipvs: the service address on a dummy interface, an IPVS virtual server,
+  net.ipv4.vs.conntrack=1 and masquerade toward the backend (pkg/proxy/ipvs);
+- nftables: kube-proxy's table (pkg/proxy/nftables): DNAT at prerouting through the
+  service-ips verdict map to the service's and the endpoint's chains, the masquerade mark
+  and masquerade at postrouting; no rule for INVALID packets. Linux 5.13 or later, as
+  kube-proxy requires;
+- iptables: KUBE-SERVICES, KUBE-SVC-, KUBE-SEP- (DNAT), KUBE-MARK-MASQ and
+  KUBE-POSTROUTING in nat, and KUBE-FORWARD in filter with the INVALID drop rule when
+  nf_conntrack_tcp_be_liberal is 0 at the lab's start, as kube-proxy decides at its own
+  start (pkg/proxy/iptables).
+
+The client is outside the cluster CIDR, so the service's traffic is masqueraded, as
+kube-proxy does for such clients; --pod-client puts the client inside it (iptables and
+nftables modes), so only the endpoint's DNAT applies and the backend answers the client's
+own address.
 
 For each of N fresh connections through the service, the backend's kernel is made to
 send one segment outside the TCP window (crafted with a raw socket, with the connection's
 real sequence numbers, read in TCP repair mode). Conntrack marks it INVALID and skips its
-NAT, so the host takes it for its own, has no socket for it and answers with a RST to the
-backend, which tears the backend's side down: the client's next request is reset. With
-nf_conntrack_tcp_be_liberal=1 the segment stays in the connection and is NATed; the
-client's stack drops it.
+NAT. Masqueraded, it is addressed to the host, which has no socket for it and answers with
+a RST to the backend, which tears the backend's side down: the client's next request is
+reset. With nf_conntrack_tcp_be_liberal=1 the segment stays in the connection and is
+NATed; the client's stack drops it.
 
-    rstlab.py [--kind ahead|delayed|ack-ahead] [-n N] [--show-rst]
+    rstlab.py [--mode ipvs|nftables|iptables] [--kind ahead|delayed|ack-ahead|all] [-n N]
+              [--pod-client] [--show-rst]
 
-One line of results (connections reset and alive, conntrack's `invalid` counter, the
-host's TcpOutRsts, RSTs captured at the backend), and with --show-rst one captured RST.
-It sets up and removes everything itself, also on failure, and stops within a bounded time.
+One line of results per kind (the mode, whether the drop rule was installed, connections reset and
+alive, conntrack's `invalid` counter, the host's TcpOutRsts, RSTs captured at the backend,
+segments the drop rule dropped), and with --show-rst one captured RST. It sets up and
+removes everything itself, also on failure, and stops within a bounded time.
 """
 
 from __future__ import annotations
@@ -42,7 +60,8 @@ OFFSETS = {  # (seq, ack) of the injected segment, from the backend's snd_nxt an
     "delayed": (-100000, 0),  # an old retransmission (kubernetes#74839's own test)
     "ack-ahead": (0, 1 << 28),  # acknowledges data the client never sent
 }
-SETUP = (
+CLUSTER_CIDR, POD_CIDR = "10.244.0.0/16", "10.0.1.0/24"
+NETWORK = (
     "ip netns add client", "ip netns add backend",
     "ip link add hc type veth peer name c0 netns client",
     "ip link add hb type veth peer name b0 netns backend",
@@ -53,6 +72,8 @@ SETUP = (
     "ip -n backend addr add 10.0.2.2/24 dev b0", "ip -n backend link set b0 up",
     "ip -n backend link set lo up", "ip -n backend route add default via 10.0.2.1",
     "sysctl -qw net.ipv4.ip_forward=1",
+)
+IPVS = (
     "ip link add kube-ipvs0 type dummy", f"ip addr add {VIP}/32 dev kube-ipvs0",
     "ip link set kube-ipvs0 up",
     "modprobe ip_vs", "sysctl -qw net.ipv4.vs.conntrack=1",
@@ -62,7 +83,77 @@ SETUP = (
     "nft 'add chain ip rstlab post { type nat hook postrouting priority srcnat; }'",
     "nft add rule ip rstlab post ip daddr 10.0.2.0/24 masquerade",
 )
-TEARDOWN = ("ipvsadm -C", "nft delete table ip rstlab", "ip link del kube-ipvs0",
+SVC, SEP = "KUBE-SVC-RSTLAB0000000000", "KUBE-SEP-RSTLAB0000000000"
+CHAINS = (("nat", "PREROUTING", "KUBE-SERVICES"), ("nat", "OUTPUT", "KUBE-SERVICES"),
+          ("nat", "POSTROUTING", "KUBE-POSTROUTING"), ("filter", "FORWARD", "KUBE-FORWARD"))
+
+
+def iptables_rules(cluster_cidr: str, drop_invalid: bool) -> str:
+    """kube-proxy's iptables-restore input for one ClusterIP service with one endpoint
+    (pkg/proxy/iptables/proxier.go), without the chains a ClusterIP never reaches."""
+    drop = ["-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP"] if drop_invalid else []
+    return "\n".join([
+        "*nat",
+        ":KUBE-SERVICES - [0:0]", ":KUBE-POSTROUTING - [0:0]", ":KUBE-MARK-MASQ - [0:0]",
+        f":{SVC} - [0:0]", f":{SEP} - [0:0]",
+        "-A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN",
+        "-A KUBE-POSTROUTING -j MARK --xor-mark 0x4000",
+        "-A KUBE-POSTROUTING -j MASQUERADE --random-fully",
+        "-A KUBE-MARK-MASQ -j MARK --or-mark 0x4000",
+        f"-A KUBE-SERVICES -d {VIP}/32 -p tcp -m tcp --dport {PORT} -j {SVC}",
+        f"-A {SVC} ! -s {cluster_cidr} -d {VIP}/32 -p tcp -m tcp --dport {PORT} "
+        "-j KUBE-MARK-MASQ",
+        f"-A {SVC} -j {SEP}",
+        f"-A {SEP} -s {BACKEND}/32 -j KUBE-MARK-MASQ",
+        f"-A {SEP} -p tcp -m tcp -j DNAT --to-destination {BACKEND}:{BPORT}",
+        "COMMIT",
+        "*filter",
+        ":KUBE-FORWARD - [0:0]",
+        *drop,
+        "-A KUBE-FORWARD -m mark --mark 0x4000/0x4000 -j ACCEPT",
+        "-A KUBE-FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+        "COMMIT", ""])
+
+
+def nftables_rules(cluster_cidr: str) -> str:
+    """kube-proxy's nftables table for one ClusterIP service with one endpoint
+    (pkg/proxy/nftables/proxier.go): no rule for INVALID packets."""
+    svc = f"service-RSTLAB00-default/web/tcp/p{PORT}"
+    ep = f"endpoint-RSTLAB00-default/web/tcp/p{PORT}__{BACKEND}/{BPORT}"
+    return f"""table ip kube-proxy {{
+    map service-ips {{ type ipv4_addr . inet_proto . inet_service : verdict ; }}
+    chain mark-for-masquerade {{ meta mark set meta mark | 0x4000 ; }}
+    chain masquerading {{
+        meta mark & 0x4000 == 0 return
+        meta mark set meta mark ^ 0x4000
+        masquerade fully-random
+    }}
+    chain services {{ ip daddr . meta l4proto . th dport vmap @service-ips ; }}
+    chain nat-prerouting {{ type nat hook prerouting priority dstnat ; jump services ; }}
+    chain nat-output {{ type nat hook output priority -100 ; jump services ; }}
+    chain nat-postrouting {{ type nat hook postrouting priority srcnat ; jump masquerading ; }}
+    chain {ep} {{
+        ip saddr {BACKEND} jump mark-for-masquerade
+        meta l4proto tcp dnat to {BACKEND}:{BPORT}
+    }}
+    chain {svc} {{
+        ip daddr {VIP} tcp dport {PORT} ip saddr != {cluster_cidr} jump mark-for-masquerade
+        numgen random mod 1 vmap {{ 0 : goto {ep} }}
+    }}
+}}
+add element ip kube-proxy service-ips {{ {VIP} . tcp . {PORT} : goto {svc} }}
+"""
+
+
+TEARDOWN = ("ipvsadm -C", "nft delete table ip rstlab", "nft delete table ip kube-proxy",
+            "ip link del kube-ipvs0",
+            *(f"iptables -t {t} -D {c} -j {j}" for t, c, j in CHAINS),
+            *(f"iptables -t {t} -F {c}" for t, c in (
+                ("nat", "KUBE-SERVICES"), ("nat", SVC), ("nat", SEP), ("nat", "KUBE-MARK-MASQ"),
+                ("nat", "KUBE-POSTROUTING"), ("filter", "KUBE-FORWARD"))),
+            *(f"iptables -t {t} -X {c}" for t, c in (
+                ("nat", "KUBE-SERVICES"), ("nat", SVC), ("nat", SEP), ("nat", "KUBE-MARK-MASQ"),
+                ("nat", "KUBE-POSTROUTING"), ("filter", "KUBE-FORWARD"))),
             "ip link del hc", "ip link del hb", "ip netns del client", "ip netns del backend")
 libc = ctypes.CDLL(None, use_errno=True)
 
@@ -152,7 +243,42 @@ def captured_rsts(cap: socket.socket) -> list[str]:
             out.append(f"RST {src}:{sport} > {dst}:{dport} seq={seq} ack={ack}")
 
 
-def lab(n: int, kind: str, show_rst: bool) -> None:
+def liberal() -> str:
+    with open("/proc/sys/net/netfilter/nf_conntrack_tcp_be_liberal") as f:
+        return f.read().strip()
+
+
+def dropped() -> int:
+    """Packets the INVALID drop rule dropped (0 when there is none)."""
+    out = subprocess.run(["iptables", "-w", "-t", "filter", "-L", "KUBE-FORWARD", "-v", "-x",
+                          "-n"], capture_output=True, text=True, check=False).stdout
+    return sum(int(line.split()[0]) for line in out.splitlines()
+               if "DROP" in line and "INVALID" in line)
+
+
+def setup(mode: str, pod_client: bool) -> bool:
+    """The network and the service in `mode`'s shape; whether a drop rule is in."""
+    for c in NETWORK:
+        subprocess.run(c, shell=True, check=True)
+    cidr = POD_CIDR if pod_client else CLUSTER_CIDR
+    if mode == "ipvs":
+        for c in IPVS:
+            subprocess.run(c, shell=True, check=True)
+        return False
+    subprocess.run(["modprobe", "nf_conntrack"], check=True)  # what kube-proxy's rules load
+    if mode == "nftables":
+        subprocess.run(["nft", "-f", "-"], input=nftables_rules(cidr), text=True, check=True)
+        return False
+    # kube-proxy reads be_liberal once, at its start, and drops INVALID packets when it is 0.
+    drop = liberal() == "0"
+    jumps = "".join(f"*{t}\n-A {c} -j {j}\nCOMMIT\n" for t, c, j in CHAINS)
+    subprocess.run(["iptables-restore", "-w", "--noflush"],
+                   input=iptables_rules(cidr, drop) + jumps, text=True, check=True)
+    return drop
+
+
+def lab(n: int, kind: str, show_rst: bool, mode: str, drop: bool, pod_client: bool) -> None:
+    """N connections, each sent one segment of `kind`; one result line."""
     server = in_ns("backend", socket.AF_INET, socket.SOCK_STREAM)
     server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     server.bind(("0.0.0.0", BPORT))
@@ -163,6 +289,7 @@ def lab(n: int, kind: str, show_rst: bool) -> None:
     reset = alive = 0
     rsts: list[str] = []
     invalid0, out_rsts0 = counters()
+    dropped0 = dropped() if drop else 0
     for _ in range(n):
         client = in_ns("client", socket.AF_INET, socket.SOCK_STREAM)
         client.settimeout(3)
@@ -190,32 +317,43 @@ def lab(n: int, kind: str, show_rst: bool) -> None:
         conn.close()
         rsts += captured_rsts(cap)
     invalid1, out_rsts1 = counters()
-    with open("/proc/sys/net/netfilter/nf_conntrack_tcp_be_liberal") as f:
-        liberal = f.read().strip()
-    print(f"rstlab kernel={os.uname().release} be_liberal={liberal} kind={kind} "
+    print(f"rstlab mode={mode} kernel={os.uname().release} be_liberal={liberal()} "
+          f"drop_rule={'yes' if drop else 'no'} "
+          f"client={'pod' if pod_client else 'masqueraded'} kind={kind} "
           f"connections={n} reset={reset} alive={alive} "
           f"conntrack_invalid=+{invalid1 - invalid0} host_TcpOutRsts=+{out_rsts1 - out_rsts0} "
-          f"rst_at_backend={len(rsts)}")
+          f"rst_at_backend={len(rsts)} dropped={dropped() - dropped0 if drop else 0}")
     if show_rst and rsts:
         print(f"rstlab captured at the backend: {rsts[0]}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(prog="rstlab.py")
-    ap.add_argument("--kind", choices=sorted(OFFSETS), default="ahead")
+    ap.add_argument("--mode", choices=("ipvs", "nftables", "iptables"), default="ipvs")
+    ap.add_argument("--kind", choices=[*sorted(OFFSETS), "all"], default="ahead",
+                    help="the segment; all: each kind in turn, one result line each")
+    ap.add_argument("--pod-client", action="store_true",
+                    help="the client inside the cluster CIDR: no masquerade (not ipvs)")
     ap.add_argument("-n", type=int, default=20, help="connections (default 20)")
     ap.add_argument("--show-rst", action="store_true", help="print one captured RST")
     args = ap.parse_args()
     if not 1 <= args.n <= 1000:
         ap.error("-n is 1 to 1000")
+    if args.pod_client and args.mode == "ipvs":
+        ap.error("--pod-client is for the iptables and nftables modes")
+    release = tuple(int(x) for x in os.uname().release.split("-")[0].split(".")[:2])
+    if args.mode == "nftables" and release < (5, 13):
+        sys.exit(f"rstlab: kube-proxy's nftables mode needs Linux 5.13 or later, not "
+                 f"{os.uname().release}")
     # Bounded: a connection takes about half a second, under TCG a little more.
     signal.signal(signal.SIGALRM, lambda *_: sys.exit("rstlab: timed out"))
-    signal.alarm(30 + 3 * args.n)
+    kinds = list(OFFSETS) if args.kind == "all" else [args.kind]
+    signal.alarm(30 + 3 * args.n * len(kinds))
     teardown()  # what a killed run left
     try:
-        for c in SETUP:
-            subprocess.run(c, shell=True, check=True)
-        lab(args.n, args.kind, args.show_rst)
+        drop = setup(args.mode, args.pod_client)
+        for kind in kinds:
+            lab(args.n, kind, args.show_rst, args.mode, drop, args.pod_client)
     finally:
         teardown()
 

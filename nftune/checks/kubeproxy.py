@@ -1,11 +1,14 @@
-"""kube-proxy on this node: its mode and conntrack settings, and whether it will write a
-value nftune manages, to another value, at its next start (nftune/kubeproxy.py)."""
+"""kube-proxy on this node: its mode and conntrack settings, whether it will write a value
+nftune manages, to another value, at its next start (nftune/kubeproxy/), and what keeps
+INVALID segments from resetting its Service connections (kubeproxy/invalid.py)."""
 
 from __future__ import annotations
 
 from .. import sysctl
+from ..attrs import read_attr
 from ..context import Context
 from ..errors import NftuneError
+from ..kubeproxy.invalid import HINT, Mitigation, mitigation
 from ..kubeproxy.model import NAME, KubeProxy
 from ..result import Cause, Check, CheckResult, failed, passed, skipped
 from ..sysctl import BE_LIBERAL, CONNTRACK_MAX
@@ -70,8 +73,31 @@ def conflicts(ctx: Context, kp: KubeProxy) -> list[str]:
     return out
 
 
+def invalid(ctx: Context, kp: KubeProxy) -> Mitigation:
+    """What keeps INVALID segments from resetting this kube-proxy's Service traffic."""
+    from ..sysctl import SysctlD
+
+    root = ctx.root
+    live = read_attr(root, root.proc_sys(BE_LIBERAL))
+    managed = any(s.key == BE_LIBERAL for s in ctx.config.sysctls)
+    # ctx.sysctld keeps lines for nftune's keys only; an admin's own line counts as much.
+    view = ctx.sysctld if managed else ctx.memo(
+        "sysctld-be-liberal", lambda: SysctlD.load(root, [BE_LIBERAL]))
+    line = view.effective(BE_LIBERAL).winner
+    boot = (f"{root.show(line.file)}:{line.line}" if line is not None
+            and sysctl.same_value(line.value or "", "1") else None)
+    return mitigation(kp.mode, None if live is None else live.strip(), boot,
+                      kp.settings.be_liberal)
+
+
 def judged(ctx: Context, kp: KubeProxy) -> CheckResult:
     clash = conflicts(ctx, kp)
+    guard = invalid(ctx, kp)
+    if not guard.ok:
+        also = f"; also: {'; '.join(clash)}" if clash else ""
+        return failed(Check.KUBE_PROXY, kp.subject, Cause.INVALID_UNHANDLED,
+                      actual=kp.mode, reason=f"{guard.text}{also} ({kp.summary()})",
+                      hint=guard.hint or HINT)
     if clash:
         where = "in " + kp.source if kp.source != "flags" else "(--conntrack-max-per-core=0)"
         return failed(Check.KUBE_PROXY, kp.subject, Cause.KUBE_PROXY_CONFLICT,
@@ -79,10 +105,5 @@ def judged(ctx: Context, kp: KubeProxy) -> CheckResult:
                       hint=f"set conntrack.maxPerCore: 0 {where} to leave the table to "
                            "nftune (and make its other conntrack settings agree), or make "
                            "nftune's configuration agree with it")
-    note = kp.summary()
-    if kp.settings.be_liberal:
-        note += ("; it sets nf_conntrack_tcp_be_liberal=1 too, and so skips its INVALID "
-                 "drop rule")
-    if kp.mode == "ipvs":
-        note += "; IPVS mode never drops INVALID packets: be_liberal=1 is what keeps NAT"
-    return passed(Check.KUBE_PROXY, kp.subject, actual=kp.mode, reason=note)
+    return passed(Check.KUBE_PROXY, kp.subject, actual=kp.mode,
+                  reason=f"{kp.summary()}; {guard.text}")

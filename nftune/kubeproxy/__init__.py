@@ -11,7 +11,8 @@ kube-proxy's rules (cmd/kube-proxy and pkg/proxy/apis/config, v1alpha1):
   (maxPerCore 0: it leaves the table alone; defaults 32768 and 131072; 1.36 caps the
   per-CPU part at 1048576), and raises hashsize to max / 4 when it is smaller (never
   lowers it; skipped when its /sys is read-only);
-- tcpBeLiberal (1.29+) sets nf_conntrack_tcp_be_liberal=1 and drops its INVALID rule;
+- tcpBeLiberal (1.29+) sets nf_conntrack_tcp_be_liberal=1, and iptables mode then skips
+  its INVALID drop rule (invalid.py);
   tcpEstablishedTimeout (24h) and tcpCloseWaitTimeout (1h), and udpTimeout and
   udpStreamTimeout when not 0, are written to their sysctls.
 """

@@ -52,6 +52,9 @@ NFTABLES = """\
  "mode": "nftables", "conntrack": {"maxPerCore": 0, "tcpBeLiberal": true}}
 """
 CONFIG = "/var/lib/kube-proxy/config.conf"
+LIBERAL = "net.netfilter.nf_conntrack_tcp_be_liberal"
+LIBERAL_PATH = "net/netfilter/nf_conntrack_tcp_be_liberal"
+K8S_CONF = "/etc/sysctl.d/90-k8s.conf"
 HOST_NS = ("net:[4026531840]", "user:[4026531837]")  # PID 1's, as procfs names them
 ALL_CAPS = "000001ffffffffff"
 
@@ -91,7 +94,9 @@ def node(tree: Path) -> Root:
     write(tree, "/proc/1/comm", "systemd\n")
     namespaces(tree, 1, *HOST_NS)
     write(tree, "/proc/self/comm", "kube-proxy\n")  # not a PID: never looked at
-    return fake_live(tree, values={"net/netfilter/nf_conntrack_max": "131072"})
+    write(tree, K8S_CONF, f"{LIBERAL} = 1\n")  # be_liberal from boot, as nftune makes it
+    return fake_live(tree, values={"net/netfilter/nf_conntrack_max": "131072",
+                                   LIBERAL_PATH: "1"})
 
 
 def test_each_mode_from_its_config_file(node: Root, tree: Path) -> None:
@@ -193,7 +198,66 @@ def test_informational_without_a_conflict(node: Root, tree: Path) -> None:
     kube_proxy(tree)
     [(subject, status, cause, reason)] = results(node)
     assert (subject, status, cause) == ("kube-proxy[4242]", "passed", "ok")
-    assert "mode ipvs" in reason and "IPVS mode never drops INVALID" in reason
+    assert "mode ipvs" in reason and f"{K8S_CONF}:1, before kube-proxy starts" in reason
+
+
+NFTABLES_STRICT = NFTABLES.replace('"tcpBeLiberal": true', '"tcpBeLiberal": false')
+IPTABLES_LIBERAL = IPTABLES + "  tcpBeLiberal: true\n"
+
+
+@pytest.mark.parametrize("config, live, boot, status, words", [
+    # IPVS and nftables modes: be_liberal is the only mitigation there is.
+    (IPVS, "0", False, "failed", "is 0 and kube-proxy installs no INVALID drop rule in IPVS"),
+    (IPVS, "1", True, "passed", f"{K8S_CONF}:1, before kube-proxy starts): INVALID"),
+    (IPVS, "1", False, "failed", "by hand or by another agent, until the next boot only"),
+    (IPVS, None, False, "failed", "is unreadable and kube-proxy installs no INVALID"),
+    (NFTABLES_STRICT, "0", False, "failed", "1.30 and later install no INVALID drop rule in "
+                                            "nftables mode (kubernetes PR #122663"),
+    (NFTABLES, "1", False, "passed", "written by kube-proxy's tcpBeLiberal at its start"),
+    # iptables mode: its own drop rule when be_liberal was 0 at its start.
+    (IPTABLES, "0", False, "passed", "so kube-proxy's INVALID drop rule is in force (every "
+                                     "version installs it when the value is 0 at its start)"),
+    (IPTABLES, "1", True, "passed", "1.29 and later skip their INVALID drop rule when it was "
+                                    "1 at their start, older ones install it too (its version "
+                                    "is not known to nftune)"),
+    (IPTABLES, "1", False, "passed", "by hand or by another agent, until the next boot"),
+    (IPTABLES, "0", True, "failed", f"{K8S_CONF}:1 sets 1 at boot, so kube-proxy 1.29 and "
+                                    "later found 1 at their start unless the line was lost"),
+    (IPTABLES_LIBERAL, "0", False, "failed", "tcpBeLiberal wrote 1 at its start, and so "
+                                             "installed no INVALID drop rule"),
+])
+def test_each_mode_names_what_keeps_invalid_segments_from_resetting(
+        tree: Path, config: str, live: str | None, boot: bool, status: str,
+        words: str) -> None:
+    write(tree, "/proc/1/comm", "systemd\n")
+    namespaces(tree, 1, *HOST_NS)
+    if boot:
+        write(tree, K8S_CONF, f"{LIBERAL}=1\n")
+    values = {} if live is None else {LIBERAL_PATH: live}
+    node = fake_live(tree, values=values)
+    kube_proxy(tree, config=config)
+    [r] = family(context(node), "kubeproxy")
+    assert r.status == status, r.reason
+    assert words in r.reason, r.reason
+    if status == "failed":
+        assert r.cause == "invalid-unhandled"
+        later = live == "0" and (boot or "tcpBeLiberal: true" in config)
+        assert r.hint and ("back to 0 after kube-proxy started" if later
+                           else "conntrack.tcpBeLiberal: true") in r.hint, r.hint
+
+
+def test_an_admin_s_own_boot_line_counts_when_nftune_leaves_be_liberal_alone(
+        tree: Path) -> None:
+    write(tree, "/proc/1/comm", "systemd\n")
+    namespaces(tree, 1, *HOST_NS)
+    write(tree, K8S_CONF, f"{LIBERAL} = 1\n")
+    write(tree, "/etc/nftune/nftune.conf", f"[Sysctl]\n{LIBERAL} =\n")
+    node = fake_live(tree, values={LIBERAL_PATH: "1"})
+    kube_proxy(tree, config=IPVS)
+    ctx = context(node)
+    assert all(s.key != "net/netfilter/nf_conntrack_tcp_be_liberal" for s in ctx.config.sysctls)
+    [r] = family(ctx, "kubeproxy")
+    assert r.status == "passed" and f"{K8S_CONF}:1, before kube-proxy starts" in r.reason
 
 
 def test_a_contested_max_names_the_setting_to_change(node: Root, tree: Path) -> None:
@@ -207,7 +271,7 @@ def test_a_contested_max_names_the_setting_to_change(node: Root, tree: Path) -> 
     # maxPerCore 0 leaves the table to nftune; tcpBeLiberal agrees with be_liberal=1.
     write(tree / "containers/4242", CONFIG, NFTABLES)
     [(_, status, _, reason)] = results(node, "[Conntrack]\nMax=200000\n")
-    assert status == "passed" and "skips its INVALID drop rule" in reason
+    assert status == "passed" and f"{K8S_CONF}:1, before kube-proxy starts" in reason
     [(_, status, cause, reason)] = results(
         node, "[Conntrack]\nMax=200000\n[Sysctl]\nnet.netfilter.nf_conntrack_tcp_be_liberal=0\n")
     assert (status, cause) == ("failed", "kube-proxy-conflict") and "tcpBeLiberal" in reason
