@@ -1,5 +1,5 @@
 """What each kube-proxy mode does about segments conntrack marks INVALID, and which
-mitigation is in force on a node (README, "kube-proxy's modes and INVALID packets").
+mitigation is in force on a node (README, "When be_liberal matters: kube-proxy's modes").
 
 kube-proxy's source (pkg/proxy/{iptables,nftables,ipvs}/proxier.go):
 - iptables: `-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP` in the filter table,
