@@ -145,15 +145,12 @@ add element ip kube-proxy service-ips {{ {VIP} . tcp . {PORT} : goto {svc} }}
 """
 
 
+OWN_CHAINS = (("nat", "KUBE-SERVICES"), ("nat", SVC), ("nat", SEP), ("nat", "KUBE-MARK-MASQ"),
+              ("nat", "KUBE-POSTROUTING"), ("filter", "KUBE-FORWARD"))
 TEARDOWN = ("ipvsadm -C", "nft delete table ip rstlab", "nft delete table ip kube-proxy",
             "ip link del kube-ipvs0",
             *(f"iptables -t {t} -D {c} -j {j}" for t, c, j in CHAINS),
-            *(f"iptables -t {t} -F {c}" for t, c in (
-                ("nat", "KUBE-SERVICES"), ("nat", SVC), ("nat", SEP), ("nat", "KUBE-MARK-MASQ"),
-                ("nat", "KUBE-POSTROUTING"), ("filter", "KUBE-FORWARD"))),
-            *(f"iptables -t {t} -X {c}" for t, c in (
-                ("nat", "KUBE-SERVICES"), ("nat", SVC), ("nat", SEP), ("nat", "KUBE-MARK-MASQ"),
-                ("nat", "KUBE-POSTROUTING"), ("filter", "KUBE-FORWARD"))),
+            *(f"iptables -t {t} -{op} {c}" for op in "FX" for t, c in OWN_CHAINS),
             "ip link del hc", "ip link del hb", "ip netns del client", "ip netns del backend")
 libc = ctypes.CDLL(None, use_errno=True)
 
