@@ -13,17 +13,13 @@ Usage: bench/boundary.py [--runs N] [--files N] [--check]
 
 from __future__ import annotations
 
-import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
-from common import checkout, medians, options, table
+from common import TOP, apply_tree, before, in_top, medians, options, table, verdict
 
-TOP = Path(__file__).resolve().parents[1]
 BASE = "94c3875"  # the last commit before the boundary
 TARGET = 1.10
 ROUNDS = 7
@@ -84,40 +80,27 @@ def build(tree: Path, files: int) -> None:
     k = tree / "lib/modules/6.1.0-18-amd64"
     k.mkdir(parents=True)
     (k / "modules.dep").write_text("kernel/net/netfilter/nf_conntrack.ko.xz:\n")
-    subprocess.run([sys.executable, "-m", "nftune", "apply", "--root", str(tree)], check=True,
-                   stdout=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(TOP)})
+    apply_tree(tree)
 
 
 def main() -> int:
     ap = options(__doc__, 15)
     ap.add_argument("--files", type=int, default=5000)
     args = ap.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="nftune-bench-boundary.", dir="/var/tmp"))
-    try:
-        base = work / "base"
-        if not checkout(BASE, base):
-            print(f"boundary: skipped: commit {BASE} is not in this clone's history")
+    with before("boundary", BASE) as work:
+        if work is None:
             return 0
-        tree = work / "tree"
+        base, tree = work / "base", work / "tree"
         build(tree, args.files)
-
-        def argv(top: Path) -> list[str]:
-            # In its own top: `python -m` puts the working directory first on sys.path.
-            return ["env", "-C", str(top), f"PYTHONPATH={top}", sys.executable, "-m", "nftune",
-                    "verify", "--root", str(tree)]
-
         print(f"nftune verify --root, {args.files} sysctl.d files, median of {args.runs}")
-        ratios = table(medians({"before the boundary": argv(base), "now": argv(TOP)},
+        ratios = table(medians({"before the boundary": in_top(base, "verify", "--root", str(tree)),
+                                "now": in_top(TOP, "verify", "--root", str(tree))},
                                args.runs), "before the boundary")
         print(f"rps apply from zero, 256 NICs x 32 queues (in-process), median of {ROUNDS} "
               "rounds of 5, interleaved")
         table(rps_medians({"before the boundary": base, "now": TOP}, ROUNDS),
               "before the boundary")
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    ok = ratios["now"] <= TARGET
-    print(f"target: <= {TARGET:.2f}x: {'met' if ok else 'MISSED'}")
-    return 0 if ok or not args.check else 1
+    return verdict(ratios["now"], TARGET, args.check)
 
 
 if __name__ == "__main__":

@@ -11,15 +11,11 @@ Usage: bench/chain_offline.py [--runs N] [--check]
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
-import tempfile
-from pathlib import Path
 
-from common import checkout, medians, options, table
+from common import TOP, before, in_top, medians, options, table, verdict
 
-TOP = Path(__file__).resolve().parents[1]
 BASE = "f694d9b"  # the last commit before issue 13
 TARGET = 1.20
 GRAPH = """
@@ -44,21 +40,13 @@ def main() -> int:
     from e2e.vm import base_rootfs
 
     tree = base_rootfs("bookworm")
-    work = Path(tempfile.mkdtemp(prefix="nftune-bench-chain.", dir="/var/tmp"))
-    try:
-        base = work / "base"
-        if not checkout(BASE, base):
-            print(f"chain_offline: skipped: commit {BASE} is not in this clone's history")
+    with before("chain_offline", BASE) as work:
+        if work is None:
             return 0
-
-        def argv(top: Path) -> list[str]:
-            # In its own top: `python -m` puts the working directory first on sys.path.
-            return ["env", "-C", str(top), f"PYTHONPATH={top}", sys.executable, "-m", "nftune",
-                    "chain", "--root", str(tree)]
-
-        names = {"before implicit edges": base, "now": TOP}
+        names = {"before implicit edges": work / "base", "now": TOP}
         print(f"nftune chain --root (a full bookworm tree), median of {args.runs}")
-        ratios = table(medians({n: argv(t) for n, t in names.items()}, args.runs),
+        ratios = table(medians({n: in_top(t, "chain", "--root", str(tree))
+                                for n, t in names.items()}, args.runs),
                        "before implicit edges")
         graph = {}
         for n, t in names.items():
@@ -67,11 +55,7 @@ def main() -> int:
                                             text=True).stdout)
         print("the offline proof alone, in-process, median of 15")
         table(graph, "before implicit edges")
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    ok = ratios["now"] <= TARGET
-    print(f"target: <= {TARGET:.2f}x: {'met' if ok else 'MISSED'}")
-    return 0 if ok or not args.check else 1
+    return verdict(ratios["now"], TARGET, args.check)
 
 
 if __name__ == "__main__":

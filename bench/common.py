@@ -4,13 +4,18 @@ interleaved in one run, so a noisy, shared machine slows them alike."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+
+TOP = Path(__file__).resolve().parents[1]
 
 
 def options(doc: str | None, runs: int) -> argparse.ArgumentParser:
@@ -69,11 +74,46 @@ def table(results: dict[str, float], base: str) -> dict[str, float]:
 def checkout(commit: str, dest: Path) -> bool:
     """The nftune package as it was at `commit`, unpacked into dest/nftune (for a
     before-and-after run); False when the clone lacks that history (a shallow clone)."""
-    top = Path(__file__).resolve().parents[1]
-    archive = subprocess.run(["git", "-C", str(top), "archive", commit, "nftune"],
+    archive = subprocess.run(["git", "-C", str(TOP), "archive", commit, "nftune"],
                              capture_output=True, check=False)
     if archive.returncode != 0:
         return False
     dest.mkdir(parents=True, exist_ok=True)
     subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
     return True
+
+
+@contextlib.contextmanager
+def before(name: str, commit: str) -> Iterator[Path | None]:
+    """A scratch directory under /var/tmp, removed afterwards, with nftune as it was at
+    `commit` in its `base/`; None, said, when the clone lacks that history."""
+    work = Path(tempfile.mkdtemp(prefix=f"nftune-bench-{name}.", dir="/var/tmp"))
+    try:
+        if not checkout(commit, work / "base"):
+            print(f"{name}: skipped: commit {commit} is not in this clone's history")
+            yield None
+        else:
+            yield work
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def in_top(top: Path, *args: str) -> list[str]:
+    """`python -m nftune ARGS` of the source tree `top`, run in it: `python -m` puts the
+    working directory first on sys.path, so from this checkout both versions would run
+    this checkout's nftune."""
+    return ["env", "-C", str(top), f"PYTHONPATH={top}", sys.executable, "-m", "nftune", *args]
+
+
+def apply_tree(tree: Path) -> None:
+    """Today's `nftune apply --root` on a benchmark's tree."""
+    subprocess.run([sys.executable, "-m", "nftune", "apply", "--root", str(tree)], check=True,
+                   capture_output=True, env={**os.environ, "PYTHONPATH": str(TOP)})
+
+
+def verdict(ratio: float, target: float, check: bool, what: str = "") -> int:
+    """Print whether `ratio` met `target`; the exit status (1 only when missed and --check)."""
+    ok = ratio <= target
+    print(f"target: {what}<= {target:.2f}x: {'met' if ok else 'MISSED'}"
+          + (f" (worst {ratio:.2f}x)" if what else ""))
+    return 0 if ok or not check else 1

@@ -16,16 +16,12 @@ Usage: bench/reshape.py [--runs N] [--check]
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 from boundary import rps_medians
-from common import checkout, medians, options, table
+from common import TOP, apply_tree, before, in_top, medians, options, table, verdict
 
-TOP = Path(__file__).resolve().parents[1]
 BASE = "869ce24"  # the last commit before issue 25 (checks as data)
 TARGET = 1.05
 UNIT = "[Unit]\nDefaultDependencies=no\nBefore=sysinit.target\n"
@@ -47,43 +43,32 @@ def build(tree: Path) -> None:
     sysctl_d.mkdir(parents=True)
     for i in range(200):
         (sysctl_d / f"{i:03d}-other.conf").write_text("net.ipv4.ip_forward = 1\n" * 20)
-    subprocess.run([sys.executable, "-m", "nftune", "apply", "--root", str(tree)],
-                   check=True, capture_output=True, env={**os.environ, "PYTHONPATH": str(TOP)})
+    apply_tree(tree)
 
 
 def main() -> int:
     ap = options(__doc__, 15)
     args = ap.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="nftune-bench-reshape.", dir="/var/tmp"))
     # Both versions' bytecode cached alike: each run imports from .pyc, as a node does.
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    try:
-        base = work / "base"
-        if not checkout(BASE, base):
-            print(f"reshape: skipped: commit {BASE} is not in this clone's history")
+    with before("reshape", BASE) as work:
+        if work is None:
             return 0
         tree = work / "tree"
         build(tree)
-        names = {"before": base, "now": TOP}
+        names = {"before": work / "base", "now": TOP}
         worst = 0.0
         for verb in (["verify"], ["chain"], ["config"], ["apply", "--dry-run"],
                      ["rps", "apply"]):
-            # medians() runs each once first, which writes each version's bytecode. Each
-            # runs in its own top: `python -m` puts the working directory first on
-            # sys.path, so from this checkout both would run this checkout's nftune.
-            cases = {n: ["env", "-C", str(t), "-u", "PYTHONDONTWRITEBYTECODE",
-                         f"PYTHONPATH={t}", sys.executable, "-m", "nftune", *verb, "--root",
-                         str(tree)]
+            # medians() runs each once first, which writes each version's bytecode.
+            cases = {n: ["env", "-u", "PYTHONDONTWRITEBYTECODE",
+                         *in_top(t, *verb, "--root", str(tree))]
                      for n, t in names.items()}
             print(f"nftune {' '.join(verb)} --root, median of {args.runs}")
             worst = max(worst, table(medians(cases, args.runs), "before")["now"])
         print("rps apply from zero (256 NICs x 32 queues, in-process), median of 5 processes")
         worst = max(worst, table(rps_medians(names, 5, env), "before")["now"])
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    ok = worst <= TARGET
-    print(f"target: each <= {TARGET:.2f}x: {'met' if ok else 'MISSED'} (worst {worst:.2f}x)")
-    return 0 if ok or not args.check else 1
+    return verdict(worst, TARGET, args.check, "each ")
 
 
 if __name__ == "__main__":
