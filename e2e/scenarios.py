@@ -57,6 +57,15 @@ def install_offline(rootfs: Path, inputs: Inputs) -> None:
 
 
 BLACKLIST = "etc/modprobe.d/50-hardening.conf"
+# Kubernetes' install guide has every kubeadm user write these; br_netfilter makes the
+# first, and nothing lists it.
+K8S_CONF = "/etc/sysctl.d/k8s.conf"
+K8S_SYSCTLS = "net.bridge.bridge-nf-call-iptables = 1\nnet.ipv4.ip_forward = 1\n"
+BRIDGE_KEY = "/proc/sys/net/bridge/bridge-nf-call-iptables"
+# The measured sysctl data (nftune/sysctldata.py), re-measured on a random sample of its
+# modules in the rst boot.
+SYSCTL_SAMPLE = int(os.environ.get("NFTUNE_SYSCTL_SAMPLE", "20"))
+SYSCTL_SEED = int(os.environ.get("NFTUNE_SYSCTL_SEED", "27"))
 
 
 def _offline_blacklisted(rootfs: Path, inputs: Inputs) -> None:
@@ -65,6 +74,7 @@ def _offline_blacklisted(rootfs: Path, inputs: Inputs) -> None:
     guest to check: it must fail before the image ever boots."""
     install_offline(rootfs, inputs)
     (rootfs / BLACKLIST).write_text("# CIS-style hardening\nblacklist nf_conntrack\n")
+    (rootfs / K8S_CONF.lstrip("/")).write_text(K8S_SYSCTLS)
     p = subprocess.run([str(rootfs / "usr/lib/nftune/nftune"), "verify", "--root",
                         str(rootfs)], capture_output=True, text=True, check=False)
     state = rootfs / STATE.lstrip("/")
@@ -75,6 +85,26 @@ def _offline_blacklisted(rootfs: Path, inputs: Inputs) -> None:
 def _copy_deb(rootfs: Path, inputs: Inputs) -> None:
     assert inputs.deb is not None
     shutil.copy(inputs.deb, rootfs / STATE.lstrip("/") / "nftune.deb")
+
+
+def _rst(rootfs: Path, inputs: Inputs) -> None:
+    """The deb to install in the boot, and a random sample of the modules the shipped
+    sysctl data was measured from, for the guest to measure again."""
+    import json
+    import random
+
+    from nftune.sysctldata import KERNELS, KEYS, MODULES
+
+    _copy_deb(rootfs, inputs)
+    [kernel] = [p.name.removeprefix("vmlinuz-") for p in (rootfs / "boot").glob("vmlinuz-*")]
+    series = ".".join(kernel.split("-")[0].split(".")[:2])
+    i = [name for name, _ in KERNELS].index(series)
+    measured = sorted(m for m, how in MODULES.items() if how[i] == "loaded")
+    sample = random.Random(SYSCTL_SEED).sample(measured, min(SYSCTL_SAMPLE, len(measured)))
+    owner = {key: m for key, cols in KEYS.items() if (m := cols[i])}
+    state = rootfs / STATE.lstrip("/")
+    (state / "sysctl-owner.json").write_text(json.dumps(owner))
+    (state / "sysctl-sample.txt").write_text("\n".join(sample) + "\n")
 
 
 def _drift(rootfs: Path, inputs: Inputs) -> None:
@@ -336,6 +366,14 @@ check verify-before-kubelet yes "$([ "$verified" -gt 0 ] && [ "$verified" -le "$
 # nftune-verify.timer's runs replace the file.
 RST_LAB = f"""
 dmesg -n 1  # the kernel's notes (IPVS loaded, links up) stay out of the console
+# First, while no lab has loaded anything:
+say "nftune's sysctl data, re-measured on a random sample of its modules"
+python3 {STATE}/sysctlmap.py --compare {STATE}/sysctl-owner.json \\
+    < {STATE}/sysctl-sample.txt > /tmp/sysctl-compare.txt 2>&1
+sed 's/^/    | /' /tmp/sysctl-compare.txt
+check sysctl-data-disagree 0 "$(kv disagree /tmp/sysctl-compare.txt)"
+check sysctl-data-checked yes "$([ "$(kv checked /tmp/sysctl-compare.txt)" -ge 10 ] \\
+    && echo yes || echo no)"
 delayed=0 modes="ipvs nftables iptables"
 case $(uname -r) in 5.10.*) delayed=20 modes="ipvs iptables" ;; esac
 # lab NAME ARGS...: one rstlab.py run, every kind of segment, shown, in /tmp/rst-NAME.txt
@@ -456,9 +494,22 @@ modprobe nf_conntrack
 udevadm settle
 check value-after-late-load-safety-net 1 "$(liberal)"
 rm /{BLACKLIST}
-""", """
+# kubeadm's k8s.conf: predicted lost before the boot, lost at it; Load=auto cures it.
+check k8s-conf-predicted-lost yes "$(grep -F \
+    "failed: node-sysctl net.bridge.bridge-nf-call-iptables, expected '1' [lost-at-boot]" \
+    {STATE}/verify-root.txt | grep -q 'k8s.conf:1 sets it, but br_netfilter' \
+    && echo yes || echo no)"
+check k8s-bridge-key-at-boot missing "$(cat {BRIDGE_KEY} 2>/dev/null || echo missing)"
+mkdir -p /etc/nftune/nftune.conf.d
+printf '[Modules]\nLoad = nf_conntrack auto\n' > /etc/nftune/nftune.conf.d/auto.conf
+nftune apply > /tmp/apply.log 2>&1
+check auto-apply-exit 0 $?
+check auto-lists-br_netfilter yes "$(grep -qx br_netfilter /etc/modules-load.d/nftune.conf \
+    && echo yes || echo no)"
+""", f"""
 check nf_conntrack-at-boot loaded "$(loaded)"
 check value-at-boot 1 "$(liberal)"
+check k8s-bridge-key-at-boot 1 "$(cat {BRIDGE_KEY} 2>/dev/null || echo missing)"
 """ + VERIFY_AND_CHAIN),
         _offline_blacklisted, ("deb",)),
     Scenario(
@@ -518,7 +569,7 @@ check value-at-boot 1 "$(liberal)"
         "rst", "the reset storm in each kube-proxy mode's shape (IPVS, nftables, iptables "
                "with its drop rule): connections reset without nftune; after dpkg -i in "
                "the same boot, none; node_exporter reads nftune's metrics (bookworm)",
-        (RST_LAB,), _copy_deb, ("deb",), timeout=900),
+        (RST_LAB,), _rst, ("deb",), timeout=900),
     Scenario(
         "conntrack", "Max=auto, Buckets=auto, MemoryShare=3%: the table sized for the "
                      "machine that boots (capped by its memory), its hash size from "

@@ -111,6 +111,7 @@ def _install_agent(rootfs: Path) -> None:
     shutil.copy(GUEST / "lib.sh", state / "lib.sh")
     shutil.copy(GUEST / "rstlab.py", state / "rstlab.py")
     shutil.copy(GUEST / "scrape.py", state / "scrape.py")
+    shutil.copy(GUEST / "sysctlmap.py", state / "sysctlmap.py")
     unit = rootfs / "etc/systemd/system/nftune-e2e.service"
     shutil.copy(GUEST / "nftune-e2e.service", unit)
     wants = rootfs / "etc/systemd/system/multi-user.target.wants"

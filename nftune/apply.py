@@ -17,6 +17,7 @@ from .artifacts import (
     temp_leftovers,
 )
 from .config import Config, builtin
+from .config.model import ModuleSpec
 from .context import Context
 from .errors import EXIT_FAILED, NftuneError
 from .fsio import Action, Change, Writer, plan_remove, plan_write
@@ -145,14 +146,30 @@ def systemd_sysctl(root: Root) -> str:
     return SYSTEMD_SYSCTL[1]
 
 
+def auto_specs(ctx: Context, specs: tuple[ModuleSpec, ...]) -> tuple[
+        tuple[ModuleSpec, ...], tuple[tuple[str, tuple[str, ...]], ...]]:
+    """Load=auto expanded, and the subtrees its modules make (for the safety net)."""
+    from .autoload import expand, trees
+    from .sysctlkeys import KeyData
+
+    expanded = expand(ctx, specs)
+    data = ctx.memo("sysctl-keys", KeyData.load)
+    wanted = {s.alternatives[0] for s in expanded} - {a for s in specs for a in s.alternatives}
+    return expanded, tuple((m, trees(data, m)) for m in sorted(wanted))
+
+
 def plan(ctx: Context, layer: Layer) -> Plan:
     """Everything is read, checked and rendered before anything is written."""
     root = ctx.root
     # The vendor layer is the package's: built-in defaults only, never the builder's /etc.
     config = ctx.config if layer is Layer.ADMIN else builtin()
     kernels = load_kernels(root)  # unlike verify's, a kernel that cannot be read stops it
-    choices = choose_strict(config.modules, kernels)
-    facts = Facts(__version__, systemd_sysctl(root), tuple(k.version for k in kernels))
+    specs = config.modules
+    trees: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    if layer is Layer.ADMIN and any(s.auto for s in specs):
+        specs, trees = auto_specs(ctx, specs)
+    choices = choose_strict(specs, kernels)
+    facts = Facts(__version__, systemd_sysctl(root), tuple(k.version for k in kernels), trees)
     artifacts = render(config, choices, facts, layer)
     changes = [plan_write(root, a.path, a.content, a.mode) for a in artifacts]
     wanted = {a.path for a in artifacts}

@@ -224,8 +224,12 @@ def _verb_config(verbs: Any) -> None:
 
 
 def cmd_config(args: argparse.Namespace, seams: Seams) -> int:
-    config = _context(args, seams).config
-    show(args, config)
+    ctx = _context(args, seams)
+    config = ctx.config
+    from .autoload import Shown, pulled
+
+    show(args, Shown(config, tuple(pulled(ctx)) if any(m.auto for m in config.modules)
+                     else ()))
     return EXIT_OK
 
 

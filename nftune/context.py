@@ -80,7 +80,12 @@ class Context:
         """Each Load= entry's module, or why no alternative exists."""
         from .kernel import choose_all
 
-        return choose_all(self.config.modules, self.kernels)
+        specs = self.config.modules
+        if any(s.auto for s in specs):
+            from .autoload import expand
+
+            specs = expand(self, specs)
+        return choose_all(specs, self.kernels)
 
     @cached_property
     def choices(self) -> list[ModuleChoice]:
@@ -105,7 +110,8 @@ class Context:
     def sysctld(self) -> SysctlD:
         from .sysctl import SysctlD
 
-        return SysctlD.load(self.root, [s.key for s in self.config.sysctls])
+        return SysctlD.load(self.root, [s.key for s in self.config.sysctls],
+                            node=self.config.verify.node_sysctl != "no")
 
     @cached_property
     def unit_tree(self) -> UnitTree:

@@ -25,6 +25,8 @@ class Facts(Record):
     version: str
     systemd_sysctl: str  # path of systemd-sysctl inside the tree
     kernels: tuple[str, ...]  # versions the modules were checked against
+    # Load=auto's modules: the sysctl subtrees each makes (measured), for the safety net.
+    trees: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 def _env() -> Any:
@@ -75,7 +77,7 @@ def render(config: Config, choices: list[ModuleChoice], facts: Facts,
         one(Kind.SYSCTL, sysctls=config.sysctls),
         one(Kind.SYSCTL_ORDER),
     ]
-    rules = udev.rules(config, choices)
+    rules = udev.rules(config, choices, dict(facts.trees))
     if rules:
         out.append(one(Kind.UDEV, rules=rules,
                        systemd_sysctl=facts.systemd_sysctl))

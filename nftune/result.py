@@ -47,6 +47,8 @@ class Check(StrEnum):
     MODPROBE_OPTIONS = "modprobe-options"
     CONNTRACK_SIZE = "conntrack-size"
     KUBE_PROXY = "kube-proxy"
+    NODE_SYSCTL = "node-sysctl"
+    NODE_SYSCTL_VALUE = "node-sysctl-value"
 
 
 class Cause(StrEnum):
@@ -82,6 +84,8 @@ class Cause(StrEnum):
     TOO_LARGE = "too-large"
     KUBE_PROXY_CONFLICT = "kube-proxy-conflict"
     INVALID_UNHANDLED = "invalid-unhandled"
+    LOST_AT_BOOT = "lost-at-boot"
+    UNKNOWN_KEY = "unknown-key"
     UNTRUSTED = "untrusted"
     NOT_APPLICABLE = "not-applicable"
     BLACKLISTED = "blacklisted"
@@ -152,6 +156,11 @@ CAUSES: dict[Cause, str] = {
                              "resetting Service connections: kube-proxy's mode has no drop "
                              "rule for them (IPVS, nftables from 1.30) or skipped it, and "
                              "nf_conntrack_tcp_be_liberal is not 1 from boot",
+    Cause.LOST_AT_BOOT: "a sysctl.d line sets a key that a module makes, and nothing "
+                        "loads that module before systemd-sysctl.service: the line is "
+                        "dropped at boot, silently",
+    Cause.UNKNOWN_KEY: "a sysctl.d line sets a key no measured kernel has (a typo, or a "
+                       "kernel nftune's data does not cover)",
     Cause.UNTRUSTED: "processes named kube-proxy that nftune ignores and reads nothing of, "
                      "as none could itself write what it would claim: not in PID 1's "
                      "network and user namespaces, without CAP_NET_ADMIN, made privileged "
@@ -309,6 +318,17 @@ CHECKS: dict[Check, CheckDoc] = {
         "nftune-conntrack.service decided this boot), and the table fits `MemoryShare=` "
         "of this machine's RAM (`too-large`); on an image, the RAM below which it would "
         "not is named"),
+    Check.NODE_SYSCTL: CheckDoc(
+        "nodesysctl", "tree",
+        "every other key sysctl.d sets (its effective line) exists when systemd-sysctl "
+        "applies it at the next boot: the core kernel has it, its module is built in, or "
+        "modules-load.d makes kmod load its module first (`lost-at-boot` when nothing "
+        "does; `unknown-key` when no measured kernel has it, naming the nearest key)"),
+    Check.NODE_SYSCTL_VALUE: CheckDoc(
+        "nodesysctl", "live",
+        "informational: each other key sysctl.d sets, against the running kernel; a value "
+        "that differs is listed as `changed-at-runtime` with the line that sets it, never "
+        "failed and never repaired (nftune repairs only its own keys)"),
     Check.KUBE_PROXY: CheckDoc(
         "kubeproxy", "live",
         "each running kube-proxy (a process of that name that could itself write what it "

@@ -196,6 +196,8 @@ SPECS: tuple[Spec, ...] = (
     _spec(Check.CONNTRACK_SIZE, "conntrack", "conntrack_size", (CONNTRACK, LIVE), R,
           named=_conntrack_table),
     _spec(Check.KUBE_PROXY, "kubeproxy", "kube_proxy", (LIVE,), R, named=_one("kube-proxy")),
+    _spec(Check.NODE_SYSCTL, "nodesysctl", "node_sysctl", (), B),
+    _spec(Check.NODE_SYSCTL_VALUE, "nodesysctl", "node_sysctl_value", (LIVE,), R),
     _spec(Check.RPS, "rps", "rps", _RPS, R, named=_one("RPS"),
           reasons=(("live", "masks are decided on the running machine at boot"),)),
     _spec(Check.RFS, "rps", "rfs", (*_RPS, RPS_DECIDED), R),

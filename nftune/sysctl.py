@@ -98,7 +98,7 @@ def same_value(a: str, b: str) -> bool:
 
 
 def is_glob(key: str) -> bool:
-    return bool(GLOB_CHARS & set(key))
+    return "*" in key or "?" in key or "[" in key  # GLOB_CHARS, without building a set
 
 
 def glob_matches(pattern: str, key: str) -> bool:
@@ -186,32 +186,60 @@ def _last_distinct(assignments: list[Assignment]) -> Assignment:
     return _last_distinct_indexed(list(enumerate(assignments)))[1]
 
 
+MAX_NODE_KEYS = 100_000  # the node-wide view's distinct keys; past it, not evaluated
+MAX_NODE_GLOBS = 1_000
+
+
+class NodeLines:
+    """Every key's effective line, gathered while the files are read (once, for every
+    check): systemd keeps the first of equal values and moves on a different one."""
+
+    def __init__(self) -> None:
+        self.keys: dict[str, Assignment] = {}
+        self.globs: dict[str, Assignment] = {}
+        self.cut = False  # more distinct keys or globs than the bounds
+
+    def add(self, a: Assignment) -> None:
+        into, bound = (self.globs, MAX_NODE_GLOBS) if is_glob(a.key) else \
+            (self.keys, MAX_NODE_KEYS)
+        have = into.get(a.key)
+        if have is None and len(into) >= bound:
+            self.cut = True
+        elif have is None or have.value != a.value:
+            into[a.key] = a
+
+
 class SysctlD(Record):
     """All of sysctl.d as the next boot will read it (the lines that touch the keys asked
-    about: a 50 MB file costs no more memory than a small one)."""
+    about: a 50 MB file costs no more memory than a small one), and, when asked, every
+    key's effective line for the node-wide checks (bounded by MAX_NODE_KEYS)."""
 
     files: tuple[ConfFile, ...]
     assignments: tuple[Assignment, ...]
     # /etc/sysctl.conf when no sysctl.d link reads it: `sysctl --system` applies it last.
     procps_only: tuple[Assignment, ...]
     unreadable: tuple[tuple[str, str], ...] = ()  # (in-tree path, why): systemd skips it
+    node: NodeLines | None = None
 
     @classmethod
-    def load(cls, root: Root, keys: Iterable[str] | None = None) -> SysctlD:
-        """`keys`: canonical keys to keep lines for (None: every line)."""
+    def load(cls, root: Root, keys: Iterable[str] | None = None,
+             node: bool = False) -> SysctlD:
+        """`keys`: canonical keys to keep lines for (None: every line); `node`: gather
+        every key's effective line too."""
         wanted = None if keys is None else frozenset(keys)
         files = tuple(list_conf_files(root, root.conf_dirs("sysctl.d"), ".conf"))
         unreadable = [(f.path, f.problem) for f in files if f.problem]
         assignments: list[Assignment] = []
+        lines = NodeLines() if node else None
         for f in files:
-            if f.readable and (why := _read(root, f.path, wanted, assignments)):
+            if f.readable and (why := _read(root, f.path, wanted, assignments, lines)):
                 unreadable.append((f.path, why))
         procps: list[Assignment] = []
         conf = root.chase("/etc/sysctl.conf")
         if (root.is_file(conf) and not any(root.chase(f.path) == conf for f in files)
                 and (why := _read(root, "/etc/sysctl.conf", wanted, procps))):
             unreadable.append(("/etc/sysctl.conf", why))
-        return cls(files, tuple(assignments), tuple(procps), tuple(unreadable))
+        return cls(files, tuple(assignments), tuple(procps), tuple(unreadable), lines)
 
     def effective(self, key: str) -> Effective:
         return effective(self.assignments, key)
@@ -221,14 +249,16 @@ class SysctlD(Record):
 
 
 def _read(root: Root, path: str, wanted: frozenset[str] | None,
-          into: list[Assignment]) -> str | None:
-    """Append the file's assignments to the keys in `wanted`; why it could not be read
-    (to the end), or None."""
+          into: list[Assignment], lines: NodeLines | None = None) -> str | None:
+    """Append the file's assignments to the keys in `wanted` (and every one to `lines`);
+    why it could not be read (to the end), or None."""
     try:
         with root.reader(path) as f:
             if f is None:
                 return None
             for a in parse_lines(stream_lines(f, root.show(path)), path):
+                if lines is not None:
+                    lines.add(a)
                 if wanted is None or a.key in wanted or (
                         is_glob(a.key) and any(glob_matches(a.key, k) for k in wanted)):
                     into.append(a)

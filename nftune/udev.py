@@ -49,15 +49,17 @@ def module_for_key(key: str) -> str | None:
                  if any(_under(key, t) for t in trees)), None)
 
 
-def rules(config: Config, choices: list[ModuleChoice]) -> list[Rule]:
+def rules(config: Config, choices: list[ModuleChoice],
+          trees: dict[str, tuple[str, ...]] | None = None) -> list[Rule]:
     """A rule for each module that is configured, or whose subtree holds a configured key
-    (whoever loads it later: kube-proxy, iptables, nft)."""
+    (whoever loads it later: kube-proxy, iptables, nft); `trees`: the subtrees of modules
+    Load=auto lists, from the measured data."""
     loaded = {c.name for c in choices}
     out = []
-    for module, trees in MODULE_SYSCTL_TREES.items():
-        keyed = any(_under(s.key, t) for s in config.sysctls for t in trees)
+    for module, known in {**MODULE_SYSCTL_TREES, **(trees or {})}.items():
+        keyed = any(_under(s.key, t) for s in config.sysctls for t in known)
         if module in loaded or keyed:
-            out.append(Rule(module, trees))
+            out.append(Rule(module, known))
     return out
 
 

@@ -53,7 +53,8 @@ OWN_VERIFY = OWN_TREE | {f"nftune.{m}" for m in (
     "checks", "checks.files", "checks.ordering", "checks.owned", "checks.rps",
     "checks.runtime", "checks.work", "glob", "implicit", "kernel", "kmod", "modprobe",
     "ordering",
-    "rps.view", "specs", "udev", "unitgraph", "unitnames", "units", "unitwork", "verify")}
+    "rps.view", "specs", "udev", "unitgraph", "unitnames", "units", "unitwork", "verify",
+    "checks.nodesysctl", "sysctlkeys", "sysctldata")}
 # Only a live verify talks to systemd, reads the journal, and looks for kube-proxy.
 OWN_LIVE = OWN_VERIFY | {f"nftune.{m}" for m in (
     "cache", "checks.boot", "journal", "publish", "report", "run", "systemd", "timespan",

@@ -50,14 +50,16 @@ def test_no_check_module_decides_skipping() -> None:
         for word in ("not_live", "NOT_LIVE", "NO_BUS", "wants_bus"):
             assert word not in text, f"{path.name} mentions {word}"
         names = {n.attr for n in ast.walk(ast.parse(text)) if isinstance(n, ast.Attribute)}
-        assert "live" not in names or path.name in ("boot.py", "conntrack.py", "work.py"), \
+        assert "live" not in names or path.name in ("boot.py", "conntrack.py", "work.py",
+                                                     "nodesysctl.py"), \
             path.name
 
 
 def test_boot_checks_are_what_a_file_or_the_boot_decides() -> None:
     runtime = {s.check for s in SPECS if s.cadence is Cadence.RUNTIME}
     assert runtime == {Check.MODULE_LOADED, Check.SYSCTL_VALUE, Check.CONNTRACK_SIZE,
-                       Check.KUBE_PROXY, Check.RPS, Check.RFS, Check.RPS_NEW_DEVICES}
+                       Check.KUBE_PROXY, Check.RPS, Check.RFS, Check.RPS_NEW_DEVICES,
+                       Check.NODE_SYSCTL_VALUE}
 
 
 def made(ctx: Context) -> list[str]:

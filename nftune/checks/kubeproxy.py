@@ -79,11 +79,16 @@ def invalid(ctx: Context, kp: KubeProxy) -> Mitigation:
 
     root = ctx.root
     live = read_attr(root, root.proc_sys(BE_LIBERAL))
-    managed = any(s.key == BE_LIBERAL for s in ctx.config.sysctls)
-    # ctx.sysctld keeps lines for nftune's keys only; an admin's own line counts as much.
-    view = ctx.sysctld if managed else ctx.memo(
-        "sysctld-be-liberal", lambda: SysctlD.load(root, [BE_LIBERAL]))
-    line = view.effective(BE_LIBERAL).winner
+    # An admin's own line counts as much as nftune's. ctx.sysctld keeps nftune's keys'
+    # lines, and every key's effective line when the node-wide checks are on.
+    view = ctx.sysctld
+    if any(s.key == BE_LIBERAL for s in ctx.config.sysctls):
+        line = view.effective(BE_LIBERAL).winner
+    elif view.node is not None:
+        line = view.node.keys.get(BE_LIBERAL)
+    else:
+        line = ctx.memo("sysctld-be-liberal", lambda: SysctlD.load(root, [BE_LIBERAL])
+                        ).effective(BE_LIBERAL).winner
     boot = (f"{root.show(line.file)}:{line.line}" if line is not None
             and sysctl.same_value(line.value or "", "1") else None)
     return mitigation(kp.mode, None if live is None else live.strip(), boot,

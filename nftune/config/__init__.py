@@ -146,6 +146,14 @@ SETTINGS: tuple[Setting, ...] = (
             Parser(_directory, lambda v: v or "", lambda v: v), "DIR",
             "node_exporter's textfile directory: each check run writes DIR/nftune.prom. "
             "Empty: none."),
+    Setting("Verify", "NodeSysctl", "verify.node_sysctl", "fail",
+            one_of(("fail", "report", "no"),
+                   "fail: a sysctl.d key lost at boot fails verify; report: listed, never "
+                   "failed; no: not checked"),
+            "fail|report|no",
+            "The node-sysctl check over every other key sysctl.d sets: fail (a key lost at "
+            "boot, or one no kernel has, fails verify), report (each is listed and passes) "
+            "or no (not checked)."),
     Setting("Conntrack", "Max", "conntrack.max", "",
             _size("Max", MAX_ENTRIES, "Max=auto sizes the table for the machine that boots; "
                   "a number is net.netfilter.nf_conntrack_max; empty leaves it alone"),

@@ -32,6 +32,11 @@ class ModuleSpec(Record):
     def name(self) -> str:
         return "|".join(self.alternatives)
 
+    @property
+    def auto(self) -> bool:
+        """Load=auto: the modules the node's sysctl.d keys need (nftune/autoload.py)."""
+        return self.alternatives == ("auto",)
+
 
 class SysctlSpec(Record):
     """One sysctl nftune sets, and the config line that asks for it."""
@@ -67,6 +72,7 @@ class VerifyConfig(Record):
     gate: bool  # kubelet.service waits for, and requires, a passing verify
     repair: bool  # put nftune's values back when changed at runtime
     prometheus_dir: str | None  # node_exporter's textfile directory
+    node_sysctl: str = "fail"  # the node-sysctl check: fail, report (never fails) or no
 
 
 class Size(Record):

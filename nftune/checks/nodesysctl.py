@@ -1,0 +1,197 @@
+"""Every sysctl.d key on the node, not only nftune's: at the next
+boot, does the key exist when systemd-sysctl applies it? A key a module makes is lost,
+silently, when nothing loads that module first (nftune/sysctlkeys.py's measured data
+says which module makes which key on each kernel series)."""
+
+from __future__ import annotations
+
+from .. import sysctl
+from ..attrs import read_attr
+from ..context import Context
+from ..kernel import Kernel
+from ..kmod import KernelData, Kmod, verdict
+from ..modprobe import ModprobeD
+from ..result import Cause, Check, CheckResult, Status, failed, passed
+from ..sysctlkeys import KeyData, Origin, series_of
+
+
+def loads(ctx: Context) -> dict[str, dict[str, str]]:
+    """Per kernel: each module that modules-load.d makes kmod insert (the listed ones and
+    what they pull in), with the line that lists it."""
+    root = ctx.root
+    view = ModprobeD.load(root, cmdline=root.live)
+    out: dict[str, dict[str, str]] = {}
+    for k in ctx.kernels:
+        km = Kmod(view, KernelData(root, k))
+        got: dict[str, str] = {}
+        for listed in ctx.listed:
+            if verdict(root, km, listed.name).effect != "inserted":
+                continue
+            for step in km.plan(listed.name).steps:
+                if step.action in ("insmod", "builtin"):
+                    got.setdefault(step.module, f"{root.show(listed.file)}:{listed.line}")
+        out[k.version] = got
+    return out
+
+
+def _judge(ctx: Context, line: sysctl.Assignment, origin: Origin,
+           kernels: list[tuple[Kernel, str | None]],
+           loaded: dict[str, dict[str, str]]) -> CheckResult | None:
+    """The key's verdict on each kernel (with its measured series); None when every
+    kernel's core has it (counted, not listed)."""
+    subject = sysctl.display(line.key)
+    where = f"{ctx.root.show(line.file)}:{line.line}"
+    why = []
+    for k, s in kernels:
+        if s is None:
+            why.append(f"kernel {k.version} is older than every measured one, not judged")
+            continue
+        if s in origin.core:
+            continue
+        module = dict(origin.modules).get(s)
+        if module is None:  # another series has it, this kernel's not
+            return failed(Check.NODE_SYSCTL, subject, Cause.UNKNOWN_KEY, source=line.source,
+                          expected=line.value,
+                          reason=f"{where} sets a key kernel {k.version} does not have "
+                                 "(of the measured series, only "
+                                 f"{', '.join(sorted({*origin.core, *dict(origin.modules)}))} "
+                                 f"has it, not {s})",
+                          hint="drop the line, or make it '-' prefixed for kernels that "
+                               "lack the key")
+        if module in k.builtin:
+            why.append(f"{module} is built into {k.version}")
+            continue
+        if module in loaded.get(k.version, {}):
+            why.append(f"{module} is loaded first ({loaded[k.version][module]})")
+            continue
+        return failed(Check.NODE_SYSCTL, subject, Cause.LOST_AT_BOOT, source=line.source,
+                      expected=line.value,
+                      reason=f"{where} sets it, but {module} makes the key and nothing "
+                             f"loads {module} before systemd-sysctl.service in kernel "
+                             f"{k.version}: the line is dropped at boot, silently",
+                      hint=f"list {module} in a modules-load.d file of your own "
+                           f"(/etc/modules-load.d/{module}.conf), or add auto to nftune's "
+                           "[Modules] Load= and run 'nftune apply'")
+    if not why:
+        return None
+    return passed(Check.NODE_SYSCTL, subject, expected=line.value, source=line.source,
+                  reason="; ".join(why))
+
+
+MAX_GLOBS = 200  # each glob is matched against every key a kernel has
+
+
+def _glob(ctx: Context, line: sysctl.Assignment, data: KeyData, kernels: list[Kernel],
+          known: list[str], loaded: dict[str, dict[str, str]]) -> CheckResult:
+    """systemd-sysctl writes a glob to the keys that exist as it runs: the module keys it
+    matches are missed when their module is not loaded first."""
+    subject = sysctl.display(line.key)
+    where = f"{ctx.root.show(line.file)}:{line.line}"
+    matched = False
+    for k in kernels:
+        s = series_of(k.version, known)
+        if s is None:
+            continue
+        core, made = data.matching(s, line.key)
+        matched = matched or bool(core or made)
+        missed = sorted({m for m in made.values() if m not in k.builtin
+                         and m not in loaded.get(k.version, {})})
+        if missed and not core:
+            return failed(Check.NODE_SYSCTL, subject, Cause.LOST_AT_BOOT, source=line.source,
+                          expected=line.value,
+                          reason=f"{where} sets a glob that matches only keys "
+                                 f"{', '.join(missed)} makes, and nothing loads "
+                                 f"{'it' if len(missed) == 1 else 'them'} before "
+                                 f"systemd-sysctl.service in kernel {k.version}: the line "
+                                 "writes nothing at boot",
+                          hint=f"list {missed[0]} in a modules-load.d file of your own "
+                               f"(/etc/modules-load.d/{missed[0]}.conf), or add auto to "
+                               "nftune's [Modules] Load= and run 'nftune apply'")
+    if not matched:
+        return failed(Check.NODE_SYSCTL, subject, Cause.UNKNOWN_KEY, source=line.source,
+                      expected=line.value,
+                      reason=f"{where} sets a glob that matches no key any measured kernel "
+                             f"has ({', '.join(known)})",
+                      hint="check the pattern against /proc/sys")
+    return passed(Check.NODE_SYSCTL, subject, expected=line.value, source=line.source,
+                  reason="the glob matches keys that exist at boot")
+
+
+def node_sysctl(ctx: Context) -> list[CheckResult]:
+    mode = ctx.config.verify.node_sysctl
+    if mode == "no":
+        return []
+    data = ctx.memo("sysctl-keys", KeyData.load)
+    root = ctx.root
+    node = ctx.sysctld.node
+    assert node is not None  # NodeSysctl= is not "no"
+    managed = {s.key for s in ctx.config.sysctls}
+    known = sorted(data.kernels)
+    kernels = ctx.kernels
+    series = [(k, series_of(k.version, known)) for k in kernels]
+    loaded: dict[str, dict[str, str]] | None = None
+    out = []
+    core = 0
+    for key, line in node.keys.items():
+        if key in managed or line.value is None:
+            continue
+        origin = data.origin(key)
+        if origin is None:
+            near = data.nearest(key)
+            out.append(failed(
+                Check.NODE_SYSCTL, sysctl.display(key), Cause.UNKNOWN_KEY,
+                source=line.source, expected=line.value,
+                reason=f"{root.show(line.file)}:{line.line} sets a key no measured kernel "
+                       f"has ({', '.join(known)})",
+                hint=f"did you mean {sysctl.display(near)}?" if near else
+                     "check the key's name in the kernel's documentation"))
+            continue
+        if loaded is None:
+            loaded = loads(ctx)
+        if (r := _judge(ctx, line, origin, series, loaded)) is None:
+            core += 1
+        else:
+            out.append(r)
+    globs = [a for a in node.globs.values() if a.value is not None]
+    for line in globs[:MAX_GLOBS]:
+        if loaded is None:
+            loaded = loads(ctx)
+        out.append(_glob(ctx, line, data, kernels, known, loaded))
+    if core:
+        out.append(passed(Check.NODE_SYSCTL, "sysctl.d",
+                          reason=f"{core} other key{'s' * (core != 1)} the core kernel has"))
+    if mode == "report":  # [Verify] NodeSysctl=report: listed, never failed
+        out = [r._replace(status=Status.PASSED, reason=f"{r.reason} (reported: "
+                          f"NodeSysctl=report)") if r.failed else r for r in out]
+    return out
+
+
+def node_sysctl_value(ctx: Context) -> list[CheckResult]:
+    """The running kernel against sysctl.d, for the keys nftune does not manage: a value
+    that differs is reported (changed-at-runtime), never failed and never repaired."""
+    if ctx.config.verify.node_sysctl == "no":
+        return []
+    root = ctx.root
+    node = ctx.sysctld.node
+    assert node is not None  # NodeSysctl= is not "no"
+    managed = {s.key for s in ctx.config.sysctls}
+    out = []
+    same = 0
+    for key, line in node.keys.items():
+        if key in managed or line.value is None:
+            continue
+        text = read_attr(root, root.proc_sys(key))
+        if text is None:
+            continue  # node-sysctl says why the key is missing
+        if sysctl.same_value(text, line.value):
+            same += 1
+            continue
+        out.append(CheckResult(
+            Check.NODE_SYSCTL_VALUE, sysctl.display(key), Status.PASSED,
+            Cause.CHANGED_AT_RUNTIME, expected=line.value, actual=" ".join(text.split()),
+            source=line.source,
+            reason=f"{root.show(line.file)}:{line.line} sets it; the running value differs "
+                   "(set after boot; nftune reports it and leaves it alone)"))
+    out.append(passed(Check.NODE_SYSCTL_VALUE, "sysctl.d",
+                      reason=f"{same} other key{'s' * (same != 1)} have their sysctl.d value"))
+    return out

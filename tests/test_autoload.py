@@ -1,0 +1,58 @@
+"""[Modules] Load=auto: apply lists the modules the node's own
+sysctl.d keys need, in nftune's modules-load.d file and safety net, only where every
+installed kernel has them as modules; and node-sysctl then passes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import add_kernel, context, write
+
+from nftune.apply import apply
+from nftune.artifacts import Layer
+from nftune.autoload import pulled
+from nftune.checks.nodesysctl import node_sysctl
+from nftune.root import Root
+from nftune.sysctlkeys import KeyData
+
+KERNELS = (("6.1", "6.1.0-57-amd64"),)
+KEYS: dict[str, tuple[str | None, ...]] = {
+    "net/ipv4/ip_forward": ("",),
+    "net/bridge/bridge-nf-call-iptables": ("br_netfilter",),
+    "net/bridge/bridge-nf-call-ip6tables": ("br_netfilter",),
+    "net/ipv4/vs/conntrack": ("ip_vs",), "net/sctp/addip_enable": ("sctp",),
+    "net/netfilter/nf_conntrack_tcp_be_liberal": ("nf_conntrack",)}
+K8S = ("net.bridge.bridge-nf-call-iptables = 1\nnet.bridge.bridge-nf-call-ip6tables = 1\n"
+       "net.ipv4.ip_forward = 1\nnet.sctp.addip_enable = 1\n")
+
+
+def ctx_of(tree: Path):  # type: ignore[no-untyped-def]
+    ctx = context(Root(str(tree)))
+    ctx.memo("sysctl-keys", lambda: KeyData(KERNELS, KEYS))
+    return ctx
+
+
+def test_auto_lists_what_the_node_s_keys_need_and_cures_lost_at_boot(tree: Path) -> None:
+    add_kernel(tree, "6.1.0-57-amd64", ("nf_conntrack", "br_netfilter"), builtin=("sctp",))
+    write(tree, "/etc/sysctl.d/k8s.conf", K8S)
+    write(tree, "/etc/nftune/nftune.conf", "[Modules]\nLoad = nf_conntrack auto\n")
+    got = pulled(ctx_of(tree))
+    assert [(p.module, p.lines) for p in got] == [("br_netfilter", (
+        f"net.bridge.bridge-nf-call-iptables ({tree}/etc/sysctl.d/k8s.conf:1)",
+        f"net.bridge.bridge-nf-call-ip6tables ({tree}/etc/sysctl.d/k8s.conf:2)"))]
+    apply(ctx_of(tree), Layer.ADMIN)
+    listed = (tree / "etc/modules-load.d/nftune.conf").read_text()
+    assert "\nbr_netfilter\n" in listed and "sctp" not in listed  # built in: nothing to load
+    rules = (tree / "etc/udev/rules.d/90-nftune.rules").read_text() if (
+        tree / "etc/udev/rules.d/90-nftune.rules").exists() else ""
+    assert 'KERNEL=="br_netfilter"' in rules and "--prefix=/net/bridge" in rules, rules
+    assert all(r.status == "passed" for r in node_sysctl(ctx_of(tree))), \
+        [r for r in node_sysctl(ctx_of(tree)) if r.failed]
+
+
+def test_auto_never_lists_a_module_one_installed_kernel_lacks(tree: Path) -> None:
+    add_kernel(tree, "6.1.0-57-amd64", ("nf_conntrack", "br_netfilter"))
+    add_kernel(tree, "6.1.0-58-amd64", ("nf_conntrack",))
+    write(tree, "/etc/sysctl.d/k8s.conf", K8S)
+    write(tree, "/etc/nftune/nftune.conf", "[Modules]\nLoad = nf_conntrack auto\n")
+    assert pulled(ctx_of(tree)) == []
