@@ -17,7 +17,6 @@ from .artifacts import (
     temp_leftovers,
 )
 from .config import Config, builtin
-from .config.model import ModuleSpec
 from .context import Context
 from .errors import EXIT_FAILED, NftuneError
 from .fsio import Action, Change, Writer, plan_remove, plan_write
@@ -146,18 +145,6 @@ def systemd_sysctl(root: Root) -> str:
     return SYSTEMD_SYSCTL[1]
 
 
-def auto_specs(ctx: Context, specs: tuple[ModuleSpec, ...]) -> tuple[
-        tuple[ModuleSpec, ...], tuple[tuple[str, tuple[str, ...]], ...]]:
-    """Load=auto expanded, and the subtrees its modules make (for the safety net)."""
-    from .autoload import expand, trees
-    from .sysctlkeys import KeyData
-
-    expanded = expand(ctx, specs)
-    data = ctx.memo("sysctl-keys", KeyData.load)
-    wanted = {s.alternatives[0] for s in expanded} - {a for s in specs for a in s.alternatives}
-    return expanded, tuple((m, trees(data, m)) for m in sorted(wanted))
-
-
 def plan(ctx: Context, layer: Layer) -> Plan:
     """Everything is read, checked and rendered before anything is written."""
     root = ctx.root
@@ -167,7 +154,9 @@ def plan(ctx: Context, layer: Layer) -> Plan:
     specs = config.modules
     trees: tuple[tuple[str, tuple[str, ...]], ...] = ()
     if layer is Layer.ADMIN and any(s.auto for s in specs):
-        specs, trees = auto_specs(ctx, specs)
+        from .autoload import auto_trees, expand
+
+        specs, trees = expand(ctx, specs), tuple(sorted(auto_trees(ctx).items()))
     choices = choose_strict(specs, kernels)
     facts = Facts(__version__, systemd_sysctl(root), tuple(k.version for k in kernels), trees)
     artifacts = render(config, choices, facts, layer)

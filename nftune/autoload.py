@@ -1,7 +1,7 @@
-"""[Modules] Load=auto: the modules the node's own sysctl.d keys need (issue 28, in
-progress). A key that a module makes is lost at boot unless the module is loaded first;
-`auto` lists each such module in nftune's modules-load.d file and safety net, when every
-installed kernel has it as a module, so `apply` cures what the node-sysctl check finds."""
+"""[Modules] Load=auto: the modules the node's own sysctl.d keys need. A key that a
+module makes is lost at boot unless the module is loaded first; `auto` lists each such
+module in nftune's modules-load.d file and safety net, when every installed kernel has it
+as a module that kmod would insert, so `apply` cures what the node-sysctl check finds."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
     from .config.model import Config
     from .context import Context
+
 
 class Pulled(Record):
     """A module Load=auto lists, and the sysctl.d lines that need it."""
@@ -44,9 +45,17 @@ class Shown(Record):
 
 
 def pulled(ctx: Context) -> list[Pulled]:
-    """The modules the node's sysctl.d keys need, every installed kernel having each as a
-    module (built in: nothing to load; missing in one: listing it would fail the boot's
-    modules-load on that kernel)."""
+    """The modules the node's sysctl.d keys need. Each one every installed kernel has as a
+    module that kmod would insert (built in: nothing to load; missing, blacklisted or
+    refused by an install command in one: listing it would fail or skip the boot's
+    modules-load there)."""
+    return ctx.memo("autoload-pulled", lambda: _pulled(ctx))
+
+
+def _pulled(ctx: Context) -> list[Pulled]:
+    from .kmod import KernelData, Kmod, verdict
+    from .modprobe import ModprobeD
+
     node = ctx.sysctld.node
     kernels = ctx.kernels
     if node is None or not kernels:
@@ -66,6 +75,12 @@ def pulled(ctx: Context) -> list[Pulled]:
                 where = f"{ctx.root.show(line.file)}:{line.line}"
                 found.setdefault(module, []).append(f"{display(key)} ({where})")
                 break
+    if found:
+        root = ctx.root
+        view = ModprobeD.load(root, cmdline=root.live)
+        planners = [Kmod(view, KernelData(root, k)) for k in kernels]
+        found = {m: lines for m, lines in found.items()
+                 if all(verdict(root, km, m).effect == "inserted" for km in planners)}
     return [Pulled(m, tuple(dict.fromkeys(lines))) for m, lines in sorted(found.items())]
 
 
@@ -83,11 +98,24 @@ def expand(ctx: Context, specs: tuple[ModuleSpec, ...]) -> tuple[ModuleSpec, ...
 def trees(data: KeyData, module: str) -> tuple[str, ...]:
     """The sysctl subtrees `module` makes on any measured kernel, as systemd-sysctl
     --prefix takes them: each key's directory, cut before an interface's `*`, those under
-    another left out."""
+    another left out. A key right under a top directory (`net/nf_conntrack_max`) is its
+    own prefix: `net` would re-apply every network key at each load."""
     dirs = set()
     for key, owner in data.made_by().items():
         if owner == module:
             d = key.rpartition("/")[0].split("/*", 1)[0]
-            dirs.add(d or key)
+            dirs.add(d if "/" in d else key)
     return tuple(sorted(d for d in dirs
                         if not any(d != o and d.startswith(o + "/") for o in dirs)))
+
+
+def auto_trees(ctx: Context) -> dict[str, tuple[str, ...]]:
+    """The safety net's subtrees for the modules Load=auto lists (apply writes them,
+    verify's safety-net expects them); a module nftune already knows keeps its own."""
+    from .udev import MODULE_SYSCTL_TREES
+
+    if not any(s.auto for s in ctx.config.modules):
+        return {}
+    data = ctx.memo("sysctl-keys", KeyData.load)
+    return {p.module: trees(data, p.module) for p in pulled(ctx)
+            if p.module not in MODULE_SYSCTL_TREES}

@@ -110,8 +110,10 @@ class Context:
     def sysctld(self) -> SysctlD:
         from .sysctl import SysctlD
 
+        # The node-wide view: for the node-sysctl checks, and for Load=auto.
         return SysctlD.load(self.root, [s.key for s in self.config.sysctls],
-                            node=self.config.verify.node_sysctl != "no")
+                            node=self.config.verify.node_sysctl != "no"
+                            or any(m.auto for m in self.config.modules))
 
     @cached_property
     def unit_tree(self) -> UnitTree:

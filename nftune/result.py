@@ -86,6 +86,7 @@ class Cause(StrEnum):
     INVALID_UNHANDLED = "invalid-unhandled"
     LOST_AT_BOOT = "lost-at-boot"
     UNKNOWN_KEY = "unknown-key"
+    TOO_MANY = "too-many"
     UNTRUSTED = "untrusted"
     NOT_APPLICABLE = "not-applicable"
     BLACKLISTED = "blacklisted"
@@ -161,6 +162,8 @@ CAUSES: dict[Cause, str] = {
                         "dropped at boot, silently",
     Cause.UNKNOWN_KEY: "a sysctl.d line sets a key no measured kernel has (a typo, or a "
                        "kernel nftune's data does not cover)",
+    Cause.TOO_MANY: "sysctl.d sets more keys, globs or bytes than nftune judges, or more "
+                    "findings than it lists one by one, and some of them failed",
     Cause.UNTRUSTED: "processes named kube-proxy that nftune ignores and reads nothing of, "
                      "as none could itself write what it would claim: not in PID 1's "
                      "network and user namespaces, without CAP_NET_ADMIN, made privileged "

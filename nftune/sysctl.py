@@ -188,25 +188,52 @@ def _last_distinct(assignments: list[Assignment]) -> Assignment:
 
 MAX_NODE_KEYS = 100_000  # the node-wide view's distinct keys; past it, not evaluated
 MAX_NODE_GLOBS = 1_000
+MAX_NODE_BYTES = 16 << 20  # of the keys and values it holds
+
+
+def safe_key(key: str) -> bool:
+    """A key that names a file under /proc/sys and nothing else: no `..`, no component
+    systemd-sysctl would refuse (path_is_normalized()), so a read of it stays there."""
+    return all(p != ".." and COMPONENT.fullmatch(p) for p in key.split("/"))
 
 
 class NodeLines:
     """Every key's effective line, gathered while the files are read (once, for every
-    check): systemd keeps the first of equal values and moves on a different one."""
+    check): systemd keeps the first of equal values, and a different one replaces it and
+    moves to the end (the order globs are written in)."""
 
     def __init__(self) -> None:
         self.keys: dict[str, Assignment] = {}
         self.globs: dict[str, Assignment] = {}
-        self.cut = False  # more distinct keys or globs than the bounds
+        self.cut = False  # more distinct keys, globs or bytes than the bounds
+        self._bytes = 0
 
     def add(self, a: Assignment) -> None:
         into, bound = (self.globs, MAX_NODE_GLOBS) if is_glob(a.key) else \
             (self.keys, MAX_NODE_KEYS)
         have = into.get(a.key)
-        if have is None and len(into) >= bound:
+        if have is not None and have.value == a.value:
+            return
+        size = len(a.key) + len(a.value or "")
+        if (have is None and len(into) >= bound) or self._bytes + size > MAX_NODE_BYTES:
             self.cut = True
-        elif have is None or have.value != a.value:
-            into[a.key] = a
+            return
+        if have is not None:
+            self._bytes -= len(have.key) + len(have.value or "")
+            del into[a.key]
+        into[a.key] = a
+        self._bytes += size
+
+    def effective(self, key: str) -> Assignment | None:
+        """The line systemd-sysctl writes to `key` (as sysctl.effective()): its own line,
+        else the last glob placed that matches and writes."""
+        if key in self.keys:
+            return self.keys[key]
+        found = None
+        for pattern, a in self.globs.items():
+            if a.value is not None and glob_matches(pattern, key):
+                found = a
+        return found
 
 
 class SysctlD(Record):

@@ -13,6 +13,7 @@ PER_INTERFACE = ("net/ipv4/conf/", "net/ipv6/conf/", "net/ipv4/neigh/", "net/ipv
                  "net/mpls/conf/")
 NEAREST_CUTOFF = 0.85
 MAX_NEAREST = 50  # a hostile tree of 50,000 unknown keys gets suggestions for the first 50
+MAX_LEAF = 100  # the longest measured key's last component is under 50 characters
 
 
 def series_of(version: str, known: list[str]) -> str | None:
@@ -99,6 +100,8 @@ class KeyData:
             return None
         p = pattern(key)
         parent, _, leaf = p.rpartition("/")
+        if len(leaf) > MAX_LEAF:  # difflib is quadratic: no known key is this long
+            return None
         import difflib  # only a key no kernel has asks
 
         found = difflib.get_close_matches(leaf, self._by_dir.get(parent, []), 1,

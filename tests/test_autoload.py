@@ -10,7 +10,8 @@ from conftest import add_kernel, context, write
 
 from nftune.apply import apply
 from nftune.artifacts import Layer
-from nftune.autoload import pulled
+from nftune.autoload import pulled, trees
+from nftune.checks.files import safety_net
 from nftune.checks.nodesysctl import node_sysctl
 from nftune.root import Root
 from nftune.sysctlkeys import KeyData
@@ -56,3 +57,36 @@ def test_auto_never_lists_a_module_one_installed_kernel_lacks(tree: Path) -> Non
     write(tree, "/etc/sysctl.d/k8s.conf", K8S)
     write(tree, "/etc/nftune/nftune.conf", "[Modules]\nLoad = nf_conntrack auto\n")
     assert pulled(ctx_of(tree)) == []
+
+
+def test_auto_skips_a_module_kmod_would_not_insert(tree: Path) -> None:
+    """A blacklisted module is skipped by systemd-modules-load; an install command that
+    fails fails its unit: auto lists neither."""
+    add_kernel(tree, "6.1.0-57-amd64", ("nf_conntrack", "br_netfilter", "ip_vs"))
+    write(tree, "/etc/sysctl.d/k8s.conf", K8S + "net.ipv4.vs.conntrack = 1\n")
+    write(tree, "/etc/nftune/nftune.conf", "[Modules]\nLoad = nf_conntrack auto\n")
+    write(tree, "/etc/modprobe.d/local.conf", "blacklist br_netfilter\ninstall ip_vs /bin/false\n")
+    assert pulled(ctx_of(tree)) == []
+
+
+def test_auto_works_with_the_node_checks_off_and_verify_expects_its_safety_net(
+        tree: Path) -> None:
+    add_kernel(tree, "6.1.0-57-amd64", ("nf_conntrack", "br_netfilter"))
+    write(tree, "/etc/sysctl.d/k8s.conf", K8S)
+    write(tree, "/etc/nftune/nftune.conf",
+          "[Modules]\nLoad = nf_conntrack auto\n[Verify]\nNodeSysctl = no\n")
+    assert [p.module for p in pulled(ctx_of(tree))] == ["br_netfilter"]
+    apply(ctx_of(tree), Layer.ADMIN)
+    assert "\nbr_netfilter\n" in (tree / "etc/modules-load.d/nftune.conf").read_text()
+    net = safety_net(ctx_of(tree))
+    assert net and all(r.status == "passed" for r in net), net
+
+
+def test_a_key_right_under_a_top_directory_is_its_own_prefix() -> None:
+    """`net` as a prefix would re-apply every network key each time the module loads."""
+    data = KeyData((("6.1", "6.1.0-57-amd64"),), {
+        "net/nf_conntrack_max": ("nf_conntrack",),
+        "net/netfilter/nf_conntrack_max": ("nf_conntrack",),
+        "net/netfilter/nf_conntrack_tcp_be_liberal": ("nf_conntrack",),
+        "net/ipv4/conf/*/arp_filter": ("",)})
+    assert trees(data, "nf_conntrack") == ("net/netfilter", "net/nf_conntrack_max")

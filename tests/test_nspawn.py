@@ -167,21 +167,27 @@ def test_dropin_that_breaks_the_ordering(base: Path, tmp_path: Path) -> None:
 
 
 def test_admin_dropin_makes_a_cycle_through_sysinit_target(base: Path, tmp_path: Path) -> None:
-    """modules-load ordered after an enabled agent that runs after sysinit.target, which is
-    after modules-load. Offline and live both name the cycle edge by edge; systemd deleted a
-    job to break it, and unit-state says so. (An agent with default dependencies makes the
-    same cycle, and more through basic.target and sockets.target, where systemd may delete
-    dbus.socket's job instead: the unit tests and the differential cover that one.)"""
+    """modules-load ordered after an agent the boot requires that runs after sysinit.target,
+    which is after modules-load. Offline and live both name the cycle edge by edge; systemd
+    deleted a job to break it, and unit-state says so. (An agent with default dependencies
+    makes the same cycle, and more through basic.target and sockets.target, where systemd
+    may delete dbus.socket's job instead: the unit tests and the differential cover that
+    one.)"""
     dropin = f"/etc/systemd/system/{ML}.d/50-agent.conf"
 
     def agent(rootfs: Path) -> None:
         write(rootfs, "/etc/systemd/system/some-agent.service",
               "[Unit]\nDescription=an agent\nDefaultDependencies=no\nAfter=sysinit.target\n"
               "[Service]\nType=oneshot\nExecStart=/bin/true\n"
-              "[Install]\nWantedBy=multi-user.target\n")
-        wants = rootfs / "etc/systemd/system/multi-user.target.wants"
-        wants.mkdir(parents=True, exist_ok=True)
-        (wants / "some-agent.service").symlink_to("/etc/systemd/system/some-agent.service")
+              "[Install]\nRequiredBy=multi-user.target\n")
+        # Required, not wanted: the boot's target needs the agent's job, so systemd must
+        # break the cycle at modules-load's (wanted by sysinit.target). Systemd deletes a
+        # job the target does not require, the first it meets walking the cycle, in a
+        # hashmap's order, random per boot (src/core/transaction.c,
+        # transaction_verify_order_one): with the agent wanted too, either may go.
+        requires = rootfs / "etc/systemd/system/multi-user.target.requires"
+        requires.mkdir(parents=True, exist_ok=True)
+        (requires / "some-agent.service").symlink_to("/etc/systemd/system/some-agent.service")
         write(rootfs, dropin, "[Unit]\nAfter=some-agent.service\n")
 
     o = run_scenario(base, tmp_path, "agent-cycle", agent, show=("some-agent.service",))
@@ -194,15 +200,12 @@ def test_admin_dropin_makes_a_cycle_through_sysinit_target(base: Path, tmp_path:
     assert offline[("some-agent.service", ML)] == f"{dropin}:2"
     assert offline[("sysinit.target", "some-agent.service")] == \
         "/etc/systemd/system/some-agent.service:4"
-    # systemd deleted one job on the cycle that the boot's target does not require: ours
-    # (modules-load's, wanted) or the agent's (wanted too). Which one it meets first walking
-    # the cycle follows a hashmap's order, random per boot (src/core/transaction.c,
-    # transaction_verify_order_one). A unit of ours that lost its job says so. The manager
-    # logs the deletion before journald runs, which a container loses (a real boot keeps it
-    # from the kernel log: the e2e "cycle" scenario).
+    # systemd deleted modules-load's job (inactive): a unit of ours that lost its job says
+    # so, and the agent ran. The manager logs the deletion before journald runs, which a
+    # container loses (a real boot keeps it from the kernel log: the e2e "cycle" scenario).
     lost = [u for u in (ML, SC) if o.check("unit-state", u)["status"] != "passed"]
-    agent_ran = o.shown["some-agent.service"]["InactiveExitTimestampMonotonic"] != "0"
-    assert bool(lost) == agent_ran, (lost, o.shown)
+    assert ML in lost, "systemd deleted no job of ours"
+    assert o.shown["some-agent.service"]["InactiveExitTimestampMonotonic"] != "0", o.shown
     for unit in lost:
         state = o.check("unit-state", unit)
         assert state["cause"] == "ordering-cycle", state

@@ -175,7 +175,12 @@ def _texts(root: Root, paths: list[str]) -> Iterator[tuple[str, str]]:
 def safety_net(ctx: Context) -> list[CheckResult]:
     """nftune's udev rule re-applies the sysctls of a module loaded after boot."""
     root = ctx.root
-    rules = udev.rules(ctx.config, ctx.choices)
+    trees: dict[str, tuple[str, ...]] = {}
+    if any(s.auto for s in ctx.config.modules):  # only then: verify's import budget
+        from ..autoload import auto_trees
+
+        trees = auto_trees(ctx)
+    rules = udev.rules(ctx.config, ctx.choices, trees)
     if not rules:
         return []
     dirs = root.conf_dirs("udev/rules.d")

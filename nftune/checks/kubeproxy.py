@@ -80,12 +80,12 @@ def invalid(ctx: Context, kp: KubeProxy) -> Mitigation:
     root = ctx.root
     live = read_attr(root, root.proc_sys(BE_LIBERAL))
     # An admin's own line counts as much as nftune's. ctx.sysctld keeps nftune's keys'
-    # lines, and every key's effective line when the node-wide checks are on.
+    # lines, and every key's effective line when the node-wide view is gathered (whole).
     view = ctx.sysctld
     if any(s.key == BE_LIBERAL for s in ctx.config.sysctls):
         line = view.effective(BE_LIBERAL).winner
-    elif view.node is not None:
-        line = view.node.keys.get(BE_LIBERAL)
+    elif view.node is not None and not view.node.cut:
+        line = view.node.effective(BE_LIBERAL)
     else:
         line = ctx.memo("sysctld-be-liberal", lambda: SysctlD.load(root, [BE_LIBERAL])
                         ).effective(BE_LIBERAL).winner

@@ -13,6 +13,10 @@ from ..kmod import KernelData, Kmod, verdict
 from ..modprobe import ModprobeD
 from ..result import Cause, Check, CheckResult, Status, failed, passed
 from ..sysctlkeys import KeyData, Origin, series_of
+from ..text import cut
+
+MAX_LISTED = 100  # findings listed one by one per check; the rest are counted in one line
+MAX_SHOWN_VALUE = 256  # a node line's value as a result echoes it
 
 
 def loads(ctx: Context) -> dict[str, dict[str, str]]:
@@ -34,6 +38,25 @@ def loads(ctx: Context) -> dict[str, dict[str, str]]:
     return out
 
 
+def shown(line: sysctl.Assignment) -> str | None:
+    return None if line.value is None else cut(line.value, MAX_SHOWN_VALUE)
+
+
+def listed(check: Check, out: list[CheckResult]) -> list[CheckResult]:
+    """At most MAX_LISTED findings one by one; the rest in one line, failed if one is."""
+    if len(out) <= MAX_LISTED:
+        return out
+    rest = out[MAX_LISTED:]
+    bad = sum(r.failed for r in rest)
+    reason = (f"{len(rest)} more line{'s' * (len(rest) != 1)} not listed one by one, "
+              f"{bad} of them failed")
+    subject = "sysctl.d (not listed)"  # each result's subject is its own metric series
+    summary = failed(check, subject, Cause.TOO_MANY, reason=reason,
+                     hint="fix the lines listed, then run verify again") if bad else \
+        passed(check, subject, reason=reason)
+    return [*out[:MAX_LISTED], summary]
+
+
 def _judge(ctx: Context, line: sysctl.Assignment, origin: Origin,
            kernels: list[tuple[Kernel, str | None]],
            loaded: dict[str, dict[str, str]]) -> CheckResult | None:
@@ -49,9 +72,13 @@ def _judge(ctx: Context, line: sysctl.Assignment, origin: Origin,
         if s in origin.core:
             continue
         module = dict(origin.modules).get(s)
+        if module is None and line.ignore_failure:
+            why.append(f"kernel {k.version} lacks the key, and the line's '-' asks "
+                       "systemd-sysctl to skip it there")
+            continue
         if module is None:  # another series has it, this kernel's not
             return failed(Check.NODE_SYSCTL, subject, Cause.UNKNOWN_KEY, source=line.source,
-                          expected=line.value,
+                          expected=shown(line),
                           reason=f"{where} sets a key kernel {k.version} does not have "
                                  "(of the measured series, only "
                                  f"{', '.join(sorted({*origin.core, *dict(origin.modules)}))} "
@@ -64,8 +91,13 @@ def _judge(ctx: Context, line: sysctl.Assignment, origin: Origin,
         if module in loaded.get(k.version, {}):
             why.append(f"{module} is loaded first ({loaded[k.version][module]})")
             continue
+        if line.ignore_failure:
+            why.append(f"nothing loads {module} first in kernel {k.version}, so the key is "
+                       "missing when systemd-sysctl runs; the line's '-' asks it to skip "
+                       "the key then")
+            continue
         return failed(Check.NODE_SYSCTL, subject, Cause.LOST_AT_BOOT, source=line.source,
-                      expected=line.value,
+                      expected=shown(line),
                       reason=f"{where} sets it, but {module} makes the key and nothing "
                              f"loads {module} before systemd-sysctl.service in kernel "
                              f"{k.version}: the line is dropped at boot, silently",
@@ -74,7 +106,7 @@ def _judge(ctx: Context, line: sysctl.Assignment, origin: Origin,
                            "[Modules] Load= and run 'nftune apply'")
     if not why:
         return None
-    return passed(Check.NODE_SYSCTL, subject, expected=line.value, source=line.source,
+    return passed(Check.NODE_SYSCTL, subject, expected=shown(line), source=line.source,
                   reason="; ".join(why))
 
 
@@ -88,17 +120,20 @@ def _glob(ctx: Context, line: sysctl.Assignment, data: KeyData, kernels: list[Ke
     subject = sysctl.display(line.key)
     where = f"{ctx.root.show(line.file)}:{line.line}"
     matched = False
+    by_series: dict[str, tuple[list[str], dict[str, str]]] = {}
     for k in kernels:
         s = series_of(k.version, known)
         if s is None:
             continue
-        core, made = data.matching(s, line.key)
+        if s not in by_series:
+            by_series[s] = data.matching(s, line.key)
+        core, made = by_series[s]
         matched = matched or bool(core or made)
         missed = sorted({m for m in made.values() if m not in k.builtin
                          and m not in loaded.get(k.version, {})})
-        if missed and not core:
+        if missed and not core and not line.ignore_failure:
             return failed(Check.NODE_SYSCTL, subject, Cause.LOST_AT_BOOT, source=line.source,
-                          expected=line.value,
+                          expected=shown(line),
                           reason=f"{where} sets a glob that matches only keys "
                                  f"{', '.join(missed)} makes, and nothing loads "
                                  f"{'it' if len(missed) == 1 else 'them'} before "
@@ -107,13 +142,13 @@ def _glob(ctx: Context, line: sysctl.Assignment, data: KeyData, kernels: list[Ke
                           hint=f"list {missed[0]} in a modules-load.d file of your own "
                                f"(/etc/modules-load.d/{missed[0]}.conf), or add auto to "
                                "nftune's [Modules] Load= and run 'nftune apply'")
-    if not matched:
+    if not matched and not line.ignore_failure:
         return failed(Check.NODE_SYSCTL, subject, Cause.UNKNOWN_KEY, source=line.source,
-                      expected=line.value,
+                      expected=shown(line),
                       reason=f"{where} sets a glob that matches no key any measured kernel "
                              f"has ({', '.join(known)})",
                       hint="check the pattern against /proc/sys")
-    return passed(Check.NODE_SYSCTL, subject, expected=line.value, source=line.source,
+    return passed(Check.NODE_SYSCTL, subject, expected=shown(line), source=line.source,
                   reason="the glob matches keys that exist at boot")
 
 
@@ -136,11 +171,18 @@ def node_sysctl(ctx: Context) -> list[CheckResult]:
         if key in managed or line.value is None:
             continue
         origin = data.origin(key)
+        if origin is None and line.ignore_failure:
+            out.append(passed(Check.NODE_SYSCTL, sysctl.display(key), expected=shown(line),
+                              source=line.source,
+                              reason=f"{root.show(line.file)}:{line.line} sets a key no "
+                                     "measured kernel has; its '-' asks systemd-sysctl to "
+                                     "skip it where it is missing"))
+            continue
         if origin is None:
             near = data.nearest(key)
             out.append(failed(
                 Check.NODE_SYSCTL, sysctl.display(key), Cause.UNKNOWN_KEY,
-                source=line.source, expected=line.value,
+                source=line.source, expected=shown(line),
                 reason=f"{root.show(line.file)}:{line.line} sets a key no measured kernel "
                        f"has ({', '.join(known)})",
                 hint=f"did you mean {sysctl.display(near)}?" if near else
@@ -157,6 +199,16 @@ def node_sysctl(ctx: Context) -> list[CheckResult]:
         if loaded is None:
             loaded = loads(ctx)
         out.append(_glob(ctx, line, data, kernels, known, loaded))
+    out = listed(Check.NODE_SYSCTL, out)
+    if node.cut or len(globs) > MAX_GLOBS:
+        out.append(failed(
+            Check.NODE_SYSCTL, "sysctl.d (past the bounds)", Cause.TOO_MANY,
+            reason=f"sysctl.d sets more than nftune judges ({sysctl.MAX_NODE_KEYS:,} "
+                   f"distinct keys, {sysctl.MAX_NODE_GLOBS:,} globs read, {MAX_GLOBS} "
+                   f"globs judged, {sysctl.MAX_NODE_BYTES >> 20} MiB): the lines past "
+                   "that are not judged",
+            hint="remove the lines that set nothing this node needs, or set "
+                 "[Verify] NodeSysctl=no"))
     if core:
         out.append(passed(Check.NODE_SYSCTL, "sysctl.d",
                           reason=f"{core} other key{'s' * (core != 1)} the core kernel has"))
@@ -175,10 +227,14 @@ def node_sysctl_value(ctx: Context) -> list[CheckResult]:
     node = ctx.sysctld.node
     assert node is not None  # NodeSysctl= is not "no"
     managed = {s.key for s in ctx.config.sysctls}
+    data = ctx.memo("sysctl-keys", KeyData.load)
     out = []
     same = 0
     for key, line in node.keys.items():
-        if key in managed or line.value is None:
+        # Only a key some kernel has, named as systemd-sysctl would write it: a line's
+        # `..` never leads the read out of /proc/sys.
+        if (key in managed or line.value is None or not sysctl.safe_key(key)
+                or data.origin(key) is None):
             continue
         text = read_attr(root, root.proc_sys(key))
         if text is None:
@@ -188,10 +244,12 @@ def node_sysctl_value(ctx: Context) -> list[CheckResult]:
             continue
         out.append(CheckResult(
             Check.NODE_SYSCTL_VALUE, sysctl.display(key), Status.PASSED,
-            Cause.CHANGED_AT_RUNTIME, expected=line.value, actual=" ".join(text.split()),
+            Cause.CHANGED_AT_RUNTIME, expected=shown(line),
+            actual=cut(" ".join(text.split()), MAX_SHOWN_VALUE),
             source=line.source,
             reason=f"{root.show(line.file)}:{line.line} sets it; the running value differs "
                    "(set after boot; nftune reports it and leaves it alone)"))
+    out = listed(Check.NODE_SYSCTL_VALUE, out)
     out.append(passed(Check.NODE_SYSCTL_VALUE, "sysctl.d",
                       reason=f"{same} other key{'s' * (same != 1)} have their sysctl.d value"))
     return out

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import add_kernel, context, write
+import pytest
+from conftest import add_kernel, context, fake_live, write
 
-from nftune.checks.nodesysctl import node_sysctl
+from nftune import sysctl
+from nftune.checks import nodesysctl
+from nftune.checks.nodesysctl import node_sysctl, node_sysctl_value
 from nftune.root import Root
 from nftune.sysctlkeys import KeyData, series_of
 
@@ -112,3 +115,66 @@ def test_a_key_another_series_has_is_unknown_on_this_kernel(tree: Path) -> None:
     assert (r.status, r.cause) == ("failed", "unknown-key")
     assert ("kernel 6.1.0-57-amd64 does not have (of the measured series, only 6.12 has "
             "it, not 6.1)") in r.reason
+
+
+def test_a_line_s_dot_dot_never_leads_the_value_read_out_of_proc_sys(tree: Path) -> None:
+    """systemd-sysctl refuses such a key; nftune neither reads nor echoes what it names."""
+    add_kernel(tree, "6.1.0-57-amd64")
+    write(tree, "/etc/shadow", "root:SECRET-HASH:19000::::::\n")
+    write(tree, "/etc/sysctl.d/90-evil.conf", "net/../../../etc/shadow = 1\n"
+          "net.ipv4.conf.eth0/../../../../etc/shadow = 1\nnet.ipv4.ip_forward = 1\n")
+    node = fake_live(tree, values={"net/ipv4/ip_forward": "0"})
+    ctx = context(node)
+    ctx.memo("sysctl-keys", lambda: KeyData(KERNELS, KEYS))
+    got = node_sysctl_value(ctx)
+    assert "SECRET" not in repr(got)
+    assert [(r.subject, r.cause) for r in got] == [
+        ("net.ipv4.ip_forward", "changed-at-runtime"), ("sysctl.d", "ok")]
+    assert "SECRET" not in repr(node_sysctl(ctx))
+
+
+def test_a_dash_line_asks_systemd_to_skip_a_missing_key_and_passes(tree: Path) -> None:
+    """The unknown-key hint's own advice: a '-' line is not a failure."""
+    add_kernel(tree, "6.1.0-57-amd64", ("nf_conntrack", "br_netfilter"))
+    write(tree, "/etc/sysctl.d/k8s.conf", "-net.bridge.bridge-nf-call-iptables = 1\n"
+          "-net.netfilter.nf_conntrack_tcp_be_liberl = 1\n-net.bridge.* = 1\n")
+    got = results(tree)
+    for subject in ("net.bridge.bridge-nf-call-iptables",
+                    "net.netfilter.nf_conntrack_tcp_be_liberl", "net.bridge.*"):
+        assert got[subject][0] == "passed", (subject, got[subject])
+    assert "'-' asks it to skip" in got["net.bridge.bridge-nf-call-iptables"][2]
+
+
+def test_lines_past_the_bounds_fail_instead_of_passing_unseen(
+        tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tree that pushes a lost line past the bounds gets a failure, not a pass."""
+    monkeypatch.setattr(sysctl, "MAX_NODE_KEYS", 3)
+    add_kernel(tree, "6.1.0-57-amd64", ("nf_conntrack", "br_netfilter"))
+    write(tree, "/etc/sysctl.d/10-junk.conf", "".join(f"-kernel.junk{i}\n" for i in range(5)))
+    write(tree, "/etc/sysctl.d/k8s.conf", "net.bridge.bridge-nf-call-iptables = 1\n")
+    got = results(tree)
+    assert "net.bridge.bridge-nf-call-iptables" not in got
+    status, cause, text = got["sysctl.d (past the bounds)"]
+    assert (status, cause) == ("failed", "too-many") and "3 distinct keys" in text
+
+
+def test_findings_past_the_listing_bound_are_counted_and_still_fail(
+        tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(nodesysctl, "MAX_LISTED", 2)
+    add_kernel(tree, "6.1.0-57-amd64")
+    write(tree, "/etc/sysctl.d/90-typos.conf", "".join(f"net.ipv4.typo{i} = 1\n"
+                                                       for i in range(5)))
+    got = results(tree)
+    assert len([s for s in got if s.startswith("net.ipv4.typo")]) == 2
+    status, cause, text = got["sysctl.d (not listed)"]
+    assert (status, cause) == ("failed", "too-many")
+    assert text.startswith("3 more lines not listed one by one, 3 of them failed")
+
+
+def test_a_long_value_is_echoed_cut(tree: Path) -> None:
+    add_kernel(tree, "6.1.0-57-amd64", ("nf_conntrack", "br_netfilter"))
+    write(tree, "/etc/sysctl.d/k8s.conf", f"net.bridge.bridge-nf-call-iptables = {'1' * 5000}\n")
+    ctx = context(Root(str(tree)))
+    ctx.memo("sysctl-keys", lambda: KeyData(KERNELS, KEYS))
+    [r, *_] = node_sysctl(ctx)
+    assert r.expected is not None and len(r.expected) == nodesysctl.MAX_SHOWN_VALUE

@@ -246,12 +246,16 @@ def test_each_mode_names_what_keeps_invalid_segments_from_resetting(
                            else "conntrack.tcpBeLiberal: true") in r.hint, r.hint
 
 
+@pytest.mark.parametrize("line", [f"{LIBERAL} = 1", "net.netfilter.nf_conntrack_tcp_be_* = 1"])
+@pytest.mark.parametrize("node_view", ["fail", "no"])
 def test_an_admin_s_own_boot_line_counts_when_nftune_leaves_be_liberal_alone(
-        tree: Path) -> None:
+        tree: Path, line: str, node_view: str) -> None:
+    """The key's own line or a glob, read from the node-wide view or on its own."""
     write(tree, "/proc/1/comm", "systemd\n")
     namespaces(tree, 1, *HOST_NS)
-    write(tree, K8S_CONF, f"{LIBERAL} = 1\n")
-    write(tree, "/etc/nftune/nftune.conf", f"[Sysctl]\n{LIBERAL} =\n")
+    write(tree, K8S_CONF, f"{line}\n")
+    write(tree, "/etc/nftune/nftune.conf",
+          f"[Sysctl]\n{LIBERAL} =\n[Verify]\nNodeSysctl = {node_view}\n")
     node = fake_live(tree, values={LIBERAL_PATH: "1"})
     kube_proxy(tree, config=IPVS)
     ctx = context(node)
