@@ -53,7 +53,7 @@ def pulled(ctx: Context) -> list[Pulled]:
 
 
 def _pulled(ctx: Context) -> list[Pulled]:
-    from .kmod import KernelData, Kmod, verdict
+    from .kmod import KernelData, Kmod, kernel_blacklist, verdict
     from .modprobe import ModprobeD
 
     node = ctx.sysctld.node
@@ -78,9 +78,10 @@ def _pulled(ctx: Context) -> list[Pulled]:
     if found:
         root = ctx.root
         view = ModprobeD.load(root, cmdline=root.live)
+        refused = frozenset(kernel_blacklist(view.cmdline))  # module_blacklist=
         planners = [Kmod(view, KernelData(root, k)) for k in kernels]
-        found = {m: lines for m, lines in found.items()
-                 if all(verdict(root, km, m).effect == "inserted" for km in planners)}
+        found = {m: lines for m, lines in found.items() if m not in refused and all(
+            verdict(root, km, m, refused).effect == "inserted" for km in planners)}
     return [Pulled(m, tuple(dict.fromkeys(lines))) for m, lines in sorted(found.items())]
 
 

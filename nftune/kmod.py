@@ -354,6 +354,15 @@ class Verdict(Record):
     # pattern nftune does not read)
 
 
+def kernel_blacklist(cmdline: str) -> list[str]:
+    """module_blacklist= of the running kernel's command line: the kernel refuses these."""
+    names: list[str] = []
+    for word in cmdline.split():
+        if word.startswith("module_blacklist="):
+            names += word.partition("=")[2].split(",")
+    return names
+
+
 def verdict(root: Root, km: Kmod, module: str,
             refused: frozenset[str] = frozenset()) -> Verdict:
     """The plan for `module` read for its outcome: each required step in order, as the

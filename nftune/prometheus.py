@@ -42,11 +42,13 @@ def render(results: tuple[CheckResult, ...], live: dict[str, str | None],
     family("nftune_check_ok", "gauge",
            "1 when the check passed, 0 when it failed (skipped checks are left out); "
            f"check is one of {', '.join(CHECKS)} (see nftune(8)).")
-    seen: set[tuple[str, str]] = set()
+    # One series per check and subject: the first result, or the first failed one.
+    series: dict[tuple[str, str], CheckResult] = {}
     for r in results:
-        if r.status is Status.SKIPPED or (r.check, r.subject) in seen:
-            continue
-        seen.add((r.check, r.subject))
+        have = series.get((r.check, r.subject))
+        if r.status is not Status.SKIPPED and (have is None or (r.failed and not have.failed)):
+            series[(r.check, r.subject)] = r
+    for r in series.values():
         out.append(f'nftune_check_ok{{check="{_label(r.check)}",subject="{_label(r.subject)}",'
                    f'cause="{r.cause}"}} {0 if r.failed else 1}')
     family("nftune_checks", "gauge", "Checks of the last run, by status.")

@@ -199,8 +199,8 @@ def safe_key(key: str) -> bool:
 
 class NodeLines:
     """Every key's effective line, gathered while the files are read (once, for every
-    check): systemd keeps the first of equal values, and a different one replaces it and
-    moves to the end (the order globs are written in)."""
+    check): systemd keeps the first of equal values (a later '-' on it counts), and a
+    different one replaces it and moves to the end (the order globs are written in)."""
 
     def __init__(self) -> None:
         self.keys: dict[str, Assignment] = {}
@@ -213,16 +213,18 @@ class NodeLines:
             (self.keys, MAX_NODE_KEYS)
         have = into.get(a.key)
         if have is not None and have.value == a.value:
+            if a.ignore_failure and not have.ignore_failure:  # systemd ORs the '-' in
+                into[a.key] = have._replace(ignore_failure=True)
             return
         size = len(a.key) + len(a.value or "")
-        if (have is None and len(into) >= bound) or self._bytes + size > MAX_NODE_BYTES:
+        held = self._bytes - (0 if have is None else len(have.key) + len(have.value or ""))
+        if (have is None and len(into) >= bound) or held + size > MAX_NODE_BYTES:
             self.cut = True
             return
         if have is not None:
-            self._bytes -= len(have.key) + len(have.value or "")
             del into[a.key]
         into[a.key] = a
-        self._bytes += size
+        self._bytes = held + size
 
     def effective(self, key: str) -> Assignment | None:
         """The line systemd-sysctl writes to `key` (as sysctl.effective()): its own line,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import add_kernel, context, write
+from conftest import add_kernel, context, fake_live, write
 
 from nftune.apply import apply
 from nftune.artifacts import Layer
@@ -71,15 +71,27 @@ def test_auto_skips_a_module_kmod_would_not_insert(tree: Path) -> None:
 
 def test_auto_works_with_the_node_checks_off_and_verify_expects_its_safety_net(
         tree: Path) -> None:
-    add_kernel(tree, "6.1.0-57-amd64", ("nf_conntrack", "br_netfilter"))
+    """sctp is no module nftune knows: its rule comes from the measured data alone."""
+    add_kernel(tree, "6.1.0-57-amd64", ("nf_conntrack", "br_netfilter", "sctp"))
     write(tree, "/etc/sysctl.d/k8s.conf", K8S)
     write(tree, "/etc/nftune/nftune.conf",
           "[Modules]\nLoad = nf_conntrack auto\n[Verify]\nNodeSysctl = no\n")
-    assert [p.module for p in pulled(ctx_of(tree))] == ["br_netfilter"]
+    assert [p.module for p in pulled(ctx_of(tree))] == ["br_netfilter", "sctp"]
     apply(ctx_of(tree), Layer.ADMIN)
-    assert "\nbr_netfilter\n" in (tree / "etc/modules-load.d/nftune.conf").read_text()
+    assert "\nbr_netfilter\nsctp\n" in (tree / "etc/modules-load.d/nftune.conf").read_text()
+    assert "--prefix=/net/sctp" in (tree / "etc/udev/rules.d/90-nftune.rules").read_text()
     net = safety_net(ctx_of(tree))
     assert net and all(r.status == "passed" for r in net), net
+
+
+def test_auto_skips_a_module_the_kernel_command_line_refuses(tree: Path) -> None:
+    add_kernel(tree, "6.1.0-57-amd64", ("nf_conntrack", "br_netfilter"))
+    write(tree, "/etc/sysctl.d/k8s.conf", K8S)
+    write(tree, "/etc/nftune/nftune.conf", "[Modules]\nLoad = nf_conntrack auto\n")
+    write(tree, "/proc/cmdline", "root=/dev/vda1 module_blacklist=br_netfilter\n")
+    ctx = context(fake_live(tree))
+    ctx.memo("sysctl-keys", lambda: KeyData(KERNELS, KEYS))
+    assert pulled(ctx) == []
 
 
 def test_a_key_right_under_a_top_directory_is_its_own_prefix() -> None:

@@ -193,6 +193,16 @@ def test_prometheus_text_passes_promtool_and_says_what_it_should(tmp_path: Path)
     assert out.read_text() == text and [f.name for f in tmp_path.iterdir()] == ["nftune.prom"]
 
 
+def test_a_subject_s_failure_is_never_hidden_behind_its_earlier_pass() -> None:
+    """Two results may share a subject (a node's sysctl.d can spell one key two ways):
+    its one series says failed when either failed."""
+    text = prometheus.render((passed("node-sysctl", "net.a"),
+                              failed("node-sysctl", "net.a", Cause.LOST_AT_BOOT),
+                              passed("node-sysctl", "net.a")), {}, {}, 1764115200.5, 0.042)
+    assert [x for x in text.splitlines() if x.startswith("nftune_check_ok{")] == [
+        'nftune_check_ok{check="node-sysctl",subject="net.a",cause="lost-at-boot"} 0']
+
+
 def test_verify_writes_the_prometheus_file(tree: Path, live_tree: Callable[[str], Cli],
                                            tmp_path: Path) -> None:
     nftune = live_tree("1")

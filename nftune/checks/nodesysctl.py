@@ -38,6 +38,11 @@ def loads(ctx: Context) -> dict[str, dict[str, str]]:
     return out
 
 
+def named(key: str) -> str:
+    """A node key as a result's subject: a line may be a megabyte long."""
+    return cut(sysctl.display(key), MAX_SHOWN_VALUE)
+
+
 def shown(line: sysctl.Assignment) -> str | None:
     return None if line.value is None else cut(line.value, MAX_SHOWN_VALUE)
 
@@ -62,7 +67,7 @@ def _judge(ctx: Context, line: sysctl.Assignment, origin: Origin,
            loaded: dict[str, dict[str, str]]) -> CheckResult | None:
     """The key's verdict on each kernel (with its measured series); None when every
     kernel's core has it (counted, not listed)."""
-    subject = sysctl.display(line.key)
+    subject = named(line.key)
     where = f"{ctx.root.show(line.file)}:{line.line}"
     why = []
     for k, s in kernels:
@@ -117,7 +122,7 @@ def _glob(ctx: Context, line: sysctl.Assignment, data: KeyData, kernels: list[Ke
           known: list[str], loaded: dict[str, dict[str, str]]) -> CheckResult:
     """systemd-sysctl writes a glob to the keys that exist as it runs: the module keys it
     matches are missed when their module is not loaded first."""
-    subject = sysctl.display(line.key)
+    subject = named(line.key)
     where = f"{ctx.root.show(line.file)}:{line.line}"
     matched = False
     by_series: dict[str, tuple[list[str], dict[str, str]]] = {}
@@ -172,7 +177,7 @@ def node_sysctl(ctx: Context) -> list[CheckResult]:
             continue
         origin = data.origin(key)
         if origin is None and line.ignore_failure:
-            out.append(passed(Check.NODE_SYSCTL, sysctl.display(key), expected=shown(line),
+            out.append(passed(Check.NODE_SYSCTL, named(key), expected=shown(line),
                               source=line.source,
                               reason=f"{root.show(line.file)}:{line.line} sets a key no "
                                      "measured kernel has; its '-' asks systemd-sysctl to "
@@ -181,7 +186,7 @@ def node_sysctl(ctx: Context) -> list[CheckResult]:
         if origin is None:
             near = data.nearest(key)
             out.append(failed(
-                Check.NODE_SYSCTL, sysctl.display(key), Cause.UNKNOWN_KEY,
+                Check.NODE_SYSCTL, named(key), Cause.UNKNOWN_KEY,
                 source=line.source, expected=shown(line),
                 reason=f"{root.show(line.file)}:{line.line} sets a key no measured kernel "
                        f"has ({', '.join(known)})",
@@ -243,7 +248,7 @@ def node_sysctl_value(ctx: Context) -> list[CheckResult]:
             same += 1
             continue
         out.append(CheckResult(
-            Check.NODE_SYSCTL_VALUE, sysctl.display(key), Status.PASSED,
+            Check.NODE_SYSCTL_VALUE, named(key), Status.PASSED,
             Cause.CHANGED_AT_RUNTIME, expected=shown(line),
             actual=cut(" ".join(text.split()), MAX_SHOWN_VALUE),
             source=line.source,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ..artifacts import Kind, name_of
 from ..context import Context
-from ..kmod import KernelData, Kmod, Verdict, verdict
+from ..kmod import KernelData, Kmod, Verdict, kernel_blacklist, verdict
 from ..modprobe import ModprobeD
 from ..ordering import MODULES_LOAD, SYSCTL
 from ..result import Cause, Check, CheckResult, failed, passed, skipped
@@ -35,15 +35,6 @@ HINTS = {
 }
 
 
-def _kernel_blacklist(cmdline: str) -> list[str]:
-    """module_blacklist= of the running kernel's command line: the kernel refuses these."""
-    names: list[str] = []
-    for word in cmdline.split():
-        if word.startswith("module_blacklist="):
-            names += word.partition("=")[2].split(",")
-    return names
-
-
 def module_insert(ctx: Context) -> list[CheckResult]:
     """kmod will insert each module nftune lists, in every installed kernel."""
     root, kernels = ctx.root, ctx.kernels
@@ -67,7 +58,7 @@ def module_insert(ctx: Context) -> list[CheckResult]:
                        reason=f"kmod reads {root.show(where)}, which is missing: it finds "
                               "no module of kernel " + unindexed[0].version,
                        hint=f"run 'depmod {unindexed[0].version}'") for c in todo]
-    refused = _kernel_blacklist(view.cmdline)
+    refused = kernel_blacklist(view.cmdline)
     planners = [Kmod(view, KernelData(root, k), every_step=False) for k in kernels]
     out = []
     for c in todo:

@@ -118,11 +118,16 @@ def test_a_key_another_series_has_is_unknown_on_this_kernel(tree: Path) -> None:
 
 
 def test_a_line_s_dot_dot_never_leads_the_value_read_out_of_proc_sys(tree: Path) -> None:
-    """systemd-sysctl refuses such a key; nftune neither reads nor echoes what it names."""
+    """systemd-sysctl refuses such a key; nftune neither reads nor echoes what it names.
+    And a key no kernel has is not read at all, even under /proc/sys."""
     add_kernel(tree, "6.1.0-57-amd64")
     write(tree, "/etc/shadow", "root:SECRET-HASH:19000::::::\n")
+    write(tree, "/proc/sys/kernel/secret_thing", "SECRET-HASH\n")
     write(tree, "/etc/sysctl.d/90-evil.conf", "net/../../../etc/shadow = 1\n"
-          "net.ipv4.conf.eth0/../../../../etc/shadow = 1\nnet.ipv4.ip_forward = 1\n")
+          "net/ipv4/conf/eth0/../../../../../etc/shadow = 1\nkernel.secret_thing = 1\n"
+          "net.ipv4.ip_forward = 1\n")
+    assert not sysctl.safe_key("net/ipv4/conf/eth0/../../../../../etc/shadow")
+    assert sysctl.safe_key("net/ipv4/conf/eth0/rp_filter")
     node = fake_live(tree, values={"net/ipv4/ip_forward": "0"})
     ctx = context(node)
     ctx.memo("sysctl-keys", lambda: KeyData(KERNELS, KEYS))
@@ -178,3 +183,34 @@ def test_a_long_value_is_echoed_cut(tree: Path) -> None:
     ctx.memo("sysctl-keys", lambda: KeyData(KERNELS, KEYS))
     [r, *_] = node_sysctl(ctx)
     assert r.expected is not None and len(r.expected) == nodesysctl.MAX_SHOWN_VALUE
+
+
+def test_a_later_dash_on_the_same_value_counts_as_systemd_ors_it_in(tree: Path) -> None:
+    add_kernel(tree, "6.1.0-57-amd64", ("nf_conntrack", "br_netfilter"))
+    write(tree, "/etc/sysctl.d/10-a.conf", "net.bridge.bridge-nf-call-iptables = 1\n")
+    write(tree, "/etc/sysctl.d/20-b.conf", "-net.bridge.bridge-nf-call-iptables = 1\n")
+    status, _, text = results(tree)["net.bridge.bridge-nf-call-iptables"]
+    assert status == "passed" and "10-a.conf" not in text and "'-' asks" in text
+
+
+def test_past_the_byte_bound_and_the_glob_bound_is_too_many(
+        tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    add_kernel(tree, "6.1.0-57-amd64", ("nf_conntrack", "br_netfilter"))
+    write(tree, "/etc/sysctl.d/k8s.conf", "net.ipv4.ip_forward = 1\nnet.bridge.* = 1\n"
+          "net.ipv4.conf.*.rp_filter = 1\n")
+    assert "sysctl.d (past the bounds)" not in results(tree)
+    monkeypatch.setattr(nodesysctl, "MAX_GLOBS", 1)
+    assert results(tree)["sysctl.d (past the bounds)"][:2] == ("failed", "too-many")
+    monkeypatch.setattr(nodesysctl, "MAX_GLOBS", 200)
+    monkeypatch.setattr(sysctl, "MAX_NODE_BYTES", 30)
+    got = results(tree)
+    assert got["sysctl.d (past the bounds)"][:2] == ("failed", "too-many")
+    assert "net.bridge.*" not in got  # past the 30 bytes: not read
+
+
+def test_a_megabyte_key_is_named_cut(tree: Path) -> None:
+    add_kernel(tree, "6.1.0-57-amd64")
+    write(tree, "/etc/sysctl.d/90-long.conf", f"net.{'x' * 100_000} = 1\n")
+    got = results(tree)
+    [subject] = [s for s in got if s.startswith("net.")]
+    assert len(subject) == nodesysctl.MAX_SHOWN_VALUE and got[subject][1] == "unknown-key"

@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from nftune import sysctl
 from nftune.errors import NftuneError
 from nftune.kubeproxy import writer_of
 from nftune.kubeproxy.discover import AT_SECURE, pids, read, survey
@@ -247,10 +248,16 @@ def test_each_mode_names_what_keeps_invalid_segments_from_resetting(
 
 
 @pytest.mark.parametrize("line", [f"{LIBERAL} = 1", "net.netfilter.nf_conntrack_tcp_be_* = 1"])
-@pytest.mark.parametrize("node_view", ["fail", "no"])
+@pytest.mark.parametrize("node_view", ["fail", "no", "past its bounds"])
 def test_an_admin_s_own_boot_line_counts_when_nftune_leaves_be_liberal_alone(
-        tree: Path, line: str, node_view: str) -> None:
-    """The key's own line or a glob, read from the node-wide view or on its own."""
+        tree: Path, line: str, node_view: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The key's own line or a glob, read from the node-wide view, on its own, or on its
+    own again when the node-wide view was cut."""
+    if node_view == "past its bounds":
+        node_view = "fail"
+        monkeypatch.setattr(sysctl, "MAX_NODE_KEYS", 1)
+        monkeypatch.setattr(sysctl, "MAX_NODE_GLOBS", 0)
+        write(tree, "/etc/sysctl.d/00-first.conf", "kernel.pid_max = 4194304\n")
     write(tree, "/proc/1/comm", "systemd\n")
     namespaces(tree, 1, *HOST_NS)
     write(tree, K8S_CONF, f"{line}\n")
