@@ -5,6 +5,8 @@ says which module makes which key on each kernel series)."""
 
 from __future__ import annotations
 
+import stat
+
 from .. import sysctl
 from ..attrs import read_attr
 from ..context import Context
@@ -12,6 +14,7 @@ from ..kernel import Kernel
 from ..kmod import KernelData, Kmod, verdict
 from ..modprobe import ModprobeD
 from ..result import Cause, Check, CheckResult, Status, failed, passed
+from ..root import Root
 from ..sysctlkeys import KeyData, Origin, series_of
 from ..text import cut
 
@@ -43,8 +46,25 @@ def named(key: str) -> str:
     return cut(sysctl.display(key), MAX_SHOWN_VALUE)
 
 
-def shown(line: sysctl.Assignment) -> str | None:
-    return None if line.value is None else cut(line.value, MAX_SHOWN_VALUE)
+class Echo:
+    """A node line's value as a result may echo it: cut, and never from a file that only
+    root may read (a key's secret, set in a private file, stays out of every report)."""
+
+    def __init__(self, root: Root) -> None:
+        self.root = root
+        self.private: dict[str, bool] = {}
+
+    def __call__(self, line: sysctl.Assignment) -> str | None:
+        if line.value is None:
+            return None
+        if line.file not in self.private:
+            st = self.root.stat(line.file)
+            self.private[line.file] = st is None or not st.st_mode & stat.S_IROTH
+        return None if self.private[line.file] else cut(line.value, MAX_SHOWN_VALUE)
+
+
+def shown(ctx: Context, line: sysctl.Assignment) -> str | None:
+    return ctx.memo("node-sysctl-echo", lambda: Echo(ctx.root))(line)
 
 
 def listed(check: Check, out: list[CheckResult]) -> list[CheckResult]:
@@ -83,7 +103,7 @@ def _judge(ctx: Context, line: sysctl.Assignment, origin: Origin,
             continue
         if module is None:  # another series has it, this kernel's not
             return failed(Check.NODE_SYSCTL, subject, Cause.UNKNOWN_KEY, source=line.source,
-                          expected=shown(line),
+                          expected=shown(ctx, line),
                           reason=f"{where} sets a key kernel {k.version} does not have "
                                  "(of the measured series, only "
                                  f"{', '.join(sorted({*origin.core, *dict(origin.modules)}))} "
@@ -102,7 +122,7 @@ def _judge(ctx: Context, line: sysctl.Assignment, origin: Origin,
                        "the key then")
             continue
         return failed(Check.NODE_SYSCTL, subject, Cause.LOST_AT_BOOT, source=line.source,
-                      expected=shown(line),
+                      expected=shown(ctx, line),
                       reason=f"{where} sets it, but {module} makes the key and nothing "
                              f"loads {module} before systemd-sysctl.service in kernel "
                              f"{k.version}: the line is dropped at boot, silently",
@@ -111,7 +131,7 @@ def _judge(ctx: Context, line: sysctl.Assignment, origin: Origin,
                            "[Modules] Load= and run 'nftune apply'")
     if not why:
         return None
-    return passed(Check.NODE_SYSCTL, subject, expected=shown(line), source=line.source,
+    return passed(Check.NODE_SYSCTL, subject, expected=shown(ctx, line), source=line.source,
                   reason="; ".join(why))
 
 
@@ -138,7 +158,7 @@ def _glob(ctx: Context, line: sysctl.Assignment, data: KeyData, kernels: list[Ke
                          and m not in loaded.get(k.version, {})})
         if missed and not core and not line.ignore_failure:
             return failed(Check.NODE_SYSCTL, subject, Cause.LOST_AT_BOOT, source=line.source,
-                          expected=shown(line),
+                          expected=shown(ctx, line),
                           reason=f"{where} sets a glob that matches only keys "
                                  f"{', '.join(missed)} makes, and nothing loads "
                                  f"{'it' if len(missed) == 1 else 'them'} before "
@@ -149,11 +169,11 @@ def _glob(ctx: Context, line: sysctl.Assignment, data: KeyData, kernels: list[Ke
                                "nftune's [Modules] Load= and run 'nftune apply'")
     if not matched and not line.ignore_failure:
         return failed(Check.NODE_SYSCTL, subject, Cause.UNKNOWN_KEY, source=line.source,
-                      expected=shown(line),
+                      expected=shown(ctx, line),
                       reason=f"{where} sets a glob that matches no key any measured kernel "
                              f"has ({', '.join(known)})",
                       hint="check the pattern against /proc/sys")
-    return passed(Check.NODE_SYSCTL, subject, expected=shown(line), source=line.source,
+    return passed(Check.NODE_SYSCTL, subject, expected=shown(ctx, line), source=line.source,
                   reason="the glob matches keys that exist at boot")
 
 
@@ -177,7 +197,7 @@ def node_sysctl(ctx: Context) -> list[CheckResult]:
             continue
         origin = data.origin(key)
         if origin is None and line.ignore_failure:
-            out.append(passed(Check.NODE_SYSCTL, named(key), expected=shown(line),
+            out.append(passed(Check.NODE_SYSCTL, named(key), expected=shown(ctx, line),
                               source=line.source,
                               reason=f"{root.show(line.file)}:{line.line} sets a key no "
                                      "measured kernel has; its '-' asks systemd-sysctl to "
@@ -187,7 +207,7 @@ def node_sysctl(ctx: Context) -> list[CheckResult]:
             near = data.nearest(key)
             out.append(failed(
                 Check.NODE_SYSCTL, named(key), Cause.UNKNOWN_KEY,
-                source=line.source, expected=shown(line),
+                source=line.source, expected=shown(ctx, line),
                 reason=f"{root.show(line.file)}:{line.line} sets a key no measured kernel "
                        f"has ({', '.join(known)})",
                 hint=f"did you mean {sysctl.display(near)}?" if near else
@@ -232,28 +252,33 @@ def node_sysctl_value(ctx: Context) -> list[CheckResult]:
     node = ctx.sysctld.node
     assert node is not None  # NodeSysctl= is not "no"
     managed = {s.key for s in ctx.config.sysctls}
-    data = ctx.memo("sysctl-keys", KeyData.load)
     out = []
     same = 0
     for key, line in node.keys.items():
-        # Only a key some kernel has, named as systemd-sysctl would write it: a line's
-        # `..` never leads the read out of /proc/sys.
-        if (key in managed or line.value is None or not sysctl.safe_key(key)
-                or data.origin(key) is None):
+        # Named as systemd-sysctl would write it: a line's `..` never leads the read out
+        # of /proc/sys.
+        if key in managed or line.value is None or not sysctl.safe_key(key):
             continue
-        text = read_attr(root, root.proc_sys(key))
+        path = root.proc_sys(key)
+        text = read_attr(root, path)
         if text is None:
             continue  # node-sysctl says why the key is missing
         if sysctl.same_value(text, line.value):
             same += 1
             continue
+        st = root.stat(path)
+        if st is None or not st.st_mode & stat.S_IROTH:
+            # Readable by root only (tcp_fastopen_key): a report must not carry it.
+            expected, actual, note = None, None, "; neither value is shown, as the key is " \
+                "readable by root only"
+        else:
+            expected, actual, note = shown(ctx, line), cut(" ".join(text.split()),
+                                                      MAX_SHOWN_VALUE), ""
         out.append(CheckResult(
             Check.NODE_SYSCTL_VALUE, named(key), Status.PASSED,
-            Cause.CHANGED_AT_RUNTIME, expected=shown(line),
-            actual=cut(" ".join(text.split()), MAX_SHOWN_VALUE),
-            source=line.source,
+            Cause.CHANGED_AT_RUNTIME, expected=expected, actual=actual, source=line.source,
             reason=f"{root.show(line.file)}:{line.line} sets it; the running value differs "
-                   "(set after boot; nftune reports it and leaves it alone)"))
+                   f"(set after boot; nftune reports it and leaves it alone){note}"))
     out = listed(Check.NODE_SYSCTL_VALUE, out)
     out.append(passed(Check.NODE_SYSCTL_VALUE, "sysctl.d",
                       reason=f"{same} other key{'s' * (same != 1)} have their sysctl.d value"))

@@ -119,22 +119,27 @@ def test_a_key_another_series_has_is_unknown_on_this_kernel(tree: Path) -> None:
 
 def test_a_line_s_dot_dot_never_leads_the_value_read_out_of_proc_sys(tree: Path) -> None:
     """systemd-sysctl refuses such a key; nftune neither reads nor echoes what it names.
-    And a key no kernel has is not read at all, even under /proc/sys."""
+    A key readable by root only (tcp_fastopen_key) is compared, never shown."""
     add_kernel(tree, "6.1.0-57-amd64")
     write(tree, "/etc/shadow", "root:SECRET-HASH:19000::::::\n")
-    write(tree, "/proc/sys/kernel/secret_thing", "SECRET-HASH\n")
     write(tree, "/etc/sysctl.d/90-evil.conf", "net/../../../etc/shadow = 1\n"
-          "net/ipv4/conf/eth0/../../../../../etc/shadow = 1\nkernel.secret_thing = 1\n"
+          "net/ipv4/conf/eth0/../../../../../etc/shadow = 1\n"
           "net.ipv4.ip_forward = 1\n")
+    write(tree, "/etc/sysctl.d/91-private.conf", "net.ipv4.tcp_fastopen_key = SECRET-SET\n")
+    (tree / "etc/sysctl.d/91-private.conf").chmod(0o600)
     assert not sysctl.safe_key("net/ipv4/conf/eth0/../../../../../etc/shadow")
     assert sysctl.safe_key("net/ipv4/conf/eth0/rp_filter")
-    node = fake_live(tree, values={"net/ipv4/ip_forward": "0"})
+    node = fake_live(tree, values={"net/ipv4/ip_forward": "0",
+                                   "net/ipv4/tcp_fastopen_key": "SECRET-RUNNING"})
+    (tree / "proc/sys/net/ipv4/tcp_fastopen_key").chmod(0o600)
     ctx = context(node)
     ctx.memo("sysctl-keys", lambda: KeyData(KERNELS, KEYS))
     got = node_sysctl_value(ctx)
     assert "SECRET" not in repr(got)
-    assert [(r.subject, r.cause) for r in got] == [
-        ("net.ipv4.ip_forward", "changed-at-runtime"), ("sysctl.d", "ok")]
+    assert [(r.subject, r.cause, r.actual) for r in got] == [
+        ("net.ipv4.ip_forward", "changed-at-runtime", "0"),
+        ("net.ipv4.tcp_fastopen_key", "changed-at-runtime", None), ("sysctl.d", "ok", None)]
+    assert "readable by root only" in got[1].reason
     assert "SECRET" not in repr(node_sysctl(ctx))
 
 
