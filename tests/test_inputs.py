@@ -369,6 +369,28 @@ def test_metrics_for_a_huge_value_and_a_hostile_name(tree: Path, tmp_path: Path,
     assert "\x1b" not in text and "\\\\x1b]0;pwn\\\\a" in text and "\\\\xff.conf" in text
 
 
+def test_hostile_sysctl_d_lines_are_escaped_in_every_node_sysctl_output(
+        tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Keys and values of any sysctl.d line reach the text, JSON, metrics and journal-bound
+    outputs of node-sysctl only escaped: no terminal control, no bidi override."""
+    add_kernel(tree, "6.1.0-57-amd64", ("nf_conntrack", "br_netfilter"))
+    (tree / "etc/sysctl.d").mkdir(parents=True)
+    (tree / "etc/sysctl.d/90-evil.conf").write_bytes(
+        b"net.\x1b]0;pwn\x07 = \x1b[2J\nnet.ipv4.typo\x1b[31m = 1\xff\n"
+        b"net.bridge.bridge-nf-call-iptables = \x1b[2Jx\n-net.\xe2\x80\xaeevil = 1\n")
+    prom = tmp_path / "prom"
+    prom.mkdir()
+    rc, out, err = run(capsys, "verify", "--root", str(tree), "--prometheus", str(prom))
+    assert rc == 1, err
+    assert "node-sysctl net.\\x1b]0;pwn\\a, expected '\\x1b[2J' [unknown-key]" in out
+    assert "node-sysctl net.\\u202eevil, expected '1'" in out
+    rc, js, _ = run(capsys, "verify", "--root", str(tree), "--json")
+    subjects = {c["subject"] for c in json.loads(js)["checks"] if c["check"] == "node-sysctl"}
+    assert "net.bridge.bridge-nf-call-iptables" in subjects
+    for text in (out, err, js, (prom / "nftune.prom").read_text()):
+        assert "\x1b" not in text and "\x07" not in text and "\u202e" not in text
+
+
 def test_no_online_cpu_is_an_error_not_a_crash(tree: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     write(tree, "/sys/devices/system/cpu/online", "\n")
