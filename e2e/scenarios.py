@@ -501,7 +501,7 @@ check k8s-conf-predicted-lost yes "$(grep -F \
     && echo yes || echo no)"
 check k8s-bridge-key-at-boot missing "$(cat {BRIDGE_KEY} 2>/dev/null || echo missing)"
 mkdir -p /etc/nftune/nftune.conf.d
-printf '[Modules]\nLoad = nf_conntrack auto\n' > /etc/nftune/nftune.conf.d/auto.conf
+printf '[Modules]\nLoad = auto\n' > /etc/nftune/nftune.conf.d/auto.conf
 nftune apply > /tmp/apply.log 2>&1
 check auto-apply-exit 0 $?
 check auto-lists-br_netfilter yes "$(grep -qx br_netfilter /etc/modules-load.d/nftune.conf \
