@@ -153,7 +153,7 @@ def plan(ctx: Context, layer: Layer) -> Plan:
     kernels = load_kernels(root)  # unlike verify's, a kernel that cannot be read stops it
     specs = config.modules
     trees: tuple[tuple[str, tuple[str, ...]], ...] = ()
-    if layer is Layer.ADMIN and any(s.auto for s in specs):
+    if layer is Layer.ADMIN and config.auto_load:
         from .autoload import auto_trees, expand
 
         specs, trees = expand(ctx, specs), tuple(sorted(auto_trees(ctx).items()))

@@ -53,8 +53,7 @@ def pulled(ctx: Context) -> list[Pulled]:
 
 
 def _pulled(ctx: Context) -> list[Pulled]:
-    from .kmod import KernelData, Kmod, kernel_blacklist, verdict
-    from .modprobe import ModprobeD
+    from .kmod import planners, verdict
 
     node = ctx.sysctld.node
     kernels = ctx.kernels
@@ -77,11 +76,9 @@ def _pulled(ctx: Context) -> list[Pulled]:
                 break
     if found:
         root = ctx.root
-        view = ModprobeD.load(root, cmdline=root.live)
-        refused = frozenset(kernel_blacklist(view.cmdline))  # module_blacklist=
-        planners = [Kmod(view, KernelData(root, k)) for k in kernels]
+        refused, kms = ctx.memo("kmod-planners", lambda: planners(root, kernels))
         found = {m: lines for m, lines in found.items() if m not in refused and all(
-            verdict(root, km, m, refused).effect == "inserted" for km in planners)}
+            verdict(root, km, m, refused).effect == "inserted" for km in kms)}
     return [Pulled(m, tuple(dict.fromkeys(lines))) for m, lines in sorted(found.items())]
 
 
@@ -115,7 +112,7 @@ def auto_trees(ctx: Context) -> dict[str, tuple[str, ...]]:
     verify's safety-net expects them); a module nftune already knows keeps its own."""
     from .udev import MODULE_SYSCTL_TREES
 
-    if not any(s.auto for s in ctx.config.modules):
+    if not ctx.config.auto_load:
         return {}
     data = ctx.memo("sysctl-keys", KeyData.load)
     return {p.module: trees(data, p.module) for p in pulled(ctx)

@@ -228,8 +228,7 @@ def cmd_config(args: argparse.Namespace, seams: Seams) -> int:
     config = ctx.config
     from .autoload import Shown, pulled
 
-    show(args, Shown(config, tuple(pulled(ctx)) if any(m.auto for m in config.modules)
-                     else ()))
+    show(args, Shown(config, tuple(pulled(ctx)) if config.auto_load else ()))
     return EXIT_OK
 
 

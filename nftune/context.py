@@ -81,7 +81,7 @@ class Context:
         from .kernel import choose_all
 
         specs = self.config.modules
-        if any(s.auto for s in specs):
+        if self.config.auto_load:
             from .autoload import expand
 
             specs = expand(self, specs)
@@ -113,7 +113,7 @@ class Context:
         # The node-wide view: for the node-sysctl checks, and for Load=auto.
         return SysctlD.load(self.root, [s.key for s in self.config.sysctls],
                             node=self.config.verify.node_sysctl != "no"
-                            or any(m.auto for m in self.config.modules))
+                            or self.config.auto_load)
 
     @cached_property
     def unit_tree(self) -> UnitTree:

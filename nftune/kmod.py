@@ -363,6 +363,14 @@ def kernel_blacklist(cmdline: str) -> list[str]:
     return names
 
 
+def planners(root: Root, kernels: list[Kernel]) -> tuple[frozenset[str], list[Kmod]]:
+    """What systemd-modules-load's kmod works from: module_blacklist= of the running
+    kernel, and a planner per installed kernel over modprobe.d as kmod reads it."""
+    view = ModprobeD.load(root, cmdline=root.live)
+    return frozenset(kernel_blacklist(view.cmdline)), [Kmod(view, KernelData(root, k))
+                                                       for k in kernels]
+
+
 def verdict(root: Root, km: Kmod, module: str,
             refused: frozenset[str] = frozenset()) -> Verdict:
     """The plan for `module` read for its outcome: each required step in order, as the

@@ -176,7 +176,7 @@ def safety_net(ctx: Context) -> list[CheckResult]:
     """nftune's udev rule re-applies the sysctls of a module loaded after boot."""
     root = ctx.root
     trees: dict[str, tuple[str, ...]] = {}
-    if any(s.auto for s in ctx.config.modules):  # only then: verify's import budget
+    if ctx.config.auto_load:  # only then: verify's import budget
         from ..autoload import auto_trees
 
         trees = auto_trees(ctx)

@@ -11,8 +11,7 @@ from .. import sysctl
 from ..attrs import read_attr
 from ..context import Context
 from ..kernel import Kernel
-from ..kmod import KernelData, Kmod, verdict
-from ..modprobe import ModprobeD
+from ..kmod import planners, verdict
 from ..result import Cause, Check, CheckResult, Status, failed, passed
 from ..root import Root
 from ..sysctlkeys import KeyData, Origin, series_of
@@ -25,14 +24,14 @@ MAX_SHOWN_VALUE = 256  # a node line's value as a result echoes it
 def loads(ctx: Context) -> dict[str, dict[str, str]]:
     """Per kernel: each module that modules-load.d makes kmod insert (the listed ones and
     what they pull in), with the line that lists it."""
-    root = ctx.root
-    view = ModprobeD.load(root, cmdline=root.live)
+    root, kernels = ctx.root, ctx.kernels
+    refused, kms = ctx.memo("kmod-planners", lambda: planners(root, kernels))
     out: dict[str, dict[str, str]] = {}
-    for k in ctx.kernels:
-        km = Kmod(view, KernelData(root, k))
+    for k, km in zip(kernels, kms, strict=True):
         got: dict[str, str] = {}
         for listed in ctx.listed:
-            if verdict(root, km, listed.name).effect != "inserted":
+            if listed.name in refused or verdict(root, km, listed.name,
+                                                 refused).effect != "inserted":
                 continue
             for step in km.plan(listed.name).steps:
                 if step.action in ("insmod", "builtin"):

@@ -126,6 +126,11 @@ class Config(Record):
     conntrack: ConntrackConfig
 
     @property
+    def auto_load(self) -> bool:
+        """Load= lists `auto` (nftune/autoload.py)."""
+        return any(m.auto for m in self.modules)
+
+    @property
     def sysctls(self) -> tuple[SysctlSpec, ...]:
         """Every sysctl nftune sets: [Sysctl]'s, and [Conntrack]'s numeric Max."""
         return (*self.sysctl_lines, *self.conntrack.sysctls())

@@ -219,3 +219,17 @@ def test_a_megabyte_key_is_named_cut(tree: Path) -> None:
     got = results(tree)
     [subject] = [s for s in got if s.startswith("net.")]
     assert len(subject) == nodesysctl.MAX_SHOWN_VALUE and got[subject][1] == "unknown-key"
+
+
+def test_a_listed_module_the_kernel_refuses_loads_nothing_first(tree: Path) -> None:
+    """module_blacklist= on the running kernel's command line: listing the module does
+    not make its keys exist at boot."""
+    add_kernel(tree, "6.1.0-57-amd64", ("nf_conntrack", "br_netfilter"))
+    write(tree, "/etc/sysctl.d/k8s.conf", "net.bridge.bridge-nf-call-iptables = 1\n")
+    write(tree, "/etc/modules-load.d/k8s.conf", "br_netfilter\n")
+    write(tree, "/proc/cmdline", "root=/dev/vda1 module_blacklist=br_netfilter\n")
+    ctx = context(fake_live(tree))
+    ctx.memo("sysctl-keys", lambda: KeyData(KERNELS, KEYS))
+    [r, *_] = node_sysctl(ctx)
+    assert (r.subject, r.status, r.cause) == (
+        "net.bridge.bridge-nf-call-iptables", "failed", "lost-at-boot"), r
