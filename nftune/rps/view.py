@@ -73,12 +73,15 @@ def show(ctx: Context) -> RpsView:
         return RpsView(rps.mode, None, None, (), NO_SYSFS)
     machine = read_machine(root)
     note = None
+    mask = None
     try:
         decisions = decide(rps, machine, read_nics(root))
+        if rps.mode != "off":
+            mask = default_mask(rps, machine)
     except NftuneError as e:  # show what is there, and say why nothing is chosen
         decisions = [Decision(n, False, "CPUs= is not valid here") for n in read_nics(root)]
         note = str(e)
     if rps.mode == "off":
         decisions = [Decision(d.nic, False, "Mode=off") for d in decisions]
-    return RpsView(rps.mode, machine, default_mask(rps, machine) if rps.mode != "off" else None,
+    return RpsView(rps.mode, machine, mask,
                 tuple((d, tuple(queue_states(root, d))) for d in decisions), note)

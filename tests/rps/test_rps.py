@@ -336,6 +336,20 @@ def test_show_and_its_json(tree: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert (veth0["selected"], veth0["mask"], data["new_devices"]) == (False, None, "udev")
 
 
+@pytest.mark.parametrize("cpus", ["0-3,8", "0-1,8", "1,2"])
+def test_show_with_a_cpu_the_machine_lacks_says_why_as_apply_does(
+        tree: Path, cpus: str, capsys: pytest.CaptureFixture[str]) -> None:
+    add_cpus(tree, "0-1", default_mask="0")
+    add_nic(tree, "eth0")
+    write(tree, "/etc/nftune/nftune.conf", f"[RPS]\nCPUs={cpus}\n")
+    assert main(["rps", "apply", "--root", str(tree)]) == 2
+    applied = capsys.readouterr().err
+    assert main(["rps", "show", "--root", str(tree)]) == 0
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err and "CPUs= is not valid here" in out
+    assert applied.splitlines()[0].removeprefix("nftune: error: ") in out, (applied, out)
+
+
 def test_show_on_an_image_says_why_nothing(tree: Path,
                                            capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["rps", "show", "--root", str(tree)]) == 0
