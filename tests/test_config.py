@@ -3,11 +3,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import write
+from conftest import add_kernel, write
 
+from nftune.apply import apply
+from nftune.artifacts import Layer
 from nftune.config import load, parse
+from nftune.context import Context
 from nftune.errors import NftuneError
 from nftune.root import Root
+from nftune.sysctl import SysctlD
 
 
 def test_defaults_do_the_job_with_no_config(root: Root) -> None:
@@ -126,3 +130,16 @@ def test_dropin_name_with_newline_is_rejected(tree: Path, root: Root) -> None:
     write(tree, "/etc/nftune/nftune.conf.d/a\nnet.core.x=0\n.conf", "[Sysctl]\n")
     with pytest.raises(NftuneError, match="not printable"):
         load(root)
+
+
+def test_an_equals_sign_in_a_value_stays_in_that_value(tmp_path: Path) -> None:
+    """systemd-sysctl splits a line at its first '=': `1=2` is one value of one key in
+    the rendered file (the kernel then refuses it, as it would from any sysctl.d file)."""
+    add_kernel(tmp_path, "6.1.0-57-amd64")
+    write(tmp_path, "/etc/nftune/nftune.conf", "[Sysctl]\nnet.core.somaxconn = 1=2\n")
+    root = Root(str(tmp_path))
+    apply(Context(root), Layer.ADMIN)
+    view = SysctlD.load(root)
+    assert view.effective("net/core/somaxconn").winner.value == "1=2"
+    assert {a.key for a in view.assignments} == {
+        "net/core/somaxconn", "net/netfilter/nf_conntrack_tcp_be_liberal"}
