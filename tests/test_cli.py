@@ -153,6 +153,24 @@ def test_config_verb_shows_origins(tree: Path, capsys: pytest.CaptureFixture[str
             "from": "/etc/nftune/nftune.conf:2"} in data["sysctl"]
 
 
+def test_config_names_the_origin_of_every_setting(
+        tree: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Not only lists: Interfaces= from nftune.conf, a drop-in's Gate=, a default."""
+    write(tree, "/etc/nftune/nftune.conf", "[RPS]\nInterfaces = eth*\n")
+    write(tree, "/etc/nftune/nftune.conf.d/50-gate.conf", "[Verify]\nGate = yes\n")
+    rc, out, _ = run_cli(capsys, "config", "--root", str(tree))
+    assert rc == 0
+    settings = [x for x in out.splitlines() if "=" in x and not x.startswith("#")]
+    assert all(" # " in x for x in settings), settings
+    assert "Interfaces=eth*" in out and "# /etc/nftune/nftune.conf:2" in out
+    assert "# /etc/nftune/nftune.conf.d/50-gate.conf:2" in out
+    rc, out, _ = run_cli(capsys, "config", "--root", str(tree), "--json")
+    origins = json.loads(out)["from"]
+    assert origins["RPS.Interfaces"] == "/etc/nftune/nftune.conf:2"
+    assert origins["Verify.Gate"] == "/etc/nftune/nftune.conf.d/50-gate.conf:2"
+    assert origins["RPS.ExcludeInterfaces"] == "(built-in defaults)"
+
+
 def test_root_must_be_a_directory(tree: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rc, _, err = run_cli(capsys, "verify", "--root", str(tree / "nope"))
     assert rc == 2 and "not a directory" in err

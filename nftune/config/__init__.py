@@ -241,7 +241,8 @@ def parse(texts: list[tuple[str, str]]) -> Config:
     return Config(values["modules"], tuple(values["sysctls"].values()),
                   values["sysctl_priority"], tuple(name for name, _ in texts),
                   RpsConfig(**records["rps"], cpus_origin=cpus_origin),
-                  VerifyConfig(**records["verify"]), conntrack)
+                  VerifyConfig(**records["verify"]), conntrack,
+                  tuple((dest, str(o)) for dest, o in origins.items()))
 
 
 # The sysctls [Conntrack] sets; under [Sysctl] too, they would have two writers.

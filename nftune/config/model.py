@@ -124,6 +124,8 @@ class Config(Record):
     rps: RpsConfig
     verify: VerifyConfig
     conntrack: ConntrackConfig
+    # Each setting's last line ("file:line"), by its dest; one no line set is built in.
+    origins: tuple[tuple[str, str], ...] = ()
 
     @property
     def auto_load(self) -> bool:
@@ -150,8 +152,15 @@ class Config(Record):
                 elif s.dest == "modules":
                     out += [f"Load={m.name:<40} # {m.origin}" for m in value]
                 else:
-                    out.append(f"{s.key}={s.parser.show(value)}")
+                    out.append(f"{s.key + '=' + s.parser.show(value):<45} # "
+                               f"{self.origin(s.dest)}")
         return out
+
+    def origin(self, dest: str) -> str:
+        """Where a setting's value comes from: the line that last set it."""
+        from .values import BUILTIN
+
+        return dict(self.origins).get(dest, BUILTIN)
 
     def to_json(self) -> dict[str, Any]:
         from . import SETTINGS
@@ -162,9 +171,11 @@ class Config(Record):
             "sysctl": [{"key": s.display, "value": s.value, "from": str(s.origin)}
                        for s in self.sysctls],
         }
+        out["from"] = {}
         for s in SETTINGS:
             if s.dest in ("modules", "sysctls"):
                 continue
+            out["from"][f"{s.section}.{s.key}"] = self.origin(s.dest)
             shown = s.parser.json(s.get(self))
             if s.section == "Files":  # a top-level key, as it always was
                 out[s.json_key] = shown
