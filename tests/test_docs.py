@@ -94,3 +94,17 @@ def test_the_sysctl_data_table_is_the_shipped_data() -> None:
             sum(v[i] == "" for v in KEYS.values()), sum(bool(v[i]) for v in KEYS.values()),
             len({v[i] for v in KEYS.values() if v[i]}), how.count("loaded"), len(how),
             how.count("failed"), how.count("stuck"))), kernel
+
+
+def test_every_ini_block_of_the_readme_is_a_valid_configuration(tmp_path: Path) -> None:
+    """Pasted as it stands into /etc/nftune/nftune.conf, each `ini` block is accepted by
+    `nftune config` (exit 0), and says what it sets."""
+    blocks = re.findall(r"(?ms)^```ini\n(.*?)^```$", README.read_text())
+    assert blocks
+    for block in blocks:
+        (tmp_path / "etc/nftune").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "etc/nftune/nftune.conf").write_text(block)
+        p = subprocess.run([sys.executable, "-m", "nftune", "config", "--root", str(tmp_path)],
+                           capture_output=True, text=True, cwd=TOP, check=False)
+        assert p.returncode == 0, (block, p.stderr)
+        assert "/etc/nftune/nftune.conf:" in p.stdout
