@@ -136,3 +136,16 @@ def test_the_binary_bundles_every_check_family_specs_import_by_name() -> None:
     exec(listing.replace("/src/nftune", str(TOP / "nftune")), scope)
     assert {f"nftune.checks.{s.family}" for s in SPECS} <= set(scope["CHECKS"])  # type: ignore[arg-type]
     assert 'CHECKS if opts.script.endswith("nftune-entry.py")' in text
+
+
+def test_the_shipped_configuration_shows_every_setting_s_default() -> None:
+    """packaging/nftune.conf (the conffile): every section and setting, in `nftune
+    config`'s order, commented out, as `nftune config` shows the built-in defaults: never
+    one missing or stale."""
+    from nftune.config import parse
+
+    want = ["#" + x.split(" # ")[0].rstrip() for x in parse([]).lines() if x]
+    text = (TOP / "packaging/nftune.conf").read_text()
+    got = [x for x in text.splitlines() if x.startswith("#") and not x.startswith("# ")
+           and x != "#"]
+    assert got == want
