@@ -302,6 +302,9 @@ def test_verify_service_sandbox_timer_drift_and_repair(rootfs: Path) -> None:
         m = SECURITY.search(security.stdout)
         assert m, security.stdout + security.stderr
         assert float(m.group(1)) <= 2.0, security.stdout
+        # The README's figure is this one.
+        readme = (TOP / "README.md").read_text()
+        assert f"nftune-verify.service` gives **{m.group(1)}**" in readme, m.group(1)
 
         # The timer runs the service: made quick here (a drop-in), then watched.
         def started() -> str:
