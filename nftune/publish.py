@@ -3,9 +3,11 @@ first (they change the results), then the report file, the journal, Prometheus."
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 from .context import Context
+from .errors import NftuneError
 from .record import Record
 from .root import Root
 from .verify import Findings
@@ -50,11 +52,16 @@ def publish(ctx: Context, report: Findings, out: Outputs, started: float,
 
         report_file.write(root, report_file.document(report.to_json(), root, finished,
                                                      duration))
-    if (out.journal or out.service) and (entries or not report.ok):
+    asked = out.journal or out.service
+    if entries or (asked and not report.ok):
         from . import journal  # and the socket: only when there is something to send
 
-        entries += [journal.failure_fields(r) for r in report.results if r.failed]
-        journal.send(root, entries)
+        if asked:
+            entries += [journal.failure_fields(r) for r in report.results if r.failed]
+            journal.send(root, entries)
+        else:  # a repair by hand changed the node: the journal hears of it, where it runs
+            with contextlib.suppress(NftuneError):  # not asked for: the terminal said it
+                journal.send(root, entries)
     # --prometheus DIR is the operator's own path; the config's PrometheusDirectory= is a
     # path in the tree, like every path the tree's files name.
     target = (Root(os.path.abspath(out.prometheus)), "/") if out.prometheus else \

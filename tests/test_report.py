@@ -97,6 +97,26 @@ def test_failed_checks_go_to_the_journal_one_entry_each(
     assert entry["PRIORITY"] == "4" and entry["MESSAGE"].startswith("nftune: failed: ")
 
 
+@pytest.mark.parametrize("journald", [True, False])
+def test_a_repair_by_hand_is_in_the_journal_without_journal(
+        tree: Path, live_tree: Callable[[str], Cli], journald: bool) -> None:
+    """A repair changes the node: the journal hears of it whenever it runs; without a
+    journal, a repair by hand still succeeds (the terminal says it)."""
+    nftune = live_tree("0")
+    if not journald:
+        assert nftune(["verify", "--repair", "--check", "sysctl-value"]) == 0
+        return
+    sock_path = tree / "run/systemd/journal/socket"
+    sock_path.parent.mkdir(parents=True)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as server:
+        server.bind(str(sock_path))
+        server.settimeout(5)
+        assert nftune(["verify", "--repair", "--check", "sysctl-value"]) == 0
+        entry = decode(server.recv(65536))
+    assert entry["MESSAGE_ID"] == journal.MESSAGE_ID_REPAIRED
+    assert (entry["NFTUNE_OLD"], entry["NFTUNE_NEW"]) == ("0", "1"), entry
+
+
 def test_no_journal_is_an_error_not_a_silence(tree: Path, live_tree: Callable[[str], Cli],
                                               capsys: pytest.CaptureFixture[str]) -> None:
     nftune = live_tree("0")
