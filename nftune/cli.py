@@ -59,10 +59,17 @@ def _context(args: argparse.Namespace, seams: Seams) -> Context:
     """The run's one Context: the tree from --root (or the running system), the bus
     address from --bus-address or the environment, and the seams tests give."""
     from .context import Context
+    from .errors import NftuneError
     from .root import Root
 
+    live = getattr(args, "live", False)
+    if live and args.root is not None:
+        raise NftuneError("--live is for the running system, --root for an image tree",
+                          key="--live", hint="give one of them")
     root = seams.host if args.root is None and seams.host is not None else \
-        Root.from_arg(args.root)
+        Root.from_arg(args.root, live)
+    if root.undecided:
+        say(f"nftune: {root.undecided}", err=True)
     address = getattr(args, "bus_address", None) or os.environ.get(BUS_ENV) or None
     return Context(root, runner=seams.runner, bus_factory=seams.bus_factory,
                    bus_address=address)
@@ -332,7 +339,7 @@ def service_args() -> Any:
     """`verify --service` as argparse parses it (tests/test_cli.py holds the two equal)."""
     from types import SimpleNamespace
 
-    return SimpleNamespace(debug=False, verb="verify", root=None, bus_address=None,
+    return SimpleNamespace(debug=False, verb="verify", root=None, live=False, bus_address=None,
                            check=None, json=False, cached=False, report=False, journal=False,
                            prometheus=None, repair=False, service=True, npd=False, cause=None,
                            max_age=900.0)

@@ -112,6 +112,9 @@ def root_opt(p: argparse.ArgumentParser) -> None:
     p.add_argument("--root", metavar="DIR",
                    help="work on the image tree DIR: write files only, never touch the "
                         "running kernel; runtime checks are skipped")
+    p.add_argument("--live", action="store_true",
+                   help="/ is the running system, where nftune cannot tell (it may not "
+                        "read /proc/1/root): without it, / is then taken as an image tree")
 
 
 def bus_opt(p: argparse.ArgumentParser) -> None:

@@ -42,13 +42,15 @@ _KINDS = {stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket", stat.S_IFCHR: "a de
 LINK, DIR, FILE, OTHER = "link", "dir", "file", "other"
 
 
-def _in_chroot() -> bool:
+def _in_chroot() -> bool | None:
     """Like systemd's running_in_chroot(): "/" is not PID 1's root. An image build's chroot
-    may have the build host's /run mounted, so /run/systemd/system alone does not tell."""
+    may have the build host's /run mounted, so /run/systemd/system alone does not tell.
+    None: it cannot be told (/proc/1/root refused, as to a process without CAP_SYS_PTRACE
+    in some sandboxed build hosts, or to a user)."""
     try:
         ours, init = os.stat("/"), os.stat("/proc/1/root")
     except PermissionError:
-        return False  # not root: cannot tell, and cannot change the kernel anyway
+        return None
     except OSError:
         return True  # no /proc: not a booted system
     return (ours.st_dev, ours.st_ino) != (init.st_dev, init.st_ino)
@@ -67,6 +69,7 @@ class Root:
         self.path = os.fspath(path)
         self.live = live  # the running system: its /proc, /sys and systemd may be used
         self.watch: Watch | None = None  # while set, every path opened is noted (cache.py)
+        self.undecided: str | None = None  # why "/" was not taken as live, when unclear
 
     def __repr__(self) -> str:
         return f"Root({self.path!r}, live={self.live})"
@@ -78,8 +81,10 @@ class Root:
         return hash((self.path, self.live))
 
     @classmethod
-    def from_arg(cls, arg: str | None) -> Root:
-        """The host ("/", live when systemd runs) or an image tree given with --root."""
+    def from_arg(cls, arg: str | None, live: bool = False) -> Root:
+        """The host ("/", live when systemd runs and "/" is PID 1's root) or an image tree
+        given with --root. `live` (--live): "/" is the running system even where that
+        cannot be told; `undecided` then, or else, says why it was not taken as one."""
         if arg is not None:
             hint = "give the top of an image tree, for example --root /mnt/image"
             if not arg:
@@ -89,8 +94,17 @@ class Root:
             # Not realpath(): it would follow /proc/PID/root, a container's root, to "/".
             if not os.path.samefile(arg, "/"):
                 return cls(os.path.abspath(arg), live=False)
+        if live:
+            return cls("/", live=True)
         host = cls("/")
-        return cls("/", live=host.systemd_running() and not _in_chroot())
+        if not host.systemd_running():
+            return host
+        chroot = _in_chroot()
+        if chroot is None:
+            host.undecided = ("cannot tell whether / is the running system (/proc/1/root "
+                              "refused): taken as an image tree, nothing live is touched; "
+                              "--live says it is")
+        return cls("/", live=chroot is False) if chroot is not None else host
 
     @cached_property
     def fd(self) -> int:

@@ -234,3 +234,28 @@ def test_the_service_s_command_line_is_what_argparse_makes_of_it() -> None:
     assert vars(service_args()) == vars(build_parser("verify").parse_args(SERVICE))
     unit = (Path(__file__).resolve().parents[1] / "units/nftune-verify.service").read_text()
     assert f"ExecStart=/usr/sbin/nftune {' '.join(SERVICE)}\n" in unit
+
+
+def test_cannot_tell_is_never_live_and_live_says_it_is(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """systemd runs, but /proc/1/root is refused (a sandboxed build host's chroot with its
+    /run mounted): "/" is an image, said in one line; --live takes it as the running
+    system; --live with --root is an input error."""
+    from nftune import root as root_mod
+
+    monkeypatch.setattr(root_mod.Root, "systemd_running", lambda self: True)
+    monkeypatch.setattr(root_mod, "_in_chroot", lambda: None)
+    monkeypatch.setenv("NFTUNE_BUS_ADDRESS", "unix:path=/nonexistent/nftune-test-bus")
+    rc, out, err = run_cli(capsys, "verify", "--check", "sysctl-value", "--json")
+    [r] = json.loads(out)["checks"]
+    assert (r["status"], r["cause"]) == ("skipped", "not-live")
+    assert err.count("\n") == 1 and "cannot tell whether / is the running system" in err
+    assert "--live" in err
+    rc, out, err = run_cli(capsys, "verify", "--check", "sysctl-value", "--json", "--live")
+    [r] = json.loads(out)["checks"]
+    assert r["cause"] != "not-live" and "cannot tell" not in err
+    rc, _, err = run_cli(capsys, "verify", "--live", "--root", "/")
+    assert rc == 2 and "--live is for the running system" in err
+    monkeypatch.setattr(root_mod, "_in_chroot", lambda: True)
+    rc, out, err = run_cli(capsys, "verify", "--check", "sysctl-value", "--json")
+    assert json.loads(out)["checks"][0]["cause"] == "not-live" and err == ""
