@@ -259,3 +259,14 @@ def test_cannot_tell_is_never_live_and_live_says_it_is(
     monkeypatch.setattr(root_mod, "_in_chroot", lambda: True)
     rc, out, err = run_cli(capsys, "verify", "--check", "sysctl-value", "--json")
     assert json.loads(out)["checks"][0]["cause"] == "not-live" and err == ""
+
+
+def test_clean_json_is_what_the_readme_says(tree: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    add_kernel(tree, "6.1.0-57-amd64")
+    assert run_cli(capsys, "apply", "--root", str(tree))[0] == 0
+    rc, out, _ = run_cli(capsys, "clean", "--root", str(tree), "--dry-run", "--json")
+    data = json.loads(out)
+    assert rc == 0 and set(data) == {"dry_run", "removed"} and data["dry_run"] is True
+    assert "/etc/modules-load.d/nftune.conf" in data["removed"]
+    assert (tree / "etc/modules-load.d/nftune.conf").exists()
