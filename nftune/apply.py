@@ -273,6 +273,8 @@ def clean(ctx: Context, layer: Layer, *, dry_run: bool = False,
             writer.commit(changes)
             if layer is Layer.ADMIN and not dependents:
                 writer.remove_created_dirs()
+            elif layer is Layer.VENDOR and not dependents:
+                writer.remove_dropin_dirs([c.path for c in changes])
             if root.live:
                 _reload_udev(ctx, changes)
                 _reload_systemd(ctx, changes)

@@ -147,6 +147,20 @@ class Writer:
                 rmdir(self.root, d)  # fails, and is kept, when anything else is in it
         self.created = []
 
+    def remove_dropin_dirs(self, removed: list[str]) -> None:
+        """A vendor clean: the unit drop-in directories (`*.d` under systemd/system) that
+        held a removed file go when empty and no package ships them. No state records the
+        vendor layer's directories (a package owns them); these are the only ones a
+        package build would not have had."""
+        owned = _package_dirs(self.root)
+        for d in sorted({p.rpartition("/")[0] for p in removed}):
+            if not (d.endswith(".d") and "/systemd/system/" in d) or d in owned:
+                continue
+            st = self.root.lstat(d)
+            if st is not None and stat.S_ISDIR(st.st_mode):
+                with contextlib.suppress(OSError):
+                    rmdir(self.root, d)  # fails, and is kept, when anything else is in it
+
     def _io(self, op: Callable[[str], None], path: str) -> None:
         try:
             op(path)

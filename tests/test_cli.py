@@ -270,3 +270,18 @@ def test_clean_json_is_what_the_readme_says(tree: Path,
     assert rc == 0 and set(data) == {"dry_run", "removed"} and data["dry_run"] is True
     assert "/etc/modules-load.d/nftune.conf" in data["removed"]
     assert (tree / "etc/modules-load.d/nftune.conf").exists()
+
+
+def test_clean_vendor_takes_the_dropin_directory_its_apply_made(
+        tree: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    add_kernel(tree, "6.1.0-57-amd64")
+    dropins = tree / "usr/lib/systemd/system/systemd-sysctl.service.d"
+    assert run_cli(capsys, "apply", "--vendor", "--root", str(tree))[0] == 0
+    assert (dropins / "nftune.conf").exists()
+    assert run_cli(capsys, "clean", "--vendor", "--root", str(tree))[0] == 0
+    assert not dropins.exists()
+    # A directory with another drop-in, or one a package ships, stays.
+    assert run_cli(capsys, "apply", "--vendor", "--root", str(tree))[0] == 0
+    write(tree, "/usr/lib/systemd/system/systemd-sysctl.service.d/50-other.conf", "[Unit]\n")
+    assert run_cli(capsys, "clean", "--vendor", "--root", str(tree))[0] == 0
+    assert (dropins / "50-other.conf").exists()
