@@ -178,10 +178,13 @@ def test_deb_lifecycle(rootfs: Path, tmp_path: Path) -> None:
     conf.write_text(original)
     sh(*dpkg, "--configure", "-a")
 
-    # Remove: unit disabled; what names the package goes (here the RPS udev rule), the
-    # files that keep the node right stay until purge.
+    # Remove: the units' files go, their enablement links stay, dangling, until purge (as
+    # dh_installsystemd's postrm does: deb-systemd-helper forgets them on purge only); what
+    # names the package goes (here the RPS udev rule); the files that keep the node right
+    # stay until purge.
     sh(*dpkg, "-r", "nftune")
-    assert not wants.exists() and not (rootfs / "usr/lib/nftune").exists()
+    assert wants.is_symlink() and not wants.exists()
+    assert not (rootfs / "usr/lib/nftune").exists()
     assert not (rootfs / "etc/udev/rules.d/90-nftune-rps.rules").exists()
     assert all((rootfs / f.lstrip("/")).exists() for f in GENERATED
                if not f.endswith("-rps.rules"))
@@ -231,6 +234,9 @@ def test_rpm_lifecycle(rootfs: Path, tmp_path: Path) -> None:
     # stays, as rpm leaves .rpmsave files (rpm has no purge).
     sh(*rpm, "-e", "nftune")
     assert not (rootfs / "etc/udev/rules.d/90-nftune-rps.rules").exists()
+    # %systemd_preun disabled the units: no link is left behind.
+    assert not (rootfs / "etc/systemd/system/multi-user.target.wants/nftune-verify.service"
+                ).is_symlink()
     kept = [f for f in GENERATED if not f.endswith("-rps.rules")]
     assert all((rootfs / f.lstrip("/")).exists() for f in kept)
     # "nftune clean" before "rpm -e" is the purge: exactly the tree from before.
