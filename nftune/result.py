@@ -230,7 +230,7 @@ CHECKS: dict[Check, CheckDoc] = {
     Check.ORDERING: CheckDoc(
         "ordering", "tree",
         "in the unit graph the next boot loads, built from the unit files as systemd builds "
-        "it (see \"The offline proof\"), systemd-modules-load.service is ordered before "
+        "it (see docs/proof.md), systemd-modules-load.service is ordered before "
         "systemd-sysctl.service, directly or through other units, and neither is on an "
         "ordering cycle (`ordering-cycle`, every unit and edge named: systemd deletes a job "
         "on a cycle at boot)"),
@@ -269,7 +269,7 @@ CHECKS: dict[Check, CheckDoc] = {
     Check.MODULE_INSERT: CheckDoc(
         "work", "tree",
         "kmod will insert each listed module when systemd-modules-load asks for it, by "
-        "kmod's own rules (see \"What the proof covers\"): the name is not taken by an "
+        "kmod's own rules (see docs/proof.md): the name is not taken by an "
         "`alias` line, the module is not blacklisted (modprobe.d; live, also "
         "`modprobe.blacklist=` and `module_blacklist=` on the kernel command line), no "
         "`install` command of it or of a module in its dependency chain (modules.dep, "

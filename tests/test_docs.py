@@ -1,5 +1,6 @@
-"""The README follows the program: its generated parts are current (tools/gen-readme) and
-its module map lists exactly the modules in nftune/."""
+"""The README follows the program: its generated parts are current (tools/gen-readme), the
+module map (docs/development.md) lists exactly the modules in nftune/, its examples run and
+its configuration blocks parse, and every link to docs/ leads to a file there."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ def test_readme_generated_parts_are_current(tmp_path: Path) -> None:
 
 
 def module_map() -> dict[str, str]:
-    text = README.read_text()
+    text = (TOP / "docs/development.md").read_text()
     section = text[text.index("\n## Module map\n"):]
     section = section[:section.index("\n## ", 1)]
     return dict(re.findall(r"(?m)^- `(nftune/[\w/]+\.py)`: (.+)$", section))
@@ -108,3 +109,15 @@ def test_every_ini_block_of_the_readme_is_a_valid_configuration(tmp_path: Path) 
                            capture_output=True, text=True, cwd=TOP, check=False)
         assert p.returncode == 0, (block, p.stderr)
         assert "/etc/nftune/nftune.conf:" in p.stdout
+
+
+def test_every_link_to_docs_leads_to_a_file() -> None:
+    text = README.read_text()
+    links = re.findall(r"\]\((docs/[^)#]+)", text)
+    assert {"docs/security.md", "docs/proof.md", "docs/development.md",
+            "docs/performance.md"} <= set(links)
+    for link in links:
+        assert (TOP / link).is_file(), link
+    for doc in (TOP / "docs").glob("*.md"):
+        for link in re.findall(r"\]\(([a-z-]+\.md)", doc.read_text()):
+            assert (TOP / "docs" / link).is_file(), (doc.name, link)
