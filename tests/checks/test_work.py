@@ -321,13 +321,13 @@ def test_unit_files_are_read_through_the_tree(tree: Path, commands: Commands) ->
 
 def test_the_readme_example_is_what_verify_prints(image: Path,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
-    """The README's example line, with this tree where it says /srv/image."""
+    """The example line of docs/proof.md, with this tree where it says /srv/image."""
     write(image, "/etc/modprobe.d/50-hardening.conf",
           "# CIS-style hardening\nblacklist nf_conntrack\n")
     rc, out, crc, head = verdict(image, capsys)
     [line] = [x for x in out.splitlines() if x.startswith("failed: module-insert")]
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    assert f"    {line.replace(str(image), '/srv/image')}\n" in readme
+    doc = (Path(__file__).resolve().parents[2] / "docs/proof.md").read_text()
+    assert f"    {line.replace(str(image), '/srv/image')}\n" in doc
     assert (rc, crc) == (1, 1) and head.startswith("NOT proven [blacklisted]: ")
 
 

@@ -74,7 +74,7 @@ def test_a_numeric_max_is_one_of_nftunes_sysctls() -> None:
     c = parse([("nftune.conf", "[Conntrack]\nMax=262144\n")])
     spec = next(s for s in c.sysctls if s.key == "net/netfilter/nf_conntrack_max")
     assert (spec.value, str(spec.origin)) == ("262144", "nftune.conf:2")
-    assert "Max=262144" in c.lines()
+    assert "Max=262144                                    # nftune.conf:2" in c.lines()
     assert not any(line.startswith("net.netfilter.nf_conntrack_max") for line in c.lines())
 
 
