@@ -608,3 +608,47 @@ def test_a_stuck_run_is_bounded_and_a_gated_kubelet_does_not_wait_for_ever(
         assert start.returncode == 0, c.enter("journalctl", "-u", "nftune-verify",
                                               "--no-pager", "-n", "20").stdout
         assert _active(c, "kubelet.service") == "active"
+
+
+CHROOT = """
+set -e
+mount --bind /proc "$1/proc"
+mount -t tmpfs tmpfs "$1/run"
+mkdir -p "$1/run/systemd/system"   # the build host's /run, with systemd running
+shift
+exec "$@"
+"""
+
+
+def in_chroot(rootfs: Path, *argv: str, ptrace: bool) -> subprocess.CompletedProcess[str]:
+    """The shipped binary in an image build's chroot: the host's /proc, a /run that says
+    systemd runs; without CAP_SYS_PTRACE /proc/1/root is refused, as in some sandboxed
+    build hosts. A private mount namespace: nothing stays mounted."""
+    drop = [] if ptrace else ["setpriv", "--bounding-set", "-sys_ptrace", "--inh-caps",
+                              "-sys_ptrace", "--"]
+    return subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", CHROOT,
+                           "chroot", str(rootfs), *drop, "chroot", str(rootfs),
+                           "/usr/lib/nftune-test/nftune", *argv],
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_a_chroot_is_never_live_even_where_it_cannot_be_told(rootfs: Path) -> None:
+    """Point 1 of issue 29: "/" is taken as live only when it is PID 1's root. In a chroot
+    where /proc/1/root is refused, that cannot be told: an image, said in one line, and
+    --live overrides. Only verify runs here: apply, live, would touch the build host."""
+    shutil.copytree(OUT / "bin/nftune", rootfs / "usr/lib/nftune-test", symlinks=True)
+    try:  # some hosts refuse it to root itself (PID 1 of a sandbox): then never told
+        os.stat("/proc/1/root")
+        host_tells = True
+    except PermissionError:
+        host_tells = False
+    args = ("verify", "--check", "sysctl-value", "--json")
+    for ptrace in (True, False):
+        p = in_chroot(rootfs, *args, ptrace=ptrace)
+        [r] = json.loads(p.stdout)["checks"]
+        assert (r["status"], r["cause"]) == ("skipped", "not-live"), (ptrace, p.stderr)
+        told = "cannot tell whether / is the running system" in p.stderr
+        assert told == (not (ptrace and host_tells)), (ptrace, host_tells, p.stderr)
+    p = in_chroot(rootfs, *args, "--live", ptrace=False)
+    [r] = json.loads(p.stdout)["checks"]
+    assert r["cause"] != "not-live" and "cannot tell" not in p.stderr, (r, p.stderr)
