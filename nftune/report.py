@@ -3,12 +3,16 @@ for node-problem-detector (`nftune verify --npd`) and for scripts.
 
 Schema 1: the object `nftune verify --json` prints ("schema", "nftune", "root", "live",
 "ok", "counts", "checks"), plus "finished" (Unix time, seconds), "duration_seconds" and
-"boot_id" (the kernel's, so a report from an earlier boot is never taken for this one).
+"boot_id" (this boot's, as the node sees it, so a report from an earlier boot is never taken
+for this one).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import re
 
 from .artifacts import REPORT, RUN_DIR
 from .attrs import read_attr
@@ -24,7 +28,26 @@ if TYPE_CHECKING:
 
 
 
+BOOT_ID_CREDENTIAL = "boot_id"  # nftune-verify.service's LoadCredential=
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
 def boot_id(root: Root) -> str | None:
+    """This boot's ID as the node sees it. The service's own /proc (ProtectProc=) shows
+    the kernel's, where a container's manager sees the container's (nspawn binds it over):
+    the unit hands the manager's in as a credential, so the report, the journal's entries
+    and node-problem-detector's reader agree, in a container too."""
+    creds = os.environ.get("CREDENTIALS_DIRECTORY", "")
+    if root.live and creds.startswith("/run/credentials/"):
+        # Made anew for each run: not an input the boot checks' cache may watch.
+        watch, root.watch = root.watch, None
+        try:
+            with contextlib.suppress(NftuneError, OSError):
+                text = (root.read_text(f"{creds}/{BOOT_ID_CREDENTIAL}") or "").strip()
+                if UUID.fullmatch(text):
+                    return text
+        finally:
+            root.watch = watch
     return read_attr(root, root.proc_sys(BOOT_ID))
 
 

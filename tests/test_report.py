@@ -353,3 +353,24 @@ def test_shipped_alerting_rules_fire_on_series_in_nftune_s_shape(tmp_path: Path)
                        text=True, check=False, cwd=tmp_path)
     assert p.returncode == 0, p.stdout + p.stderr
     assert "SUCCESS" in p.stdout
+
+
+def test_the_service_s_boot_id_is_its_manager_s(tree: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """In a container the unit's fresh /proc shows the kernel's boot ID; the credential
+    the unit loads is the manager's, which npd's reader sees too. Only a UUID counts."""
+    from nftune.report import boot_id
+
+    root = fake_live(tree)
+    write(tree, "/proc/sys/kernel/random/boot_id", BOOT + "\n")
+    creds = "/run/credentials/nftune-verify.service"
+    container = "11111111-2222-4333-8444-555555555555"
+    write(tree, f"{creds}/boot_id", container + "\n")
+    assert boot_id(root) == BOOT
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", creds)
+    assert boot_id(root) == container
+    write(tree, f"{creds}/boot_id", "not a uuid\n")
+    assert boot_id(root) == BOOT
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", "/etc")  # not a credentials directory
+    write(tree, "/etc/boot_id", container + "\n")
+    assert boot_id(root) == BOOT
