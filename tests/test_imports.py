@@ -50,8 +50,8 @@ OWN_TREE = OWN_CORE | {f"nftune.{m}" for m in (
     "context", "cpus", "fsio", "ini", "record", "result", "root", "rps",
     "rps.decide", "rps.sysfs", "sysctl", "text")}
 OWN_VERIFY = OWN_TREE | {f"nftune.{m}" for m in (
-    "checks", "checks.files", "checks.ordering", "checks.owned", "checks.rps",
-    "checks.runtime", "checks.work", "glob", "implicit", "kernel", "kmod", "modprobe",
+    "checks", "checks.container", "checks.files", "checks.ordering", "checks.owned",
+    "checks.rps", "checks.runtime", "checks.work", "glob", "implicit", "kernel", "kmod", "modprobe",
     "ordering",
     "rps.view", "specs", "udev", "unitgraph", "unitnames", "units", "unitwork", "verify",
     "checks.nodesysctl", "sysctlkeys", "sysctldata")}

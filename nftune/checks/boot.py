@@ -20,6 +20,7 @@ from ..root import Root
 from ..sysctl import same_value
 from ..systemd import BootTimes, UnitState
 from ..timespan import fmt_span
+from .container import CONDITION_HINTS
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -28,12 +29,6 @@ if TYPE_CHECKING:
 _FAILED_MODULE = re.compile(r"module '([^']+)'")
 SKIPPED = {MODULES_LOAD: Cause.MODULES_LOAD_SKIPPED, SYSCTL: Cause.SYSCTL_SKIPPED}
 FAILED = {MODULES_LOAD: Cause.MODULES_LOAD_FAILED, SYSCTL: Cause.SYSCTL_FAILED}
-CONDITION_HINTS = {
-    "ConditionCapability": "the manager lacks the capability: a container? Load the modules "
-                           "on the host, or give the container CAP_SYS_MODULE",
-    "ConditionPathIsReadWrite": "the path is read-only: a container sharing the host's "
-                                "network namespace? Set the sysctls on the host",
-}
 
 
 def since_boot(t: int, boot: BootTimes) -> str:

@@ -10,6 +10,7 @@ from ..errors import NftuneError
 from ..record import Record
 from ..result import Cause, Check, CheckResult, failed, passed, skipped
 from ..root import Root
+from .container import set_now
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -75,8 +76,8 @@ def rps(ctx: Context) -> list[CheckResult]:
         else:
             results.append(failed(Check.RPS, dec.nic.name, Cause.NOT_APPLIED, expected=want,
                                   actual=got, reason=where,
-                                  hint="systemctl status nftune-rps.service; "
-                                       "nftune rps apply sets it now"))
+                                  hint="systemctl status nftune-rps.service; " +
+                                       set_now(ctx, "nftune rps apply sets it now")))
     if not results:
         results.append(passed(Check.RPS, "RPS", reason="no NIC here needs RPS (nftune rps show "
                                                    "says why for each)"))
@@ -97,7 +98,7 @@ def rfs(ctx: Context) -> list[CheckResult]:
         return [passed(Check.RFS, "net.core.rps_sock_flow_entries", expected=entries,
                        actual=now)]
     return [failed(Check.RFS, "net.core.rps_sock_flow_entries", Cause.NOT_APPLIED,
-                   expected=entries, actual=now, hint="nftune rps apply sets it now")]
+                   expected=entries, actual=now, hint=set_now(ctx, "nftune rps apply sets it now"))]
 
 
 def new_devices(ctx: Context) -> list[CheckResult]:

@@ -9,6 +9,7 @@ from ..context import Context
 from ..errors import NftuneError
 from ..result import Cause, Check, CheckResult, failed, passed, skipped
 from ..sysctl import same_value
+from .container import set_now
 
 
 def module_loaded(ctx: Context) -> list[CheckResult]:
@@ -75,5 +76,5 @@ def sysctl_value(ctx: Context) -> list[CheckResult]:
                               expected=s.value, actual=live,
                               reason="sysctl.d sets the value, but the live value differs: "
                                      "set after boot, or the module loaded late",
-                              hint="run 'nftune apply' to set it now"))
+                              hint=set_now(ctx, "run 'nftune apply' to set it now")))
     return out

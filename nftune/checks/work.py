@@ -11,6 +11,7 @@ from ..ordering import MODULES_LOAD, SYSCTL
 from ..result import Cause, Check, CheckResult, failed, passed, skipped
 from ..root import Root
 from ..unitwork import EVERY_CAPABILITY, Body, Facts, body, holds, prefix_matches, prefix_of
+from .container import CONDITION_HINTS
 from .owned import own_file
 
 # An image is checked for the machine it boots on, not for a container.
@@ -258,7 +259,9 @@ def _conditions(ctx: Context, b: Body, facts: Facts) -> CheckResult:
             what = "no trigger condition holds, the first being" if c.trigger else "fails:"
             return failed(Check.UNIT_WORK, b.unit, Cause.CONDITION_FAILED, source=c.source,
                           reason=f"{what} {c} ({root.show(c.source)}): systemd {verb} the "
-                                 "unit at boot", hint="delete that line")
+                                 "unit at boot",
+                          hint=CONDITION_HINTS.get(c.kind.replace("Assert", "Condition", 1),
+                                                   "delete that line"))
         if o.value is None:
             return skipped(Check.UNIT_WORK, b.unit, Cause.NOT_EVALUATED,
                            source=o.unknown[0].source,

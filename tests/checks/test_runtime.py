@@ -47,6 +47,19 @@ def test_value_changed_at_runtime(tree: Path, commands: Commands) -> None:
         Status.FAILED, Cause.CHANGED_AT_RUNTIME, "1", "0")
 
 
+def test_in_a_container_on_the_host_s_kernel_the_hint_is_the_host_s(
+        tree: Path, commands: Commands) -> None:
+    """PID 1 sees /proc/sys read-only (a container sharing its host's kernel): 'run nftune
+    apply' would fail there; the hint says where the value is set."""
+    root = applied(tree, commands, values={KEY: "0"})
+    [r] = verified(root, "sysctl-value")
+    assert r.hint == "run 'nftune apply' to set it now"
+    with open(tree / "proc/1/mountinfo", "a") as f:
+        f.write("24 23 0:21 /sys /proc/sys ro,nosuid,nodev,noexec shared:13 - proc proc rw\n")
+    [r] = verified(root, "sysctl-value")
+    assert r.hint is not None and r.hint.startswith("a container sharing its host's kernel")
+
+
 def test_value_overridden_by_a_later_file(tree: Path, commands: Commands) -> None:
     root = applied(tree, commands, values={KEY: "0"})
     write(tree, "/etc/sysctl.d/99-zz-local.conf", "net.netfilter.nf_conntrack_tcp_be_liberal=0\n")
