@@ -286,6 +286,17 @@ def test_installed_deb_boots_and_verifies_itself(rootfs: Path) -> None:
         statuses = {(r["check"], r["status"]) for r in report["checks"]}
         for check in ("boot-graph", "boot-order", "sysctl-value", "module-timing"):
             assert (check, "passed") in statuses, check
+        # What a healthy node looks like (the README): exit 0, nothing failed, the counts
+        # adding up, and the unit's last run a success.
+        text = subprocess.run(["nsenter", "-t", str(c.leader), "-m", "-p", "-n",
+                               "/usr/sbin/nftune", "verify"],
+                              capture_output=True, text=True, timeout=60, check=False)
+        m = re.fullmatch(r"verify: (\d+) checks: (\d+) passed, 0 failed, (\d+) skipped",
+                         text.stdout.splitlines()[-1])
+        assert text.returncode == 0 and m, text.stdout
+        assert int(m.group(1)) == int(m.group(2)) + int(m.group(3))
+        assert c.enter("systemctl", "show", "-P", "Result", "nftune-verify.service"
+                       ).stdout.strip() == "success"
         # The boot's run left its report.
         boot_report = json.loads((c.root / "run/nftune/report.json").read_text())
         assert boot_report["ok"] and boot_report["boot_id"]
