@@ -149,3 +149,17 @@ def test_the_shipped_configuration_shows_every_setting_s_default() -> None:
     got = [x for x in text.splitlines() if x.startswith("#") and not x.startswith("# ")
            and x != "#"]
     assert got == want
+
+
+def test_the_npd_config_s_path_is_what_the_readme_says_to_change() -> None:
+    """Each rule of the shipped NPD plugin config runs /usr/sbin/nftune, the packages' link
+    to /usr/lib/nftune/nftune; the README tells a pod to point it at the target."""
+    import json
+
+    cfg = json.loads((TOP / "packaging/node-problem-detector/nftune.json").read_text())
+    assert {r["path"] for r in cfg["rules"]} == {"/usr/sbin/nftune"}
+    links = (TOP / "debian/nftune.links").read_text().split()
+    assert links[links.index("usr/sbin/nftune") - 1].lstrip("/") == "usr/lib/nftune/nftune"
+    readme = " ".join((TOP / "README.md").read_text().split())
+    assert ("set each rule's `path` to `/usr/lib/nftune/nftune` (the shipped file says "
+            "`/usr/sbin/nftune`") in readme
