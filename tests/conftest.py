@@ -211,6 +211,20 @@ def add_units(tree: Path) -> None:
         os.chmod(tree / f"lib/systemd/{program}", 0o755)
 
 
+def add_boot(tree: Path) -> None:
+    """The two units under sysinit.target, basic.target and multi-user.target (the default
+    target), as a Debian 12 boot has them."""
+    add_units(tree)
+    write(tree, f"{LIB}/multi-user.target",
+          "[Unit]\nRequires=basic.target\nAfter=basic.target\n")
+    os.symlink("multi-user.target", tree / "usr/lib/systemd/system/default.target")
+    write(tree, f"{LIB}/basic.target", "[Unit]\nRequires=sysinit.target\nAfter=sysinit.target\n")
+    os.makedirs(tree / "usr/lib/systemd/system/sysinit.target.wants")
+    for u in ("systemd-modules-load.service", "systemd-sysctl.service"):
+        os.symlink(f"../{u}", tree / f"usr/lib/systemd/system/sysinit.target.wants/{u}")
+    os.makedirs(tree / "etc/systemd/system")
+
+
 def fake_live(tree: Path, *, loaded: tuple[str, ...] = ("nf_conntrack",),
               values: dict[str, str] | None = None, release: str = "6.1.0-test") -> Root:
     """A tmp tree that looks like a running system: /sys/module and /proc/sys."""

@@ -1,14 +1,18 @@
 """The README follows the program: its generated parts are current (tools/gen-readme), the
 module map (docs/development.md) lists exactly the modules in nftune/, its examples run and
-its configuration blocks parse, and every link to docs/ leads to a file there."""
+its configuration blocks parse, every shell block is run by something named here, and every
+link to docs/ leads to a file there."""
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import add_kernel
 
 TOP = Path(__file__).resolve().parents[1]
@@ -121,3 +125,114 @@ def test_every_link_to_docs_leads_to_a_file() -> None:
     for doc in (TOP / "docs").glob("*.md"):
         for link in re.findall(r"\]\(([a-z-]+\.md)", doc.read_text()):
             assert (TOP / "docs" / link).is_file(), (doc.name, link)
+
+
+# Every shell block of the README (by its first line), and what runs it: a test function,
+# or a script of the suite that runs the command as written. A block that cannot run here
+# says why, and what runs the nearest thing.
+RUN_BY = {
+    "bash tools/demo": "tests/run",
+    "bash tests/run": ".ci/run",
+    "make deb rpm": "tests/run",
+    "apt install ./nftune_*.deb": "e2e/scenarios.py",
+    "cp nftune_*.deb /mnt/image/tmp/ && chroot /mnt/image sh -c 'apt-get install -y "
+    "/tmp/nftune_*.deb'": "tests/test_packages.py::test_the_readme_image_build_runs_as_written",
+    "/mnt/image/usr/lib/nftune/nftune verify --root /mnt/image":
+        "tests/test_packages.py::test_the_readme_image_build_runs_as_written",
+    "skipped: kube-proxy kube-proxy [untrusted]: 3 processes named kube-proxy ignored, as "
+    "none could itself write what it would claim: exited: 1 (PID 912); no CAP_NET_ADMIN: 2 "
+    "(PIDs 977, 978)":
+        "tests/test_hostile_processes.py::test_pods_cannot_lie_to_the_kube_proxy_check",
+    ".venv/bin/python tools/sysctl-keys": "tests/test_docs.py::test_the_sysctl_keys_tool_runs",
+    "# nftune verify": "tests/test_packages.py::test_installed_deb_boots_and_verifies_itself",
+}
+# What cannot run here, line by line, and why.
+NOT_RUN = {
+    "dnf install ./nftune-*.rpm": "no EL root here (only Debian's archives are reachable); "
+    "the .rpm's scriptlets run with rpm --root in test_rpm_lifecycle",
+    "rpm --root=/mnt/image -i nftune-*.rpm": "the test root is Debian's, whose empty rpm "
+    "database lacks systemd: test_rpm_lifecycle adds --nodeps and --dbpath to this command",
+}
+
+
+def test_every_shell_block_of_the_readme_is_run_by_a_test() -> None:
+    """Each block is listed above, and what runs it holds its commands: a script holds each
+    line as written, a test function exists and reads the README's block."""
+    import ast
+
+    from readme import command, shell_blocks
+
+    blocks = shell_blocks()
+    assert {command(b[0]) for b in blocks} == set(RUN_BY), "a README shell block nothing runs"
+    for b in blocks:
+        where = RUN_BY[command(b[0])]
+        path, _, function = where.partition("::")
+        source = (TOP / path).read_text()
+        if not function:
+            for line in b:
+                if command(line) not in NOT_RUN:
+                    assert command(line) in source, (where, line)
+            continue
+        tree = ast.parse(source)
+        [node] = [n for n in ast.walk(tree)
+                  if isinstance(n, ast.FunctionDef) and n.name == function]
+        body = ast.get_source_segment(source, node) or ""
+        assert "block(" in body or "README" in body, (where, "does not read the README")
+
+
+def test_the_sysctl_keys_tool_runs() -> None:
+    """The command as the README gives it (from the checkout) starts and knows its job; a
+    whole measurement boots three kernels (2 to 5 minutes each), so CI re-measures a sample
+    in the e2e `rst` boots instead (NFTUNE_SYSCTL_SAMPLE)."""
+    from readme import block
+
+    [line] = block(".venv/bin/python tools/sysctl-keys")
+    argv = line.split()
+    assert argv[1] == "tools/sysctl-keys"
+    p = subprocess.run([sys.executable, argv[1], "--help"], capture_output=True, text=True,
+                       cwd=TOP, check=False)
+    assert p.returncode == 0 and "usage:" in p.stdout, p.stderr
+
+
+def test_the_offline_demo_runs(tmp_path: Path) -> None:
+    """`bash tools/demo --offline`, which the README offers next to the demo: every step
+    runs, the override is named and the tree is clean again."""
+    env = {**os.environ, "NFTUNE_VENV": str(Path(sys.executable).parents[1])}
+    p = subprocess.run(["bash", "tools/demo", "--offline"], capture_output=True, text=True,
+                       cwd=TOP, env=env, timeout=300, check=False)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "Traceback" not in p.stdout + p.stderr
+    assert "(exit status 1: the override is named, with its file and line)" in p.stdout
+    assert "overridden-by-file" in p.stdout
+
+
+def test_the_proof_docs_cycle_example_is_what_chain_prints(tmp_path: Path) -> None:
+    """docs/proof.md's cycle, on a boot with this host's (Debian 12's) two units, an agent
+    with default dependencies that multi-user.target wants, and the drop-in ordering
+    modules-load after it: `nftune chain --root` prints the block (its first line is cut
+    there at " (…)"), exit 1."""
+    from conftest import add_boot, write
+    from readme import shell_blocks
+
+    units = Path("/lib/systemd/system")
+    if not (units / "systemd-sysctl.service").is_file():
+        pytest.skip("this host has no systemd-sysctl.service of its own")
+    add_boot(tmp_path)
+    for unit in ("systemd-sysctl.service", "systemd-modules-load.service"):
+        shutil.copy(units / unit, tmp_path / "usr/lib/systemd/system" / unit)
+    write(tmp_path, "/etc/systemd/system/some-agent.service",
+          "[Unit]\n[Service]\nType=oneshot\nExecStart=/bin/true\n")
+    wants = tmp_path / "etc/systemd/system/multi-user.target.wants"
+    wants.mkdir()
+    (wants / "some-agent.service").symlink_to("/etc/systemd/system/some-agent.service")
+    write(tmp_path, "/etc/systemd/system/systemd-modules-load.service.d/50-agent.conf",
+          "[Unit]\nAfter=some-agent.service\n")
+    [shown] = [b for b in shell_blocks((TOP / "docs/proof.md").read_text())
+               if b[0].startswith("NOT proven [ordering-cycle]")]
+    p = subprocess.run([sys.executable, "-m", "nftune", "chain", "--root", str(tmp_path)],
+                       capture_output=True, text=True, cwd=TOP, check=False)
+    assert p.returncode == 1, p.stderr
+    printed = p.stdout.splitlines()
+    cut = shown[0].removesuffix(" (…)")
+    assert cut != shown[0] and printed[0].startswith(cut + " ("), printed[0]
+    assert printed[1:len(shown)] == shown[1:]

@@ -35,6 +35,7 @@ from pathlib import Path
 import pytest
 from conftest import require
 from nspawn import Container, base_rootfs, booted, copy_rootfs
+from readme import shell_blocks
 from test_packages import DEBS, KUBE_PROXY_CONFIG, STAND_IN, _why_not, sh
 
 require(_why_not(), "NFTUNE_REQUIRE_PACKAGES", "hostile process tests")
@@ -208,6 +209,14 @@ def verify_here(c: Container, tmp: Path, *args: str) -> tuple[subprocess.Complet
     return p, json.loads(usage.read_text())
 
 
+# The console's line for the processes ignored: how many, then each reason with its count
+# and its first PIDs.
+IGNORED_LINE = re.compile(
+    r"skipped: kube-proxy kube-proxy \[untrusted\]: \d+ process(es)? named kube-proxy "
+    r"ignored, as none could itself write what it would claim: "
+    r"[^:;]+: \d+ \(PIDs? \d+(, \d+)*(, …)?\)(; [^:;]+: \d+ \(PIDs? \d+(, \d+)*(, …)?\))*")
+
+
 def service_run(c: Container) -> tuple[int, dict, str]:
     """nftune-verify.service once, in its sandbox: its exit, its report, its journal."""
     cursor = c.enter("journalctl", "--show-cursor", "-n", "0", "--no-pager").stdout
@@ -249,6 +258,11 @@ def test_pods_cannot_lie_to_the_kube_proxy_check(node: tuple[Container, str],
                 "privileged by a setuid or file-capability program (AT_SECURE): 1"):
         assert why in kp[0]["reason"], kp[0]["reason"]
     assert code == 0 and report["ok"], [r for r in report["checks"] if r["status"] == "failed"]
+    # The README's example of that line has the shape of this one.
+    [shown] = [b[0] for b in shell_blocks() if b[0].startswith("skipped: kube-proxy ")]
+    printed = f"skipped: kube-proxy {kp[0]['subject']} [untrusted]: {kp[0]['reason']}"
+    for line in (shown, printed):
+        assert IGNORED_LINE.fullmatch(line), line
     seen = [journal, json.dumps(report)]
 
     # The real ones, started after the decoys (higher PIDs).

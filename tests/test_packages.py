@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from conftest import require
 from nspawn import Container, base_rootfs, copy_rootfs
+from readme import block, shape
 
 TOP = Path(__file__).resolve().parents[1]
 OUT = Path(os.environ.get("OUT", TOP / "out"))
@@ -56,10 +57,11 @@ def rootfs(tmp_path: Path) -> Iterator[Path]:
     shutil.rmtree(root, ignore_errors=True)
 
 
-def sh(*argv: str | Path, ok: bool = True) -> subprocess.CompletedProcess[str]:
+def sh(*argv: str | Path, ok: bool = True,
+       cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     p = subprocess.run([str(a) for a in argv], capture_output=True, text=True, timeout=300,
-                       check=False, env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
-                                         "LC_ALL": "C.UTF-8"})
+                       check=False, cwd=cwd, env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+                                                  "LC_ALL": "C.UTF-8"})
     if ok:
         assert p.returncode == 0, f"{argv} exited {p.returncode}:\n{p.stdout}\n{p.stderr}"
     return p
@@ -160,6 +162,11 @@ def test_deb_lifecycle(rootfs: Path, tmp_path: Path) -> None:
     assert hook.returncode == 0
     assert "WARNING: after installing kernel 9.9.9-nftune-test" in hook.stderr
     assert "nf_conntrack" in hook.stderr
+    # /etc/nftune/disabled: the hook exits at once, says nothing and never fails.
+    (rootfs / "etc/nftune/disabled").touch()
+    hook = sh("chroot", rootfs, "/etc/kernel/postinst.d/nftune", "9.9.9-nftune-test")
+    assert hook.stderr == ""
+    (rootfs / "etc/nftune/disabled").unlink()
     shutil.rmtree(kernel)
 
     conf = rootfs / "etc/nftune/nftune.conf"
@@ -286,8 +293,13 @@ def test_installed_deb_boots_and_verifies_itself(rootfs: Path) -> None:
         statuses = {(r["check"], r["status"]) for r in report["checks"]}
         for check in ("boot-graph", "boot-order", "sysctl-value", "module-timing"):
             assert (check, "passed") in statuses, check
-        # What a healthy node looks like (the README): exit 0, nothing failed, the counts
-        # adding up, and the unit's last run a success.
+        # What a healthy node looks like (the README's block, run as shown): exit 0,
+        # nothing failed, the counts adding up, every line it shows printed (its numbers
+        # free), and the unit's last run a success.
+        shown = block("# nftune verify")
+        commands = [i for i, line in enumerate(shown) if line.startswith("# ")]
+        assert [shown[i] for i in commands] == [
+            "# nftune verify", "# systemctl show -P Result nftune-verify.service"]
         text = subprocess.run(["nsenter", "-t", str(c.leader), "-m", "-p", "-n",
                                "/usr/sbin/nftune", "verify"],
                               capture_output=True, text=True, timeout=60, check=False)
@@ -295,8 +307,12 @@ def test_installed_deb_boots_and_verifies_itself(rootfs: Path) -> None:
                          text.stdout.splitlines()[-1])
         assert text.returncode == 0 and m, text.stdout
         assert int(m.group(1)) == int(m.group(2)) + int(m.group(3))
-        assert c.enter("systemctl", "show", "-P", "Result", "nftune-verify.service"
-                       ).stdout.strip() == "success"
+        for line in shown[1:commands[1]]:
+            if line != "…":
+                assert any(shape(line).fullmatch(out) for out in text.stdout.splitlines()), \
+                    (line, text.stdout)
+        result = c.enter(*shown[commands[1]][2:].split()).stdout.splitlines()
+        assert result == shown[commands[1] + 1:] == ["success"]
         # The boot's run left its report.
         boot_report = json.loads((c.root / "run/nftune/report.json").read_text())
         assert boot_report["ok"] and boot_report["boot_id"]
@@ -307,6 +323,18 @@ def test_installed_deb_boots_and_verifies_itself(rootfs: Path) -> None:
                              capture_output=True, text=True, timeout=60, check=False)
         assert (npd.returncode, npd.stdout.strip()) == (0, "nftune: no check failed"), \
             npd.stdout + npd.stderr
+        # /etc/nftune/disabled, as the README says for a container image: each of nftune's
+        # services is skipped at its next start (the timer's runs are those starts).
+        before = (c.root / "run/nftune/report.json").stat().st_mtime_ns
+        (c.root / "etc/nftune/disabled").touch()
+        for unit in ("nftune-verify.service", "nftune-rps.service",
+                     "nftune-conntrack.service"):
+            c.enter("systemctl", "restart", unit)
+            state = c.enter("systemctl", "show", "-p", "ConditionResult", "-p", "ActiveState",
+                            unit)
+            assert sorted(state.stdout.split()) == ["ActiveState=inactive",
+                                                    "ConditionResult=no"], unit + state.stdout
+        assert (c.root / "run/nftune/report.json").stat().st_mtime_ns == before
 
 
 SECURITY = re.compile(r"Overall exposure level for nftune-verify\.service: ([0-9.]+)")
@@ -670,3 +698,24 @@ def test_a_chroot_is_never_live_even_where_it_cannot_be_told(rootfs: Path) -> No
     p = in_chroot(rootfs, *args, "--live", ptrace=False)
     [r] = json.loads(p.stdout)["checks"]
     assert r["cause"] != "not-live" and "cannot tell" not in p.stderr, (r, p.stderr)
+
+
+def test_the_readme_image_build_runs_as_written(rootfs: Path, tmp_path: Path) -> None:
+    """The README's image build, each command as it stands with /mnt/image the image: the
+    chroot's apt-get and dpkg --root install (files only: no systemd runs in the image),
+    then the image's own binary checks the image (exit 0) with nothing of nftune's on the
+    host's PATH. rpm --root needs an EL root's database (test_rpm_lifecycle)."""
+    installs = block("cp nftune_*.deb /mnt/image/tmp/ && chroot /mnt/image sh -c "
+                     "'apt-get install -y /tmp/nftune_*.deb'")
+    checks = block("/mnt/image/usr/lib/nftune/nftune verify --root /mnt/image")
+    assert installs[2] == "rpm --root=/mnt/image -i nftune-*.rpm"
+    packages = tmp_path / "packages"
+    packages.mkdir()
+    shutil.copy(DEBS[-1], packages)
+    for line in installs[:2] + checks:
+        p = sh("sh", "-c", line.replace("/mnt/image", str(rootfs)), ok=False, cwd=packages)
+        assert p.returncode == 0, (line, p.stdout, p.stderr)
+        assert "Traceback" not in p.stderr
+        if "apt-get" in line:
+            assert "Setting up nftune" in p.stdout
+            assert_installed(rootfs)

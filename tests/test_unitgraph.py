@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import LIB, add_units, ordering, write
+from conftest import LIB, add_boot, ordering, write
 
 from nftune.chain import build_chain
 from nftune.context import Context
@@ -25,15 +25,7 @@ ONESHOT = "[Service]\nType=oneshot\nExecStart=/bin/true\n"
 
 @pytest.fixture
 def units(tree: Path) -> Path:
-    add_units(tree)
-    write(tree, f"{LIB}/multi-user.target",
-          "[Unit]\nRequires=basic.target\nAfter=basic.target\n")
-    os.symlink("multi-user.target", tree / "usr/lib/systemd/system/default.target")
-    write(tree, f"{LIB}/basic.target", "[Unit]\nRequires=sysinit.target\nAfter=sysinit.target\n")
-    os.makedirs(tree / "usr/lib/systemd/system/sysinit.target.wants")
-    for u in (ML, SC):
-        os.symlink(f"../{u}", tree / f"usr/lib/systemd/system/sysinit.target.wants/{u}")
-    os.makedirs(tree / "etc/systemd/system")
+    add_boot(tree)
     return tree
 
 
