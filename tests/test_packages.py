@@ -270,6 +270,15 @@ def test_packages_ship_the_man_page_and_the_kernel_hook() -> None:
     assert "/usr/lib/nftune/kernel-postinst" in scripts
 
 
+def test_the_documented_package_sizes_are_these_packages() -> None:
+    """docs/performance.md's sizes of the .deb and the .rpm, in MiB to one decimal."""
+    text = (TOP / "docs/performance.md").read_text()
+    m = re.search(r"The \.deb is ([\d.]+) MB, the \.rpm ([\d.]+) MB \(MiB", text)
+    assert m, "docs/performance.md no longer states the packages' sizes"
+    sizes = [f"{p.stat().st_size / (1 << 20):.1f}" for p in (DEBS[-1], RPMS[-1])]
+    assert [m.group(1), m.group(2)] == sizes, f"the packages are {sizes} MiB now"
+
+
 def test_installed_deb_boots_and_verifies_itself(rootfs: Path) -> None:
     """dpkg --root into an image, then a real boot (nspawn): nftune-verify.service passed,
     and the packaged binary, run inside (no Python there), proves this boot."""
