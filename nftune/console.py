@@ -114,7 +114,9 @@ def root_opt(p: argparse.ArgumentParser) -> None:
                         "running kernel; runtime checks are skipped")
     p.add_argument("--live", action="store_true",
                    help="/ is the running system, where nftune cannot tell (it may not "
-                        "read /proc/1/root): without it, / is then taken as an image tree")
+                        "read /proc/1/root): without it, / is then taken as an image tree; "
+                        "where nftune can tell it is not (a chroot, no systemd running), "
+                        "an input error")
 
 
 def bus_opt(p: argparse.ArgumentParser) -> None:

@@ -154,12 +154,20 @@ class Writer:
         package build would not have had."""
         owned = _package_dirs(self.root)
         for d in sorted({p.rpartition("/")[0] for p in removed}):
-            if not (d.endswith(".d") and "/systemd/system/" in d) or d in owned:
+            if not (d.endswith(".d") and "/systemd/system/" in d) or self._shipped(d, owned):
                 continue
             st = self.root.lstat(d)
             if st is not None and stat.S_ISDIR(st.st_mode):
                 with contextlib.suppress(OSError):
                     rmdir(self.root, d)  # fails, and is kept, when anything else is in it
+
+    def _shipped(self, d: str, owned: frozenset[str]) -> bool:
+        """A package lists d, under this name or another that resolves to it in the tree
+        (dpkg lists /lib/systemd/system, which merged /usr makes /usr/lib/systemd/system)."""
+        if d in owned:
+            return True
+        real, tail = self.root.chase(d), "/" + d.rpartition("/")[2]
+        return any(p.endswith(tail) and self.root.chase(p) == real for p in owned)
 
     def _io(self, op: Callable[[str], None], path: str) -> None:
         try:

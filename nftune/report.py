@@ -9,7 +9,6 @@ for this one).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -28,26 +27,18 @@ if TYPE_CHECKING:
 
 
 
-BOOT_ID_CREDENTIAL = "boot_id"  # nftune-verify.service's LoadCredential=
+BOOT_ID_ENV = "NFTUNE_BOOT_ID"  # nftune-verify.service's Environment=NFTUNE_BOOT_ID=%b
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def boot_id(root: Root) -> str | None:
     """This boot's ID as the node sees it. The service's own /proc (ProtectProc=) shows
     the kernel's, where a container's manager sees the container's (nspawn binds it over):
-    the unit hands the manager's in as a credential, so the report, the journal's entries
-    and node-problem-detector's reader agree, in a container too."""
-    creds = os.environ.get("CREDENTIALS_DIRECTORY", "")
-    if root.live and creds.startswith("/run/credentials/"):
-        # Made anew for each run: not an input the boot checks' cache may watch.
-        watch, root.watch = root.watch, None
-        try:
-            with contextlib.suppress(NftuneError, OSError):
-                text = (root.read_text(f"{creds}/{BOOT_ID_CREDENTIAL}") or "").strip()
-                if UUID.fullmatch(text):
-                    return text
-        finally:
-            root.watch = watch
+    the unit hands the manager's in (%b), so the report, the journal's entries and
+    node-problem-detector's reader agree, in a container too. Only a UUID counts."""
+    given = os.environ.get(BOOT_ID_ENV, "")
+    if root.live and UUID.fullmatch(given):
+        return given
     return read_attr(root, root.proc_sys(BOOT_ID))
 
 

@@ -70,6 +70,7 @@ class Root:
         self.live = live  # the running system: its /proc, /sys and systemd may be used
         self.watch: Watch | None = None  # while set, every path opened is noted (cache.py)
         self.undecided: str | None = None  # why "/" was not taken as live, when unclear
+        self.why_not_live: str | None = None  # for "/" not taken as live: why not
 
     def __repr__(self) -> str:
         return f"Root({self.path!r}, live={self.live})"
@@ -94,17 +95,26 @@ class Root:
             # Not realpath(): it would follow /proc/PID/root, a container's root, to "/".
             if not os.path.samefile(arg, "/"):
                 return cls(os.path.abspath(arg), live=False)
-        if live:
-            return cls("/", live=True)
         host = cls("/")
+        hint = "--live only settles what nftune cannot tell; leave it out here"
         if not host.systemd_running():
-            return host
-        chroot = _in_chroot()
-        if chroot is None:
+            host.why_not_live = "systemd is not running (a chroot or an image build)"
+        elif (chroot := _in_chroot()) is None:
+            if live:
+                return cls("/", live=True)
             host.undecided = ("cannot tell whether / is the running system (/proc/1/root "
                               "refused): taken as an image tree, nothing live is touched; "
                               "--live says it is")
-        return cls("/", live=chroot is False) if chroot is not None else host
+            host.why_not_live = ("cannot tell whether / is the running system (/proc/1/root "
+                                 "refused); --live says it is")
+        elif chroot:
+            host.why_not_live = "a chroot: / is not PID 1's root"
+        else:
+            host.live = True
+        if live and not host.live:
+            raise NftuneError(f"not the running system: {host.why_not_live}", key="--live",
+                              hint=hint)
+        return host
 
     @cached_property
     def fd(self) -> int:

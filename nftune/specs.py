@@ -61,8 +61,9 @@ class Spec(Record):
 # -- needs ------------------------------------------------------------------------------------
 
 def not_live(ctx: Context) -> str:
-    return ("--root: not the running system" if not ctx.root.is_host
-            else "systemd is not running (a chroot or an image build)")
+    if not ctx.root.is_host:
+        return "--root: not the running system"
+    return ctx.root.why_not_live or "not the running system"
 
 
 def _buckets_unset(ctx: Context) -> str:

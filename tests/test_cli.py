@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -168,7 +169,10 @@ def test_config_names_the_origin_of_every_setting(
     origins = json.loads(out)["from"]
     assert origins["RPS.Interfaces"] == "/etc/nftune/nftune.conf:2"
     assert origins["Verify.Gate"] == "/etc/nftune/nftune.conf.d/50-gate.conf:2"
-    assert origins["RPS.ExcludeInterfaces"] == "(built-in defaults)"
+    # Every default alike: the built-in text's line numbers mean nothing to a user.
+    assert origins["RPS.ExcludeInterfaces"] == origins["Verify.Interval"] == \
+        "(built-in defaults)"
+    assert "(built-in defaults):" not in out
 
 
 def test_root_must_be_a_directory(tree: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -249,6 +253,7 @@ def test_cannot_tell_is_never_live_and_live_says_it_is(
     rc, out, err = run_cli(capsys, "verify", "--check", "sysctl-value", "--json")
     [r] = json.loads(out)["checks"]
     assert (r["status"], r["cause"]) == ("skipped", "not-live")
+    assert r["reason"].startswith("cannot tell whether / is the running system"), r
     assert err.count("\n") == 1 and "cannot tell whether / is the running system" in err
     assert "--live" in err
     rc, out, err = run_cli(capsys, "verify", "--check", "sysctl-value", "--json", "--live")
@@ -258,7 +263,15 @@ def test_cannot_tell_is_never_live_and_live_says_it_is(
     assert rc == 2 and "--live is for the running system" in err
     monkeypatch.setattr(root_mod, "_in_chroot", lambda: True)
     rc, out, err = run_cli(capsys, "verify", "--check", "sysctl-value", "--json")
-    assert json.loads(out)["checks"][0]["cause"] == "not-live" and err == ""
+    [r] = json.loads(out)["checks"]
+    assert r["cause"] == "not-live" and r["reason"].startswith("a chroot") and err == ""
+    # --live settles only what cannot be told: never a known chroot, nor a system without
+    # a running systemd (an image build would have apply load modules on its build host).
+    rc, _, err = run_cli(capsys, "verify", "--live")
+    assert rc == 2 and "a chroot" in err and "--live" in err
+    monkeypatch.setattr(root_mod.Root, "systemd_running", lambda self: False)
+    rc, _, err = run_cli(capsys, "verify", "--live")
+    assert rc == 2 and "systemd is not running" in err
 
 
 def test_clean_json_is_what_the_readme_says(tree: Path,
@@ -285,3 +298,13 @@ def test_clean_vendor_takes_the_dropin_directory_its_apply_made(
     write(tree, "/usr/lib/systemd/system/systemd-sysctl.service.d/50-other.conf", "[Unit]\n")
     assert run_cli(capsys, "clean", "--vendor", "--root", str(tree))[0] == 0
     assert (dropins / "50-other.conf").exists()
+    (dropins / "50-other.conf").unlink()
+    # dpkg lists the directory under /lib, which merged /usr resolves to /usr/lib: it stays.
+    shutil.move(tree / "lib/modules", tree / "usr/lib/modules")
+    shutil.rmtree(tree / "lib")
+    (tree / "lib").symlink_to("usr/lib")
+    write(tree, "/var/lib/dpkg/info/systemd.list",
+          "/lib/systemd/system\n/lib/systemd/system/systemd-sysctl.service.d\n")
+    assert run_cli(capsys, "apply", "--vendor", "--root", str(tree))[0] == 0
+    assert run_cli(capsys, "clean", "--vendor", "--root", str(tree))[0] == 0
+    assert dropins.is_dir() and not any(dropins.iterdir())

@@ -35,7 +35,7 @@ from pathlib import Path
 import pytest
 from conftest import require
 from nspawn import Container, base_rootfs, booted, copy_rootfs
-from readme import shell_blocks
+from readme import block
 from test_packages import DEBS, KUBE_PROXY_CONFIG, STAND_IN, _why_not, sh
 
 require(_why_not(), "NFTUNE_REQUIRE_PACKAGES", "hostile process tests")
@@ -259,7 +259,9 @@ def test_pods_cannot_lie_to_the_kube_proxy_check(node: tuple[Container, str],
         assert why in kp[0]["reason"], kp[0]["reason"]
     assert code == 0 and report["ok"], [r for r in report["checks"] if r["status"] == "failed"]
     # The README's example of that line has the shape of this one.
-    [shown] = [b[0] for b in shell_blocks() if b[0].startswith("skipped: kube-proxy ")]
+    [shown] = block("skipped: kube-proxy kube-proxy [untrusted]: 3 processes named kube-proxy "
+                    "ignored, as none could itself write what it would claim: exited: 1 (PID "
+                    "912); no CAP_NET_ADMIN: 2 (PIDs 977, 978)")
     printed = f"skipped: kube-proxy {kp[0]['subject']} [untrusted]: {kp[0]['reason']}"
     for line in (shown, printed):
         assert IGNORED_LINE.fullmatch(line), line

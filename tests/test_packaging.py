@@ -163,3 +163,27 @@ def test_the_npd_config_s_path_is_what_the_readme_says_to_change() -> None:
     readme = " ".join((TOP / "README.md").read_text().split())
     assert ("set each rule's `path` to `/usr/lib/nftune/nftune` (the shipped file says "
             "`/usr/sbin/nftune`") in readme
+
+
+def test_both_install_scripts_always_say_when_nftune_cannot_tell(tmp_path: Path) -> None:
+    """apply writes files only where "/" cannot be told to be the running system, and exits
+    0: the .deb's postinst and the .rpm's %post pass its one line on, as they do not its
+    other output. The scripts' own part, with a stand-in nftune; nothing of the host's
+    systemd is touched (the deb's #DEBHELPER# is a comment in the source, the rpm's
+    %systemd_post line is left out)."""
+    import subprocess
+
+    top = Path(__file__).resolve().parents[1]
+    line = "nftune: cannot tell whether / is the running system (/proc/1/root refused): x"
+    (tmp_path / "nftune").write_text(f"#!/bin/sh\necho 'create: /etc/x'\necho '{line}' >&2\n")
+    (tmp_path / "nftune").chmod(0o755)
+    spec = (top / "rpm/nftune.spec").read_text()
+    post = spec[spec.index("\n%post\n") + 7:spec.index("\n%preun\n")]
+    rpm_post = "\n".join(x for x in post.splitlines() if not x.startswith("%systemd_post"))
+    scripts = {"deb": ((top / "debian/nftune.postinst").read_text(), "configure"),
+               "rpm": (rpm_post.replace("%{_sbindir}/", "").replace("%%", "%"), "1")}
+    for kind, (script, arg) in scripts.items():
+        assert "#DEBHELPER#" not in script.replace("\n#DEBHELPER#\n", "\n") and "%{" not in script
+        p = subprocess.run(["sh", "-c", script, "postinst", arg], capture_output=True, text=True,
+                           env={"PATH": f"{tmp_path}:/usr/bin:/bin"}, check=False)
+        assert (p.returncode, p.stdout, p.stderr) == (0, "", line + "\n"), kind

@@ -357,20 +357,21 @@ def test_shipped_alerting_rules_fire_on_series_in_nftune_s_shape(tmp_path: Path)
 
 def test_the_service_s_boot_id_is_its_manager_s(tree: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    """In a container the unit's fresh /proc shows the kernel's boot ID; the credential
-    the unit loads is the manager's, which npd's reader sees too. Only a UUID counts."""
+    """In a container the unit's fresh /proc shows the kernel's boot ID; the one the unit
+    hands in (%b) is the manager's, which npd's reader sees too. Only a UUID counts, and
+    only on the running system."""
     from nftune.report import boot_id
 
     root = fake_live(tree)
     write(tree, "/proc/sys/kernel/random/boot_id", BOOT + "\n")
-    creds = "/run/credentials/nftune-verify.service"
     container = "11111111-2222-4333-8444-555555555555"
-    write(tree, f"{creds}/boot_id", container + "\n")
     assert boot_id(root) == BOOT
-    monkeypatch.setenv("CREDENTIALS_DIRECTORY", creds)
+    monkeypatch.setenv("NFTUNE_BOOT_ID", container)
     assert boot_id(root) == container
-    write(tree, f"{creds}/boot_id", "not a uuid\n")
-    assert boot_id(root) == BOOT
-    monkeypatch.setenv("CREDENTIALS_DIRECTORY", "/etc")  # not a credentials directory
-    write(tree, "/etc/boot_id", container + "\n")
-    assert boot_id(root) == BOOT
+    assert boot_id(Root(str(tree))) == BOOT  # an image: its own file
+    for bad in ("not a uuid", container + "\n", "../../etc/shadow",
+                "AAAAAAAA-2222-4333-8444-555555555555"):
+        monkeypatch.setenv("NFTUNE_BOOT_ID", bad)
+        assert boot_id(root) == BOOT, bad
+    unit = (Path(__file__).resolve().parents[1] / "units/nftune-verify.service").read_text()
+    assert "\nEnvironment=NFTUNE_BOOT_ID=%b\n" in unit

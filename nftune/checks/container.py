@@ -19,9 +19,9 @@ CONDITION_HINTS = {
 
 
 def set_now(ctx: Context, hint: str) -> str:
-    """`hint`, or ON_HOST where PID 1 sees /proc/sys/net read-only (on an image tree
-    nothing is known of PID 1: `hint`)."""
+    """`hint`, or ON_HOST in a container (systemd says so) whose PID 1 sees /proc/sys/net
+    read-only (on an image tree nothing is known of PID 1: `hint`)."""
     from ..unitwork import Facts
 
     facts = ctx.memo("unit-facts", lambda: Facts.of(ctx.root))
-    return ON_HOST if facts.writable("/proc/sys/net") is False else hint
+    return ON_HOST if facts.container and facts.writable("/proc/sys/net") is False else hint

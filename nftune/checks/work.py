@@ -250,6 +250,15 @@ def _chase(root: Root, path: str) -> str | None:
         return None
 
 
+def _condition_hint(unit: str, kind: str, source: str) -> str:
+    """For a line of the unit as systemd ships it, what a container lacks; for an admin's
+    own line, to delete it."""
+    path = source.rpartition(":")[0]
+    if path in (f"/lib/systemd/system/{unit}", f"/usr/lib/systemd/system/{unit}"):
+        return CONDITION_HINTS.get(kind.replace("Assert", "Condition", 1), "delete that line")
+    return "delete that line"
+
+
 def _conditions(ctx: Context, b: Body, facts: Facts) -> CheckResult:
     root = ctx.root
     for conds, verb in ((b.conditions, "skips"), (b.asserts, "fails")):
@@ -260,8 +269,7 @@ def _conditions(ctx: Context, b: Body, facts: Facts) -> CheckResult:
             return failed(Check.UNIT_WORK, b.unit, Cause.CONDITION_FAILED, source=c.source,
                           reason=f"{what} {c} ({root.show(c.source)}): systemd {verb} the "
                                  "unit at boot",
-                          hint=CONDITION_HINTS.get(c.kind.replace("Assert", "Condition", 1),
-                                                   "delete that line"))
+                          hint=_condition_hint(b.unit, c.kind, c.source))
         if o.value is None:
             return skipped(Check.UNIT_WORK, b.unit, Cause.NOT_EVALUATED,
                            source=o.unknown[0].source,

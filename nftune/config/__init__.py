@@ -227,6 +227,8 @@ def parse(texts: list[tuple[str, str]]) -> Config:
     origins: dict[str, Origin] = {}
     for name, text in [(BUILTIN, DEFAULTS), *texts]:
         for e in ini.parse(text, name):
+            if name == BUILTIN:  # a line of a text no user sees: no line number
+                e = e._replace(origin=Origin(BUILTIN, 0))
             s = _lookup(e)
             values[s.dest] = s.parser.read(e, values[s.dest])
             origins[s.dest] = e.origin

@@ -56,6 +56,10 @@ def test_in_a_container_on_the_host_s_kernel_the_hint_is_the_host_s(
     assert r.hint == "run 'nftune apply' to set it now"
     with open(tree / "proc/1/mountinfo", "a") as f:
         f.write("24 23 0:21 /sys /proc/sys ro,nosuid,nodev,noexec shared:13 - proc proc rw\n")
+    # Not a container (systemd does not say so): a read-only /proc/sys is the host's own.
+    [r] = verified(root, "sysctl-value")
+    assert r.hint == "run 'nftune apply' to set it now"
+    write(tree, "/run/systemd/container", "systemd-nspawn\n")
     [r] = verified(root, "sysctl-value")
     assert r.hint is not None and r.hint.startswith("a container sharing its host's kernel")
 

@@ -256,11 +256,26 @@ def test_live_conditions_read_the_machine(tree: Path, commands: Commands) -> Non
     [r, s] = verified(root, "unit-work")
     assert (r.subject, r.cause) == (ML, Cause.CONDITION_FAILED)
     assert "ConditionCapability=CAP_SYS_MODULE" in r.reason
+    assert r.hint is not None and "CAP_SYS_MODULE" in r.hint  # systemd's own line
     assert s.status is Status.PASSED
     write(tree, "/proc/1/mountinfo", mounts + "30 23 0:21 /sys /proc/sys ro - proc proc rw\n")
     [_, s] = verified(root, "unit-work")
     assert (s.subject, s.cause) == (SC, Cause.CONDITION_FAILED)
     assert "ConditionPathIsReadWrite=/proc/sys/net/" in s.reason
+
+
+def test_an_admin_s_own_condition_line_is_to_be_deleted() -> None:
+    """The container hints are for the lines systemd ships; a drop-in's is the admin's."""
+    from nftune.checks.work import _condition_hint
+
+    shipped = _condition_hint(ML, "ConditionCapability", f"/lib/systemd/system/{ML}:12")
+    assert "CAP_SYS_MODULE" in shipped
+    assert _condition_hint(ML, "AssertCapability", f"/usr/lib/systemd/system/{ML}:3") == \
+        shipped
+    assert _condition_hint(ML, "ConditionCapability", f"/etc/systemd/system/{ML}.d/x.conf:2"
+                           ) == "delete that line"
+    assert _condition_hint(ML, "ConditionHost", f"/lib/systemd/system/{ML}:12") == \
+        "delete that line"
 
 
 @pytest.mark.parametrize(("rule", "status"), [
