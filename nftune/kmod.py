@@ -274,8 +274,9 @@ class Kmod:
 
     def _options(self, module: str, under: str) -> str:
         """kmod_module_get_options(): every entry for the module's name, or for the alias
-        it was found under, in order."""
-        mine = self._opts.get(module, []) + (self._opts.get(under, []) if under else [])
+        it was found under, in order; each once (an alias of the module's own name)."""
+        mine = self._opts.get(module, []) + (
+            self._opts.get(under, []) if under and under != module else [])
         return " ".join(o.params for _, o in sorted(mine, key=lambda x: x[0]))
 
     def probe(self, module: str, alias: str = "") -> list[Step]:

@@ -1,4 +1,4 @@
-"""The README's examples as tests read them: its indented shell blocks, and the shape of an
+"""The documents' examples as tests read them: their indented shell blocks, and the shape of an
 output line (its numbers free), so a test holds what a user is shown to what nftune prints."""
 
 from __future__ import annotations
@@ -6,7 +6,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+TOP = Path(__file__).resolve().parents[1]
+README = TOP / "README.md"
+
+
+def documents() -> list[Path]:
+    """The README and the deep dives it links to."""
+    return [README, *sorted((TOP / "docs").glob("*.md"))]
 
 
 def shell_blocks(text: str | None = None) -> list[list[str]]:
@@ -31,10 +37,15 @@ def shell_blocks(text: str | None = None) -> list[list[str]]:
     return blocks
 
 
+def every_block() -> list[tuple[Path, list[str]]]:
+    """Each document's shell blocks, with the document."""
+    return [(doc, b) for doc in documents() for b in shell_blocks(doc.read_text())]
+
+
 def block(first: str) -> list[str]:
-    """The block whose first line is `first`."""
-    found = [b for b in shell_blocks() if b[0] == first]
-    assert len(found) == 1, f"README has {len(found)} blocks starting {first!r}"
+    """The block of any document whose first line is `first`."""
+    found = [b for _, b in every_block() if b[0] == first]
+    assert len(found) == 1, f"the documents have {len(found)} blocks starting {first!r}"
     return found[0]
 
 

@@ -84,10 +84,11 @@ def test_the_node_sysctl_example_runs_as_written(tmp_path: Path) -> None:
 
 
 def test_the_sysctl_data_table_is_the_shipped_data() -> None:
-    """Each row of the README's table of measured kernels, counted from nftune/sysctldata.py."""
+    """Each row of docs/proof.md's table of measured kernels, counted from
+    nftune/sysctldata.py."""
     from nftune.sysctldata import KERNELS, KEYS, MODULES
 
-    text = README.read_text()
+    text = (TOP / "docs/proof.md").read_text()
     rows = {m[0]: m[1:] for m in re.findall(
         r"(?m)^\| (\S+) \(\w+\) \| (\d+) \| (\d+) \| (\d+) \| (\d+) of (\d+) \((\d+), (\d+)\) \|$",
         text)}
@@ -126,9 +127,9 @@ def test_every_link_to_docs_leads_to_a_file() -> None:
             assert (TOP / "docs" / link).is_file(), (doc.name, link)
 
 
-# Every shell block of the README (by its first line), and what runs it: a test function,
-# or a script of the suite that runs the command as written. A block that cannot run here
-# says why, and what runs the nearest thing.
+# Every shell block of the README and docs/ (by its first line), and what runs it: a test
+# function that reads the block, or a script of the suite that runs each command as written.
+# A line that cannot run here says why, in NOT_RUN.
 RUN_BY = {
     "bash tools/demo": "tests/run",
     "bash tests/run": ".ci/run",
@@ -144,6 +145,13 @@ RUN_BY = {
         "tests/test_hostile_processes.py::test_pods_cannot_lie_to_the_kube_proxy_check",
     ".venv/bin/python tools/sysctl-keys": "tests/test_docs.py::test_the_sysctl_keys_tool_runs",
     "# nftune verify": "tests/test_packages.py::test_installed_deb_boots_and_verifies_itself",
+    "NOT proven [ordering-cycle]: ordering cycle: systemd-sysctl.service < sysinit.target < "
+    "some-agent.service < systemd-modules-load.service < systemd-sysctl.service (…)":
+        "tests/test_docs.py::test_the_proof_docs_cycle_example_is_what_chain_prints",
+    "failed: module-insert nf_conntrack [blacklisted]: blacklisted by "
+    "/srv/image/etc/modprobe.d/50-hardening.conf:2: systemd-modules-load probes with the "
+    "blacklist applied and skips it":
+        "tests/checks/test_work.py::test_the_docs_example_is_what_verify_prints",
 }
 # What cannot run here, line by line, and why.
 NOT_RUN = {
@@ -159,10 +167,10 @@ def test_every_shell_block_of_the_readme_is_run_by_a_test() -> None:
     line as written, a test function exists and reads the README's block."""
     import ast
 
-    from readme import command, shell_blocks
+    from readme import command, every_block
 
-    blocks = shell_blocks()
-    assert {command(b[0]) for b in blocks} == set(RUN_BY), "a README shell block nothing runs"
+    blocks = [b for _, b in every_block()]
+    assert {command(b[0]) for b in blocks} == set(RUN_BY), "a shell block nothing runs"
     lines = {command(line) for b in blocks for line in b}
     assert set(NOT_RUN) <= lines, "NOT_RUN names a line the README no longer has"
     for b in blocks:
@@ -215,7 +223,7 @@ def test_the_proof_docs_cycle_example_is_what_chain_prints(tmp_path: Path) -> No
     modules-load after it: `nftune chain --root` prints the block (its first line is cut
     there at " (…)"), exit 1."""
     from conftest import add_boot, write
-    from readme import shell_blocks
+    from readme import block
 
     units = Path("/lib/systemd/system")
     assert (units / "systemd-sysctl.service").is_file(), "a Debian 12 host has systemd's units"
@@ -229,8 +237,9 @@ def test_the_proof_docs_cycle_example_is_what_chain_prints(tmp_path: Path) -> No
     (wants / "some-agent.service").symlink_to("/etc/systemd/system/some-agent.service")
     write(tmp_path, "/etc/systemd/system/systemd-modules-load.service.d/50-agent.conf",
           "[Unit]\nAfter=some-agent.service\n")
-    [shown] = [b for b in shell_blocks((TOP / "docs/proof.md").read_text())
-               if b[0].startswith("NOT proven [ordering-cycle]")]
+    shown = block("NOT proven [ordering-cycle]: ordering cycle: systemd-sysctl.service < "
+                  "sysinit.target < some-agent.service < systemd-modules-load.service < "
+                  "systemd-sysctl.service (…)")
     p = subprocess.run([sys.executable, "-m", "nftune", "chain", "--root", str(tmp_path)],
                        capture_output=True, text=True, cwd=TOP, check=False)
     assert p.returncode == 1, p.stderr
