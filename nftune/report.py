@@ -37,6 +37,8 @@ def boot_id(root: Root) -> str | None:
     the unit hands the manager's in (%b), so the report, the journal's entries and
     node-problem-detector's reader agree, in a container too. Only a UUID counts."""
     given = os.environ.get(BOOT_ID_ENV, "")
+    if re.fullmatch(r"[0-9a-f]{32}", given):  # %b: without dashes
+        given = "-".join((given[:8], given[8:12], given[12:16], given[16:20], given[20:]))
     if root.live and UUID.fullmatch(given):
         return given
     return read_attr(root, root.proc_sys(BOOT_ID))
