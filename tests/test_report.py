@@ -80,16 +80,22 @@ def live_tree(tree: Path, commands: Commands) -> Callable[[str], Cli]:
     return make
 
 
-def test_failed_checks_go_to_the_journal_one_entry_each(
-        tree: Path, live_tree: Callable[[str], Cli]) -> None:
-    nftune = live_tree("0")
+def journal_entry(tree: Path, run: Callable[[], int], code: int) -> dict[str, str]:
+    """The first entry a run sends to the tree's journal socket; the run exits `code`."""
     sock_path = tree / "run/systemd/journal/socket"
     sock_path.parent.mkdir(parents=True)
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as server:
         server.bind(str(sock_path))
         server.settimeout(5)
-        assert nftune(["verify", "--journal", "--check", "sysctl-value"]) == 1
-        entry = decode(server.recv(65536))
+        assert run() == code
+        return decode(server.recv(65536))
+
+
+def test_failed_checks_go_to_the_journal_one_entry_each(
+        tree: Path, live_tree: Callable[[str], Cli]) -> None:
+    nftune = live_tree("0")
+    entry = journal_entry(tree, lambda: nftune(["verify", "--journal", "--check",
+                                                 "sysctl-value"]), 1)
     assert entry["MESSAGE_ID"] == journal.MESSAGE_ID_FAILED
     assert (entry["NFTUNE_CHECK"], entry["NFTUNE_SUBJECT"], entry["NFTUNE_CAUSE"],
             entry["NFTUNE_EXPECTED"], entry["NFTUNE_ACTUAL"]) == (
@@ -106,13 +112,8 @@ def test_a_repair_by_hand_is_in_the_journal_without_journal(
     if not journald:
         assert nftune(["verify", "--repair", "--check", "sysctl-value"]) == 0
         return
-    sock_path = tree / "run/systemd/journal/socket"
-    sock_path.parent.mkdir(parents=True)
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as server:
-        server.bind(str(sock_path))
-        server.settimeout(5)
-        assert nftune(["verify", "--repair", "--check", "sysctl-value"]) == 0
-        entry = decode(server.recv(65536))
+    entry = journal_entry(tree, lambda: nftune(["verify", "--repair", "--check",
+                                                 "sysctl-value"]), 0)
     assert entry["MESSAGE_ID"] == journal.MESSAGE_ID_REPAIRED
     assert (entry["NFTUNE_OLD"], entry["NFTUNE_NEW"]) == ("0", "1"), entry
 
