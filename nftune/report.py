@@ -41,7 +41,13 @@ def boot_id(root: Root) -> str | None:
         given = "-".join((given[:8], given[8:12], given[12:16], given[16:20], given[20:]))
     if root.live and UUID.fullmatch(given):
         return given
-    return read_attr(root, root.proc_sys(BOOT_ID))
+    # The cache compares the boot ID itself: not an input its fingerprint may watch (a run
+    # by hand and the service's own /proc see different ones in a container).
+    watch, root.watch = root.watch, None
+    try:
+        return read_attr(root, root.proc_sys(BOOT_ID))
+    finally:
+        root.watch = watch
 
 
 def document(data: dict[str, Any], root: Root, finished: float,
