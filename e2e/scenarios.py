@@ -115,14 +115,19 @@ def _drift(rootfs: Path, inputs: Inputs) -> None:
 def _agent_cycle(rootfs: Path, inputs: Inputs) -> None:
     """An admin orders modules-load after an agent that runs after sysinit.target: a cycle.
     (With default dependencies the agent also closes cycles through sockets.target, where
-    systemd may delete dbus.socket's job instead, and nothing could be asked over D-Bus.)"""
+    systemd may delete dbus.socket's job instead, and nothing could be asked over D-Bus.)
+    The boot requires the agent: systemd breaks the cycle by deleting a job the boot does
+    not require, the first it meets in a hashmap's order, random per boot
+    (src/core/transaction.c, transaction_verify_order_one); with the agent only wanted, its
+    own job could go, and this boot would have no cycle to name (as tests/test_nspawn.py's
+    agent)."""
     install_offline(rootfs, inputs)
     unit = rootfs / "etc/systemd/system/some-agent.service"
     unit.write_text("[Unit]\nDescription=an agent\nDefaultDependencies=no\n"
                     "After=sysinit.target\n[Service]\nType=oneshot\nExecStart=/bin/true\n")
-    wants = rootfs / "etc/systemd/system/multi-user.target.wants"
-    wants.mkdir(parents=True, exist_ok=True)
-    (wants / "some-agent.service").symlink_to("/etc/systemd/system/some-agent.service")
+    requires = rootfs / "etc/systemd/system/multi-user.target.requires"
+    requires.mkdir(parents=True, exist_ok=True)
+    (requires / "some-agent.service").symlink_to("/etc/systemd/system/some-agent.service")
     dropin = rootfs / "etc/systemd/system/systemd-modules-load.service.d/50-agent.conf"
     dropin.parent.mkdir(parents=True, exist_ok=True)
     dropin.write_text("[Unit]\nAfter=some-agent.service\n")
@@ -138,15 +143,13 @@ journalctl -b -p 4 -o cat SYSLOG_IDENTIFIER=systemd | grep 'deleted to break ord
 check journal-has-the-deletion 0 $?
 grep '^failed: boot-graph ' /tmp/verify.txt | grep -qF "this boot: $(head -n1 /tmp/deleted.txt)"
 check boot-graph-names-the-line 0 $?
-# Whichever job systemd deleted: ours says so in unit-state; another's leaves ours run.
+# The job systemd deleted is one of ours (the boot requires the agent): unit-state says so.
 job=$(sed -n 's|.*Job \\([^/]*\\)/start deleted.*|\\1|p' /tmp/deleted.txt | head -n1)
 case $job in
 systemd-modules-load.service|systemd-sysctl.service)
     lost="\\[ordering-cycle\\]: did not run: systemd deleted its job"
     grep -q "^failed: unit-state $job .*$lost" /tmp/verify.txt ;;
-*)
-    grep -q "^passed: unit-state systemd-sysctl.service" /tmp/verify.txt &&
-        grep -q "^passed: unit-state systemd-modules-load.service" /tmp/verify.txt ;;
+*)  false ;;
 esac
 check unit-state-names-the-deleted-job 0 $?
 show chain-exit-1 sh -c 'nftune chain; test $? = 1'
@@ -472,7 +475,9 @@ fi
 SCENARIOS = (
     Scenario(
         "baseline", "no nftune: sysctl.d alone, then a late load; the bug: the value is 0",
-        (BASELINE,), _sysctl_d_only),
+        # On bookworm the demo's first boot (tools/demo, which tests/run runs) checks the
+        # same: it stands for this scenario there.
+        (BASELINE,), _sysctl_d_only, releases=("bullseye", "trixie")),
     Scenario(
         "offline", "dpkg --root into the image, as an image build does, with a blacklist "
                    "line: verify --root fails before the boot, the value is lost until a "
@@ -594,6 +599,7 @@ DEMO = Scenario(
 say "Boot 1, without nftune. The admin's sysctl.d line, as on most nodes:"
 show cat-exit cat /etc/sysctl.d/90-local.conf
 say "At boot nf_conntrack was $(loaded), so systemd-sysctl could not set the key:"
+check nf_conntrack-at-boot absent "$(loaded)"
 show journal-exit couldnt_write
 say "kube-proxy (or an nft ct rule) loads nf_conntrack later; the key keeps its default:"
 modprobe nf_conntrack
