@@ -54,6 +54,9 @@ def run_scenario(release: str, s: Scenario, inputs: Inputs, logs: Path,
                 print(f"FAIL {release}/{s.name}#{n} boot: {b.output or 'no end marker'}",
                       flush=True)
                 failed += 1
+            elif not show and b.output and not all(r.ok for r in b.results):
+                # CI keeps this log, not the logs directory: the evidence goes with the FAIL.
+                print(f"--- what {release}/{s.name}#{n} printed:\n{b.output}\n---", flush=True)
             if b.output:
                 (out / f"output-boot{n}.txt").write_text(b.output + "\n")
     finally:

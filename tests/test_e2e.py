@@ -95,3 +95,25 @@ def test_a_plan_that_boots_nothing_is_a_usage_error(capsys: pytest.CaptureFixtur
         main(["--release", "trixie", "--scenario", "rpm"])  # rpm runs on bookworm only
     assert e.value.code == 2
     assert "no scenario of rpm runs on trixie" in capsys.readouterr().err
+
+
+def test_a_failed_assertion_prints_what_the_guest_printed(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """CI keeps its log, not the logs directory: a FAIL comes with the step's output."""
+    from e2e import __main__ as harness
+    from e2e.scenarios import Inputs
+
+    monkeypatch.setattr("e2e.vm.base_rootfs", lambda release: tmp_path)
+    monkeypatch.setattr("e2e.vm.kernel_and_initrd", lambda base: (tmp_path, tmp_path))
+    monkeypatch.setattr("e2e.vm.scenario_image", lambda *a: tmp_path / "image")
+    monkeypatch.setattr("e2e.vm.remove_tree", lambda p: None)
+    monkeypatch.setattr(harness, "WORK", tmp_path / "work")
+    boots = [parse(SERIAL, 2), parse(SERIAL.replace("RESULT FAIL", "RESULT PASS"), 2)]
+    monkeypatch.setattr("e2e.vm.boot_step", lambda *a: boots.pop(0))
+    one = by_name(["drift"])[0]
+    assert harness.run_scenario("bookworm", one, Inputs(None, None), tmp_path / "logs") == (2, 1)
+    out = capsys.readouterr().out
+    assert "--- what bookworm/drift#1 printed:\n    | verify: 13 checks" in out
+    assert harness.run_scenario("bookworm", one, Inputs(None, None), tmp_path / "logs") == (3, 0)
+    assert "printed:" not in capsys.readouterr().out  # a pass stays one line per result

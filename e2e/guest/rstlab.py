@@ -31,8 +31,9 @@ NATed; the client's stack drops it.
     rstlab.py [--mode ipvs|nftables|iptables] [--kind ahead|delayed|ack-ahead|all] [-n N]
               [--pod-client] [--show-rst]
 
-One line of results per kind (the mode, whether the drop rule was installed, connections reset and
-alive, conntrack's `invalid` counter, the host's TcpOutRsts, RSTs captured at the backend,
+One line of results per kind (the mode, whether the drop rule was installed, connections reset,
+alive, stalled or otherwise ended, connections replaced because their setup failed before the
+segment, conntrack's `invalid` counter, the host's TcpOutRsts, RSTs captured at the backend,
 segments the drop rule dropped), and with --show-rst one captured RST. It sets up and
 removes everything itself, also on failure, and stops within a bounded time.
 """
@@ -55,6 +56,8 @@ TCP_REPAIR, TCP_REPAIR_QUEUE, TCP_QUEUE_SEQ = 19, 20, 21
 TCP_RECV_QUEUE, TCP_SEND_QUEUE = 1, 2
 ETH_P_IP, PACKET_OUTGOING = 0x0800, 4
 RST = 0x04
+WAIT = 10.0  # seconds any one step may take: a TCG guest on a busy host pauses
+SETUP_TRIES = 3  # new connections for one whose setup failed before its segment
 OFFSETS = {  # (seq, ack) of the injected segment, from the backend's snd_nxt and rcv_nxt
     "ahead": (1 << 28, 0),  # sequence far beyond the client's window
     "delayed": (-100000, 0),  # an old retransmission (kubernetes#74839's own test)
@@ -274,54 +277,102 @@ def setup(mode: str, pod_client: bool) -> bool:
     return drop
 
 
-def lab(n: int, kind: str, show_rst: bool, mode: str, drop: bool, pod_client: bool) -> None:
-    """N connections, each sent one segment of `kind`; one result line."""
+def listener() -> socket.socket:
+    """The backend's server socket; a fresh one drops whatever a failed setup left queued."""
     server = in_ns("backend", socket.AF_INET, socket.SOCK_STREAM)
     server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     server.bind(("0.0.0.0", BPORT))
     server.listen(64)
+    server.settimeout(WAIT)
+    return server
+
+
+def connection(server: socket.socket) -> tuple[socket.socket, socket.socket, str, int]:
+    """A new connection through the service with one request answered: the client's
+    socket, the backend's, and the client's address and port as the backend sees them."""
+    client = in_ns("client", socket.AF_INET, socket.SOCK_STREAM)
+    client.settimeout(WAIT)
+    try:
+        client.connect((VIP, PORT))
+        conn, (peer, pport) = server.accept()
+    except OSError:
+        client.close()
+        raise
+    conn.settimeout(WAIT)
+    try:
+        client.sendall(b"ping")
+        conn.sendall(conn.recv(16))
+        if client.recv(16) != b"ping":
+            raise OSError("the first request was not answered")
+    except OSError:
+        client.close()
+        conn.close()
+        raise
+    return client, conn, peer, pport
+
+
+def outcome(client: socket.socket, conn: socket.socket) -> str:
+    """The client's next request after the injected segment: reset, alive, stalled (no
+    answer within WAIT, which is not a reset) or other (a close, or other bytes)."""
+    try:
+        client.sendall(b"again")
+        conn.sendall(conn.recv(16))  # the backend's side may be the one torn down
+        return "alive" if client.recv(16) == b"again" else "other"
+    except socket.timeout:  # noqa: UP041 (bullseye's Python 3.9: not yet TimeoutError)
+        return "stalled"
+    except (ConnectionResetError, BrokenPipeError):  # "connection reset by peer"
+        return "reset"
+    except OSError:
+        return "other"
+
+
+def lab(n: int, kind: str, show_rst: bool, mode: str, drop: bool, pod_client: bool) -> None:
+    """N connections, each sent one segment of `kind`; one result line. A connection whose
+    setup fails before the segment is sent measures nothing: it is replaced, and counted."""
+    server = listener()
     raw = in_ns("backend", socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
     cap = in_ns("backend", socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_IP))
     cap.setblocking(False)
-    reset = alive = 0
+    seen = dict.fromkeys(("reset", "alive", "stalled", "other"), 0)
+    replaced = 0
     rsts: list[str] = []
     invalid0, out_rsts0 = counters()
     dropped0 = dropped() if drop else 0
     for _ in range(n):
-        client = in_ns("client", socket.AF_INET, socket.SOCK_STREAM)
-        client.settimeout(3)
-        client.connect((VIP, PORT))
-        conn, (peer, pport) = server.accept()
-        conn.settimeout(3)
-        client.sendall(b"ping")
-        conn.sendall(conn.recv(16))
-        client.recv(16)
+        for attempt in range(SETUP_TRIES):
+            try:
+                client, conn, peer, pport = connection(server)
+                break
+            except OSError as e:
+                if attempt == SETUP_TRIES - 1:
+                    raise
+                print(f"rstlab: a connection's setup failed ({e!r}); a new one", file=sys.stderr,
+                      flush=True)
+                replaced += 1
+                server.close()
+                server = listener()
         time.sleep(0.1)  # the client's ACK of the reply is in
         snd, rcv = sequence(conn)
         seq_off, ack_off = OFFSETS[kind]
         raw.sendto(segment(BACKEND, peer, BPORT, pport, snd + seq_off, rcv + ack_off),
                    (peer, 0))
         time.sleep(0.3)
-        try:
-            client.sendall(b"again")
-            conn.sendall(conn.recv(16))
-            ok = client.recv(16) == b"again"
-        except OSError:  # ECONNRESET: "connection reset by peer"
-            ok = False
-        reset += not ok
-        alive += ok
+        seen[outcome(client, conn)] += 1
         client.close()
         conn.close()
         rsts += captured_rsts(cap)
+    server.close()
     invalid1, out_rsts1 = counters()
     print(f"rstlab mode={mode} kernel={os.uname().release} be_liberal={liberal()} "
           f"drop_rule={'yes' if drop else 'no'} "
           f"client={'pod' if pod_client else 'masqueraded'} kind={kind} "
-          f"connections={n} reset={reset} alive={alive} "
+          f"connections={n} reset={seen['reset']} alive={seen['alive']} "
+          f"stalled={seen['stalled']} other={seen['other']} replaced={replaced} "
           f"conntrack_invalid=+{invalid1 - invalid0} host_TcpOutRsts=+{out_rsts1 - out_rsts0} "
-          f"rst_at_backend={len(rsts)} dropped={dropped() - dropped0 if drop else 0}")
+          f"rst_at_backend={len(rsts)} dropped={dropped() - dropped0 if drop else 0}",
+          flush=True)  # a line per kind, in order with a later failure's traceback
     if show_rst and rsts:
-        print(f"rstlab captured at the backend: {rsts[0]}")
+        print(f"rstlab captured at the backend: {rsts[0]}", flush=True)
 
 
 def main() -> None:
@@ -342,10 +393,11 @@ def main() -> None:
     if args.mode == "nftables" and release < (5, 13):
         sys.exit(f"rstlab: kube-proxy's nftables mode needs Linux 5.13 or later, not "
                  f"{os.uname().release}")
-    # Bounded: a connection takes about half a second, under TCG a little more.
+    # Bounded: a connection takes about half a second, under TCG a little more; the bound
+    # leaves room for a few steps that wait their whole WAIT.
     signal.signal(signal.SIGALRM, lambda *_: sys.exit("rstlab: timed out"))
     kinds = list(OFFSETS) if args.kind == "all" else [args.kind]
-    signal.alarm(30 + 3 * args.n * len(kinds))
+    signal.alarm(60 + 3 * args.n * len(kinds))
     teardown()  # what a killed run left
     try:
         drop = setup(args.mode, args.pod_client)
