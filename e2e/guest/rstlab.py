@@ -33,7 +33,8 @@ NATed; the client's stack drops it.
 
 One line of results per kind (the mode, whether the drop rule was installed, connections reset,
 alive, stalled or otherwise ended, connections replaced because their setup failed before the
-segment, conntrack's `invalid` counter, the host's TcpOutRsts, RSTs captured at the backend,
+segment, the segments conntrack marked INVALID, its `invalid` counter (all the node's
+packets), the host's TcpOutRsts, RSTs captured at the backend,
 segments the drop rule dropped), and with --show-rst one captured RST. It sets up and
 removes everything itself, also on failure, and stops within a bounded time.
 """
@@ -43,6 +44,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import os
+import re
 import signal
 import socket
 import struct
@@ -64,6 +66,7 @@ OFFSETS = {  # (seq, ack) of the injected segment, from the backend's snd_nxt an
     "ack-ahead": (0, 1 << 28),  # acknowledges data the client never sent
 }
 CLUSTER_CIDR, POD_CIDR = "10.244.0.0/16", "10.0.1.0/24"
+PAYLOAD = b"boom!!!"  # the injected segments' own, and no other packet's
 NETWORK = (
     "ip netns add client", "ip netns add backend",
     "ip link add hc type veth peer name c0 netns client",
@@ -85,6 +88,16 @@ IPVS = (
     "nft add table ip rstlab",
     "nft 'add chain ip rstlab post { type nat hook postrouting priority srcnat; }'",
     "nft add rule ip rstlab post ip daddr 10.0.2.0/24 masquerade",
+)
+# conntrack's `invalid` counter counts every packet of the node (it once rose by 1 in a run
+# whose 20 connections all stayed alive); this counts the injected segments conntrack marked
+# INVALID, by their payload, after conntrack's hook.
+COUNT = (
+    "nft add table ip rstlab-count",
+    "nft 'add chain ip rstlab-count pre { type filter hook prerouting priority mangle; }'",
+    f"nft add rule ip rstlab-count pre ip saddr {BACKEND} tcp sport {BPORT} "
+    f"@th,160,32 0x{PAYLOAD[:4].hex()} @th,192,24 0x{PAYLOAD[4:].hex()} "
+    "ct state invalid counter",
 )
 SVC, SEP = "KUBE-SVC-RSTLAB0000000000", "KUBE-SEP-RSTLAB0000000000"
 CHAINS = (("nat", "PREROUTING", "KUBE-SERVICES"), ("nat", "OUTPUT", "KUBE-SERVICES"),
@@ -151,7 +164,7 @@ add element ip kube-proxy service-ips {{ {VIP} . tcp . {PORT} : goto {svc} }}
 OWN_CHAINS = (("nat", "KUBE-SERVICES"), ("nat", SVC), ("nat", SEP), ("nat", "KUBE-MARK-MASQ"),
               ("nat", "KUBE-POSTROUTING"), ("filter", "KUBE-FORWARD"))
 TEARDOWN = ("ipvsadm -C", "nft delete table ip rstlab", "nft delete table ip kube-proxy",
-            "ip link del kube-ipvs0",
+            "nft delete table ip rstlab-count", "ip link del kube-ipvs0",
             *(f"iptables -t {t} -D {c} -j {j}" for t, c, j in CHAINS),
             *(f"iptables -t {t} -{op} {c}" for op in "FX" for t, c in OWN_CHAINS),
             "ip link del hc", "ip link del hb", "ip netns del client", "ip netns del backend")
@@ -203,7 +216,7 @@ def checksum(data: bytes) -> int:
 
 
 def segment(src: str, dst: str, sport: int, dport: int, seq: int, ack: int,
-            payload: bytes = b"boom!!!") -> bytes:
+            payload: bytes = PAYLOAD) -> bytes:
     """An IPv4 TCP segment (PSH|ACK) with correct checksums: conntrack must judge its
     window, not its checksum."""
     tcp = struct.pack("!HHIIBBHHH", sport, dport, seq % (1 << 32), ack % (1 << 32),
@@ -256,9 +269,19 @@ def dropped() -> int:
                if "DROP" in line and "INVALID" in line)
 
 
+def segments_invalid() -> int:
+    """The injected segments conntrack marked INVALID, so far."""
+    out = subprocess.run(["nft", "list", "chain", "ip", "rstlab-count", "pre"],
+                         capture_output=True, text=True, check=True).stdout
+    m = re.search(r"counter packets (\d+)", out)
+    if not m:
+        raise SystemExit(f"rstlab: no counter in the rstlab-count table:\n{out}")
+    return int(m.group(1))
+
+
 def setup(mode: str, pod_client: bool) -> bool:
     """The network and the service in `mode`'s shape; whether a drop rule is in."""
-    for c in NETWORK:
+    for c in NETWORK + COUNT:
         subprocess.run(c, shell=True, check=True)
     cidr = POD_CIDR if pod_client else CLUSTER_CIDR
     if mode == "ipvs":
@@ -337,6 +360,7 @@ def lab(n: int, kind: str, show_rst: bool, mode: str, drop: bool, pod_client: bo
     replaced = 0
     rsts: list[str] = []
     invalid0, out_rsts0 = counters()
+    segments0 = segments_invalid()
     dropped0 = dropped() if drop else 0
     for _ in range(n):
         for attempt in range(SETUP_TRIES):
@@ -368,6 +392,7 @@ def lab(n: int, kind: str, show_rst: bool, mode: str, drop: bool, pod_client: bo
           f"client={'pod' if pod_client else 'masqueraded'} kind={kind} "
           f"connections={n} reset={seen['reset']} alive={seen['alive']} "
           f"stalled={seen['stalled']} other={seen['other']} replaced={replaced} "
+          f"segment_invalid={segments_invalid() - segments0} "
           f"conntrack_invalid=+{invalid1 - invalid0} host_TcpOutRsts=+{out_rsts1 - out_rsts0} "
           f"rst_at_backend={len(rsts)} dropped={dropped() - dropped0 if drop else 0}",
           flush=True)  # a line per kind, in order with a later failure's traceback
