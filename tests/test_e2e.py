@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from e2e import __main__ as harness
 from e2e.__main__ import main
-from e2e.scenarios import SCENARIOS, by_name
+from e2e.scenarios import SCENARIOS, Inputs, by_name
 from e2e.vm import Boot, Hardware, boot_step, parse
 
 SERIAL = """\
@@ -101,9 +102,6 @@ def test_a_failed_assertion_prints_what_the_guest_printed(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
     """CI keeps its log, not the logs directory: a FAIL comes with the step's output."""
-    from e2e import __main__ as harness
-    from e2e.scenarios import Inputs
-
     monkeypatch.setattr("e2e.vm.base_rootfs", lambda release: tmp_path)
     monkeypatch.setattr("e2e.vm.kernel_and_initrd", lambda base: (tmp_path, tmp_path))
     monkeypatch.setattr("e2e.vm.scenario_image", lambda *a: tmp_path / "image")

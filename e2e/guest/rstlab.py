@@ -34,8 +34,8 @@ NATed; the client's stack drops it.
 One line of results per kind (the mode, whether the drop rule was installed, connections reset,
 alive, stalled or otherwise ended, connections replaced because their setup failed before the
 segment, the segments conntrack marked INVALID, its `invalid` counter (all the node's
-packets), the host's TcpOutRsts, RSTs captured at the backend,
-segments the drop rule dropped), and with --show-rst one captured RST. It sets up and
+packets), the host's TcpOutRsts, RSTs captured at the backend, segments the drop rule
+dropped), and with --show-rst one captured RST. It sets up and
 removes everything itself, also on failure, and stops within a bounded time.
 """
 
