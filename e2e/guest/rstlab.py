@@ -58,6 +58,9 @@ TCP_REPAIR, TCP_REPAIR_QUEUE, TCP_QUEUE_SEQ = 19, 20, 21
 TCP_RECV_QUEUE, TCP_SEND_QUEUE = 1, 2
 ETH_P_IP, PACKET_OUTGOING = 0x0800, 4
 RST = 0x04
+TCP_INFO = 11
+BARRIER_PORT = 9
+POD_CLIENT, HOST_SIDE = "10.0.1.2", "10.0.2.1"  # as NETWORK gives them
 WAIT = 10.0  # seconds any one step may take: a TCG guest on a busy host pauses
 SETUP_TRIES = 3  # new connections for one whose setup failed before its segment
 OFFSETS = {  # (seq, ack) of the injected segment, from the backend's snd_nxt and rcv_nxt
@@ -78,6 +81,12 @@ NETWORK = (
     "ip -n backend addr add 10.0.2.2/24 dev b0", "ip -n backend link set b0 up",
     "ip -n backend link set lo up", "ip -n backend route add default via 10.0.2.1",
     "sysctl -qw net.ipv4.ip_forward=1",
+    # No RPS on the lab's links (rps_default_mask may give new devices a mask): each
+    # packet is then processed on the CPU that handed it on, in order (Barrier).
+    "for q in /sys/class/net/hc/queues/rx-*/rps_cpus /sys/class/net/hb/queues/rx-*/rps_cpus;"
+    " do echo 0 > $q; done",
+    *(f"ip netns exec {ns} sh -c 'for q in /sys/class/net/{dev}/queues/rx-*/rps_cpus;"
+      " do echo 0 > $q; done'" for ns, dev in (("client", "c0"), ("backend", "b0"))),
 )
 IPVS = (
     "ip link add kube-ipvs0 type dummy", f"ip addr add {VIP}/32 dev kube-ipvs0",
@@ -334,6 +343,59 @@ def connection(server: socket.socket) -> tuple[socket.socket, socket.socket, str
     return client, conn, peer, pport
 
 
+def acknowledged(conn: socket.socket) -> None:
+    """Until the client has acknowledged all the backend sent (its ACK passed conntrack),
+    or WAIT: the ACK is usually in at once, delayed at most by the client's delayed-ACK
+    timer."""
+    deadline = time.monotonic() + WAIT
+    # tcp_info (linux/tcp.h): 8 bytes of state, then rto, ato, snd_mss, rcv_mss, unacked
+    while (struct.unpack_from("I", conn.getsockopt(socket.IPPROTO_TCP, TCP_INFO, 28), 24)[0]
+           and time.monotonic() < deadline):
+        time.sleep(0.002)
+
+
+class Barrier:
+    """A datagram from the backend to the client's address as the backend sees it, and
+    one back: once it is home, everything the injected segment set off has reached the
+    backend. The lab runs on one CPU and its links have no RPS, so each link hands on
+    packets in order, and each step of the segment's path (conntrack's verdict, the RST
+    of a host or client without the connection) is taken before the barrier's."""
+
+    def __init__(self, pod_client: bool) -> None:
+        # Where the backend's packets for that address end: the client's namespace for a
+        # pod client, else the host's (the service masqueraded the client to its address).
+        self.peer = POD_CLIENT if pod_client else HOST_SIDE
+        self.far = (in_ns("client", socket.AF_INET, socket.SOCK_DGRAM) if pod_client
+                    else socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+        self.home = in_ns("backend", socket.AF_INET, socket.SOCK_DGRAM)
+        for s, address in ((self.far, self.peer), (self.home, BACKEND)):
+            s.bind((address, BARRIER_PORT))
+            s.settimeout(WAIT)
+        self.count = 0
+
+    def cross(self, peer: str) -> None:
+        """There and back; a lost datagram costs WAIT, and the lab goes on."""
+        if peer != self.peer:
+            raise SystemExit(f"rstlab: the backend sees the client as {peer}, not "
+                             f"{self.peer}")
+        self.count += 1
+        token = str(self.count).encode()
+        try:
+            self.home.sendto(token, (self.peer, BARRIER_PORT))
+            while self.far.recv(16) != token:  # an earlier crossing's, late
+                pass
+            self.far.sendto(token, (BACKEND, BARRIER_PORT))
+            while self.home.recv(16) != token:
+                pass
+        except socket.timeout:  # noqa: UP041 (bullseye's Python 3.9: not yet TimeoutError)
+            print(f"rstlab: barrier {self.count} not home within {WAIT:g} s; going on",
+                  file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        self.far.close()
+        self.home.close()
+
+
 def outcome(client: socket.socket, conn: socket.socket) -> str:
     """The client's next request after the injected segment: reset, alive, stalled (no
     answer within WAIT, which is not a reset) or other (a close, or other bytes)."""
@@ -356,6 +418,7 @@ def lab(n: int, kind: str, show_rst: bool, mode: str, drop: bool, pod_client: bo
     raw = in_ns("backend", socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
     cap = in_ns("backend", socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_IP))
     cap.setblocking(False)
+    barrier = Barrier(pod_client)
     seen = dict.fromkeys(("reset", "alive", "stalled", "other"), 0)
     replaced = 0
     rsts: list[str] = []
@@ -375,17 +438,18 @@ def lab(n: int, kind: str, show_rst: bool, mode: str, drop: bool, pod_client: bo
                 replaced += 1
                 server.close()
                 server = listener()
-        time.sleep(0.1)  # the client's ACK of the reply is in
+        acknowledged(conn)
         snd, rcv = sequence(conn)
         seq_off, ack_off = OFFSETS[kind]
         raw.sendto(segment(BACKEND, peer, BPORT, pport, snd + seq_off, rcv + ack_off),
                    (peer, 0))
-        time.sleep(0.3)
+        barrier.cross(peer)
         seen[outcome(client, conn)] += 1
         client.close()
         conn.close()
         rsts += captured_rsts(cap)
     server.close()
+    barrier.close()
     invalid1, out_rsts1 = counters()
     print(f"rstlab mode={mode} kernel={os.uname().release} be_liberal={liberal()} "
           f"drop_rule={'yes' if drop else 'no'} "
@@ -418,11 +482,12 @@ def main() -> None:
     if args.mode == "nftables" and release < (5, 13):
         sys.exit(f"rstlab: kube-proxy's nftables mode needs Linux 5.13 or later, not "
                  f"{os.uname().release}")
-    # Bounded: a connection takes about half a second, under TCG a little more; the bound
-    # leaves room for a few steps that wait their whole WAIT.
+    # Bounded: a connection's steps take far less than WAIT each; the bound leaves room
+    # for a few that wait their whole WAIT.
     signal.signal(signal.SIGALRM, lambda *_: sys.exit("rstlab: timed out"))
     kinds = list(OFFSETS) if args.kind == "all" else [args.kind]
     signal.alarm(60 + 3 * args.n * len(kinds))
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one CPU: see Barrier
     teardown()  # what a killed run left
     try:
         drop = setup(args.mode, args.pod_client)
