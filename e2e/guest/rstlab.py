@@ -42,6 +42,7 @@ removes everything itself, also on failure, and stops within a bounded time.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import os
 import re
@@ -60,7 +61,7 @@ ETH_P_IP, PACKET_OUTGOING = 0x0800, 4
 RST = 0x04
 TCP_INFO = 11
 BARRIER_PORT = 9
-POD_CLIENT, HOST_SIDE = "10.0.1.2", "10.0.2.1"  # as NETWORK gives them
+POD_CLIENT = "10.0.1.2"  # c0, as NETWORK gives it
 WAIT = 10.0  # seconds any one step may take: a TCG guest on a busy host pauses
 SETUP_TRIES = 3  # new connections for one whose setup failed before its segment
 OFFSETS = {  # (seq, ack) of the injected segment, from the backend's snd_nxt and rcv_nxt
@@ -83,9 +84,8 @@ NETWORK = (
     "sysctl -qw net.ipv4.ip_forward=1",
     # No RPS on the lab's links (rps_default_mask may give new devices a mask): each
     # packet is then processed on the CPU that handed it on, in order (Barrier).
-    "for q in /sys/class/net/hc/queues/rx-*/rps_cpus /sys/class/net/hb/queues/rx-*/rps_cpus;"
-    " do echo 0 > $q; done",
-    *(f"ip netns exec {ns} sh -c 'for q in /sys/class/net/{dev}/queues/rx-*/rps_cpus;"
+    "set -e; for q in /sys/class/net/h[cb]/queues/rx-*/rps_cpus; do echo 0 > $q; done",
+    *(f"ip netns exec {ns} sh -ec 'for q in /sys/class/net/{dev}/queues/rx-*/rps_cpus;"
       " do echo 0 > $q; done'" for ns, dev in (("client", "c0"), ("backend", "b0"))),
 )
 IPVS = (
@@ -349,51 +349,45 @@ def acknowledged(conn: socket.socket) -> None:
     timer."""
     deadline = time.monotonic() + WAIT
     # tcp_info (linux/tcp.h): 8 bytes of state, then rto, ato, snd_mss, rcv_mss, unacked
-    while (struct.unpack_from("I", conn.getsockopt(socket.IPPROTO_TCP, TCP_INFO, 28), 24)[0]
-           and time.monotonic() < deadline):
+    while struct.unpack_from("I", conn.getsockopt(socket.IPPROTO_TCP, TCP_INFO, 28), 24)[0]:
+        if time.monotonic() > deadline:
+            print(f"rstlab: the client's ACK not in within {WAIT:g} s; going on",
+                  file=sys.stderr, flush=True)
+            return
         time.sleep(0.002)
 
 
 class Barrier:
-    """A datagram from the backend to the client's address as the backend sees it, and
-    one back: once it is home, everything the injected segment set off has reached the
-    backend. The lab runs on one CPU and its links have no RPS, so each link hands on
-    packets in order, and each step of the segment's path (conntrack's verdict, the RST
-    of a host or client without the connection) is taken before the barrier's."""
+    """A datagram from the backend to the client's namespace and one back, four hops on the
+    lab's links. Once it is home, whatever the injected segment set off within as many hops
+    has reached the backend: the host's RST (the segment, the RST), or the client's RST or
+    duplicate ACK (the segment, forwarded, the answer, forwarded). The lab runs on one CPU
+    and its veths have no RPS (nor, by default, GRO or a queue), so every packet waits in
+    that CPU's backlog, in order, and each hop of the segment's chain is taken before the
+    barrier's same hop."""
 
-    def __init__(self, pod_client: bool) -> None:
-        # Where the backend's packets for that address end: the client's namespace for a
-        # pod client, else the host's (the service masqueraded the client to its address).
-        self.peer = POD_CLIENT if pod_client else HOST_SIDE
-        self.far = (in_ns("client", socket.AF_INET, socket.SOCK_DGRAM) if pod_client
-                    else socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
-        self.home = in_ns("backend", socket.AF_INET, socket.SOCK_DGRAM)
-        for s, address in ((self.far, self.peer), (self.home, BACKEND)):
+    def __init__(self, stack: contextlib.ExitStack) -> None:
+        self.far = stack.enter_context(in_ns("client", socket.AF_INET, socket.SOCK_DGRAM))
+        self.home = stack.enter_context(in_ns("backend", socket.AF_INET, socket.SOCK_DGRAM))
+        for s, address in ((self.far, POD_CLIENT), (self.home, BACKEND)):
             s.bind((address, BARRIER_PORT))
             s.settimeout(WAIT)
-        self.count = 0
+        self.nonce, self.count = os.urandom(4).hex(), 0  # an earlier kind's late datagram
 
-    def cross(self, peer: str) -> None:
+    def cross(self) -> None:
         """There and back; a lost datagram costs WAIT, and the lab goes on."""
-        if peer != self.peer:
-            raise SystemExit(f"rstlab: the backend sees the client as {peer}, not "
-                             f"{self.peer}")
         self.count += 1
-        token = str(self.count).encode()
+        token = f"{self.nonce}-{self.count}".encode()
         try:
-            self.home.sendto(token, (self.peer, BARRIER_PORT))
-            while self.far.recv(16) != token:  # an earlier crossing's, late
-                pass
+            self.home.sendto(token, (POD_CLIENT, BARRIER_PORT))
+            while self.far.recvfrom(64) != (token, (BACKEND, BARRIER_PORT)):
+                pass  # an earlier crossing's, late
             self.far.sendto(token, (BACKEND, BARRIER_PORT))
-            while self.home.recv(16) != token:
+            while self.home.recvfrom(64) != (token, (POD_CLIENT, BARRIER_PORT)):
                 pass
         except socket.timeout:  # noqa: UP041 (bullseye's Python 3.9: not yet TimeoutError)
             print(f"rstlab: barrier {self.count} not home within {WAIT:g} s; going on",
                   file=sys.stderr, flush=True)
-
-    def close(self) -> None:
-        self.far.close()
-        self.home.close()
 
 
 def outcome(client: socket.socket, conn: socket.socket) -> str:
@@ -414,42 +408,43 @@ def outcome(client: socket.socket, conn: socket.socket) -> str:
 def lab(n: int, kind: str, show_rst: bool, mode: str, drop: bool, pod_client: bool) -> None:
     """N connections, each sent one segment of `kind`; one result line. A connection whose
     setup fails before the segment is sent measures nothing: it is replaced, and counted."""
-    server = listener()
-    raw = in_ns("backend", socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
-    cap = in_ns("backend", socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_IP))
-    cap.setblocking(False)
-    barrier = Barrier(pod_client)
-    seen = dict.fromkeys(("reset", "alive", "stalled", "other"), 0)
-    replaced = 0
-    rsts: list[str] = []
-    invalid0, out_rsts0 = counters()
-    segments0 = segments_invalid()
-    dropped0 = dropped() if drop else 0
-    for _ in range(n):
-        for attempt in range(SETUP_TRIES):
-            try:
-                client, conn, peer, pport = connection(server)
-                break
-            except OSError as e:
-                if attempt == SETUP_TRIES - 1:
-                    raise
-                print(f"rstlab: a connection's setup failed ({e!r}); a new one", file=sys.stderr,
-                      flush=True)
-                replaced += 1
-                server.close()
-                server = listener()
-        acknowledged(conn)
-        snd, rcv = sequence(conn)
-        seq_off, ack_off = OFFSETS[kind]
-        raw.sendto(segment(BACKEND, peer, BPORT, pport, snd + seq_off, rcv + ack_off),
-                   (peer, 0))
-        barrier.cross(peer)
-        seen[outcome(client, conn)] += 1
-        client.close()
-        conn.close()
-        rsts += captured_rsts(cap)
-    server.close()
-    barrier.close()
+    with contextlib.ExitStack() as stack:  # every socket closed, also on failure
+        server = listener()
+        stack.callback(lambda: server.close())  # the last one: a failed setup replaces it
+        raw = stack.enter_context(in_ns("backend", socket.AF_INET, socket.SOCK_RAW,
+                                        socket.IPPROTO_RAW))
+        cap = stack.enter_context(in_ns("backend", socket.AF_PACKET, socket.SOCK_DGRAM,
+                                        socket.htons(ETH_P_IP)))
+        cap.setblocking(False)
+        barrier = Barrier(stack)
+        seen = dict.fromkeys(("reset", "alive", "stalled", "other"), 0)
+        replaced = 0
+        rsts: list[str] = []
+        invalid0, out_rsts0 = counters()
+        segments0 = segments_invalid()
+        dropped0 = dropped() if drop else 0
+        for _ in range(n):
+            for attempt in range(SETUP_TRIES):
+                try:
+                    client, conn, peer, pport = connection(server)
+                    break
+                except OSError as e:
+                    if attempt == SETUP_TRIES - 1:
+                        raise
+                    print(f"rstlab: a connection's setup failed ({e!r}); a new one",
+                          file=sys.stderr, flush=True)
+                    replaced += 1
+                    server.close()
+                    server = listener()
+            with conn, client:  # the client closes first, as before
+                acknowledged(conn)
+                snd, rcv = sequence(conn)
+                seq_off, ack_off = OFFSETS[kind]
+                raw.sendto(segment(BACKEND, peer, BPORT, pport, snd + seq_off, rcv + ack_off),
+                           (peer, 0))
+                barrier.cross()
+                seen[outcome(client, conn)] += 1
+            rsts += captured_rsts(cap)
     invalid1, out_rsts1 = counters()
     print(f"rstlab mode={mode} kernel={os.uname().release} be_liberal={liberal()} "
           f"drop_rule={'yes' if drop else 'no'} "
