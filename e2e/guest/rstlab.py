@@ -35,8 +35,8 @@ One line of results per kind (the mode, whether the drop rule was installed, con
 alive, stalled or otherwise ended, connections replaced because their setup failed before the
 segment, the segments conntrack marked INVALID, its `invalid` counter (all the node's
 packets), the host's TcpOutRsts, RSTs captured at the backend, segments the drop rule
-dropped), and with --show-rst one captured RST. It sets up and
-removes everything itself, also on failure, and stops within a bounded time.
+dropped), and with --show-rst one captured RST. It sets up and removes everything itself,
+also on failure, and stops within a bounded time.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ ETH_P_IP, PACKET_OUTGOING = 0x0800, 4
 RST = 0x04
 TCP_INFO = 11
 BARRIER_PORT = 9
-POD_CLIENT = "10.0.1.2"  # c0, as NETWORK gives it
+POD_CLIENT = "10.0.1.2"  # c0
 WAIT = 10.0  # seconds any one step may take: a TCG guest on a busy host pauses
 SETUP_TRIES = 3  # new connections for one whose setup failed before its segment
 OFFSETS = {  # (seq, ack) of the injected segment, from the backend's snd_nxt and rcv_nxt
@@ -77,9 +77,9 @@ NETWORK = (
     "ip link add hb type veth peer name b0 netns backend",
     "ip addr add 10.0.1.1/24 dev hc", "ip link set hc up",
     "ip addr add 10.0.2.1/24 dev hb", "ip link set hb up",
-    "ip -n client addr add 10.0.1.2/24 dev c0", "ip -n client link set c0 up",
+    f"ip -n client addr add {POD_CLIENT}/24 dev c0", "ip -n client link set c0 up",
     "ip -n client link set lo up", "ip -n client route add default via 10.0.1.1",
-    "ip -n backend addr add 10.0.2.2/24 dev b0", "ip -n backend link set b0 up",
+    f"ip -n backend addr add {BACKEND}/24 dev b0", "ip -n backend link set b0 up",
     "ip -n backend link set lo up", "ip -n backend route add default via 10.0.2.1",
     "sysctl -qw net.ipv4.ip_forward=1",
     # No RPS on the lab's links (rps_default_mask may give new devices a mask): each
@@ -224,12 +224,11 @@ def checksum(data: bytes) -> int:
     return ~total & 0xFFFF
 
 
-def segment(src: str, dst: str, sport: int, dport: int, seq: int, ack: int,
-            payload: bytes = PAYLOAD) -> bytes:
+def segment(src: str, dst: str, sport: int, dport: int, seq: int, ack: int) -> bytes:
     """An IPv4 TCP segment (PSH|ACK) with correct checksums: conntrack must judge its
     window, not its checksum."""
     tcp = struct.pack("!HHIIBBHHH", sport, dport, seq % (1 << 32), ack % (1 << 32),
-                      5 << 4, 0x18, 502, 0, 0) + payload
+                      5 << 4, 0x18, 502, 0, 0) + PAYLOAD
     pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 6,
                                                                          len(tcp))
     tcp = tcp[:16] + struct.pack("!H", checksum(pseudo + tcp)) + tcp[18:]
